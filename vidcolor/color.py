@@ -10,6 +10,8 @@ Ranges at the boundary:
 
 from __future__ import annotations
 
+import cv2
+import numpy as np
 import torch
 
 # D65 white point and the sRGB -> XYZ matrix (IEC 61966-2-1).
@@ -99,3 +101,32 @@ def gamut_bins(grid: float = 10.0, limit: float = 110.0, samples: int = 64) -> t
     used = torch.unique(idx[:, 0] * n + idx[:, 1])
     centres = torch.stack((used // n, used % n), dim=1).float() * grid - limit + grid / 2
     return centres
+
+
+# --- numpy / OpenCV side, used per frame by the pipeline ----------------------------------
+
+def gray_to_lightness_lut() -> np.ndarray:
+    """(256,) float32: Lab L of the neutral sRGB gray with each 8-bit value."""
+    v = torch.arange(256, dtype=torch.float32).div(255.0).view(1, 1, 256).expand(3, 1, 256)
+    return rgb_to_lab(v)[0, 0].numpy().astype(np.float32)
+
+
+# BT.709 Y'CbCr, limited range: what the encoder is told the output is.
+_KR, _KB = 0.2126, 0.0722
+_KG = 1.0 - _KR - _KB
+FULL_TO_LIMITED_Y = np.clip(np.round(16.0 + np.arange(256) * 219.0 / 255.0), 0, 255).astype(np.uint8)
+
+
+def chroma_planes(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(h, w, 3) float32 sRGB in [0, 1] -> limited-range BT.709 (Cb, Cr) planes, each (h, w) uint8."""
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    y = _KR * r + _KG * g + _KB * b
+    cb = 128.0 + 224.0 * (b - y) / (2.0 * (1.0 - _KB))
+    cr = 128.0 + 224.0 * (r - y) / (2.0 * (1.0 - _KR))
+    return np.clip(cb + 0.5, 0, 255).astype(np.uint8), np.clip(cr + 0.5, 0, 255).astype(np.uint8)
+
+
+def lab_planes_to_rgb(L: np.ndarray, ab: np.ndarray) -> np.ndarray:
+    """L (h, w) and ab (h, w, 2) float32 -> (h, w, 3) float32 sRGB in [0, 1]."""
+    lab = np.dstack((L, ab)).astype(np.float32, copy=False)
+    return np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB), 0.0, 1.0)

@@ -1,0 +1,70 @@
+"""Optical flow (OpenCV DIS) and warping, at the working resolution.
+
+Conventions: images are (H, W) or (H, W, C) numpy arrays; a flow is (H, W, 2)
+float32 in pixels, (dx, dy). `backward` flow maps each pixel of frame t to
+where it was in frame t-1, so `warp(prev, backward)` lays frame t-1 onto t.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+PRESETS = {
+    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+}
+
+
+def make_dis(preset: str = "fast") -> cv2.DISOpticalFlow:
+    return cv2.DISOpticalFlow_create(PRESETS[preset])
+
+
+@lru_cache(maxsize=8)
+def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel coordinates (xs, ys), each (H, W) float32; cached, never written to."""
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    return xs, ys
+
+
+def warp(img: np.ndarray, flow: np.ndarray, border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
+    """Sample img at (x + flow): (H, W[, C]) -> same shape, bilinear."""
+    h, w = flow.shape[:2]
+    xs, ys = _grid(h, w)
+    return cv2.remap(img, xs + flow[..., 0], ys + flow[..., 1], cv2.INTER_LINEAR, borderMode=border)
+
+
+def inside(flow: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the flow lands inside the other frame."""
+    h, w = flow.shape[:2]
+    xs, ys = _grid(h, w)
+    x, y = xs + flow[..., 0], ys + flow[..., 1]
+    return (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
+
+
+def consistent(backward: np.ndarray, forward: np.ndarray, alpha: float = 0.01, beta: float = 0.5) -> np.ndarray:
+    """Forward-backward check (Sundaram et al. 2010): (H, W) bool, True where
+    following `backward` then `forward` returns to the start; False in
+    occlusions and where the flow is unreliable."""
+    fwd_at = warp(forward, backward)
+    err = ((backward + fwd_at) ** 2).sum(-1)
+    mag = (backward**2).sum(-1) + (fwd_at**2).sum(-1)
+    return (err <= alpha * mag + beta) & inside(backward)
+
+
+@dataclass
+class FlowPair:
+    backward: np.ndarray  # (H, W, 2): frame t -> t-1
+    forward: np.ndarray  # (H, W, 2): frame t-1 -> t
+
+    def reliable(self) -> np.ndarray:
+        return consistent(self.backward, self.forward)
+
+
+def flow_pair(dis: cv2.DISOpticalFlow, prev: np.ndarray, cur: np.ndarray) -> FlowPair:
+    """prev, cur: (H, W) uint8 gray -> both flows."""
+    return FlowPair(backward=dis.calc(cur, prev, None), forward=dis.calc(prev, cur, None))

@@ -1,0 +1,74 @@
+"""Running the network on one frame: device and precision choice, numpy in/out.
+
+CPU: batch norms folded into the convolutions, channels_last, and bf16 where
+the CPU has native bf16 (AVX512-BF16 / AMX), fp32 elsewhere. CUDA: fp16.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import VidcolorError
+from .model import ColorNet
+from .weights import load_model
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise VidcolorError("--device cuda was asked for but torch sees no CUDA GPU: use --device cpu (or auto)")
+    if name not in ("cpu", "cuda"):
+        raise VidcolorError(f"unknown device {name!r}: use auto, cpu or cuda")
+    return torch.device(name)
+
+
+def cpu_has_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+@dataclass
+class Colorizer:
+    model: ColorNet
+    device: torch.device
+    dtype: torch.dtype
+    temperature: float | None = None
+
+    @classmethod
+    def load(cls, path: Path | None, device: str = "auto", temperature: float | None = None) -> "Colorizer":
+        dev = pick_device(device)
+        try:
+            model = load_model(path)
+        except FileNotFoundError as e:
+            raise VidcolorError(f"{e}. Reinstall vidcolor or pass --model PATH") from None
+        model.fuse()
+        if dev.type == "cuda":
+            dtype = torch.float16
+        else:
+            dtype = torch.bfloat16 if cpu_has_bf16() else torch.float32
+        model = model.to(dev, dtype=dtype, memory_format=torch.channels_last)
+        model.bins.data = model.bins.data.float()
+        return cls(model, dev, dtype, temperature)
+
+    @torch.inference_mode()
+    def predict(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """rgb (H, W, 3) float32 in [0, 1] -> ab (H, W, 2) float32 and confidence (H, W) float32 in [0, 1].
+
+        The network predicts at 1/4 size; this upsamples (bilinear) to the input size.
+        """
+        h, w = rgb.shape[:2]
+        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].to(self.device)
+        x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
+            ab, conf = self.model.colorize_ab(x, self.temperature)
+        out = F.interpolate(torch.cat((ab, conf), 1).float(), size=(h, w), mode="bilinear", align_corners=False)
+        out = out[0].permute(1, 2, 0).cpu().numpy()
+        return np.ascontiguousarray(out[..., :2]), np.ascontiguousarray(out[..., 2])

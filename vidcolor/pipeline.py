@@ -1,0 +1,341 @@
+"""colorize_video(src, dst, options): the whole tool as one function.
+
+Three stages joined by small bounded queues, so memory does not grow with the
+film and both cores stay busy (PyAV and torch release the GIL):
+
+    decoder thread:  demux + decode -> full-res gray (H, W) uint8; other streams' packets as they come
+    calling thread:  working-res gray -> flow, temporal state, model -> ab (h, w, 2) float32
+    encoder thread:  compose Y'CbCr from the source luma + ab -> encode -> mux (with the copied packets)
+
+The output is written to a hidden temporary file beside the destination and
+renamed into place only when everything succeeded.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from .color import gray_to_lightness_lut, lab_planes_to_rgb
+from .compose import Composer
+from .errors import VidcolorError
+from .inference import Colorizer
+from .temporal import TemporalOptions, TemporalState
+from .video import DecodeStats, EncodeOptions, SourceInfo, Writer, check_codec, container_format, demux_range, describe, open_input
+
+
+@dataclass(frozen=True)
+class ColorizeOptions:
+    start: float | None = None  # seconds
+    end: float | None = None  # seconds (exclusive)
+    work_size: int = 256  # long side of the working resolution, in pixels
+    temperature: float | None = None  # annealed-mean T; None = the model's default
+    temporal: bool = True
+    temporal_options: TemporalOptions = field(default_factory=TemporalOptions)
+    encode: EncodeOptions = field(default_factory=EncodeOptions)
+    device: str = "auto"
+    model: Path | None = None
+    preview: bool = False  # side-by-side clip (gray | colour) + contact sheet instead of the plain output
+    sheet_frames: int = 6
+
+
+@dataclass
+class Progress:
+    frames: int
+    total: int  # estimate, 0 when unknown
+    elapsed: float
+
+
+@dataclass
+class Summary:
+    output: Path
+    frames: int
+    duration: float  # seconds of video written
+    elapsed: float
+    notices: list[str]
+    sheet: Path | None = None
+    lost_packets: int = 0
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.elapsed if self.elapsed > 0 else 0.0
+
+
+def working_size(width: int, height: int, long_side: int) -> tuple[int, int]:
+    """Fit (width, height) into long_side, keeping the aspect; never upscale; even sides."""
+    s = min(1.0, long_side / max(width, height))
+    return max(16, 2 * round(width * s / 2)), max(16, 2 * round(height * s / 2))
+
+
+def preview_paths(dst: Path) -> tuple[Path, Path]:
+    return dst.with_name(dst.stem + ".preview" + dst.suffix), dst.with_name(dst.stem + ".preview.png")
+
+
+def default_preview_range(info: SourceInfo, start: float | None, end: float | None) -> tuple[float, float]:
+    """5 s from the middle unless the user chose a range."""
+    if start is not None or end is not None:
+        s = start or 0.0
+        return s, end if end is not None else s + 5.0
+    mid = info.start + info.duration / 2
+    return max(info.start, mid - 2.5), max(info.start, mid - 2.5) + 5.0
+
+
+def check_paths(src: Path, dst: Path) -> None:
+    """Errors that need no decoding: refuse before any work is done."""
+    container_format(dst)
+    if dst.exists() and src.exists() and os.path.samefile(src, dst):
+        raise VidcolorError(f"the output {dst} is the input: choose another name with -o")
+    parent = dst.parent if str(dst.parent) else Path(".")
+    if not parent.is_dir():
+        raise VidcolorError(f"output folder {parent} does not exist: create it or choose another -o")
+    if not os.access(parent, os.W_OK):
+        raise VidcolorError(f"cannot write to {parent}: choose a writable output folder with -o")
+
+
+class _Stage(threading.Thread):
+    """A worker thread whose exception is re-raised in the caller by join_checked()."""
+
+    def __init__(self, target: Callable[[], None], name: str):
+        super().__init__(name=name, daemon=True)
+        self._target_fn = target
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._target_fn()
+        except BaseException as e:  # noqa: BLE001 - handed to the caller
+            self.error = e
+
+
+def _put(q: queue.Queue, item: object, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue
+
+
+def _get(q: queue.Queue, stop: threading.Event, worker: _Stage) -> object:
+    while True:
+        try:
+            return q.get(timeout=0.1)
+        except queue.Empty:
+            if worker.error is not None:
+                raise worker.error
+            if stop.is_set() or not worker.is_alive():
+                raise VidcolorError("internal error: a pipeline stage stopped without a result")
+
+
+def _is_colour(frame: av.VideoFrame) -> bool:
+    """Does the source carry real colour? (mean Lab chroma of a small RGB rendering)"""
+    small = frame.reformat(width=64, height=36, format="rgb24").to_ndarray().astype(np.float32) / 255.0
+    lab = cv2.cvtColor(small, cv2.COLOR_RGB2Lab)
+    return float(np.hypot(lab[..., 1], lab[..., 2]).mean()) > 4.0
+
+
+_END = object()
+
+
+def colorize_video(src: Path, dst: Path, options: ColorizeOptions,
+                   progress: Callable[[Progress], None] | None = None) -> Summary:
+    """Colorize src into dst (or, with options.preview, into dst's preview clip and sheet)."""
+    src, dst = Path(src), Path(dst)
+    check_paths(src, dst)
+    check_codec(options.encode.codec)
+    if options.start is not None and options.end is not None and options.end <= options.start:
+        raise VidcolorError(f"the end ({options.end:g} s) is not after the start ({options.start:g} s): give an end later than the start")
+    container = open_input(src)
+    try:
+        info = describe(container)
+        start, end = options.start, options.end
+        if options.preview:
+            start, end = default_preview_range(info, start, end)
+            dst, sheet = preview_paths(dst)
+        else:
+            sheet = None
+        if start is not None and info.duration and start >= info.start + info.duration:
+            raise VidcolorError(f"the start {start:g} s is past the end of {src.name} ({info.duration:.2f} s long): choose an earlier start")
+        colorizer = Colorizer.load(options.model, options.device, options.temperature)
+        return _run(container, info, src, dst, sheet, start, end, options, colorizer, progress)
+    finally:
+        container.close()
+
+
+def _run(container, info: SourceInfo, src: Path, dst: Path, sheet: Path | None, start, end,
+         options: ColorizeOptions, colorizer: Colorizer, progress) -> Summary:
+    fmt = container_format(dst)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.stem}.", suffix=".partial" + dst.suffix, dir=dst.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    stop = threading.Event()
+    stats = DecodeStats()
+    notices: list[str] = []
+    frames_q: queue.Queue = queue.Queue(maxsize=6)
+    encode_q: queue.Queue = queue.Queue(maxsize=6)
+    t0 = time.perf_counter()
+
+    def decode() -> None:
+        for item in demux_range(container, start, end, stats):
+            if stop.is_set():
+                return
+            if isinstance(item, av.VideoFrame):
+                _put(frames_q, (item, item.to_ndarray(format="gray")), stop)
+            else:
+                _put(frames_q, item, stop)
+        _put(frames_q, _END, stop)
+
+    decoder = _Stage(decode, "vidcolor-decode")
+    encoder: _Stage | None = None
+    writer: Writer | None = None
+    try:
+        decoder.start()
+        pending: list[av.Packet] = []
+        state = lightness = composer = None
+        frames, last_time, first_time = 0, 0.0, None
+        wsize = working_size(info.width, info.height, options.work_size)
+        shots: list[tuple[np.ndarray, np.ndarray]] = []
+        while True:
+            item = _get(frames_q, stop, decoder)
+            if item is _END:
+                break
+            if isinstance(item, av.Packet):
+                if writer is None:
+                    pending.append(item)
+                else:
+                    _put(encode_q, item, stop)
+                continue
+            frame, gray = item
+            if writer is None:
+                rotation = int(frame.rotation or 0) % 360
+                if _is_colour(frame):
+                    notices.append(f"{src.name} already has colour: colorizing from its luminance only (its colours are replaced)")
+                # A range starts the output at its first frame; a whole file keeps its own
+                # timestamps, moved to 0 only when the container starts late (MPEG-TS).
+                offset = frame.time if start is not None else max(0.0, (container.start_time or 0) / av.time_base)
+                writer = Writer(tmp, fmt, container, info, options.encode, rotation, offset, notices)
+                composer = Composer(info.width, info.height, writer.pix_fmt, side_by_side=options.preview)
+                lightness = gray_to_lightness_lut()
+                topt = options.temporal_options if options.temporal else replace(options.temporal_options, smoothing=0.0, feedback=False)
+                state = TemporalState(topt, lightness)
+                encoder = _Stage(lambda: _encode_loop(encode_q, writer, composer, stop, shots, sheet, options, info), "vidcolor-encode")
+                encoder.start()
+                first_time = frame.time
+                for p in pending:  # a range drops what comes before its first frame
+                    if start is None or float(p.pts * p.time_base) >= offset - 5e-4:
+                        _put(encode_q, p, stop)
+                pending.clear()
+            ab = _colorize_frame(gray, rotation, wsize, state, lightness, colorizer)
+            _put(encode_q, (frame.pts, gray, ab), stop)
+            frames += 1
+            last_time = frame.time
+            if encoder.error is not None:
+                raise encoder.error
+            if progress is not None:
+                progress(Progress(frames, _expected_frames(info, start, end), time.perf_counter() - t0))
+        if decoder.error is not None:
+            raise decoder.error
+        if writer is None:
+            raise _no_frames_error(src, info, start, end, stats)
+        _put(encode_q, _END, stop)
+        encoder.join()
+        if encoder.error is not None:
+            raise encoder.error
+        if sheet is not None:
+            _write_sheet(shots, sheet, options.sheet_frames)
+        os.replace(tmp, dst)
+        if stats.corrupt_packets:
+            notices.append(f"{stats.corrupt_packets} damaged packet(s) could not be decoded: those frames are missing from the output")
+        duration = last_time - (first_time or 0.0) + float(1 / info.rate)
+        return Summary(dst, frames, duration, time.perf_counter() - t0, notices, sheet, stats.corrupt_packets)
+    except BaseException:
+        stop.set()
+        if writer is not None and encoder is not None and encoder.is_alive():
+            encoder.join(timeout=5)
+        if writer is not None:
+            writer.abort()
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        stop.set()
+        decoder.join(timeout=5)
+
+
+def _expected_frames(info: SourceInfo, start: float | None, end: float | None) -> int:
+    if not info.duration:
+        return info.frames
+    s = start or info.start
+    e = min(end, info.start + info.duration) if end is not None else info.start + info.duration
+    return max(0, int(round((e - s) * info.rate)))
+
+
+def _no_frames_error(src: Path, info: SourceInfo, start, end, stats: DecodeStats) -> VidcolorError:
+    if start is not None or end is not None:
+        return VidcolorError(f"no frames of {src.name} fall between {start or 0:g} s and {end if end is not None else 'the end'} "
+                             f"(it is {info.duration:.2f} s long): choose a range inside the video")
+    if stats.corrupt_packets:
+        return VidcolorError(f"{src.name} is damaged: none of its {stats.corrupt_packets} video packets decode. Try re-exporting it")
+    return VidcolorError(f"{src.name} has a video stream but no frames: there is nothing to colorize")
+
+
+def _colorize_frame(gray: np.ndarray, rotation: int, wsize: tuple[int, int], state: TemporalState,
+                    lut: np.ndarray, colorizer: Colorizer) -> np.ndarray:
+    """Full-res gray (H, W) uint8 -> ab (h, w, 2) float32 at the working resolution (stored orientation)."""
+    small = cv2.resize(gray, wsize, interpolation=cv2.INTER_AREA)
+    k = rotation // 90
+    upright = np.ascontiguousarray(np.rot90(small, k)) if k else small
+    inherited = state.prepare(upright)
+    hint = state.hint_ab(inherited)
+    L = lut[upright]
+    if hint is None:
+        rgb = np.repeat((upright.astype(np.float32) / 255.0)[..., None], 3, axis=2)
+    else:
+        rgb = lab_planes_to_rgb(L, hint)
+    pred, _conf = colorizer.predict(rgb)
+    ab = state.blend(inherited, pred)
+    return np.ascontiguousarray(np.rot90(ab, -k)) if k else ab
+
+
+def _encode_loop(q: queue.Queue, writer: Writer, composer: Composer, stop: threading.Event,
+                 shots: list, sheet: Path | None, options: ColorizeOptions, info: SourceInfo) -> None:
+    while not stop.is_set():
+        try:
+            item = q.get(timeout=0.1)
+        except queue.Empty:
+            continue
+        if item is _END:
+            writer.close()
+            return
+        if isinstance(item, av.Packet):
+            writer.write_packet(item)
+            continue
+        pts, gray, ab = item
+        frame = composer.frame(gray, ab)
+        frame.pts = pts
+        writer.write_frame(frame)
+        if sheet is not None:
+            shots.append((composer.rgb(gray, np.zeros_like(ab), 240), composer.rgb(gray, ab, 240)))
+
+
+def _write_sheet(shots: list[tuple[np.ndarray, np.ndarray]], path: Path, n: int) -> None:
+    """Contact sheet: n evenly spaced frames, gray row above, colour row below."""
+    if not shots:
+        return
+    idx = np.linspace(0, len(shots) - 1, min(n, len(shots))).round().astype(int)
+    top = np.hstack([shots[i][0] for i in idx])
+    bottom = np.hstack([shots[i][1] for i in idx])
+    img = cv2.cvtColor(np.vstack((top, bottom)), cv2.COLOR_RGB2BGR)
+    tmp = path.with_name("." + path.name + ".partial.png")
+    if not cv2.imwrite(str(tmp), img):
+        raise VidcolorError(f"cannot write the contact sheet {path}")
+    os.replace(tmp, path)

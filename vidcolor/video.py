@@ -1,0 +1,275 @@
+"""Video I/O with PyAV, in-process: open and check a source, demux a time range
+(video frames decoded, other packets passed through), and set up the output.
+
+Nothing here knows about colour or the network.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import av.error
+
+from .errors import VidcolorError
+
+CONTAINERS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov"}
+CODECS = {"libx264": "H.264", "libx265": "H.265/HEVC", "ffv1": "FFV1 (lossless)"}
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    width: int  # as stored (before the display rotation)
+    height: int
+    rate: Fraction  # average frame rate
+    time_base: Fraction
+    start: float  # seconds: time of the stream's first frame
+    duration: float  # seconds, 0 when the container does not say
+    frames: int  # from the container, or estimated; 0 when unknown
+    codec: str
+    pix_fmt: str
+    audio: tuple[str, ...] = field(default=())  # codec names of the audio streams
+
+
+def open_input(path: Path) -> av.container.InputContainer:
+    """Open a source, turning every way it can fail into a VidcolorError."""
+    if not path.exists():
+        raise VidcolorError(f"input not found: {path}. Check the path and file name.")
+    if path.is_dir():
+        raise VidcolorError(f"{path} is a directory, not a video file. Give a file, e.g. vidcolor {path}/film.mp4")
+    try:
+        container = av.open(str(path), mode="r")
+    except av.error.FFmpegError as e:
+        raise VidcolorError(f"{path} is not a video FFmpeg can read ({_reason(e)}). Check that it is a complete video file.") from None
+    if not container.streams.video:
+        container.close()
+        raise VidcolorError(f"{path} has no video stream (only {_kinds(path)}). Give a file with a picture track.")
+    return container
+
+
+def _reason(e: Exception) -> str:
+    text = getattr(e, "strerror", None) or str(e)
+    return text.split(":")[0].strip() or type(e).__name__
+
+
+def _kinds(path: Path) -> str:
+    try:
+        with av.open(str(path)) as c:
+            kinds = sorted({s.type for s in c.streams})
+        return ", ".join(kinds) + " streams" if kinds else "no streams"
+    except av.error.FFmpegError:
+        return "unreadable streams"
+
+
+def describe(container: av.container.InputContainer) -> SourceInfo:
+    v = container.streams.video[0]
+    tb = v.time_base or Fraction(1, 90000)
+    rate = v.average_rate or v.guessed_rate or v.base_rate or Fraction(25)
+    start = float(v.start_time * tb) if v.start_time is not None else 0.0
+    if v.duration:
+        duration = float(v.duration * tb)
+    elif container.duration:
+        duration = container.duration / av.time_base
+    else:
+        duration = 0.0
+    frames = v.frames or (int(round(duration * rate)) if duration else 0)
+    return SourceInfo(
+        width=v.codec_context.width,
+        height=v.codec_context.height,
+        rate=Fraction(rate),
+        time_base=Fraction(tb),
+        start=start,
+        duration=duration,
+        frames=frames,
+        codec=v.codec_context.name,
+        pix_fmt=v.codec_context.pix_fmt or "unknown",
+        audio=tuple(a.codec_context.name for a in container.streams.audio),
+    )
+
+
+@dataclass
+class DecodeStats:
+    frames: int = 0
+    corrupt_packets: int = 0
+
+
+def demux_range(
+    container: av.container.InputContainer,
+    start: float | None,
+    end: float | None,
+    stats: DecodeStats,
+    threads: int = 2,
+) -> Iterator[av.VideoFrame | av.Packet]:
+    """Yield, in file order, decoded video frames with start <= time < end and the
+    other streams' packets in that range (still encoded, for copying).
+
+    With a start time it seeks to the keyframe before it and decodes forward,
+    dropping frames before `start`: frame-accurate without decoding from the top.
+    Packets that fail to decode are counted in `stats` and skipped.
+    """
+    video = container.streams.video[0]
+    video.thread_type = "AUTO"
+    video.thread_count = threads
+    others = [s for s in container.streams if s.type in ("audio", "subtitle")]
+    tb = video.time_base
+    # A frame counts as "at" a time if it starts within half a millisecond of it.
+    eps = 5e-4
+    if start:
+        container.seek(int(math.floor(start / tb)), stream=video, backward=True, any_frame=False)
+    video_done = False
+    for packet in container.demux([video, *others]):
+        if packet.stream.type != "video":
+            if packet.pts is None or packet.size == 0:
+                continue
+            t = float(packet.pts * packet.stream.time_base)
+            if (start is None or t >= start - eps) and (end is None or t < end - eps):
+                yield packet
+            elif video_done and end is not None and t > end + 2.0:
+                return  # the other streams have passed the range too
+            continue
+        if video_done:
+            continue
+        try:
+            frames = packet.decode()
+        except av.error.FFmpegError:
+            stats.corrupt_packets += 1
+            continue
+        for frame in frames:
+            if frame.pts is None:
+                continue
+            t = frame.time
+            if start is not None and t < start - eps:
+                continue
+            if end is not None and t >= end - eps:
+                video_done = True  # keep demuxing a little: audio interleaved after the last frame
+                break
+            stats.frames += 1
+            yield frame
+
+
+def frame_time(frame: av.VideoFrame) -> float:
+    return float(frame.time)
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    codec: str = "libx264"
+    crf: int = 18
+    preset: str = "medium"
+
+
+def container_format(path: Path) -> str:
+    fmt = CONTAINERS.get(path.suffix.lower())
+    if fmt is None:
+        raise VidcolorError(f"cannot write {path.suffix or 'files without an extension'}: name the output .mp4, .mkv or .mov")
+    return fmt
+
+
+def check_codec(codec: str) -> None:
+    if codec not in CODECS:
+        raise VidcolorError(f"unknown codec {codec!r}: use one of {', '.join(CODECS)}")
+    if codec not in av.codecs_available:
+        raise VidcolorError(f"this FFmpeg build has no {codec} encoder: use --codec libx264")
+
+
+# Metadata FFmpeg writes itself; copying it would be wrong about the new file.
+_SKIP_METADATA = {"major_brand", "minor_version", "compatible_brands", "encoder", "handler_name", "vendor_id"}
+
+
+class Writer:
+    """Encodes composed frames and muxes copied packets into one output file.
+
+    Timestamps: frames and packets keep the source's own timestamps, shifted by
+    `offset` seconds (the range start), so variable frame rates stay variable
+    and audio stays in sync. Only one thread may use a Writer.
+    """
+
+    def __init__(self, path: Path, fmt: str, source: av.container.InputContainer, info: SourceInfo,
+                 options: EncodeOptions, rotation: int, offset: float, notices: list[str]):
+        self.out = av.open(str(path), mode="w", format=fmt)
+        self.offset = offset
+        self.info = info
+        self.out.metadata.update({k: v for k, v in source.metadata.items() if k.lower() not in _SKIP_METADATA})
+        self.video = self._add_video(source.streams.video[0], info, options, rotation)
+        self.pix_fmt = self.video.pix_fmt
+        self.copies: dict[int, av.stream.Stream] = {}
+        self.transcodes: dict[int, tuple[av.stream.Stream, av.stream.Stream]] = {}
+        for stream in source.streams:
+            if stream.type in ("audio", "subtitle"):
+                self._add_passthrough(stream, notices)
+
+    def _add_video(self, src: av.video.stream.VideoStream, info: SourceInfo, options: EncodeOptions, rotation: int):
+        v = self.out.add_stream(options.codec, rate=info.rate)
+        v.width, v.height = info.width, info.height
+        odd = info.width % 2 or info.height % 2
+        v.pix_fmt = "yuv444p" if odd and options.codec != "ffv1" else "yuv420p"
+        v.time_base = info.time_base
+        v.codec_context.time_base = info.time_base
+        if options.codec in ("libx264", "libx265"):
+            v.options = {"crf": str(options.crf), "preset": options.preset}
+            if options.codec == "libx265":
+                v.options["x265-params"] = "log-level=error"
+        # What compose.py writes: limited-range BT.709 Y'CbCr.
+        cc = v.codec_context
+        cc.color_range, cc.colorspace, cc.color_primaries, cc.color_trc = 1, 1, 1, 1
+        if src.language:
+            v.metadata["language"] = src.language
+        if rotation:
+            v.set_display_rotation(rotation)
+        return v
+
+    def _add_passthrough(self, stream: av.stream.Stream, notices: list[str]) -> None:
+        name = stream.codec_context.name
+        if name in self.out.supported_codecs:
+            self.copies[stream.index] = self.out.add_stream_from_template(stream)
+        elif stream.type == "audio":
+            enc = self.out.add_stream("aac", rate=stream.codec_context.sample_rate or 48000)
+            enc.layout = stream.codec_context.layout
+            if stream.language:
+                enc.metadata["language"] = stream.language
+            self.transcodes[stream.index] = (stream, enc)
+            notices.append(f"audio stream {stream.index} ({name}) does not fit this container: transcoded to AAC")
+        else:
+            notices.append(f"subtitle stream {stream.index} ({name}) does not fit this container: left out (try -o out.mkv)")
+
+    def write_frame(self, frame: av.VideoFrame) -> None:
+        """frame: composed output picture whose pts is still the source's."""
+        frame.pts = frame.pts - round(self.offset / self.info.time_base)
+        frame.time_base = self.info.time_base
+        self.out.mux(self.video.encode(frame))
+
+    def write_packet(self, packet: av.Packet) -> None:
+        idx = packet.stream.index
+        if idx in self.copies:
+            out_stream = self.copies[idx]
+            shift = round(self.offset / packet.time_base) if self.offset else 0
+            packet.pts = packet.pts - shift
+            if packet.dts is not None:
+                packet.dts = packet.dts - shift
+            packet.stream = out_stream
+            self.out.mux(packet)
+        elif idx in self.transcodes:
+            src, enc = self.transcodes[idx]
+            try:
+                frames = src.decode(packet)
+            except av.error.FFmpegError:
+                return
+            for f in frames:
+                f.pts = None  # the encoder counts samples from the range start
+                self.out.mux(enc.encode(f))
+
+    def close(self) -> None:
+        self.out.mux(self.video.encode())
+        for _, enc in self.transcodes.values():
+            self.out.mux(enc.encode())
+        self.out.close()
+
+    def abort(self) -> None:
+        try:
+            self.out.close()
+        except Exception:  # noqa: BLE001 - the file is deleted next anyway
+            pass
