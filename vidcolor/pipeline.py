@@ -223,7 +223,8 @@ def _run(container, info: SourceInfo, src: Path, dst: Path, sheet: Path | None, 
                 # A range starts the output at its first frame; a whole file keeps its own
                 # timestamps, moved to 0 only when the container starts late (MPEG-TS).
                 offset = frame.time if start is not None else max(0.0, (container.start_time or 0) / av.time_base)
-                writer = Writer(tmp, fmt, container, info, options.encode, rotation, offset, notices)
+                writer = Writer(tmp, fmt, container, info, options.encode, rotation, offset, notices,
+                                width=info.width * (2 if options.preview else 1))
                 composer = Composer(info.width, info.height, writer.pix_fmt, side_by_side=options.preview)
                 lightness = gray_to_lightness_lut()
                 topt = options.temporal_options if options.temporal else replace(options.temporal_options, smoothing=0.0, feedback=False)

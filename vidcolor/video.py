@@ -43,11 +43,13 @@ def open_input(path: Path) -> av.container.InputContainer:
         raise VidcolorError(f"{path} is a directory, not a video file. Give a file, e.g. vidcolor {path}/film.mp4")
     try:
         container = av.open(str(path), mode="r")
+    except av.error.EOFError:
+        raise VidcolorError(f"{path} has no frames to read: the file is empty or cut short. Check that it is a complete video file.") from None
     except av.error.FFmpegError as e:
         raise VidcolorError(f"{path} is not a video FFmpeg can read ({_reason(e)}). Check that it is a complete video file.") from None
     if not container.streams.video:
         container.close()
-        raise VidcolorError(f"{path} has no video stream (only {_kinds(path)}). Give a file with a picture track.")
+        raise VidcolorError(f"{path} has no video stream ({_kinds(path)}). Give a file with a picture track.")
     return container
 
 
@@ -60,7 +62,7 @@ def _kinds(path: Path) -> str:
     try:
         with av.open(str(path)) as c:
             kinds = sorted({s.type for s in c.streams})
-        return ", ".join(kinds) + " streams" if kinds else "no streams"
+        return "only " + ", ".join(kinds) + " streams" if kinds else "no streams at all"
     except av.error.FFmpegError:
         return "unreadable streams"
 
@@ -176,6 +178,11 @@ def check_codec(codec: str) -> None:
         raise VidcolorError(f"this FFmpeg build has no {codec} encoder: use --codec libx264")
 
 
+def output_pix_fmt(info: SourceInfo) -> str:
+    """4:2:0 as players expect; 4:4:4 for odd sizes, which 4:2:0 encoders refuse."""
+    return "yuv444p" if info.width % 2 or info.height % 2 else "yuv420p"
+
+
 # Metadata FFmpeg writes itself; copying it would be wrong about the new file.
 _SKIP_METADATA = {"major_brand", "minor_version", "compatible_brands", "encoder", "handler_name", "vendor_id"}
 
@@ -189,12 +196,12 @@ class Writer:
     """
 
     def __init__(self, path: Path, fmt: str, source: av.container.InputContainer, info: SourceInfo,
-                 options: EncodeOptions, rotation: int, offset: float, notices: list[str]):
+                 options: EncodeOptions, rotation: int, offset: float, notices: list[str], width: int | None = None):
         self.out = av.open(str(path), mode="w", format=fmt)
         self.offset = offset
         self.info = info
         self.out.metadata.update({k: v for k, v in source.metadata.items() if k.lower() not in _SKIP_METADATA})
-        self.video = self._add_video(source.streams.video[0], info, options, rotation)
+        self.video = self._add_video(source.streams.video[0], info, options, rotation, width or info.width)
         self.pix_fmt = self.video.pix_fmt
         self.copies: dict[int, av.stream.Stream] = {}
         self.transcodes: dict[int, tuple[av.stream.Stream, av.stream.Stream]] = {}
@@ -202,11 +209,11 @@ class Writer:
             if stream.type in ("audio", "subtitle"):
                 self._add_passthrough(stream, notices)
 
-    def _add_video(self, src: av.video.stream.VideoStream, info: SourceInfo, options: EncodeOptions, rotation: int):
+    def _add_video(self, src: av.video.stream.VideoStream, info: SourceInfo, options: EncodeOptions, rotation: int,
+                   width: int):
         v = self.out.add_stream(options.codec, rate=info.rate)
-        v.width, v.height = info.width, info.height
-        odd = info.width % 2 or info.height % 2
-        v.pix_fmt = "yuv444p" if odd and options.codec != "ffv1" else "yuv420p"
+        v.width, v.height = width, info.height
+        v.pix_fmt = output_pix_fmt(info)
         v.time_base = info.time_base
         v.codec_context.time_base = info.time_base
         if options.codec in ("libx264", "libx265"):

@@ -1,0 +1,307 @@
+"""The tool end to end, through Typer's runner, on synthetic clips."""
+
+from __future__ import annotations
+
+import hashlib
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from vidcolor.cli import app
+from vidcolor.errors import VidcolorError
+from vidcolor.pipeline import ColorizeOptions, colorize_video
+
+from .conftest import make_video, read_video
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def only_files(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir()}
+
+
+def test_default_output_keeps_frames_size_rate_audio(gray_clip, tiny_model):
+    before = digest(gray_clip)
+    res = run(gray_clip, "--model", tiny_model)
+    assert res.exit_code == 0, res.output
+    out = gray_clip.with_name("clip.color.mp4")
+    src, dst = read_video(gray_clip), read_video(out)
+    assert (dst["width"], dst["height"], dst["frames"]) == (src["width"], src["height"], src["frames"])
+    assert dst["rate"] == src["rate"]
+    assert dst["times"] == pytest.approx(src["times"])
+    assert dst["audio_packets"] == src["audio_packets"]  # copied packet for packet
+    assert digest(gray_clip) == before
+    assert "frames" in res.output and "fps" in res.output  # the one-line summary
+
+
+def test_output_is_coloured_and_keeps_luma(gray_clip, tiny_model, tmp_path):
+    out = tmp_path / "o.mkv"
+    assert run(gray_clip, "-o", out, "--model", tiny_model).exit_code == 0
+    src, dst = read_video(gray_clip), read_video(out)
+    a, b = src["rgb"][3].astype(float), dst["rgb"][3].astype(float)
+    luma = lambda x: x @ np.array([0.2126, 0.7152, 0.0722])  # noqa: E731
+    assert np.abs(luma(a) - luma(b)).mean() < 6.0
+    assert np.abs(b[..., 0] - b[..., 2]).mean() > 0.5  # no longer gray
+
+
+@pytest.mark.parametrize("size", [(63, 47), (50, 36)])
+def test_odd_and_small_sizes(tmp_path, tiny_model, size):
+    clip = make_video(tmp_path / "odd.mkv", size=size, frames=5)
+    out = tmp_path / "odd.out.mkv"
+    res = run(clip, "-o", out, "--model", tiny_model)
+    assert res.exit_code == 0, res.output
+    dst = read_video(out)
+    assert (dst["width"], dst["height"], dst["frames"]) == (*size, 5)
+
+
+def test_variable_frame_rate_stays_variable(tmp_path, tiny_model):
+    pts = [0, 1000, 2000, 4500, 5000, 8000, 8500, 9000]
+    clip = make_video(tmp_path / "vfr.mp4", frames=len(pts), pts=pts, time_base=Fraction(1, 12000), audio=False)
+    out = tmp_path / "vfr.out.mp4"
+    assert run(clip, "-o", out, "--model", tiny_model).exit_code == 0
+    assert read_video(out)["times"] == pytest.approx(read_video(clip)["times"], abs=1e-3)
+
+
+@pytest.mark.parametrize("ext", [".mkv", ".mov", ".avi", ".ts", ".webm"])
+def test_containers_in(tmp_path, tiny_model, ext):
+    codec = {"webm": "libvpx-vp9"}.get(ext[1:], "libx264" if ext != ".avi" else "mpeg4")
+    if codec not in av.codecs_available:
+        pytest.skip(f"{codec} not in this FFmpeg")
+    clip = make_video(tmp_path / f"in{ext}", frames=6, codec=codec, audio=ext not in (".webm", ".avi"))
+    out = tmp_path / "out.mp4"
+    res = run(clip, "-o", out, "--model", tiny_model)
+    assert res.exit_code == 0, res.output
+    assert read_video(out)["frames"] == 6
+
+
+def test_ten_bit_input(tmp_path, tiny_model):
+    clip = make_video(tmp_path / "ten.mkv", frames=4, pix_fmt="yuv420p10le", audio=False)
+    out = tmp_path / "ten.out.mp4"
+    assert run(clip, "-o", out, "--model", tiny_model).exit_code == 0
+    assert read_video(out)["frames"] == 4
+
+
+def test_rotation_is_carried_over(tmp_path, tiny_model):
+    clip = make_video(tmp_path / "rot.mp4", frames=4, rotation=90, audio=False)
+    out = tmp_path / "rot.out.mp4"
+    assert run(clip, "-o", out, "--model", tiny_model).exit_code == 0
+    assert read_video(out)["rotation"] == read_video(clip)["rotation"] == 90
+
+
+@pytest.mark.parametrize("codec,ext", [("libx265", ".mp4"), ("ffv1", ".mkv")])
+def test_codecs(gray_clip, tiny_model, tmp_path, codec, ext):
+    out = tmp_path / f"c{ext}"
+    res = run(gray_clip, "-o", out, "--codec", codec, "--model", tiny_model)
+    assert res.exit_code == 0, res.output
+    assert read_video(out)["frames"] == 12
+
+
+def test_range_is_frame_accurate_with_audio_cut(tmp_path, tiny_model):
+    clip = make_video(tmp_path / "long.mp4", frames=48, rate=12)
+    out = tmp_path / "cut.mp4"
+    res = run(clip, "-o", out, "-ss", "1.5", "-t", "2", "--model", tiny_model)
+    assert res.exit_code == 0, res.output
+    src, dst = read_video(clip), read_video(out)
+    assert dst["frames"] == 24
+    first = src["times"].index(1.5)
+    # The first output frame is the source frame at 1.5 s (same picture, same luma).
+    a = src["rgb"][first].astype(float).mean(axis=2)
+    b = dst["rgb"][0].astype(float).mean(axis=2)
+    others = [np.abs(src["rgb"][first + d].astype(float).mean(axis=2) - b).mean() for d in (-1, 1)]
+    assert np.abs(a - b).mean() < min(others)
+    assert dst["times"][0] == pytest.approx(0.0, abs=1e-3)
+    with av.open(str(out)) as c:
+        audio_seconds = sum(p.duration for p in c.demux(audio=0) if p.size) * c.streams.audio[0].time_base
+    assert float(audio_seconds) == pytest.approx(2.0, abs=1 / 12 + 0.05)
+
+
+def test_end_option_and_mmss_format(tmp_path, tiny_model):
+    clip = make_video(tmp_path / "long.mp4", frames=36, rate=12, audio=False)
+    out = tmp_path / "cut.mp4"
+    assert run(clip, "-o", out, "-ss", "0:01", "-to", "00:00:02.5", "--model", tiny_model).exit_code == 0
+    assert read_video(out)["frames"] == 18
+
+
+def test_preview_writes_side_by_side_and_sheet(tmp_path, tiny_model):
+    clip = make_video(tmp_path / "p.mp4", frames=36, rate=12)
+    res = run(clip, "--preview", "-t", "1", "--model", tiny_model)
+    assert res.exit_code == 0, res.output
+    side = tmp_path / "p.color.preview.mp4"
+    sheet = tmp_path / "p.color.preview.png"
+    info = read_video(side)
+    assert (info["width"], info["height"], info["frames"]) == (128, 48, 12)
+    import cv2
+
+    img = cv2.imread(str(sheet))
+    assert img is not None and img.shape[0] > img.shape[1] / 6  # two rows of frames
+    assert not (tmp_path / "p.color.mp4").exists()
+
+
+def test_overwrite_rules(gray_clip, tiny_model, tmp_path):
+    out = tmp_path / "o.mp4"
+    out.write_bytes(b"keep me")
+    res = run(gray_clip, "-o", out, "--model", tiny_model)
+    assert res.exit_code != 0 and "-y" in res.output and out.read_bytes() == b"keep me"
+    res = run(gray_clip, "-o", out, "-n", "--model", tiny_model)
+    assert res.exit_code == 0 and out.read_bytes() == b"keep me"
+    res = run(gray_clip, "-o", out, "-y", "--model", tiny_model)
+    assert res.exit_code == 0 and read_video(out)["frames"] == 12
+
+
+def test_output_equal_to_input_is_refused(gray_clip, tiny_model):
+    before = digest(gray_clip)
+    res = run(gray_clip, "-o", gray_clip, "-y", "--model", tiny_model)
+    assert res.exit_code != 0 and "is the input" in res.output
+    assert digest(gray_clip) == before
+
+
+def test_interrupted_run_leaves_nothing(gray_clip, tiny_model, tmp_path):
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    before = digest(gray_clip)
+
+    def interrupt(p):
+        if p.frames == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        colorize_video(gray_clip, out_dir / "x.mp4", ColorizeOptions(model=tiny_model), progress=interrupt)
+    assert only_files(out_dir) == set()
+    assert digest(gray_clip) == before
+
+
+def test_color_input_warns(tmp_path, tiny_model):
+    clip = make_video(tmp_path / "colour.mp4", color=True, frames=4)
+    res = run(clip, "--model", tiny_model)
+    assert res.exit_code == 0
+    assert "already has colour" in res.output
+
+
+def audio_only(path: Path) -> Path:
+    with av.open(str(path), "w") as c:
+        a = c.add_stream("aac", rate=22050, layout="mono")
+        for i in range(0, 22050, 1024):
+            af = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            af.sample_rate, af.pts = 22050, i
+            c.mux(a.encode(af))
+        c.mux(a.encode())
+    return path
+
+
+def zero_frames(path: Path) -> Path:
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("ffv1", rate=10)
+        v.width, v.height, v.pix_fmt = 32, 32, "yuv420p"
+        c.start_encoding()  # header written, not a single frame
+    return path
+
+
+BAD_INPUTS = {
+    "missing": (lambda d: d / "nope.mp4", "not found"),
+    "directory": (lambda d: d, "directory"),
+    "text named mp4": (lambda d: (d / "t.mp4").write_text("hello, not a video\n" * 20) and d / "t.mp4", "not a video"),
+    "audio only": (lambda d: audio_only(d / "a.m4a"), "no video stream"),
+    "zero frames": (lambda d: zero_frames(d / "z.mkv"), "no frames"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_inputs_fail_cleanly(tmp_path, tiny_model, case):
+    make, words = BAD_INPUTS[case]
+    src = make(tmp_path)
+    before = set(tmp_path.rglob("*"))
+    res = run(src, "-o", tmp_path / "out.mp4", "--model", tiny_model)
+    assert res.exit_code == 1
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vidcolor: error:"), res.output
+    assert words in lines[0]
+    assert "Traceback" not in res.output
+    assert set(tmp_path.rglob("*")) == before  # no output, no temp file
+
+
+@pytest.mark.parametrize(
+    "args,words",
+    [
+        (["-ss", "100"], "past the end"),
+        (["-ss", "2", "-to", "1"], "not after the start"),
+        (["-ss", "-1"], "negative"),
+        (["-t", "-2"], "negative"),
+        (["-ss", "1:99"], "seconds"),
+        (["--codec", "h263x"], "unknown codec"),
+    ],
+)
+def test_bad_options_fail_cleanly(gray_clip, tiny_model, tmp_path, args, words):
+    res = run(gray_clip, "-o", tmp_path / "out.mp4", *args, "--model", tiny_model)
+    assert res.exit_code == 1, res.output
+    assert words in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_unwritable_output_folder(gray_clip, tiny_model, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        res = run(gray_clip, "-o", locked / "o.mp4", "--model", tiny_model)
+        import os
+
+        if os.access(locked, os.W_OK):  # root ignores permissions: use a missing folder instead
+            res = run(gray_clip, "-o", tmp_path / "missing" / "o.mp4", "--model", tiny_model)
+            assert "does not exist" in res.output
+        else:
+            assert "cannot write" in res.output
+        assert res.exit_code == 1
+    finally:
+        locked.chmod(0o700)
+
+
+def test_unknown_output_extension(gray_clip, tiny_model, tmp_path):
+    res = run(gray_clip, "-o", tmp_path / "o.xyz", "--model", tiny_model)
+    assert res.exit_code == 1 and ".mp4, .mkv or .mov" in res.output
+
+
+def test_truncated_file_colorizes_what_decodes(tmp_path, tiny_model):
+    clip = make_video(tmp_path / "t.ts", frames=40, codec="libx264", audio=False, size=(64, 48))
+    data = clip.read_bytes()
+    clip.write_bytes(data[: len(data) * 2 // 3])
+    out = tmp_path / "t.out.mp4"
+    res = run(clip, "-o", out, "--model", tiny_model)
+    assert res.exit_code == 0, res.output
+    assert 0 < read_video(out)["frames"] < 40
+
+
+def test_truncated_mp4_fails_clearly(tmp_path, tiny_model):
+    clip = make_video(tmp_path / "t.mp4", frames=20)
+    data = clip.read_bytes()
+    clip.write_bytes(data[: len(data) // 2])
+    res = run(clip, "-o", tmp_path / "o.mp4", "--model", tiny_model)
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_public_function_raises_domain_errors(tmp_path, tiny_model):
+    with pytest.raises(VidcolorError):
+        colorize_video(tmp_path / "missing.mp4", tmp_path / "o.mp4", ColorizeOptions(model=tiny_model))
+
+
+def test_python_dash_m_entry_point(gray_clip, tiny_model, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "m.mp4"
+    proc = subprocess.run([sys.executable, "-m", "vidcolor", str(gray_clip), "-o", str(out), "--model", str(tiny_model), "-q"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert read_video(out)["frames"] == 12
