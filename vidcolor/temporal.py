@@ -27,6 +27,7 @@ class TemporalOptions:
     flow_preset: str = "fast"
     feedback: bool = True  # give the model the warped previous colours as a hint
     cut_threshold: float = 0.45  # histogram distance above which frames belong to different shots
+    min_reliable: float = 0.3  # below this fraction of trustworthy flow, t-1 and t are different shots
     black_level: float = 12.0  # mean 8-bit gray below which a frame counts as black (fades)
     lightness_tolerance: float = 10.0  # L units; a warped pixel further off is not trusted
 
@@ -68,22 +69,26 @@ class TemporalState:
         hist = histogram(gray)
         black = float(gray.mean()) < self.opt.black_level
         first = self.prev_gray is None
-        cut = black or first or shot_distance(hist, self.prev_hist) > self.opt.cut_threshold
-        if cut:
-            self.cuts += 0 if first or black else 1
-            self.reset()
-            self._pending = (gray, None if black else hist)
-            return Inherited(None, None, cut=True)
+        if black or first or shot_distance(hist, self.prev_hist) > self.opt.cut_threshold:
+            return self._restart(gray, None if black else hist)
         pair = flow_pair(self.dis, self.prev_gray, gray)
         ok = pair.reliable()
         L_now = self.lut[gray]
         L_then = warp(self.lut[self.prev_gray], pair.backward)
         ok &= np.abs(L_now - L_then) < self.opt.lightness_tolerance
+        if ok.mean() < self.opt.min_reliable:  # a cut between shots of similar tones
+            return self._restart(gray, hist)
         # Soften the mask so the blend has no hard seams at occlusion edges.
         rel = cv2.GaussianBlur(ok.astype(np.float32), (0, 0), 1.5)
         ab = warp(self.prev_ab, pair.backward)
         self._pending = (gray, hist)
         return Inherited(ab, rel, cut=False)
+
+    def _restart(self, gray: np.ndarray, hist: np.ndarray | None) -> Inherited:
+        self.cuts += 1
+        self.reset()
+        self._pending = (gray, hist)
+        return Inherited(None, None, cut=True)
 
     def blend(self, inherited: Inherited, pred_ab: np.ndarray) -> np.ndarray:
         """pred_ab (H, W, 2) float32 -> output ab (H, W, 2); remembers it for the next frame."""

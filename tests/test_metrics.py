@@ -1,0 +1,38 @@
+"""Figures used by the evaluations."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from vidcolor.metrics import cdc, colourfulness, psnr, warp_error
+
+
+def test_psnr():
+    x = torch.zeros(1, 3, 4, 4)
+    y = torch.full((1, 3, 4, 4), 0.1)
+    assert torch.isclose(psnr(x, y), torch.tensor([20.0]))
+
+
+def test_colourfulness_zero_for_gray_and_higher_for_vivid():
+    gray = torch.rand(1, 1, 8, 8).expand(1, 3, 8, 8)
+    assert colourfulness(gray).item() < 1e-3
+    vivid = torch.rand(1, 3, 8, 8)
+    assert colourfulness(vivid).item() > 10
+
+
+def test_cdc_zero_for_identical_frames_and_positive_for_changes():
+    rng = np.random.default_rng(0)
+    f = rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)
+    assert cdc([f] * 6) == 0.0
+    g = rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)
+    assert cdc([f, g, f, g, f, g]) > 0.05
+
+
+def test_warp_error_masks_pixels():
+    a = np.zeros((4, 4, 3))
+    b = np.ones((4, 4, 3))
+    mask = np.zeros((4, 4), bool)
+    mask[0, 0] = True
+    assert warp_error(a, b, mask) == 1.0
+    assert warp_error(a, b, np.zeros((4, 4), bool)) == 0.0

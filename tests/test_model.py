@@ -1,0 +1,120 @@
+"""The network: shapes, finiteness, gradients, fusion, saving and loading without pickle."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from vidcolor.color import gamut_bins, gray_rgb, join_lab, lab_to_rgb, rgb_to_lab
+from vidcolor.model import ColorNet, ModelConfig, count_parameters
+from vidcolor.weights import default_model_path, load_model, save_model
+
+from .conftest import TINY
+
+
+@pytest.fixture()
+def net() -> ColorNet:
+    torch.manual_seed(0)
+    return ColorNet(TINY)
+
+
+def test_forward_shapes_and_finite(net):
+    x = torch.rand(2, 3, 64, 96)
+    logits, reg = net(x)
+    assert logits.shape == (2, net.num_bins, 16, 24)
+    assert reg.shape == (2, 2, 16, 24)
+    assert torch.isfinite(logits).all() and torch.isfinite(reg).all()
+
+
+@pytest.mark.parametrize("h,w", [(37, 53), (16, 16), (90, 160)])
+def test_any_size_is_padded_and_cropped(net, h, w):
+    ab, conf = net.eval().colorize_ab(torch.rand(1, 3, h, w))
+    assert ab.shape == (1, 2, -(-h // 4), -(-w // 4))
+    assert conf.shape == (1, 1, -(-h // 4), -(-w // 4))
+    assert ((conf >= 0) & (conf <= 1 + 1e-6)).all()
+
+
+def test_every_parameter_gets_a_gradient(net):
+    x = torch.rand(2, 3, 64, 64)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+
+    def loss():
+        logits, reg = net.train()(x)
+        return logits.logsumexp(1).mean() + reg.abs().mean()
+
+    # The global-context output layer starts at zero (an identity block), so the
+    # layer before it first sees a gradient after one step.
+    loss().backward()
+    opt.step()
+    opt.zero_grad()
+    loss().backward()
+    missing = [n for n, p in net.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all() or p.grad.abs().sum() == 0]
+    assert missing == []
+
+
+def test_fuse_keeps_outputs(net):
+    net.train()
+    for _ in range(3):  # give the batch norms non-trivial statistics
+        net(torch.rand(4, 3, 64, 64))
+    net.eval()
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        before = net(x)[0]
+        after = net.fuse()(x)[0]
+    assert torch.allclose(before, after, atol=1e-4)
+
+
+def test_annealed_mean_temperature(net):
+    logits = torch.randn(1, net.num_bins, 4, 4) * 3
+    hot, _ = net.decode(logits, temperature=1.0)
+    cold, _ = net.decode(logits, temperature=0.2)
+    # Lower temperature = more saturated on average.
+    assert cold.norm(dim=1).mean() > hot.norm(dim=1).mean()
+
+
+def test_config_is_frozen_and_roundtrips():
+    cfg = ModelConfig()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.temperature = 0.5  # type: ignore[misc]
+    assert ModelConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+def test_save_and_load_without_pickle(net, tmp_path):
+    path = tmp_path / "m.safetensors"
+    save_model(net.eval(), path)
+    assert path.with_suffix(".json").is_file()
+    assert path.read_bytes()[:8] != b"\x80\x02\x8a\x0a"  # not a pickle
+    loaded = load_model(path)
+    assert loaded.cfg == net.cfg
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x)[0], net(x)[0], atol=0.05)  # weights stored as fp16
+
+
+def test_shipped_model_loads():
+    path = default_model_path()
+    if not path.is_file():
+        pytest.skip("no shipped weights in this checkout")
+    model = load_model(path)
+    assert count_parameters(model) > 100_000
+    assert path.stat().st_size < 20_000_000
+
+
+def test_lab_roundtrip_and_gray():
+    x = torch.rand(2, 3, 8, 8)
+    assert torch.allclose(lab_to_rgb(rgb_to_lab(x)), x, atol=1e-4)
+    L = rgb_to_lab(x)[:, :1]
+    g = gray_rgb(L)
+    assert torch.allclose(g[:, 0], g[:, 1], atol=1e-5) and torch.allclose(g[:, 1], g[:, 2], atol=1e-5)
+    assert torch.allclose(rgb_to_lab(join_lab(L, torch.zeros(2, 2, 8, 8)))[:, 0], L[:, 0], atol=1e-3)
+
+
+def test_gamut_bins_cover_the_sRGB_gamut():
+    bins = gamut_bins()
+    assert 200 < len(bins) < 330
+    ab = rgb_to_lab(torch.rand(3, 1, 2000))[1:].reshape(2, -1).T
+    nearest = torch.cdist(ab, bins).min(dim=1).values
+    assert nearest.max() < 10.0  # every in-gamut colour lies within a cell of a bin centre

@@ -1,0 +1,89 @@
+"""Training: a few real steps on generated images, resume, export; the loss pieces."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import torch
+
+from vidcolor.augment import archival_look, degrade_hint, hole_mask
+from vidcolor.data import is_held_out, list_images, split_images
+from vidcolor.train import Trainer, TrainConfig, colour_loss, rebalance_weights
+from vidcolor.weights import load_model
+
+from .conftest import TINY, scene
+
+
+def write_images(folder, n=24):
+    folder.mkdir()
+    for i in range(n):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), scene(0, 96, 80, seed=i)[..., ::-1])
+    return folder
+
+
+def test_smoke_training_resumes_and_exports(tmp_path):
+    data = write_images(tmp_path / "imgs")
+    cfg = TrainConfig(data_dir=str(data), run_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"), model=TINY,
+                      steps=4, batch=4, crop=48, eval_every=2, ckpt_every=2, eval_images=8, holdout_permille=250, warmup=2)
+    trainer = Trainer(cfg)
+    trainer.fit()
+    assert (tmp_path / "run" / "last.pt").is_file()
+    assert (tmp_path / "run" / "best.safetensors").is_file()
+    # Resume to a longer schedule: it continues from step 4, not from 0.
+    Trainer(TrainConfig(**{**cfg.__dict__, "steps": 6})).fit()
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert any(r.get("event") == "resume" and r["step"] == 4 for r in log)
+    steps = [r["step"] for r in log if r.get("event") == "eval"]
+    assert steps == [2, 4, 6]
+    evals = [r for r in log if r.get("event") == "eval"]
+    assert all(np.isfinite(r["psnr_cls"]) for r in evals)
+    model = load_model(tmp_path / "run" / "best.safetensors")
+    assert model.cfg == TINY
+
+
+def test_split_is_by_content_and_stable(tmp_path):
+    data = write_images(tmp_path / "imgs", n=40)
+    train, held = split_images(list_images(data), 250)
+    assert len(train) + len(held) == 40 and held and train
+    # Renaming a file does not move it across the split.
+    moved = held[0].rename(held[0].with_name("renamed.png"))
+    train2, held2 = split_images(list_images(data), 250)
+    assert moved in held2 and len(held2) == len(held)
+    assert not is_held_out("ffffffff", 0)
+
+
+def test_rebalance_weights_are_normalized():
+    prior = torch.softmax(torch.randn(50), 0)
+    w = rebalance_weights(prior, 0.5)
+    assert torch.isclose((prior * w).sum(), torch.tensor(1.0))
+    assert w[prior.argmin()] > w[prior.argmax()]  # rare colours weigh more
+
+
+def test_colour_loss_prefers_the_right_bin():
+    from vidcolor.color import gamut_bins
+
+    bins = gamut_bins()
+    ab = torch.full((1, 2, 4, 4), 0.0)
+    ab[:, 0] = 40.0
+    right = torch.full((1, len(bins), 4, 4), -5.0)
+    right[:, torch.cdist(torch.tensor([[40.0, 0.0]]), bins).argmin()] = 5.0
+    wrong = torch.roll(right, 7, dims=1)
+    w = torch.ones(len(bins))
+    reg = torch.zeros(1, 2, 4, 4)
+    good, _ = colour_loss(right, reg, ab, bins, w, TrainConfig())
+    bad, _ = colour_loss(wrong, reg, ab, bins, w, TrainConfig())
+    assert good < bad
+
+
+def test_augmentations_keep_shapes_and_ranges():
+    g = torch.Generator().manual_seed(0)
+    L = torch.rand(4, 1, 32, 32) * 100
+    aged = archival_look(L, g, p=1.0)
+    assert aged.shape == L.shape and aged.min() >= 0 and aged.max() <= 100
+    ab = torch.randn(4, 2, 32, 32) * 30
+    hint = degrade_hint(ab, g)
+    assert hint.shape == ab.shape and torch.isfinite(hint).all()
+    m = hole_mask(4, 32, 32, g, 0.3, 0.3)
+    assert torch.allclose(1 - m.mean(dim=(1, 2, 3)), torch.full((4,), 0.3), atol=0.05)
