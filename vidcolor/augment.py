@@ -104,7 +104,9 @@ def degrade_hint(ab: torch.Tensor, g: torch.Generator, max_shift: float = 6.0) -
     b, _, h, w = ab.shape
     x = F.grid_sample(ab, _warp_grid(b, h, w, g, max_shift), mode="bilinear", padding_mode="zeros", align_corners=False)
     x = gaussian_blur(x, _rand(b, 0.0, 2.0, g) * _chance(b, 0.5, g))
-    sat = torch.where(_chance(b, 0.5, g), _rand(b, 0.5, 1.0, g), torch.ones(b))
+    # Saturation errors both ways: a hint that is only ever too pale teaches the
+    # model to boost every hint, and fed back frame after frame that drifts.
+    sat = torch.where(_chance(b, 0.5, g), _rand(b, 0.65, 1.35, g), torch.ones(b))
     hue = _rand(b, -15.0, 15.0, g) * _chance(b, 0.4, g) * math.pi / 180
     c, s = torch.cos(hue)[:, None, None], torch.sin(hue)[:, None, None]
     a2, b2 = x[:, 0], x[:, 1]

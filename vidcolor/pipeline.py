@@ -56,6 +56,23 @@ class Progress:
     elapsed: float
 
 
+class StageTimes:
+    """Seconds spent per stage (each stage on its own thread, so they overlap)."""
+
+    names = ("decode", "flow", "model", "compose", "encode")
+
+    def __init__(self) -> None:
+        self.seconds = {n: 0.0 for n in self.names}
+
+    def add(self, name: str, since: float) -> float:
+        now = time.perf_counter()
+        self.seconds[name] += now - since
+        return now
+
+    def per_frame_ms(self, frames: int) -> dict[str, float]:
+        return {n: 1000.0 * s / max(1, frames) for n, s in self.seconds.items()}
+
+
 @dataclass
 class Summary:
     output: Path
@@ -65,6 +82,7 @@ class Summary:
     notices: list[str]
     sheet: Path | None = None
     lost_packets: int = 0
+    stages: StageTimes | None = None
 
     @property
     def fps(self) -> float:
@@ -184,15 +202,18 @@ def _run(container, info: SourceInfo, src: Path, dst: Path, sheet: Path | None, 
     frames_q: queue.Queue = queue.Queue(maxsize=6)
     encode_q: queue.Queue = queue.Queue(maxsize=6)
     t0 = time.perf_counter()
+    times = StageTimes()
 
     def decode() -> None:
+        t = time.perf_counter()
         for item in demux_range(container, start, end, stats):
             if stop.is_set():
                 return
             if isinstance(item, av.VideoFrame):
-                _put(frames_q, (item, item.to_ndarray(format="gray")), stop)
-            else:
-                _put(frames_q, item, stop)
+                item = (item, item.to_ndarray(format="gray"))
+            t = times.add("decode", t)
+            _put(frames_q, item, stop)
+            t = time.perf_counter()
         _put(frames_q, _END, stop)
 
     decoder = _Stage(decode, "vidcolor-decode")
@@ -229,14 +250,14 @@ def _run(container, info: SourceInfo, src: Path, dst: Path, sheet: Path | None, 
                 lightness = gray_to_lightness_lut()
                 topt = options.temporal_options if options.temporal else replace(options.temporal_options, smoothing=0.0, feedback=False)
                 state = TemporalState(topt, lightness)
-                encoder = _Stage(lambda: _encode_loop(encode_q, writer, composer, stop, shots, sheet, options, info), "vidcolor-encode")
+                encoder = _Stage(lambda: _encode_loop(encode_q, writer, composer, stop, shots, sheet, times), "vidcolor-encode")
                 encoder.start()
                 first_time = frame.time
                 for p in pending:  # a range drops what comes before its first frame
                     if start is None or float(p.pts * p.time_base) >= offset - 5e-4:
                         _put(encode_q, p, stop)
                 pending.clear()
-            ab = _colorize_frame(gray, rotation, wsize, state, lightness, colorizer)
+            ab = _colorize_frame(gray, rotation, wsize, state, lightness, colorizer, times)
             _put(encode_q, (frame.pts, gray, ab), stop)
             frames += 1
             last_time = frame.time
@@ -258,7 +279,7 @@ def _run(container, info: SourceInfo, src: Path, dst: Path, sheet: Path | None, 
         if stats.corrupt_packets:
             notices.append(f"{stats.corrupt_packets} damaged packet(s) could not be decoded: those frames are missing from the output")
         duration = last_time - (first_time or 0.0) + float(1 / info.rate)
-        return Summary(dst, frames, duration, time.perf_counter() - t0, notices, sheet, stats.corrupt_packets)
+        return Summary(dst, frames, duration, time.perf_counter() - t0, notices, sheet, stats.corrupt_packets, times)
     except BaseException:
         stop.set()
         if writer is not None and encoder is not None and encoder.is_alive():
@@ -290,25 +311,28 @@ def _no_frames_error(src: Path, info: SourceInfo, start, end, stats: DecodeStats
 
 
 def _colorize_frame(gray: np.ndarray, rotation: int, wsize: tuple[int, int], state: TemporalState,
-                    lut: np.ndarray, colorizer: Colorizer) -> np.ndarray:
+                    lut: np.ndarray, colorizer: Colorizer, times: StageTimes) -> np.ndarray:
     """Full-res gray (H, W) uint8 -> ab (h, w, 2) float32 at the working resolution (stored orientation)."""
+    t = time.perf_counter()
     small = cv2.resize(gray, wsize, interpolation=cv2.INTER_AREA)
     k = rotation // 90
     upright = np.ascontiguousarray(np.rot90(small, k)) if k else small
     inherited = state.prepare(upright)
     hint = state.hint_ab(inherited)
-    L = lut[upright]
     if hint is None:
         rgb = np.repeat((upright.astype(np.float32) / 255.0)[..., None], 3, axis=2)
     else:
-        rgb = lab_planes_to_rgb(L, hint)
+        rgb = lab_planes_to_rgb(lut[upright], hint)
+    t = times.add("flow", t)
     pred, _conf = colorizer.predict(rgb)
+    t = times.add("model", t)
     ab = state.blend(inherited, pred)
+    times.add("flow", t)
     return np.ascontiguousarray(np.rot90(ab, -k)) if k else ab
 
 
 def _encode_loop(q: queue.Queue, writer: Writer, composer: Composer, stop: threading.Event,
-                 shots: list, sheet: Path | None, options: ColorizeOptions, info: SourceInfo) -> None:
+                 shots: list, sheet: Path | None, times: StageTimes) -> None:
     while not stop.is_set():
         try:
             item = q.get(timeout=0.1)
@@ -321,9 +345,12 @@ def _encode_loop(q: queue.Queue, writer: Writer, composer: Composer, stop: threa
             writer.write_packet(item)
             continue
         pts, gray, ab = item
+        t = time.perf_counter()
         frame = composer.frame(gray, ab)
         frame.pts = pts
+        t = times.add("compose", t)
         writer.write_frame(frame)
+        times.add("encode", t)
         if sheet is not None:
             shots.append((composer.rgb(gray, np.zeros_like(ab), 240), composer.rgb(gray, ab, 240)))
 

@@ -235,3 +235,39 @@ class Trainer:
             self.best = score
             save_model(self.ema, self.run / "best.safetensors", {"step": self.step, "held_out": fig})
             self.log({"event": "export", "step": self.step, "gain_db": round(score, 3)})
+
+
+def export_checkpoint(checkpoint: Path, out: Path, extra: dict | None = None) -> None:
+    """Write a checkpoint's EMA weights as safetensors + config (the shippable form)."""
+    run = checkpoint.parent
+    cfg = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    model = ColorNet(cfg.model)
+    model.load_state_dict(state["ema"])
+    save_model(model.eval(), out, {"step": int(state["step"]), **(extra or {})})
+
+
+def main() -> None:
+    """python -m vidcolor.train fit [--steps N ...] | export CHECKPOINT OUT.safetensors"""
+    import typer
+
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+    @app.command()
+    def fit(data_dir: str = TrainConfig.data_dir, run_dir: str = TrainConfig.run_dir, steps: int = TrainConfig.steps,
+            batch: int = TrainConfig.batch, crop: int = TrainConfig.crop, lr: float = TrainConfig.lr,
+            eval_every: int = TrainConfig.eval_every, device: str = TrainConfig.device) -> None:
+        """Train (or resume, when RUN_DIR/last.pt exists). Example: python -m vidcolor.train fit --steps 10000"""
+        Trainer(TrainConfig(data_dir=data_dir, run_dir=run_dir, steps=steps, batch=batch, crop=crop, lr=lr,
+                            eval_every=eval_every, device=device)).fit()
+
+    @app.command()
+    def export(checkpoint: Path, out: Path) -> None:
+        """Example: python -m vidcolor.train export runs/base/last.pt models/vidcolor-base.safetensors"""
+        export_checkpoint(checkpoint, out)
+
+    app()
+
+
+if __name__ == "__main__":
+    main()

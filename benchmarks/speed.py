@@ -1,0 +1,103 @@
+"""End-to-end speed, measured side by side in one run (these machines are noisy).
+
+    python benchmarks/speed.py [--frames 240]
+
+For a 640x360 and a 1280x720 clip (generated here: a camera panning over
+scikit-image's photos, like samples/make_sample.py), reports:
+- vidcolor's end-to-end fps with default settings;
+- a plain PyAV transcode of the same clip with the same encoder settings (the
+  floor no colorizer can beat), and the ratio of the two;
+- vidcolor's per-stage time in ms per frame (stages overlap on their threads).
+Also the model's forward time alone on a 640x360 frame at the default working size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import torch
+from skimage import data
+
+from vidcolor.inference import Colorizer
+from vidcolor.pipeline import ColorizeOptions, colorize_video, working_size
+from vidcolor.video import EncodeOptions
+
+
+def make_clip(path: Path, width: int, height: int, frames: int, rate: int = 24) -> Path:
+    photo = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY)
+    photo = cv2.resize(photo, (2 * width, 2 * width))
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=rate, options={"crf": "18", "preset": "veryfast"})
+        v.width, v.height, v.pix_fmt = width, height, "yuv420p"
+        for i in range(frames):
+            x = int(i * width / frames)
+            crop = np.ascontiguousarray(photo[height // 2 : height // 2 + height, x : x + width])
+            f = av.VideoFrame.from_ndarray(crop, format="gray").reformat(format="yuv420p")
+            f.pts, f.time_base = i, Fraction(1, rate)
+            c.mux(v.encode(f))
+        c.mux(v.encode())
+    return path
+
+
+def plain_transcode(src: Path, dst: Path, enc: EncodeOptions) -> float:
+    """Decode and re-encode with the same encoder settings: the floor. -> fps"""
+    t = time.perf_counter()
+    with av.open(str(src)) as i, av.open(str(dst), "w") as o:
+        iv = i.streams.video[0]
+        iv.thread_type = "AUTO"
+        ov = o.add_stream(enc.codec, rate=iv.average_rate, options={"crf": str(enc.crf), "preset": enc.preset})
+        ov.width, ov.height, ov.pix_fmt = iv.width, iv.height, "yuv420p"
+        n = 0
+        for frame in i.decode(iv):
+            frame.pict_type = 0
+            o.mux(ov.encode(frame))
+            n += 1
+        o.mux(ov.encode())
+    return n / (time.perf_counter() - t)
+
+
+def model_forward_ms(repeats: int = 40) -> float:
+    col = Colorizer.load(None, "cpu")
+    w, h = working_size(640, 360, ColorizeOptions().work_size)
+    x = torch.rand(1, 3, h, w).contiguous(memory_format=torch.channels_last).to(col.dtype)
+    times = []
+    with torch.inference_mode(), torch.autocast("cpu", dtype=col.dtype, enabled=col.dtype != torch.float32):
+        for i in range(repeats + 5):
+            t = time.perf_counter()
+            col.model.colorize_ab(x)
+            if i >= 5:
+                times.append(time.perf_counter() - t)
+    return 1000 * statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", type=int, default=240)
+    args = ap.parse_args()
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, model dtype {Colorizer.load(None, 'cpu').dtype}")
+    print(f"model forward, 640x360 frame at the default working size: {model_forward_ms():.1f} ms median")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for w, h in ((640, 360), (1280, 720)):
+            clip = make_clip(folder / f"clip{h}.mp4", w, h, args.frames)
+            opts = ColorizeOptions()
+            floor = plain_transcode(clip, folder / "plain.mp4", opts.encode)
+            summary = colorize_video(clip, folder / "out.mp4", opts)
+            fps = summary.fps
+            stages = summary.stages.per_frame_ms(summary.frames)
+            print(f"{w}x{h}: vidcolor {fps:5.1f} fps | plain transcode {floor:5.1f} fps | ratio {fps / floor:.2f}")
+            print("   per frame: " + "  ".join(f"{k} {v:5.1f} ms" for k, v in stages.items()))
+            (folder / "out.mp4").unlink()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

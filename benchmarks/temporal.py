@@ -1,0 +1,72 @@
+"""Issue 4's figures: temporal mode vs --no-temporal vs the ground truth on colour clips.
+
+    python benchmarks/temporal.py                        # every clip of ../shared/data/videos
+    python benchmarks/temporal.py CLIP [CLIP ...] --smoothing 0.5 --json out.json
+
+Per clip and in total: PSNR, colourfulness, warp error (Lai et al.), CDC (Liu et
+al.), the ratios the bar asks for, the cut check (first frame after each cut:
+temporal vs per-frame PSNR) and the drift check (colourfulness of the first and
+last second).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from vidcolor.clipeval import evaluate_clip
+from vidcolor.pipeline import ColorizeOptions
+from vidcolor.temporal import TemporalOptions
+
+DEFAULT_CLIPS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("clips", nargs="*", type=Path)
+    ap.add_argument("--smoothing", type=float, default=TemporalOptions().smoothing)
+    ap.add_argument("--model", type=Path, default=None)
+    ap.add_argument("--temperature", type=float, default=None)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    clips = args.clips or sorted(DEFAULT_CLIPS.glob("*.mp4"))
+    if not clips:
+        sys.exit(f"no clips given and none in {DEFAULT_CLIPS}")
+    opts = ColorizeOptions(model=args.model, temperature=args.temperature,
+                           temporal_options=TemporalOptions(smoothing=args.smoothing))
+    results = {}
+    head = f"{'clip':32s} {'mode':9s} {'PSNR':>6s} {'colour':>7s} {'warp_err':>9s} {'CDC':>8s}"
+    print(head)
+    for clip in clips:
+        r = evaluate_clip(clip, opts)
+        results[clip.name] = r
+        for mode in ("temporal", "single", "truth"):
+            f = r[mode]
+            print(f"{clip.stem[:32]:32s} {mode:9s} {f['psnr']:6.2f} {f['colourfulness']:7.2f} {f['warp_error']*1e3:9.3f} {f['cdc']*1e3:8.3f}")
+        t, s, g = r["temporal"], r["single"], r["truth"]
+        print(f"  ratios: warp t/s {t['warp_error']/s['warp_error']:.3f}  t/truth {t['warp_error']/max(g['warp_error'],1e-12):.3f}  "
+              f"CDC t/s {t['cdc']/s['cdc']:.3f}  dPSNR {t['psnr']-s['psnr']:+.2f}  colour t/s {t['colourfulness']/s['colourfulness']:.3f}")
+        for c in r["cuts"]:
+            print(f"  cut at frame {c['frame']}: PSNR temporal {c['psnr_temporal']:.2f} vs per-frame {c['psnr_single']:.2f}")
+        a, b = r["colourfulness_first_last_second"]
+        print(f"  colourfulness first/last second: {a:.2f} / {b:.2f} ({(b - a) / max(a, 1e-9) * 100:+.1f} %)")
+    keys = ("psnr", "colourfulness", "warp_error", "cdc")
+    total = {m: {k: float(np.mean([r[m][k] for r in results.values()])) for k in keys} for m in ("temporal", "single", "truth")}
+    t, s, g = total["temporal"], total["single"], total["truth"]
+    print("\nmean over clips:")
+    for m in ("temporal", "single", "truth"):
+        f = total[m]
+        print(f"  {m:9s} PSNR {f['psnr']:6.2f}  colour {f['colourfulness']:6.2f}  warp_err {f['warp_error']*1e3:7.3f}e-3  CDC {f['cdc']*1e3:7.3f}e-3")
+    print(f"  warp t/s {t['warp_error']/s['warp_error']:.3f} (bar <= 0.7)  warp t/truth {t['warp_error']/g['warp_error']:.3f} (bar <= 1.5)  "
+          f"CDC t/s {t['cdc']/s['cdc']:.3f} (bar <= 0.8)  dPSNR {t['psnr']-s['psnr']:+.2f} (bar >= -0.2)  "
+          f"colour t/s {t['colourfulness']/s['colourfulness']:.3f} (bar >= 0.85)")
+    if args.json:
+        args.json.write_text(json.dumps({"clips": results, "mean": total, "smoothing": args.smoothing}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
