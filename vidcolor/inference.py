@@ -58,17 +58,26 @@ class Colorizer:
         model.bins.data = model.bins.data.float()
         return cls(model, dev, dtype, temperature)
 
-    @torch.inference_mode()
     def predict(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """rgb (H, W, 3) float32 in [0, 1] -> ab (H, W, 2) float32 and confidence (H, W) float32 in [0, 1].
 
         The network predicts at 1/4 size; this upsamples (bilinear) to the input size.
         """
-        h, w = rgb.shape[:2]
-        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].to(self.device)
+        out = self._run(np.ascontiguousarray(rgb)[None])[0]
+        return np.ascontiguousarray(out[..., :2]), np.ascontiguousarray(out[..., 2])
+
+    def predict_many(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        """Several same-size (H, W, 3) images in one batch -> their ab (H, W, 2) each."""
+        out = self._run(np.stack(images))
+        return [np.ascontiguousarray(o[..., :2]) for o in out]
+
+    @torch.inference_mode()
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        """(B, H, W, 3) float32 -> (B, H, W, 3): a, b, confidence at the input size."""
+        h, w = batch.shape[1:3]
+        x = torch.from_numpy(batch).permute(0, 3, 1, 2).to(self.device)
         x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
             ab, conf = self.model.colorize_ab(x, self.temperature)
         out = F.interpolate(torch.cat((ab, conf), 1).float(), size=(h, w), mode="bilinear", align_corners=False)
-        out = out[0].permute(1, 2, 0).cpu().numpy()
-        return np.ascontiguousarray(out[..., :2]), np.ascontiguousarray(out[..., 2])
+        return out.permute(0, 2, 3, 1).cpu().numpy()

@@ -36,6 +36,9 @@ class ModelConfig:
     global_dim: int = 256
     bin_grid: float = 10.0  # ab quantization step (Zhang: 10)
     temperature: float = 0.38  # annealed-mean default (Zhang: 0.38)
+    # How much of the class rebalancing to undo when decoding: 0 = Zhang's
+    # (vivid, biased to rare colours), 1 = the unbiased posterior p / w.
+    prior_correction: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -117,6 +120,8 @@ class ColorNet(nn.Module):
         self.cfg = cfg
         w, nb = cfg.widths, cfg.blocks
         self.register_buffer("bins", gamut_bins(cfg.bin_grid))  # (Q, 2) ab centres
+        # (Q,) the class-rebalancing weights w the training loss used; decode divides them out.
+        self.register_buffer("class_weights", torch.ones(self.bins.shape[0]))
         self.stem = nn.Sequential(ConvBN(3, w[0], stride=2), ConvBN(w[0], w[1], stride=2))
         self.s4 = nn.Sequential(*[ResBlock(w[1]) for _ in range(nb[0])])
         self.s8 = nn.Sequential(ConvBN(w[1], w[2], stride=2), *[ResBlock(w[2]) for _ in range(nb[1])])
@@ -155,11 +160,16 @@ class ColorNet(nn.Module):
     def decode(self, logits: torch.Tensor, temperature: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """logits (B, Q, h, w) -> ab (B, 2, h, w) by annealed mean, and confidence (B, 1, h, w) in [0, 1].
 
-        Confidence is 1 - normalized entropy of the untempered distribution:
-        1 where the network is sure of one colour, 0 where it has no idea.
+        A loss weighted by w learns p(q) * w(q) (up to normalization); subtracting
+        prior_correction * log w first moves the distribution back toward the
+        true posterior. Confidence is 1 - normalized entropy of the untempered
+        distribution: 1 where the network is sure of one colour, 0 where it has no idea.
         """
         t = self.cfg.temperature if temperature is None else temperature
-        logp = torch.log_softmax(logits.float(), dim=1)
+        logits = logits.float()
+        if self.cfg.prior_correction:
+            logits = logits - self.cfg.prior_correction * torch.log(self.class_weights.float())[None, :, None, None]
+        logp = torch.log_softmax(logits, dim=1)
         ab = torch.einsum("bqhw,qc->bchw", torch.softmax(logp / max(t, 1e-3), dim=1), self.bins)
         entropy = -(logp.exp() * logp).sum(1, keepdim=True)
         return ab, 1.0 - entropy / math.log(self.num_bins)

@@ -30,7 +30,7 @@ from .color import gray_to_lightness_lut, lab_planes_to_rgb
 from .compose import Composer
 from .errors import VidcolorError
 from .inference import Colorizer
-from .temporal import TemporalOptions, TemporalState
+from .temporal import TemporalOptions, TemporalState, chroma_stats, match_stats
 from .video import DecodeStats, EncodeOptions, SourceInfo, Writer, check_codec, container_format, demux_range, describe, open_input
 
 
@@ -319,13 +319,19 @@ def _colorize_frame(gray: np.ndarray, rotation: int, wsize: tuple[int, int], sta
     upright = np.ascontiguousarray(np.rot90(small, k)) if k else small
     inherited = state.prepare(upright)
     hint = state.hint_ab(inherited)
-    if hint is None:
-        rgb = np.repeat((upright.astype(np.float32) / 255.0)[..., None], 3, axis=2)
-    else:
-        rgb = lab_planes_to_rgb(lut[upright], hint)
+    plain = np.repeat((upright.astype(np.float32) / 255.0)[..., None], 3, axis=2)
     t = times.add("flow", t)
-    pred, _conf = colorizer.predict(rgb)
+    if hint is None:
+        pred = colorizer.predict(plain)[0]
+        state.anchor = chroma_stats(pred)
+    elif state.needs_anchor():
+        pred, memoryless = colorizer.predict_many([lab_planes_to_rgb(lut[upright], hint), plain])
+        state.anchor = chroma_stats(memoryless)
+    else:
+        pred = colorizer.predict(lab_planes_to_rgb(lut[upright], hint))[0]
     t = times.add("model", t)
+    if hint is not None:
+        pred = match_stats(pred, state.anchor)
     ab = state.blend(inherited, pred)
     times.add("flow", t)
     return np.ascontiguousarray(np.rot90(ab, -k)) if k else ab

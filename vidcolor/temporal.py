@@ -30,6 +30,7 @@ class TemporalOptions:
     min_reliable: float = 0.3  # below this fraction of trustworthy flow, t-1 and t are different shots
     black_level: float = 12.0  # mean 8-bit gray below which a frame counts as black (fades)
     lightness_tolerance: float = 10.0  # L units; a warped pixel further off is not trusted
+    anchor_every: int = 4  # frames between memoryless (gray-input) passes that anchor global colour
 
 
 @dataclass
@@ -39,6 +40,27 @@ class Inherited:
     ab: np.ndarray | None  # (H, W, 2) float32 warped previous output, or None after a reset
     reliability: np.ndarray | None  # (H, W) float32 in [0, 1]
     cut: bool  # True when this frame starts a new shot
+
+
+def chroma_stats(ab: np.ndarray) -> tuple[np.ndarray, float]:
+    """ab (H, W, 2) -> (mean ab (2,), mean distance from that mean): a frame's overall cast and spread."""
+    mean = ab.reshape(-1, 2).mean(axis=0)
+    spread = float(np.sqrt(((ab - mean) ** 2).sum(-1)).mean())
+    return mean, spread
+
+
+def match_stats(ab: np.ndarray, target: tuple[np.ndarray, float]) -> np.ndarray:
+    """Shift and scale ab so its overall cast and spread are the target's; local choices are kept.
+
+    Why: fed back frame after frame, any bias of the hinted model (a warm cast,
+    a little extra saturation) compounds into drift. Anchoring the global
+    statistics to a prediction made without memory stops that, while the
+    feedback still decides *which* colour each region keeps.
+    """
+    mean, spread = chroma_stats(ab)
+    t_mean, t_spread = target
+    scale = float(np.clip(t_spread / max(spread, 1e-3), 0.5, 2.0))
+    return ((ab - mean) * scale + t_mean).astype(np.float32)
 
 
 def histogram(gray: np.ndarray) -> np.ndarray:
@@ -60,6 +82,8 @@ class TemporalState:
         self.cuts = 0
 
     def reset(self) -> None:
+        self.anchor: tuple[np.ndarray, float] | None = None  # see match_stats
+        self.since_anchor = 0
         self.prev_gray: np.ndarray | None = None
         self.prev_hist: np.ndarray | None = None
         self.prev_ab: np.ndarray | None = None
@@ -83,6 +107,14 @@ class TemporalState:
         ab = warp(self.prev_ab, pair.backward)
         self._pending = (gray, hist)
         return Inherited(ab, rel, cut=False)
+
+    def needs_anchor(self) -> bool:
+        """True every anchor_every frames (and whenever there is no anchor yet)."""
+        self.since_anchor += 1
+        if self.anchor is None or self.since_anchor >= self.opt.anchor_every:
+            self.since_anchor = 0
+            return True
+        return False
 
     def _restart(self, gray: np.ndarray, hist: np.ndarray | None) -> Inherited:
         self.cuts += 1

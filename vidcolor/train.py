@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -146,6 +146,8 @@ class Trainer:
         self.step = 0
         self.best = -math.inf
         self.weights = rebalance_weights(bin_prior(self.train_cache, self.model.bins.cpu(), self.rng), cfg.rebalance_lambda)
+        for m in (self.model, self.ema):
+            m.class_weights.copy_(self.weights)
         self._resume()
 
     def log(self, rec: dict) -> None:
@@ -159,6 +161,8 @@ class Trainer:
         if not ckpt.exists():
             return
         state = torch.load(ckpt, map_location=self.device, weights_only=True)
+        for key in ("model", "ema"):  # checkpoints from before class_weights was a buffer
+            state[key].setdefault("class_weights", self.weights.to(self.device))
         self.model.load_state_dict(state["model"])
         self.ema.load_state_dict(state["ema"])
         self.opt.load_state_dict(state["opt"])
@@ -237,13 +241,22 @@ class Trainer:
             self.log({"event": "export", "step": self.step, "gain_db": round(score, 3)})
 
 
-def export_checkpoint(checkpoint: Path, out: Path, extra: dict | None = None) -> None:
-    """Write a checkpoint's EMA weights as safetensors + config (the shippable form)."""
+def export_checkpoint(checkpoint: Path, out: Path, model_cfg: ModelConfig | None = None, extra: dict | None = None) -> None:
+    """Write a checkpoint's EMA weights as safetensors + config (the shippable form).
+
+    model_cfg may change decode-time settings (temperature, prior_correction), not the shapes.
+    """
     run = checkpoint.parent
     cfg = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    model = ColorNet(cfg.model)
-    model.load_state_dict(state["ema"])
+    model = ColorNet(model_cfg or cfg.model)
+    ema = state["ema"]
+    if "class_weights" not in ema:  # older checkpoints: recompute them exactly as training did
+        train, _ = split_images(list_images(Path(cfg.data_dir)), cfg.holdout_permille)
+        cache = cached(train, Path(cfg.cache_dir), 256)
+        prior = bin_prior(cache, model.bins, np.random.default_rng(cfg.seed))
+        ema["class_weights"] = rebalance_weights(prior, cfg.rebalance_lambda)
+    model.load_state_dict(ema)
     save_model(model.eval(), out, {"step": int(state["step"]), **(extra or {})})
 
 
@@ -262,9 +275,11 @@ def main() -> None:
                             eval_every=eval_every, device=device)).fit()
 
     @app.command()
-    def export(checkpoint: Path, out: Path) -> None:
-        """Example: python -m vidcolor.train export runs/base/last.pt models/vidcolor-base.safetensors"""
-        export_checkpoint(checkpoint, out)
+    def export(checkpoint: Path, out: Path, temperature: float = ModelConfig.temperature,
+               prior_correction: float = ModelConfig.prior_correction) -> None:
+        """Example: python -m vidcolor.train export runs/base/last.pt models/vidcolor-base.safetensors --temperature 0.6"""
+        cfg = TrainConfig.from_dict(json.loads((checkpoint.parent / "config.json").read_text())).model
+        export_checkpoint(checkpoint, out, replace(cfg, temperature=temperature, prior_correction=prior_correction))
 
     app()
 

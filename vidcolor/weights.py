@@ -7,6 +7,7 @@ config the network is rebuilt from. No pickle anywhere on the loading path.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
@@ -29,20 +30,23 @@ def default_model_path() -> Path:
 def save_model(model: ColorNet, path: Path, extra: dict | None = None, half: bool = True) -> None:
     """Write path (.safetensors) and its config (.json). `half` stores fp16 to halve the file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to(torch.float16 if half and v.is_floating_point() and k != "bins" else v.dtype).contiguous()
+    state = {k: v.detach().to(torch.float16 if half and v.is_floating_point() and k not in ("bins", "class_weights") else v.dtype).contiguous()
              for k, v in model.state_dict().items()}
     save_file(state, str(path), metadata={"config": json.dumps(model.cfg.to_dict())})
     meta = {"config": model.cfg.to_dict(), **(extra or {})}
     path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
-def load_model(path: Path | None = None) -> ColorNet:
-    """Rebuild the network from the JSON config beside the weights, then load them (fp32, eval mode)."""
+def load_model(path: Path | None = None, **decode: float) -> ColorNet:
+    """Rebuild the network from the JSON config beside the weights, then load them (fp32, eval mode).
+
+    `decode` may override decode-time settings (temperature, prior_correction).
+    """
     path = Path(path) if path is not None else default_model_path()
     cfg_path = path.with_suffix(".json")
     if not path.is_file() or not cfg_path.is_file():
         raise FileNotFoundError(f"model weights not found: {path} (and its {cfg_path.name})")
-    cfg = ModelConfig.from_dict(json.loads(cfg_path.read_text())["config"])
+    cfg = replace(ModelConfig.from_dict(json.loads(cfg_path.read_text())["config"]), **decode)
     model = ColorNet(cfg)
     state = {k: v.float() for k, v in load_file(str(path)).items()}
     model.load_state_dict(state)
