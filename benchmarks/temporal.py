@@ -31,13 +31,16 @@ def main() -> None:
     ap.add_argument("--smoothing", type=float, default=TemporalOptions().smoothing)
     ap.add_argument("--model", type=Path, default=None)
     ap.add_argument("--temperature", type=float, default=None)
+    ap.add_argument("--anchor-every", type=int, default=TemporalOptions().anchor_every)
+    ap.add_argument("--no-feedback", action="store_true", help="smoothing only: the model never sees the previous colours")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     clips = args.clips or sorted(DEFAULT_CLIPS.glob("*.mp4"))
     if not clips:
         sys.exit(f"no clips given and none in {DEFAULT_CLIPS}")
     opts = ColorizeOptions(model=args.model, temperature=args.temperature,
-                           temporal_options=TemporalOptions(smoothing=args.smoothing))
+                           temporal_options=TemporalOptions(smoothing=args.smoothing, anchor_every=args.anchor_every,
+                                                            feedback=not args.no_feedback))
     results = {}
     head = f"{'clip':32s} {'mode':9s} {'PSNR':>6s} {'colour':>7s} {'warp_err':>9s} {'CDC':>8s}"
     print(head)

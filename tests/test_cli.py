@@ -56,6 +56,14 @@ def test_output_is_coloured_and_keeps_luma(gray_clip, tiny_model, tmp_path):
     assert np.abs(b[..., 0] - b[..., 2]).mean() > 0.5  # no longer gray
 
 
+@pytest.mark.parametrize("mode", [["--feedback"], ["--no-temporal"], ["--smoothing", "0"]])
+def test_temporal_modes_run_end_to_end(gray_clip, tiny_model, tmp_path, mode):
+    out = tmp_path / "m.mp4"
+    res = run(gray_clip, "-o", out, "--model", tiny_model, *mode)
+    assert res.exit_code == 0, res.output
+    assert read_video(out)["frames"] == 12
+
+
 @pytest.mark.parametrize("size", [(63, 47), (50, 36)])
 def test_odd_and_small_sizes(tmp_path, tiny_model, size):
     clip = make_video(tmp_path / "odd.mkv", size=size, frames=5)

@@ -77,7 +77,7 @@ def test_cuts_and_fades_are_detected_and_reset_the_state():
 
 
 def test_no_colour_crosses_a_cut():
-    state = make_state(smoothing=1.0)
+    state = make_state(smoothing=1.0, feedback=True)
     red = np.zeros((96, 128, 2), np.float32)
     red[..., 0] = 60.0
     for i in range(4):
@@ -104,7 +104,7 @@ def test_static_shot_keeps_a_constant_colour():
 
 
 def test_hint_is_gray_where_unreliable():
-    state = make_state()
+    state = make_state(feedback=True)
     ab = np.full((96, 128, 2), 30.0, np.float32)
     state.blend(state.prepare(gray(0, 0)), ab)
     inh = state.prepare(gray(1, 0))
@@ -114,3 +114,15 @@ def test_hint_is_gray_where_unreliable():
     assert reliable.mean() > 0.5
     assert np.all(hint[~reliable] == 0)
     assert np.abs(hint[reliable] - 30.0).mean() < 3.0
+
+
+def test_anchoring_matches_cast_and_spread_but_keeps_layout():
+    from vidcolor.temporal import chroma_stats, match_stats
+
+    rng = np.random.default_rng(0)
+    ab = rng.normal(0, 10, (32, 32, 2)).astype(np.float32) + np.float32([30, 20])  # a warm, drifted frame
+    target = (np.float32([5, -3]), 8.0)  # within the 0.5x..2x the matching allows
+    out = match_stats(ab, target)
+    mean, spread = chroma_stats(out)
+    assert mean == pytest.approx(target[0], abs=1e-3) and spread == pytest.approx(8.0, rel=1e-3)
+    assert np.corrcoef(out[..., 0].ravel(), ab[..., 0].ravel())[0, 1] > 0.999  # same regions, same order

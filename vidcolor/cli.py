@@ -88,8 +88,9 @@ def colorize(
     end: Optional[str] = typer.Option(None, "-to", "--end", help="End time (exclusive), same forms as --start."),
     duration: Optional[str] = typer.Option(None, "-t", "--duration", help="Length instead of --end, same forms."),
     preview: bool = typer.Option(False, "--preview", help="Write a side-by-side (gray | colour) clip and a PNG contact sheet for the range (default: 5 s from the middle)."),
-    temporal: bool = typer.Option(True, "--temporal/--no-temporal", help="Carry colours from frame to frame (flow-warped feedback + smoothing). --no-temporal colours each frame alone."),
-    smoothing: float = typer.Option(0.5, "--smoothing", min=0.0, max=1.0, help="Blend with the previous frame's colours: 0 off .. 1 strong."),
+    temporal: bool = typer.Option(True, "--temporal/--no-temporal", help="Carry colours from frame to frame (flow-warped smoothing, cut detection). --no-temporal colours each frame alone."),
+    smoothing: float = typer.Option(0.8, "--smoothing", min=0.0, max=1.0, help="Blend with the previous frame's flow-warped colours: 0 off .. 1 strong."),
+    feedback: bool = typer.Option(False, "--feedback/--no-feedback", help="Also give the network the previous frame's warped colours as a hint (off by default: see the README's figures)."),
     temperature: Optional[float] = typer.Option(None, "--temperature", min=0.05, max=1.0, help="Saturation control (annealed-mean temperature): lower = more vivid, 1 = the cautious mean. Default: the model's."),
     work_size: int = typer.Option(256, "--work-size", min=64, max=2048, help="Long side, in pixels, of the resolution colour is predicted at."),
     codec: str = typer.Option("libx264", "--codec", help="Video codec: libx264, libx265 or ffv1 (lossless)."),
@@ -121,7 +122,7 @@ def colorize(
             return
         options = ColorizeOptions(
             start=t_start, end=t_end, work_size=work_size, temperature=temperature, temporal=temporal,
-            temporal_options=TemporalOptions(smoothing=smoothing),
+            temporal_options=TemporalOptions(smoothing=smoothing, feedback=feedback),
             encode=EncodeOptions(codec=codec, crf=crf, preset=preset), device=device, model=model, preview=preview,
         )
         bar = _Bar(not quiet)
