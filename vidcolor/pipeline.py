@@ -195,102 +195,124 @@ def _run(container, info: SourceInfo, src: Path, dst: Path, sheet: Path | None, 
     fmt = container_format(dst)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.stem}.", suffix=".partial" + dst.suffix, dir=dst.parent)
     os.close(fd)
-    tmp = Path(tmp_name)
-    stop = threading.Event()
-    stats = DecodeStats()
-    notices: list[str] = []
-    frames_q: queue.Queue = queue.Queue(maxsize=6)
-    encode_q: queue.Queue = queue.Queue(maxsize=6)
-    t0 = time.perf_counter()
-    times = StageTimes()
+    job = _Job(container, info, src, Path(tmp_name), fmt, (start, end), options, colorizer, sheet, progress)
+    try:
+        summary = job.run()
+        os.replace(job.tmp, dst)
+        summary.output = dst
+        return summary
+    except BaseException:
+        job.abort()
+        raise
 
-    def decode() -> None:
+
+class _Job:
+    """One run: the queues, the three stages, the writer and the temporary output file."""
+
+    def __init__(self, container, info: SourceInfo, src: Path, tmp: Path, fmt: str, span: tuple,
+                 options: ColorizeOptions, colorizer: Colorizer, sheet: Path | None, progress):
+        self.container, self.info, self.src, self.tmp, self.fmt = container, info, src, tmp, fmt
+        self.start, self.end = span
+        self.options, self.colorizer, self.sheet, self.progress = options, colorizer, sheet, progress
+        self.stop = threading.Event()
+        self.stats = DecodeStats()
+        self.times = StageTimes()
+        self.notices: list[str] = []
+        self.frames_q: queue.Queue = queue.Queue(maxsize=6)
+        self.encode_q: queue.Queue = queue.Queue(maxsize=6)
+        self.decoder = _Stage(self._decode, "vidcolor-decode")
+        self.encoder: _Stage | None = None
+        self.writer: Writer | None = None
+        self.shots: list[tuple[np.ndarray, np.ndarray]] = []  # contact-sheet renderings (previews only)
+
+    def _decode(self) -> None:
+        """Decoder thread: video frames with their full-res gray, other packets as they come."""
         t = time.perf_counter()
-        for item in demux_range(container, start, end, stats):
-            if stop.is_set():
+        for item in demux_range(self.container, self.start, self.end, self.stats):
+            if self.stop.is_set():
                 return
             if isinstance(item, av.VideoFrame):
                 item = (item, item.to_ndarray(format="gray"))
-            t = times.add("decode", t)
-            _put(frames_q, item, stop)
+            t = self.times.add("decode", t)
+            _put(self.frames_q, item, self.stop)
             t = time.perf_counter()
-        _put(frames_q, _END, stop)
+        _put(self.frames_q, _END, self.stop)
 
-    decoder = _Stage(decode, "vidcolor-decode")
-    encoder: _Stage | None = None
-    writer: Writer | None = None
-    try:
-        decoder.start()
+    def _open_output(self, frame: av.VideoFrame, pending: list[av.Packet]) -> None:
+        """On the first frame: rotation, colour check, the writer and the encoder thread."""
+        opt, info = self.options, self.info
+        self.rotation = int(frame.rotation or 0) % 360
+        if _is_colour(frame):
+            self.notices.append(f"{self.src.name} already has colour: colorizing from its luminance only (its colours are replaced)")
+        # A range starts the output at its first frame; a whole file keeps its own
+        # timestamps, moved to 0 only when the container starts late (MPEG-TS).
+        offset = frame.time if self.start is not None else max(0.0, (self.container.start_time or 0) / av.time_base)
+        self.writer = Writer(self.tmp, self.fmt, self.container, info, opt.encode, self.rotation, offset, self.notices,
+                             width=info.width * (2 if opt.preview else 1))
+        composer = Composer(info.width, info.height, self.writer.pix_fmt, side_by_side=opt.preview)
+        self.lut = gray_to_lightness_lut()
+        topt = opt.temporal_options if opt.temporal else replace(opt.temporal_options, smoothing=0.0, feedback=False)
+        self.state = TemporalState(topt, self.lut)
+        self.wsize = working_size(info.width, info.height, opt.work_size)
+        self.encoder = _Stage(lambda: _encode_loop(self.encode_q, self.writer, composer, self.stop, self.shots,
+                                                   self.sheet, self.times), "vidcolor-encode")
+        self.encoder.start()
+        self.first_time = frame.time
+        for p in pending:  # a range drops what comes before its first frame
+            if self.start is None or float(p.pts * p.time_base) >= offset - 5e-4:
+                _put(self.encode_q, p, self.stop)
+
+    def run(self) -> Summary:
+        t0 = time.perf_counter()
+        self.decoder.start()
         pending: list[av.Packet] = []
-        state = lightness = composer = None
-        frames, last_time, first_time = 0, 0.0, None
-        wsize = working_size(info.width, info.height, options.work_size)
-        shots: list[tuple[np.ndarray, np.ndarray]] = []
-        while True:
-            item = _get(frames_q, stop, decoder)
-            if item is _END:
-                break
+        frames, last_time = 0, 0.0
+        total = _expected_frames(self.info, self.start, self.end)
+        while (item := _get(self.frames_q, self.stop, self.decoder)) is not _END:
             if isinstance(item, av.Packet):
-                if writer is None:
-                    pending.append(item)
+                if self.writer is None:
+                    pending.append(item)  # held until the first frame fixes the time offset
                 else:
-                    _put(encode_q, item, stop)
+                    _put(self.encode_q, item, self.stop)
                 continue
             frame, gray = item
-            if writer is None:
-                rotation = int(frame.rotation or 0) % 360
-                if _is_colour(frame):
-                    notices.append(f"{src.name} already has colour: colorizing from its luminance only (its colours are replaced)")
-                # A range starts the output at its first frame; a whole file keeps its own
-                # timestamps, moved to 0 only when the container starts late (MPEG-TS).
-                offset = frame.time if start is not None else max(0.0, (container.start_time or 0) / av.time_base)
-                writer = Writer(tmp, fmt, container, info, options.encode, rotation, offset, notices,
-                                width=info.width * (2 if options.preview else 1))
-                composer = Composer(info.width, info.height, writer.pix_fmt, side_by_side=options.preview)
-                lightness = gray_to_lightness_lut()
-                topt = options.temporal_options if options.temporal else replace(options.temporal_options, smoothing=0.0, feedback=False)
-                state = TemporalState(topt, lightness)
-                encoder = _Stage(lambda: _encode_loop(encode_q, writer, composer, stop, shots, sheet, times), "vidcolor-encode")
-                encoder.start()
-                first_time = frame.time
-                for p in pending:  # a range drops what comes before its first frame
-                    if start is None or float(p.pts * p.time_base) >= offset - 5e-4:
-                        _put(encode_q, p, stop)
-                pending.clear()
-            ab = _colorize_frame(gray, rotation, wsize, state, lightness, colorizer, times)
-            _put(encode_q, (frame.pts, gray, ab), stop)
-            frames += 1
-            last_time = frame.time
-            if encoder.error is not None:
-                raise encoder.error
-            if progress is not None:
-                progress(Progress(frames, _expected_frames(info, start, end), time.perf_counter() - t0))
-        if decoder.error is not None:
-            raise decoder.error
-        if writer is None:
-            raise _no_frames_error(src, info, start, end, stats)
-        _put(encode_q, _END, stop)
-        encoder.join()
-        if encoder.error is not None:
-            raise encoder.error
-        if sheet is not None:
-            _write_sheet(shots, sheet, options.sheet_frames)
-        os.replace(tmp, dst)
-        if stats.corrupt_packets:
-            notices.append(f"{stats.corrupt_packets} damaged packet(s) could not be decoded: those frames are missing from the output")
-        duration = last_time - (first_time or 0.0) + float(1 / info.rate)
-        return Summary(dst, frames, duration, time.perf_counter() - t0, notices, sheet, stats.corrupt_packets, times)
-    except BaseException:
-        stop.set()
-        if writer is not None and encoder is not None and encoder.is_alive():
-            encoder.join(timeout=5)
-        if writer is not None:
-            writer.abort()
-        tmp.unlink(missing_ok=True)
-        raise
-    finally:
-        stop.set()
-        decoder.join(timeout=5)
+            if self.writer is None:
+                self._open_output(frame, pending)
+            ab = _colorize_frame(gray, self.rotation, self.wsize, self.state, self.lut, self.colorizer, self.times)
+            _put(self.encode_q, (frame.pts, gray, ab), self.stop)
+            frames, last_time = frames + 1, frame.time
+            if self.encoder.error is not None:
+                raise self.encoder.error
+            if self.progress is not None:
+                self.progress(Progress(frames, total, time.perf_counter() - t0))
+        if self.writer is None:
+            raise _no_frames_error(self.src, self.info, self.start, self.end, self.stats)
+        self._finish()
+        duration = last_time - self.first_time + float(1 / self.info.rate)
+        return Summary(self.tmp, frames, duration, time.perf_counter() - t0, self.notices, self.sheet,
+                       self.stats.corrupt_packets, self.times)
+
+    def _finish(self) -> None:
+        _put(self.encode_q, _END, self.stop)
+        self.encoder.join()
+        if self.encoder.error is not None:
+            raise self.encoder.error
+        self.decoder.join(timeout=5)
+        if self.sheet is not None:
+            _write_sheet(self.shots, self.sheet, self.options.sheet_frames)
+        if self.stats.corrupt_packets:
+            self.notices.append(f"{self.stats.corrupt_packets} damaged packet(s) could not be decoded: "
+                                "those frames are missing from the output")
+
+    def abort(self) -> None:
+        """Stop every stage and delete the temporary output; the input was only ever read."""
+        self.stop.set()
+        for stage in (self.encoder, self.decoder):
+            if stage is not None and stage.is_alive():
+                stage.join(timeout=5)
+        if self.writer is not None:
+            self.writer.abort()
+        self.tmp.unlink(missing_ok=True)
 
 
 def _expected_frames(info: SourceInfo, start: float | None, end: float | None) -> int:
