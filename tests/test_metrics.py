@@ -36,3 +36,20 @@ def test_warp_error_masks_pixels():
     mask[0, 0] = True
     assert warp_error(a, b, mask) == 1.0
     assert warp_error(a, b, np.zeros((4, 4), bool)) == 0.0
+
+
+def test_clip_evaluation_end_to_end(tmp_path, tiny_model):
+    from vidcolor.clipeval import evaluate_clip, shot_starts
+    from vidcolor.pipeline import ColorizeOptions
+
+    from .conftest import make_video
+
+    clip = make_video(tmp_path / "c.mp4", frames=8, color=True, audio=False)
+    r = evaluate_clip(clip, ColorizeOptions(model=tiny_model))
+    assert r["frames"] == 8
+    assert r["truth"]["psnr"] == 100.0 and r["truth"]["chroma_warp_error"] > 0  # the clip moves
+    for mode in ("temporal", "single"):
+        f = r[mode]
+        assert all(np.isfinite(v) for v in f.values())
+        assert 5 < f["psnr"] < 60
+    assert shot_starts([np.zeros((8, 8, 3), np.uint8)] * 3 + [np.full((8, 8, 3), 200, np.uint8)] * 3) == [3]

@@ -35,6 +35,12 @@ class ClipFigures:
     colourfulness: float
     warp_error: float
     cdc: float
+    chroma_warp_error: float  # the same warp error on Lab ab only (units^2): flicker without the luma floor
+
+
+def _ab(frame: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> (H, W, 2) float32 Lab ab."""
+    return cv2.cvtColor(frame.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)[..., 1:]
 
 
 def gt_flows(frames: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -53,11 +59,14 @@ def figures(frames: list[np.ndarray], gt: list[np.ndarray], flows: list[tuple[np
     to_t = lambda f: torch.from_numpy(f).permute(2, 0, 1)[None].float() / 255.0  # noqa: E731
     p = float(np.mean([psnr(to_t(a), to_t(b)).item() for a, b in zip(frames, gt)]))
     c = float(np.mean([colourfulness(to_t(a)).item() for a in frames]))
-    errs = []
+    errs, ab_errs = [], []
     for t, (flow, mask) in enumerate(flows):
         nxt = warp(frames[t + 1].astype(np.float32) / 255.0, flow)
         errs.append(warp_error(frames[t].astype(np.float32) / 255.0, nxt, mask))
-    return ClipFigures(p, c, float(np.mean(errs)) if errs else 0.0, cdc(frames))
+        ab_now, ab_next = _ab(frames[t]), warp(_ab(frames[t + 1]), flow)
+        ab_errs.append(float(((ab_now - ab_next) ** 2).sum(-1)[mask].mean()) if mask.any() else 0.0)
+    mean = lambda v: float(np.mean(v)) if v else 0.0  # noqa: E731
+    return ClipFigures(p, c, mean(errs), cdc(frames), mean(ab_errs))
 
 
 def shot_starts(gt: list[np.ndarray]) -> list[int]:
