@@ -176,14 +176,19 @@ def colorize_video(src: Path, dst: Path, options: ColorizeOptions,
     container = open_input(src)
     try:
         info = describe(container)
-        start, end = options.start, options.end
+        # User times count from the start of the file, like ffmpeg's -ss; streams
+        # such as MPEG-TS carry timestamps that begin later.
+        base = max(0.0, (container.start_time or 0) / av.time_base)
+        start = None if options.start is None else options.start + base
+        end = None if options.end is None else options.end + base
         if options.preview:
             start, end = default_preview_range(info, start, end)
             dst, sheet = preview_paths(dst)
         else:
             sheet = None
         if start is not None and info.duration and start >= info.start + info.duration:
-            raise VidcolorError(f"the start {start:g} s is past the end of {src.name} ({info.duration:.2f} s long): choose an earlier start")
+            raise VidcolorError(f"the start {start - base:g} s is past the end of {src.name} ({info.duration:.2f} s long): "
+                                "choose an earlier start")
         colorizer = Colorizer.load(options.model, options.device, options.temperature)
         return _run(container, info, src, dst, sheet, start, end, options, colorizer, progress)
     finally:

@@ -121,7 +121,7 @@ def demux_range(
     # A frame counts as "at" a time if it starts within half a millisecond of it.
     eps = 5e-4
     if start:
-        container.seek(int(math.floor(start / tb)), stream=video, backward=True, any_frame=False)
+        _seek_before(container, video, start)
     video_done = False
     for packet in container.demux([video, *others]):
         if packet.stream.type != "video":
@@ -153,8 +153,42 @@ def demux_range(
             yield frame
 
 
-def frame_time(frame: av.VideoFrame) -> float:
-    return float(frame.time)
+def _seek_before(container: av.container.InputContainer, video: av.video.stream.VideoStream, start: float) -> None:
+    """Seek so that decoding restarts at a keyframe at or before `start`.
+
+    Containers without an index (MPEG-TS) seek by estimate and can land after
+    the target or between keyframes; probe the first decoded frame and step
+    back until it is a keyframe early enough (at worst, the file's beginning).
+    """
+    tb = video.time_base
+    first = float(video.start_time * tb) if video.start_time is not None else 0.0
+    target = start
+    for _ in range(8):
+        _seek(container, video, target, first)
+        t, key = _first_frame(container, video)
+        if t is None or (t <= start + 5e-4 and key) or target <= first:
+            break
+        target = max(first, target - max(1.0, 2 * (t - start)))
+    _seek(container, video, target, first)
+
+
+def _seek(container: av.container.InputContainer, video: av.video.stream.VideoStream, target: float, first: float) -> None:
+    if target <= first:
+        container.seek(0)  # the very beginning, whatever the stream's timestamps say
+    else:
+        container.seek(int(math.floor(target / video.time_base)), stream=video, backward=True, any_frame=False)
+
+
+def _first_frame(container: av.container.InputContainer, video: av.video.stream.VideoStream) -> tuple[float | None, bool]:
+    """Time of the first frame decoded from here, and whether it is a keyframe."""
+    for packet in container.demux(video):
+        try:
+            for frame in packet.decode():
+                if frame.pts is not None:
+                    return float(frame.time), bool(frame.key_frame)
+        except av.error.FFmpegError:
+            continue
+    return None, False
 
 
 @dataclass(frozen=True)
