@@ -261,6 +261,7 @@ def test_bad_inputs_fail_cleanly(tmp_path, tiny_model, case):
         (["-t", "-2"], "negative"),
         (["-ss", "1:99"], "seconds"),
         (["--codec", "h263x"], "unknown codec"),
+        (["--preset", "fastest"], "unknown preset"),
     ],
 )
 def test_bad_options_fail_cleanly(gray_clip, tiny_model, tmp_path, args, words):

@@ -101,6 +101,8 @@ def colorize(
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar, no summary; errors and warnings only."),
 ) -> None:
     """Colorize a black-and-white video; the original audio is kept."""
+    from av.error import FFmpegError
+
     from .pipeline import ColorizeOptions, colorize_video
     from .temporal import TemporalOptions
     from .timecode import format_time, parse_time
@@ -135,6 +137,9 @@ def colorize(
         return
     except KeyboardInterrupt:
         _fail("interrupted: no output was written", code=130)
+        return
+    except (OSError, FFmpegError) as e:  # disk full, permissions changing under us, FFmpeg I/O errors
+        _fail(f"{getattr(e, 'strerror', None) or e}: no output was written. Check the output folder and free space")
         return
     for notice in summary.notices:
         typer.echo(f"vidcolor: warning: {notice}", err=True)

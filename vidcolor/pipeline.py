@@ -31,7 +31,7 @@ from .compose import Composer
 from .errors import VidcolorError
 from .inference import Colorizer
 from .temporal import TemporalOptions, TemporalState, chroma_stats, match_stats
-from .video import DecodeStats, EncodeOptions, SourceInfo, Writer, check_codec, container_format, demux_range, describe, open_input
+from .video import DecodeStats, EncodeOptions, SourceInfo, Writer, check_encode, container_format, demux_range, describe, open_input
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,7 @@ def colorize_video(src: Path, dst: Path, options: ColorizeOptions,
     """Colorize src into dst (or, with options.preview, into dst's preview clip and sheet)."""
     src, dst = Path(src), Path(dst)
     check_paths(src, dst)
-    check_codec(options.encode.codec)
+    check_encode(options.encode)
     if options.start is not None and options.end is not None and options.end <= options.start:
         raise VidcolorError(f"the end ({options.end:g} s) is not after the start ({options.start:g} s): give an end later than the start")
     container = open_input(src)

@@ -205,6 +205,15 @@ def container_format(path: Path) -> str:
     return fmt
 
 
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
+
+
+def check_encode(options: "EncodeOptions") -> None:
+    check_codec(options.codec)
+    if options.codec in ("libx264", "libx265") and options.preset not in PRESETS:
+        raise VidcolorError(f"unknown preset {options.preset!r}: use one of {', '.join(PRESETS[:-1])}")
+
+
 def check_codec(codec: str) -> None:
     if codec not in CODECS:
         raise VidcolorError(f"unknown codec {codec!r}: use one of {', '.join(CODECS)}")
