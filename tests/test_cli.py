@@ -327,3 +327,17 @@ def test_python_dash_m_entry_point(gray_clip, tiny_model, tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert read_video(out)["frames"] == 12
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="no CUDA GPU here")
+def test_cuda_device_gives_the_same_kind_of_output(gray_clip, tiny_model, tmp_path):
+    out = tmp_path / "cuda.mp4"
+    assert run(gray_clip, "-o", out, "--device", "cuda", "--model", tiny_model).exit_code == 0
+    assert read_video(out)["frames"] == 12
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the message when CUDA is missing")
+def test_cuda_asked_without_gpu_is_a_clean_error(gray_clip, tiny_model, tmp_path):
+    res = run(gray_clip, "-o", tmp_path / "o.mp4", "--device", "cuda", "--model", tiny_model)
+    assert res.exit_code == 1 and "no CUDA GPU" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "o.mp4").exists()
