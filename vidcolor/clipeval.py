@@ -57,7 +57,7 @@ def gt_flows(frames: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
 
 def figures(frames: list[np.ndarray], gt: list[np.ndarray], flows: list[tuple[np.ndarray, np.ndarray]]) -> ClipFigures:
     to_t = lambda f: torch.from_numpy(f).permute(2, 0, 1)[None].float() / 255.0  # noqa: E731
-    p = float(np.mean([psnr(to_t(a), to_t(b)).item() for a, b in zip(frames, gt)]))
+    p = float(np.mean([psnr(to_t(a), to_t(b)).item() for a, b in zip(frames, gt, strict=True)]))
     c = float(np.mean([colourfulness(to_t(a)).item() for a in frames]))
     errs, ab_errs = [], []
     for t, (flow, mask) in enumerate(flows):

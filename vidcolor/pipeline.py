@@ -150,9 +150,9 @@ def _get(q: queue.Queue, stop: threading.Event, worker: _Stage) -> object:
             return q.get(timeout=0.1)
         except queue.Empty:
             if worker.error is not None:
-                raise worker.error
+                raise worker.error from None
             if stop.is_set() or not worker.is_alive():
-                raise VidcolorError("internal error: a pipeline stage stopped without a result")
+                raise VidcolorError("internal error: a pipeline stage stopped without a result") from None
 
 
 def _is_colour(frame: av.VideoFrame) -> bool:

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from .augment import archival_look, degrade_hint
-from .color import gray_rgb, join_lab, rgb_to_lab
+from .color import join_lab, rgb_to_lab
 from .data import cached, center_crops, list_images, random_crops, split_images
 from .evaluate import evaluate_images
 from .model import ColorNet, ModelConfig, count_parameters

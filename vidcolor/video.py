@@ -117,7 +117,6 @@ def demux_range(
     video.thread_type = "AUTO"
     video.thread_count = threads
     others = [s for s in container.streams if s.type in ("audio", "subtitle")]
-    tb = video.time_base
     # A frame counts as "at" a time if it starts within half a millisecond of it.
     eps = 5e-4
     if start:
