@@ -53,6 +53,7 @@ def test_default_output_keeps_frames_size_rate_audio(gray_clip, tiny_model):
     assert dst["audio_packets"] == src["audio_packets"]  # copied packet for packet
     assert digest(gray_clip) == before
     assert "frames" in res.output and "fps" in res.output  # the one-line summary
+    assert out.stat().st_mode & 0o044  # readable by others, like any file the user makes (umask permitting)
 
 
 def test_output_is_coloured_and_keeps_luma(gray_clip, tiny_model, tmp_path):

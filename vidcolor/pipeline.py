@@ -200,6 +200,9 @@ def _run(container, info: SourceInfo, src: Path, dst: Path, sheet: Path | None, 
     fmt = container_format(dst)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.stem}.", suffix=".partial" + dst.suffix, dir=dst.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_name, 0o666 & ~umask)  # mkstemp makes it private; the output is an ordinary file
     job = _Job(container, info, src, Path(tmp_name), fmt, (start, end), options, colorizer, sheet, progress)
     try:
         summary = job.run()
