@@ -342,3 +342,29 @@ def test_cuda_asked_without_gpu_is_a_clean_error(gray_clip, tiny_model, tmp_path
     res = run(gray_clip, "-o", tmp_path / "o.mp4", "--device", "cuda", "--model", tiny_model)
     assert res.exit_code == 1 and "no CUDA GPU" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_audio_the_container_refuses_is_transcoded_with_a_notice(tmp_path, tiny_model):
+    src = tmp_path / "pcm.mkv"
+    with av.open(str(src), "w") as c:
+        v = c.add_stream("libx264", rate=12)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = c.add_stream("pcm_u8", rate=22050, layout="mono")
+        for i in range(12):
+            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20 * i, np.uint8), format="rgb24").reformat(format="yuv420p")
+            f.pts = i
+            c.mux(v.encode(f))
+        c.mux(v.encode())
+        for i in range(0, 22050, 1024):
+            af = av.AudioFrame.from_ndarray(np.full((1, 1024), 128 + (i // 1024) % 50, np.uint8), format="u8", layout="mono")
+            af.sample_rate, af.pts = 22050, i
+            c.mux(a.encode(af))
+        c.mux(a.encode())
+    out = tmp_path / "pcm.out.mp4"
+    res = run(src, "-o", out, "--model", tiny_model)
+    assert res.exit_code == 0, res.output
+    assert "transcoded to AAC" in res.output
+    with av.open(str(out)) as c:
+        assert c.streams.audio[0].codec_context.name == "aac"
+        seconds = float(sum(p.duration for p in c.demux(audio=0) if p.size) * c.streams.audio[0].time_base)
+    assert seconds == pytest.approx(1.0, abs=0.1)

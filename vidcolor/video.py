@@ -225,6 +225,8 @@ def output_pix_fmt(info: SourceInfo) -> str:
     return "yuv444p" if info.width % 2 or info.height % 2 else "yuv420p"
 
 
+_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+
 # Metadata FFmpeg writes itself; copying it would be wrong about the new file.
 _SKIP_METADATA = {"major_brand", "minor_version", "compatible_brands", "encoder", "handler_name", "vendor_id"}
 
@@ -246,7 +248,7 @@ class Writer:
         self.video = self._add_video(source.streams.video[0], info, options, rotation, width or info.width)
         self.pix_fmt = self.video.pix_fmt
         self.copies: dict[int, av.stream.Stream] = {}
-        self.transcodes: dict[int, tuple[av.stream.Stream, av.stream.Stream]] = {}
+        self.transcodes: dict[int, tuple[av.stream.Stream, av.stream.Stream, av.AudioResampler]] = {}
         for stream in source.streams:
             if stream.type in ("audio", "subtitle"):
                 self._add_passthrough(stream, notices)
@@ -276,11 +278,14 @@ class Writer:
         if name in self.out.supported_codecs:
             self.copies[stream.index] = self.out.add_stream_from_template(stream)
         elif stream.type == "audio":
-            enc = self.out.add_stream("aac", rate=stream.codec_context.sample_rate or 48000)
-            enc.layout = stream.codec_context.layout
+            rate = stream.codec_context.sample_rate or 48000
+            # Sources may declare only a channel count; AAC needs a named layout.
+            layout = _LAYOUTS.get(stream.codec_context.layout.nb_channels, "stereo")
+            enc = self.out.add_stream("aac", rate=rate, layout=layout)
             if stream.language:
                 enc.metadata["language"] = stream.language
-            self.transcodes[stream.index] = (stream, enc)
+            resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+            self.transcodes[stream.index] = (stream, enc, resampler)
             notices.append(f"audio stream {stream.index} ({name}) does not fit this container: transcoded to AAC")
         else:
             notices.append(f"subtitle stream {stream.index} ({name}) does not fit this container: left out (try -o out.mkv)")
@@ -302,18 +307,19 @@ class Writer:
             packet.stream = out_stream
             self.out.mux(packet)
         elif idx in self.transcodes:
-            src, enc = self.transcodes[idx]
+            src, enc, resampler = self.transcodes[idx]
             try:
                 frames = src.decode(packet)
             except av.error.FFmpegError:
                 return
             for f in frames:
-                f.pts = None  # the encoder counts samples from the range start
-                self.out.mux(enc.encode(f))
+                for g in resampler.resample(f):
+                    g.pts = None  # the encoder counts samples from the range start
+                    self.out.mux(enc.encode(g))
 
     def close(self) -> None:
         self.out.mux(self.video.encode())
-        for _, enc in self.transcodes.values():
+        for _, enc, _ in self.transcodes.values():
             self.out.mux(enc.encode())
         self.out.close()
 
