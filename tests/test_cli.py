@@ -368,3 +368,27 @@ def test_audio_the_container_refuses_is_transcoded_with_a_notice(tmp_path, tiny_
         assert c.streams.audio[0].codec_context.name == "aac"
         seconds = float(sum(p.duration for p in c.demux(audio=0) if p.size) * c.streams.audio[0].time_base)
     assert seconds == pytest.approx(1.0, abs=0.1)
+
+
+def test_subtitles_copied_where_the_container_allows(tmp_path, tiny_model):
+    src = tmp_path / "sub.mkv"
+    with av.open(str(src), "w") as c:
+        v = c.add_stream("libx264", rate=12)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        s = c.add_mux_stream("subrip")
+        s.time_base = Fraction(1, 1000)
+        for i in range(12):
+            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20 * i, np.uint8), format="rgb24").reformat(format="yuv420p")
+            f.pts = i
+            c.mux(v.encode(f))
+        c.mux(v.encode())
+        for i, text in enumerate([b"Hello", b"World"]):
+            p = av.Packet(text)
+            p.stream, p.pts, p.dts, p.duration, p.time_base = s, i * 500, i * 500, 400, Fraction(1, 1000)
+            c.mux(p)
+    mkv, mp4 = tmp_path / "o.mkv", tmp_path / "o.mp4"
+    assert run(src, "-o", mkv, "--model", tiny_model).exit_code == 0
+    with av.open(str(mkv)) as c:
+        assert [bytes(p) for p in c.demux(subtitles=0) if p.size] == [b"Hello", b"World"]
+    res = run(src, "-o", mp4, "--model", tiny_model)
+    assert res.exit_code == 0 and "subtitle stream 1" in res.output and "left out" in res.output
