@@ -392,3 +392,20 @@ def test_subtitles_copied_where_the_container_allows(tmp_path, tiny_model):
         assert [bytes(p) for p in c.demux(subtitles=0) if p.size] == [b"Hello", b"World"]
     res = run(src, "-o", mp4, "--model", tiny_model)
     assert res.exit_code == 0 and "subtitle stream 1" in res.output and "left out" in res.output
+
+
+def test_preview_defaults_to_five_seconds_from_the_middle(tmp_path, tiny_model):
+    clip = tmp_path / "long.mkv"  # 10 s at 12 fps; frame i is uniformly 2 * i gray, so its luma names it
+    with av.open(str(clip), "w") as c:
+        v = c.add_stream("libx264", rate=12)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        for i in range(120):
+            f = av.VideoFrame.from_ndarray(np.full((48, 64), 2 * i, np.uint8), format="gray").reformat(format="yuv420p")
+            f.pts = i
+            c.mux(v.encode(f))
+        c.mux(v.encode())
+    res = run(clip, "--preview", "--model", tiny_model)
+    assert res.exit_code == 0, res.output
+    side = read_video(tmp_path / "long.color.preview.mp4")
+    assert side["frames"] == 60
+    assert luma(side["rgb"][0][:, :64]).mean() / 2 == pytest.approx(30, abs=0.6)  # the frame at 2.5 s
