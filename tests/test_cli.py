@@ -65,7 +65,7 @@ def test_output_is_coloured_and_keeps_luma(gray_clip, tiny_model, tmp_path):
     assert np.abs(b[..., 0] - b[..., 2]).mean() > 0.5  # no longer gray
 
 
-@pytest.mark.parametrize("mode", [["--feedback"], ["--no-temporal"], ["--smoothing", "0"]])
+@pytest.mark.parametrize("mode", [["--feedback"], ["--no-temporal"], ["--smoothing", "0"], ["--saturation", "1", "--temperature", "0.3"]])
 def test_temporal_modes_run_end_to_end(gray_clip, tiny_model, tmp_path, mode):
     out = tmp_path / "m.mp4"
     res = run(gray_clip, "-o", out, "--model", tiny_model, *mode)

@@ -118,3 +118,15 @@ def test_gamut_bins_cover_the_sRGB_gamut():
     ab = rgb_to_lab(torch.rand(3, 1, 2000))[1:].reshape(2, -1).T
     nearest = torch.cdist(ab, bins).min(dim=1).values
     assert nearest.max() < 10.0  # every in-gamut colour lies within a cell of a bin centre
+
+
+def test_prior_correction_undoes_rebalancing_towards_rare_colours():
+    torch.manual_seed(0)
+    vivid = ColorNet(dataclasses.replace(TINY, prior_correction=0.0))
+    muted = ColorNet(dataclasses.replace(TINY, prior_correction=1.0))
+    chroma = vivid.bins.norm(dim=1)
+    weights = 1.0 + chroma / 20  # rebalancing weighs rare, saturated colours up
+    vivid.class_weights.copy_(weights)
+    muted.class_weights.copy_(weights)
+    logits = torch.randn(1, vivid.num_bins, 4, 4)
+    assert muted.decode(logits, 1.0)[0].norm(dim=1).mean() < vivid.decode(logits, 1.0)[0].norm(dim=1).mean()

@@ -28,6 +28,8 @@ Examples:
   vidcolor film.mp4 -ss 1:00 -t 10       colorize 10 s starting at one minute
 
   vidcolor film.mp4 --codec ffv1 -o film.mkv   lossless output
+
+  vidcolor film.mp4 --saturation 0.6     stronger colours (0 muted .. 1 vivid)
 """
 
 
@@ -91,7 +93,8 @@ def colorize(
     temporal: bool = typer.Option(True, "--temporal/--no-temporal", help="Carry colours from frame to frame (flow-warped smoothing, cut detection). --no-temporal colours each frame alone."),
     smoothing: float = typer.Option(0.8, "--smoothing", min=0.0, max=1.0, help="Blend with the previous frame's flow-warped colours: 0 off .. 1 strong."),
     feedback: bool = typer.Option(False, "--feedback/--no-feedback", help="Also give the network the previous frame's warped colours as a hint (off by default: see the README's figures)."),
-    temperature: Optional[float] = typer.Option(None, "--temperature", min=0.05, max=1.0, help="Saturation control (annealed-mean temperature): lower = more vivid, 1 = the cautious mean. Default: the model's."),
+    saturation: Optional[float] = typer.Option(None, "--saturation", min=0.0, max=1.0, help="Colour strength: 0 = cautious (the posterior mean, muted), 1 = vivid (Zhang et al.'s rebalanced decoding, more wrong colours too). Default: the model's (0.25)."),
+    temperature: Optional[float] = typer.Option(None, "--temperature", min=0.05, max=1.0, help="Annealed-mean temperature of the decoding (lower = commits to the likeliest colour). Default: the model's (0.5)."),
     work_size: int = typer.Option(256, "--work-size", min=64, max=2048, help="Long side, in pixels, of the resolution colour is predicted at."),
     codec: str = typer.Option("libx264", "--codec", help="Video codec: libx264, libx265 or ffv1 (lossless)."),
     crf: int = typer.Option(18, "--crf", min=0, max=51, help="Quality for libx264/libx265 (lower = better, bigger)."),
@@ -123,7 +126,7 @@ def colorize(
         if not _confirm_overwrite(target, yes, no):
             return
         options = ColorizeOptions(
-            start=t_start, end=t_end, work_size=work_size, temperature=temperature, temporal=temporal,
+            start=t_start, end=t_end, work_size=work_size, temperature=temperature, saturation=saturation, temporal=temporal,
             temporal_options=TemporalOptions(smoothing=smoothing, feedback=feedback),
             encode=EncodeOptions(codec=codec, crf=crf, preset=preset), device=device, model=model, preview=preview,
         )

@@ -43,10 +43,14 @@ class Colorizer:
     temperature: float | None = None
 
     @classmethod
-    def load(cls, path: Path | None, device: str = "auto", temperature: float | None = None) -> "Colorizer":
+    def load(cls, path: Path | None, device: str = "auto", temperature: float | None = None,
+             saturation: float | None = None) -> "Colorizer":
+        """saturation in [0, 1] overrides the model's: 1 - prior_correction (0 = cautious posterior mean,
+        1 = Zhang et al.'s fully rebalanced, vivid decoding)."""
         dev = pick_device(device)
+        decode = {} if saturation is None else {"prior_correction": 1.0 - saturation}
         try:
-            model = load_model(path)
+            model = load_model(path, **decode)
         except FileNotFoundError as e:
             raise VidcolorError(f"{e}. Reinstall vidcolor or pass --model PATH") from None
         model.fuse()

@@ -40,6 +40,7 @@ class ColorizeOptions:
     end: float | None = None  # seconds (exclusive)
     work_size: int = 256  # long side of the working resolution, in pixels
     temperature: float | None = None  # annealed-mean T; None = the model's default
+    saturation: float | None = None  # 0 cautious .. 1 vivid (undoes less of the rebalancing); None = the model's
     temporal: bool = True
     temporal_options: TemporalOptions = field(default_factory=TemporalOptions)
     encode: EncodeOptions = field(default_factory=EncodeOptions)
@@ -189,7 +190,7 @@ def colorize_video(src: Path, dst: Path, options: ColorizeOptions,
         if start is not None and info.duration and start >= info.start + info.duration:
             raise VidcolorError(f"the start {start - base:g} s is past the end of {src.name} ({info.duration:.2f} s long): "
                                 "choose an earlier start")
-        colorizer = Colorizer.load(options.model, options.device, options.temperature)
+        colorizer = Colorizer.load(options.model, options.device, options.temperature, options.saturation)
         return _run(container, info, src, dst, sheet, start, end, options, colorizer, progress)
     finally:
         container.close()
