@@ -76,7 +76,7 @@ def shot_starts(gt: list[np.ndarray]) -> list[int]:
     d = np.array([np.abs(a - b).mean() for a, b in zip(grays[:-1], grays[1:])])
     if len(d) == 0:
         return []
-    return [i + 1 for i in np.nonzero((d > 4 * np.median(d)) & (d > 15))[0]]
+    return [int(i) + 1 for i in np.nonzero((d > 4 * np.median(d)) & (d > 15))[0]]
 
 
 def colorize_to_frames(clip: Path, options: ColorizeOptions, folder: Path, name: str) -> list[np.ndarray]:
