@@ -350,13 +350,12 @@ def _colorize_frame(gray: np.ndarray, rotation: int, wsize: tuple[int, int], sta
     upright = np.ascontiguousarray(np.rot90(small, k)) if k else small
     inherited = state.prepare(upright)
     hint = state.hint_ab(inherited)
-    plain = np.repeat((upright.astype(np.float32) / 255.0)[..., None], 3, axis=2)
     t = times.add("flow", t)
     if hint is None:
-        pred = colorizer.predict(plain)[0]
+        pred = colorizer.predict(_gray_rgb(upright))[0]
         state.anchor = chroma_stats(pred)
     elif state.needs_anchor():
-        pred, memoryless = colorizer.predict_many([lab_planes_to_rgb(lut[upright], hint), plain])
+        pred, memoryless = colorizer.predict_many([lab_planes_to_rgb(lut[upright], hint), _gray_rgb(upright)])
         state.anchor = chroma_stats(memoryless)
     else:
         pred = colorizer.predict(lab_planes_to_rgb(lut[upright], hint))[0]
@@ -366,6 +365,11 @@ def _colorize_frame(gray: np.ndarray, rotation: int, wsize: tuple[int, int], sta
     ab = state.blend(inherited, pred)
     times.add("flow", t)
     return np.ascontiguousarray(np.rot90(ab, -k)) if k else ab
+
+
+def _gray_rgb(gray: np.ndarray) -> np.ndarray:
+    """(H, W) uint8 -> (H, W, 3) float32 in [0, 1] with R = G = B: the network's gray-only input."""
+    return np.repeat((gray.astype(np.float32) / 255.0)[..., None], 3, axis=2)
 
 
 def _encode_loop(q: queue.Queue, writer: Writer, composer: Composer, stop: threading.Event,
