@@ -41,6 +41,9 @@ def test_smoke_training_resumes_and_exports(tmp_path):
     assert all(np.isfinite(r["psnr_cls"]) for r in evals)
     model = load_model(tmp_path / "run" / "best.safetensors")
     assert model.cfg == TINY
+    # A new run can start from exported weights.
+    warm = Trainer(TrainConfig(**{**cfg.__dict__, "run_dir": str(tmp_path / "warm"), "init": str(tmp_path / "run" / "best.safetensors")}))
+    assert torch.allclose(warm.model.stem[0].conv.weight, model.stem[0].conv.weight)
 
 
 def test_split_is_by_content_and_stable(tmp_path):

@@ -23,7 +23,7 @@ from .color import join_lab, rgb_to_lab
 from .data import cached, center_crops, list_images, random_crops, split_images
 from .evaluate import evaluate_images
 from .model import ColorNet, ModelConfig, count_parameters
-from .weights import save_model
+from .weights import load_model, save_model
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ class TrainConfig:
     ckpt_every: int = 250
     seed: int = 0
     device: str = "auto"
+    init: str = ""  # start a new run from these weights (.safetensors), e.g. the shipped model
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -148,6 +149,8 @@ class Trainer:
         self.weights = rebalance_weights(bin_prior(self.train_cache, self.model.bins.cpu(), self.rng), cfg.rebalance_lambda)
         for m in (self.model, self.ema):
             m.class_weights.copy_(self.weights)
+        if cfg.init and not (self.run / "last.pt").exists():
+            self._init_from(Path(cfg.init))
         self._resume()
 
     def log(self, rec: dict) -> None:
@@ -170,6 +173,14 @@ class Trainer:
         self.rng = np.random.default_rng([self.cfg.seed, self.step])
         self.gen.manual_seed(self.cfg.seed + self.step)
         self.log({"event": "resume", "step": self.step})
+
+    def _init_from(self, path: Path) -> None:
+        """Warm start: the network's weights from a shipped model; optimizer and schedule start fresh."""
+        state = load_model(path).state_dict()
+        state["class_weights"] = self.weights  # this run's data decides the rebalancing
+        self.model.load_state_dict(state)
+        self.ema.load_state_dict(state)
+        self.log({"event": "init", "from": str(path)})
 
     def _checkpoint(self) -> None:
         state = {"model": self.model.state_dict(), "ema": self.ema.state_dict(), "opt": self.opt.state_dict(),
@@ -269,10 +280,11 @@ def main() -> None:
     @app.command()
     def fit(data_dir: str = TrainConfig.data_dir, run_dir: str = TrainConfig.run_dir, steps: int = TrainConfig.steps,
             batch: int = TrainConfig.batch, crop: int = TrainConfig.crop, lr: float = TrainConfig.lr,
-            eval_every: int = TrainConfig.eval_every, device: str = TrainConfig.device) -> None:
-        """Train (or resume, when RUN_DIR/last.pt exists). Example: python -m vidcolor.train fit --steps 10000"""
+            eval_every: int = TrainConfig.eval_every, device: str = TrainConfig.device, init: str = "") -> None:
+        """Train (or resume, when RUN_DIR/last.pt exists). Example: python -m vidcolor.train fit --steps 10000
+        (--init models/vidcolor-base.safetensors starts a new run from the shipped weights)."""
         Trainer(TrainConfig(data_dir=data_dir, run_dir=run_dir, steps=steps, batch=batch, crop=crop, lr=lr,
-                            eval_every=eval_every, device=device)).fit()
+                            eval_every=eval_every, device=device, init=init)).fit()
 
     @app.command()
     def export(checkpoint: Path, out: Path, temperature: float = ModelConfig.temperature,
