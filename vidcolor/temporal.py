@@ -23,7 +23,7 @@ from .flow import flow_pair, make_dis, warp
 
 @dataclass(frozen=True)
 class TemporalOptions:
-    smoothing: float = 0.8  # 0 = no blending with the past, 1 = strong (README: Temporal stability)
+    smoothing: float = 0.9  # 0 = no blending with the past, 1 = strong (README: Temporal stability)
     flow_preset: str = "fast"
     # Give the model the warped previous colours as a hint. Off by default: with
     # the current weights it costs 0.5-0.9 dB and raises CDC (README).
