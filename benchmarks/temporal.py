@@ -31,6 +31,7 @@ def main() -> None:
     ap.add_argument("--smoothing", type=float, default=TemporalOptions().smoothing)
     ap.add_argument("--model", type=Path, default=None)
     ap.add_argument("--temperature", type=float, default=None)
+    ap.add_argument("--flow-preset", default=TemporalOptions().flow_preset, choices=["ultrafast", "fast", "medium"])
     ap.add_argument("--anchor-every", type=int, default=TemporalOptions().anchor_every)
     ap.add_argument("--feedback", action="store_true", help="also feed the warped previous colours to the model (off by default, as in the CLI)")
     ap.add_argument("--json", type=Path, default=None)
@@ -40,6 +41,7 @@ def main() -> None:
         sys.exit(f"no clips given and none in {DEFAULT_CLIPS}")
     opts = ColorizeOptions(model=args.model, temperature=args.temperature,
                            temporal_options=TemporalOptions(smoothing=args.smoothing, anchor_every=args.anchor_every,
+                                                            flow_preset=args.flow_preset,
                                                             feedback=args.feedback))
     results = {}
     head = f"{'clip':32s} {'mode':9s} {'PSNR':>6s} {'colour':>7s} {'warp_err':>9s} {'CDC':>8s} {'ab_warp':>8s}"
