@@ -22,6 +22,9 @@ from vidcolor.clipeval import evaluate_clip
 from vidcolor.pipeline import ColorizeOptions
 from vidcolor.temporal import TemporalOptions
 
+# gray = the truth's lightness with no colour: the floor that luminance alone sets for
+# warp error and CDC (the output's luminance is the source's own in every mode).
+MODES = ("temporal", "single", "truth", "gray")
 DEFAULT_CLIPS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"
 
 
@@ -49,11 +52,12 @@ def main() -> None:
     for clip in clips:
         r = evaluate_clip(clip, opts)
         results[clip.name] = r
-        for mode in ("temporal", "single", "truth"):
+        for mode in MODES:
             f = r[mode]
             print(f"{clip.stem[:32]:32s} {mode:9s} {f['psnr']:6.2f} {f['colourfulness']:7.2f} {f['warp_error']*1e3:9.3f} "
                   f"{f['cdc']*1e3:8.3f} {f['chroma_warp_error']:8.3f}")
         t, s, g = r["temporal"], r["single"], r["truth"]
+        print(f"  floor: warp gray/s {r['gray']['warp_error']/s['warp_error']:.3f}  truth/s {g['warp_error']/s['warp_error']:.3f}")
         print(f"  ratios: warp t/s {t['warp_error']/s['warp_error']:.3f}  t/truth {t['warp_error']/max(g['warp_error'],1e-12):.3f}  "
               f"CDC t/s {t['cdc']/s['cdc']:.3f}  dPSNR {t['psnr']-s['psnr']:+.2f}  colour t/s {t['colourfulness']/s['colourfulness']:.3f}")
         for c in r["cuts"]:
@@ -61,13 +65,15 @@ def main() -> None:
         a, b = r["colourfulness_first_last_second"]
         print(f"  colourfulness first/last second: {a:.2f} / {b:.2f} ({(b - a) / max(a, 1e-9) * 100:+.1f} %)")
     keys = ("psnr", "colourfulness", "warp_error", "cdc", "chroma_warp_error")
-    total = {m: {k: float(np.mean([r[m][k] for r in results.values()])) for k in keys} for m in ("temporal", "single", "truth")}
+    total = {m: {k: float(np.mean([r[m][k] for r in results.values()])) for k in keys} for m in MODES}
     t, s, g = total["temporal"], total["single"], total["truth"]
     print("\nmean over clips:")
-    for m in ("temporal", "single", "truth"):
+    for m in MODES:
         f = total[m]
         print(f"  {m:9s} PSNR {f['psnr']:6.2f}  colour {f['colourfulness']:6.2f}  warp_err {f['warp_error']*1e3:7.3f}e-3  "
               f"CDC {f['cdc']*1e3:7.3f}e-3  ab_warp {f['chroma_warp_error']:7.3f}")
+    print(f"  floor: warp gray/s {total['gray']['warp_error']/s['warp_error']:.3f}, truth/s {g['warp_error']/s['warp_error']:.3f} "
+          "(the lowest warp ratio colourless or truly coloured frames would reach)")
     print(f"  warp t/s {t['warp_error']/s['warp_error']:.3f} (bar <= 0.7)  warp t/truth {t['warp_error']/g['warp_error']:.3f} (bar <= 1.5)  "
           f"CDC t/s {t['cdc']/s['cdc']:.3f} (bar <= 0.8)  dPSNR {t['psnr']-s['psnr']:+.2f} (bar >= -0.2)  "
           f"colour t/s {t['colourfulness']/s['colourfulness']:.3f} (bar >= 0.85)  "

@@ -52,4 +52,5 @@ def test_clip_evaluation_end_to_end(tmp_path, tiny_model):
         f = r[mode]
         assert all(np.isfinite(v) for v in f.values())
         assert 5 < f["psnr"] < 60
+    assert r["gray"]["colourfulness"] < 1.0 < r["truth"]["colourfulness"]  # the luma floor has no colour
     assert shot_starts([np.zeros((8, 8, 3), np.uint8)] * 3 + [np.full((8, 8, 3), 200, np.uint8)] * 3) == [3]

@@ -43,6 +43,14 @@ def _ab(frame: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(frame.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)[..., 1:]
 
 
+def without_colour(frame: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> the same lightness with zero chroma: the luma floor of
+    warp error and CDC (what remains when colour is perfectly still: none at all)."""
+    lab = cv2.cvtColor(frame.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+    lab[..., 1:] = 0.0
+    return np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
 def gt_flows(frames: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
     """For each t: flow t -> t+1 on the ground truth's gray, and its non-occlusion mask."""
     dis = make_dis("medium")
@@ -103,6 +111,7 @@ def evaluate_clip(clip: Path, options: ColorizeOptions) -> dict:
         "temporal": figures(temporal, gt, flows).__dict__,
         "single": figures(single, gt, flows).__dict__,
         "truth": figures(gt, gt, flows).__dict__,
+        "gray": figures([without_colour(f) for f in gt], gt, flows).__dict__,
         "cuts": cuts,
         "colourfulness_first_last_second": _first_last_colour(temporal, clip),
     }
