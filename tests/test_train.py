@@ -10,7 +10,7 @@ import torch
 
 from vidcolor.augment import archival_look, degrade_hint, hole_mask
 from vidcolor.data import is_held_out, list_images, split_images
-from vidcolor.train import Trainer, TrainConfig, colour_loss, rebalance_weights
+from vidcolor.train import TrainConfig, Trainer, colour_loss, rebalance_weights
 from vidcolor.weights import load_model
 
 from .conftest import TINY, scene

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -83,24 +82,24 @@ class _Bar:
 @app.command(epilog=EXAMPLES)
 def colorize(
     src: Path = typer.Argument(..., help="Black-and-white video to colorize (any container FFmpeg reads)."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file (.mp4, .mkv or .mov). Default: SRC's name + .color.mp4 beside it."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Output file (.mp4, .mkv or .mov). Default: SRC's name + .color.mp4 beside it."),
     yes: bool = typer.Option(False, "-y", "--yes", help="Overwrite the output if it exists."),
     no: bool = typer.Option(False, "-n", "--no-overwrite", help="Exit quietly if the output exists."),
-    start: Optional[str] = typer.Option(None, "-ss", "--start", help="Start time: SS[.ms], MM:SS or HH:MM:SS[.ms]."),
-    end: Optional[str] = typer.Option(None, "-to", "--end", help="End time (exclusive), same forms as --start."),
-    duration: Optional[str] = typer.Option(None, "-t", "--duration", help="Length instead of --end, same forms."),
+    start: str | None = typer.Option(None, "-ss", "--start", help="Start time: SS[.ms], MM:SS or HH:MM:SS[.ms]."),
+    end: str | None = typer.Option(None, "-to", "--end", help="End time (exclusive), same forms as --start."),
+    duration: str | None = typer.Option(None, "-t", "--duration", help="Length instead of --end, same forms."),
     preview: bool = typer.Option(False, "--preview", help="Write a side-by-side (gray | colour) clip and a PNG contact sheet for the range (default: 5 s from the middle)."),
     temporal: bool = typer.Option(True, "--temporal/--no-temporal", help="Carry colours from frame to frame (flow-warped smoothing, cut detection). --no-temporal colours each frame alone."),
     smoothing: float = typer.Option(0.9, "--smoothing", min=0.0, max=1.0, help="Blend with the previous frame's flow-warped colours: 0 off .. 1 strong."),
     feedback: bool = typer.Option(False, "--feedback/--no-feedback", help="Also give the network the previous frame's warped colours as a hint (off by default: see the README's figures)."),
-    saturation: Optional[float] = typer.Option(None, "--saturation", min=0.0, max=1.0, help="Colour strength: 0 = cautious (the posterior mean, muted), 1 = vivid (Zhang et al.'s rebalanced decoding, more wrong colours too). Default: the model's (0.25)."),
-    temperature: Optional[float] = typer.Option(None, "--temperature", min=0.05, max=1.0, help="Annealed-mean temperature of the decoding (lower = commits to the likeliest colour). Default: the model's (0.5)."),
+    saturation: float | None = typer.Option(None, "--saturation", min=0.0, max=1.0, help="Colour strength: 0 = cautious (the posterior mean, muted), 1 = vivid (Zhang et al.'s rebalanced decoding, more wrong colours too). Default: the model's (0.25)."),
+    temperature: float | None = typer.Option(None, "--temperature", min=0.05, max=1.0, help="Annealed-mean temperature of the decoding (lower = commits to the likeliest colour). Default: the model's (0.5)."),
     work_size: int = typer.Option(256, "--work-size", min=64, max=2048, help="Long side, in pixels, of the resolution colour is predicted at."),
     codec: str = typer.Option("libx264", "--codec", help="Video codec: libx264, libx265 or ffv1 (lossless)."),
     crf: int = typer.Option(18, "--crf", min=0, max=51, help="Quality for libx264/libx265 (lower = better, bigger)."),
     preset: str = typer.Option("medium", "--preset", help="x264/x265 speed preset (ultrafast .. veryslow)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    model: Optional[Path] = typer.Option(None, "--model", help="Weights (.safetensors with its .json beside it). Default: the shipped model."),
+    model: Path | None = typer.Option(None, "--model", help="Weights (.safetensors with its .json beside it). Default: the shipped model."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar, no summary; errors and warnings only."),
 ) -> None:
     """Colorize a black-and-white video; the original audio is kept."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass, replace
+from itertools import pairwise
 from pathlib import Path
 
 import av
@@ -56,7 +57,7 @@ def gt_flows(frames: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
     dis = make_dis("medium")
     grays = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
     out = []
-    for a, b in zip(grays[:-1], grays[1:]):
+    for a, b in pairwise(grays):
         fwd = dis.calc(a, b, None)
         bwd = dis.calc(b, a, None)
         out.append((fwd, consistent(fwd, bwd)))
@@ -81,7 +82,7 @@ def shot_starts(gt: list[np.ndarray]) -> list[int]:
     """Hard cuts in the ground truth, found independently of the tool: frames whose
     mean gray difference to the previous one is far above the clip's typical change."""
     grays = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY).astype(np.float32) for f in gt]
-    d = np.array([np.abs(a - b).mean() for a, b in zip(grays[:-1], grays[1:])])
+    d = np.array([np.abs(a - b).mean() for a, b in pairwise(grays)])
     if len(d) == 0:
         return []
     return [int(i) + 1 for i in np.nonzero((d > 4 * np.median(d)) & (d > 15))[0]]

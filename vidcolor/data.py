@@ -73,12 +73,12 @@ class ImageCache:
         return self.pixels[self.offsets[i] : self.offsets[i + 1]].reshape(h, w, 3)
 
     @classmethod
-    def build(cls, paths: list[Path], short_side: int) -> "ImageCache":
+    def build(cls, paths: list[Path], short_side: int) -> ImageCache:
         imgs = [fit_short_side(read_rgb(p), short_side) for p in paths]
         sizes = [im.size for im in imgs]
         offsets = np.concatenate(([0], np.cumsum(sizes))).astype(np.int64)
         pixels = np.empty(offsets[-1], dtype=np.uint8)
-        for im, a, b in zip(imgs, offsets[:-1], offsets[1:]):
+        for im, a, b in zip(imgs, offsets[:-1], offsets[1:], strict=True):
             pixels[a:b] = im.reshape(-1)
         return cls(pixels, offsets, np.array([im.shape[:2] for im in imgs], dtype=np.int64))
 
@@ -89,7 +89,7 @@ class ImageCache:
         np.save(folder / "shapes.npy", self.shapes)
 
     @classmethod
-    def load(cls, folder: Path) -> "ImageCache":
+    def load(cls, folder: Path) -> ImageCache:
         return cls(
             np.load(folder / "pixels.npy", mmap_mode="r"),
             np.load(folder / "offsets.npy"),

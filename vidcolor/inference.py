@@ -44,7 +44,7 @@ class Colorizer:
 
     @classmethod
     def load(cls, path: Path | None, device: str = "auto", temperature: float | None = None,
-             saturation: float | None = None) -> "Colorizer":
+             saturation: float | None = None) -> Colorizer:
         """saturation in [0, 1] overrides the model's: 1 - prior_correction (0 = cautious posterior mean,
         1 = Zhang et al.'s fully rebalanced, vivid decoding)."""
         dev = pick_device(device)

@@ -44,7 +44,7 @@ class ModelConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
+    def from_dict(cls, d: dict) -> ModelConfig:
         fields = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
         return cls(**fields)
 
@@ -149,7 +149,7 @@ class ColorNet(nn.Module):
         x = self.up4(self.up8(f16, f8), f4)
         return self.logits(x), self.regress(x) * 64.0
 
-    def fuse(self) -> "ColorNet":
+    def fuse(self) -> ColorNet:
         """Fold batch norms into convolutions (eval only): fewer ops per frame."""
         self.eval()
         for m in self.modules():

@@ -31,7 +31,17 @@ from .compose import Composer
 from .errors import VidcolorError
 from .inference import Colorizer
 from .temporal import TemporalOptions, TemporalState, chroma_stats, match_stats
-from .video import DecodeStats, EncodeOptions, SourceInfo, Writer, check_encode, container_format, demux_range, describe, open_input
+from .video import (
+    DecodeStats,
+    EncodeOptions,
+    SourceInfo,
+    Writer,
+    check_encode,
+    container_format,
+    demux_range,
+    describe,
+    open_input,
+)
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ class TrainConfig:
     init: str = ""  # start a new run from these weights (.safetensors), e.g. the shipped model
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: dict) -> TrainConfig:
         d = dict(d)
         d["model"] = ModelConfig.from_dict(d.get("model", {}))
         return cls(**d)
@@ -212,7 +212,7 @@ class Trainer:
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
         self.opt.step()
         with torch.no_grad():
-            for pe, pm in zip(self.ema.state_dict().values(), self.model.state_dict().values()):
+            for pe, pm in zip(self.ema.state_dict().values(), self.model.state_dict().values(), strict=True):
                 if pe.is_floating_point():
                     pe.lerp_(pm, 1 - c.ema)
                 else:

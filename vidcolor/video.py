@@ -207,7 +207,7 @@ def container_format(path: Path) -> str:
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
 
 
-def check_encode(options: "EncodeOptions") -> None:
+def check_encode(options: EncodeOptions) -> None:
     check_codec(options.codec)
     if options.codec in ("libx264", "libx265") and options.preset not in PRESETS:
         raise VidcolorError(f"unknown preset {options.preset!r}: use one of {', '.join(PRESETS[:-1])}")
