@@ -15,6 +15,7 @@ from .augment import hole_mask
 from .color import gray_rgb, join_lab, rgb_to_lab
 from .metrics import colourfulness, psnr
 from .model import ColorNet
+from .precision import autocast, compute_dtype
 
 
 def shifted_hint(ab: torch.Tensor, g: torch.Generator, max_shift: float = 4.0, holes: float = 0.3) -> torch.Tensor:
@@ -34,7 +35,7 @@ def predict_rgb(
     model: ColorNet, rgb_in: torch.Tensor, L: torch.Tensor, temperature: float | None, head: str = "cls"
 ) -> torch.Tensor:
     """Run the model on rgb_in (B, 3, H, W); join its upsampled ab with L (B, 1, H, W) -> RGB (B, 3, H, W)."""
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=rgb_in.device.type == "cpu"):
+    with torch.inference_mode(), autocast(rgb_in.device, compute_dtype(rgb_in.device)):
         logits, reg = model(rgb_in)
         ab = model.decode(logits, temperature)[0] if head == "cls" else reg.float()
     ab = F.interpolate(ab.float(), size=L.shape[-2:], mode="bilinear", align_corners=False)

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from .errors import VidcolorError
 from .model import ColorNet
+from .precision import autocast, compute_dtype
 from .weights import load_model
 
 
@@ -26,13 +27,6 @@ def pick_device(name: str) -> torch.device:
     if name not in ("cpu", "cuda"):
         raise VidcolorError(f"unknown device {name!r}: use auto, cpu or cuda")
     return torch.device(name)
-
-
-def cpu_has_bf16() -> bool:
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 @dataclass
@@ -54,10 +48,7 @@ class Colorizer:
         except FileNotFoundError as e:
             raise VidcolorError(f"{e}. Reinstall vidcolor or pass --model PATH") from None
         model.fuse()
-        if dev.type == "cuda":
-            dtype = torch.float16
-        else:
-            dtype = torch.bfloat16 if cpu_has_bf16() else torch.float32
+        dtype = compute_dtype(dev)
         model = model.to(dev, dtype=dtype, memory_format=torch.channels_last)
         model.bins.data = model.bins.data.float()
         return cls(model, dev, dtype, temperature)
@@ -81,7 +72,7 @@ class Colorizer:
         h, w = batch.shape[1:3]
         x = torch.from_numpy(batch).permute(0, 3, 1, 2).to(self.device)
         x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
+        with autocast(self.device, self.dtype):
             ab, conf = self.model.colorize_ab(x, self.temperature)
         out = F.interpolate(torch.cat((ab, conf), 1).float(), size=(h, w), mode="bilinear", align_corners=False)
         return out.permute(0, 2, 3, 1).cpu().numpy()

@@ -3,7 +3,7 @@
 Runs unattended: resumable from `run_dir/last.pt`, logs JSON lines to
 `run_dir/log.jsonl`, evaluates on the fixed held-out split, and exports the
 EMA weights as safetensors whenever the held-out figures improve.
-The same code runs on CUDA (AMP) or CPU (bf16 autocast).
+The same code runs on CUDA (bf16 AMP) or CPU (bf16 autocast where the CPU has native bf16, else fp32).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from .color import join_lab, rgb_to_lab
 from .data import cached, center_crops, list_images, random_crops, split_images
 from .evaluate import evaluate_images
 from .model import ColorNet, ModelConfig, count_parameters
+from .precision import autocast, compute_dtype
 from .weights import load_model, save_model
 
 
@@ -125,6 +126,7 @@ class Trainer:
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
+        self.dtype = compute_dtype(self.device, training=True)
         self.run = Path(cfg.run_dir)
         self.run.mkdir(parents=True, exist_ok=True)
         (self.run / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
@@ -204,7 +206,7 @@ class Trainer:
         for group in self.opt.param_groups:
             group["lr"] = self.lr_at(self.step)
         self.model.train()
-        with torch.autocast(self.device.type, dtype=torch.bfloat16):
+        with autocast(self.device, self.dtype):
             logits, reg = self.model(x)
         loss, parts = colour_loss(logits.cpu(), reg.cpu(), ab4, self.model.bins.cpu(), self.weights, c)
         self.opt.zero_grad(set_to_none=True)
@@ -226,7 +228,7 @@ class Trainer:
 
     def fit(self) -> None:
         c = self.cfg
-        self.log({"event": "start", "step": self.step, "params": count_parameters(self.model)})
+        self.log({"event": "start", "step": self.step, "params": count_parameters(self.model), "dtype": str(self.dtype)})
         t0, acc = time.time(), []
         while self.step < c.steps:
             acc.append(self.train_step())
@@ -250,6 +252,9 @@ class Trainer:
             self.best = score
             save_model(self.ema, self.run / "best.safetensors", {"step": self.step, "held_out": fig})
             self.log({"event": "export", "step": self.step, "gain_db": round(score, 3)})
+        # Every evaluated step is kept (8 MB each): the shipped one is picked later on the
+        # whole colour/PSNR frontier, which one PSNR figure cannot rank.
+        save_model(self.ema, self.run / "snapshots" / f"step{self.step:06d}.safetensors", {"step": self.step, "held_out": fig})
 
 
 def export_checkpoint(checkpoint: Path, out: Path, model_cfg: ModelConfig | None = None, extra: dict | None = None) -> None:
@@ -280,11 +285,12 @@ def main() -> None:
     @app.command()
     def fit(data_dir: str = TrainConfig.data_dir, run_dir: str = TrainConfig.run_dir, steps: int = TrainConfig.steps,
             batch: int = TrainConfig.batch, crop: int = TrainConfig.crop, lr: float = TrainConfig.lr,
-            eval_every: int = TrainConfig.eval_every, device: str = TrainConfig.device, init: str = "") -> None:
+            eval_every: int = TrainConfig.eval_every, device: str = TrainConfig.device, init: str = "",
+            hint_prob: float = TrainConfig.hint_prob, warmup: int = TrainConfig.warmup) -> None:
         """Train (or resume, when RUN_DIR/last.pt exists). Example: python -m vidcolor.train fit --steps 10000
         (--init models/vidcolor-base.safetensors starts a new run from the shipped weights)."""
         Trainer(TrainConfig(data_dir=data_dir, run_dir=run_dir, steps=steps, batch=batch, crop=crop, lr=lr,
-                            eval_every=eval_every, device=device, init=init)).fit()
+                            eval_every=eval_every, device=device, init=init, hint_prob=hint_prob, warmup=warmup)).fit()
 
     @app.command()
     def export(checkpoint: Path, out: Path, temperature: float = ModelConfig.temperature,
