@@ -16,7 +16,7 @@ import argparse
 from pathlib import Path
 
 from vidcolor.data import cached, center_crops, list_images, split_images
-from vidcolor.evaluate import evaluate_images
+from vidcolor.evaluate import sweep_decodings
 from vidcolor.train import TrainConfig
 from vidcolor.weights import default_model_path, load_model
 
@@ -38,10 +38,9 @@ def main() -> None:
         images = images[: args.limit]
     print(f"model {args.model or default_model_path()}; {len(images)} held-out images, 256x256 centre crops")
     temps = args.temperatures or [model.cfg.temperature]
-    for beta in betas:
-        model = load_model(args.model, prior_correction=beta)
-        for t in temps:
-            report(beta, t, evaluate_images(model, images, temperature=t))
+    decodings = [(beta, t) for beta in betas for t in temps]
+    for (beta, t), figures in zip(decodings, sweep_decodings(model, images, decodings), strict=True):
+        report(beta, t, figures)
 
 
 def report(beta: float, t: float, f: dict[str, float]) -> None:

@@ -37,6 +37,7 @@ def main() -> None:
     ap.add_argument("--flow-preset", default=TemporalOptions().flow_preset, choices=["ultrafast", "fast", "medium"])
     ap.add_argument("--anchor-every", type=int, default=TemporalOptions().anchor_every)
     ap.add_argument("--feedback", action="store_true", help="also feed the warped previous colours to the model (off by default, as in the CLI)")
+    ap.add_argument("--no-certainty", action="store_true", help="blend by flow reliability alone, ignoring the model's certainty")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     clips = args.clips or sorted(DEFAULT_CLIPS.glob("*.mp4"))
@@ -45,9 +46,9 @@ def main() -> None:
     opts = ColorizeOptions(model=args.model, temperature=args.temperature,
                            temporal_options=TemporalOptions(smoothing=args.smoothing, anchor_every=args.anchor_every,
                                                             flow_preset=args.flow_preset,
-                                                            feedback=args.feedback))
+                                                            feedback=args.feedback, use_certainty=not args.no_certainty))
     results = {}
-    head = f"{'clip':32s} {'mode':9s} {'PSNR':>6s} {'colour':>7s} {'warp_err':>9s} {'CDC':>8s} {'ab_warp':>8s}"
+    head = f"{'clip':32s} {'mode':9s} {'PSNR':>6s} {'colour':>7s} {'warp_err':>9s} {'CDC':>8s} {'ab_warp':>8s} {'ab_CDC':>8s}"
     print(head)
     for clip in clips:
         r = evaluate_clip(clip, opts)
@@ -55,29 +56,31 @@ def main() -> None:
         for mode in MODES:
             f = r[mode]
             print(f"{clip.stem[:32]:32s} {mode:9s} {f['psnr']:6.2f} {f['colourfulness']:7.2f} {f['warp_error']*1e3:9.3f} "
-                  f"{f['cdc']*1e3:8.3f} {f['chroma_warp_error']:8.3f}")
+                  f"{f['cdc']*1e3:8.3f} {f['chroma_warp_error']:8.3f} {f['chroma_cdc']*1e3:8.3f}")
         t, s, g = r["temporal"], r["single"], r["truth"]
-        print(f"  floor: warp gray/s {r['gray']['warp_error']/s['warp_error']:.3f}  truth/s {g['warp_error']/s['warp_error']:.3f}")
+        print(f"  floor: warp gray/s {r['gray']['warp_error']/s['warp_error']:.3f}  truth/s {g['warp_error']/s['warp_error']:.3f}  "
+              f"CDC gray/s {r['gray']['cdc']/s['cdc']:.3f}  truth/s {g['cdc']/s['cdc']:.3f}")
         print(f"  ratios: warp t/s {t['warp_error']/s['warp_error']:.3f}  t/truth {t['warp_error']/max(g['warp_error'],1e-12):.3f}  "
-              f"CDC t/s {t['cdc']/s['cdc']:.3f}  dPSNR {t['psnr']-s['psnr']:+.2f}  colour t/s {t['colourfulness']/s['colourfulness']:.3f}")
+              f"CDC t/s {t['cdc']/s['cdc']:.3f}  dPSNR {t['psnr']-s['psnr']:+.2f}  colour t/s {t['colourfulness']/s['colourfulness']:.3f}  "
+              f"ab_warp t/s {t['chroma_warp_error']/s['chroma_warp_error']:.3f}  ab_CDC t/s {t['chroma_cdc']/s['chroma_cdc']:.3f}")
         for c in r["cuts"]:
             print(f"  cut at frame {c['frame']}: PSNR temporal {c['psnr_temporal']:.2f} vs per-frame {c['psnr_single']:.2f}")
         a, b = r["colourfulness_first_last_second"]
         print(f"  colourfulness first/last second: {a:.2f} / {b:.2f} ({(b - a) / max(a, 1e-9) * 100:+.1f} %)")
-    keys = ("psnr", "colourfulness", "warp_error", "cdc", "chroma_warp_error")
+    keys = ("psnr", "colourfulness", "warp_error", "cdc", "chroma_warp_error", "chroma_cdc")
     total = {m: {k: float(np.mean([r[m][k] for r in results.values()])) for k in keys} for m in MODES}
     t, s, g = total["temporal"], total["single"], total["truth"]
     print("\nmean over clips:")
     for m in MODES:
         f = total[m]
         print(f"  {m:9s} PSNR {f['psnr']:6.2f}  colour {f['colourfulness']:6.2f}  warp_err {f['warp_error']*1e3:7.3f}e-3  "
-              f"CDC {f['cdc']*1e3:7.3f}e-3  ab_warp {f['chroma_warp_error']:7.3f}")
+              f"CDC {f['cdc']*1e3:7.3f}e-3  ab_warp {f['chroma_warp_error']:7.3f}  ab_CDC {f['chroma_cdc']*1e3:7.3f}e-3")
     print(f"  floor: warp gray/s {total['gray']['warp_error']/s['warp_error']:.3f}, truth/s {g['warp_error']/s['warp_error']:.3f} "
           "(the lowest warp ratio colourless or truly coloured frames would reach)")
     print(f"  warp t/s {t['warp_error']/s['warp_error']:.3f} (bar <= 0.7)  warp t/truth {t['warp_error']/g['warp_error']:.3f} (bar <= 1.5)  "
           f"CDC t/s {t['cdc']/s['cdc']:.3f} (bar <= 0.8)  dPSNR {t['psnr']-s['psnr']:+.2f} (bar >= -0.2)  "
           f"colour t/s {t['colourfulness']/s['colourfulness']:.3f} (bar >= 0.85)  "
-          f"ab_warp t/s {t['chroma_warp_error']/s['chroma_warp_error']:.3f}")
+          f"ab_warp t/s {t['chroma_warp_error']/s['chroma_warp_error']:.3f}  ab_CDC t/s {t['chroma_cdc']/s['chroma_cdc']:.3f}")
     if args.json:
         args.json.write_text(json.dumps({"clips": results, "mean": total, "smoothing": args.smoothing}, indent=2))
 

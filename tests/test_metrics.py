@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vidcolor.metrics import cdc, colourfulness, psnr, warp_error
+from vidcolor.metrics import cdc, chroma_cdc, colourfulness, psnr, warp_error
 
 
 def test_psnr():
@@ -27,6 +27,18 @@ def test_cdc_zero_for_identical_frames_and_positive_for_changes():
     assert cdc([f] * 6) == 0.0
     g = rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)
     assert cdc([f, g, f, g, f, g]) > 0.05
+
+
+def test_chroma_cdc_ignores_lightness_changes_and_sees_colour_changes():
+    rng = np.random.default_rng(0)
+    gray_a = np.repeat(rng.integers(0, 128, (32, 32, 1), dtype=np.uint8), 3, axis=2)  # dark frame
+    gray_b = np.repeat(rng.integers(128, 256, (32, 32, 1), dtype=np.uint8), 3, axis=2)  # bright frame
+    assert cdc([gray_a, gray_b] * 3) > 0.05  # RGB CDC sees the lightness change
+    assert chroma_cdc([gray_a, gray_b] * 3) == 0.0  # both are colourless
+    red, green = np.zeros((32, 32, 3), np.uint8), np.zeros((32, 32, 3), np.uint8)
+    red[..., 0] = 200
+    green[..., 1] = 200
+    assert chroma_cdc([red, green] * 3) > 0.1
 
 
 def test_warp_error_masks_pixels():

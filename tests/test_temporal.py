@@ -126,3 +126,29 @@ def test_anchoring_matches_cast_and_spread_but_keeps_layout():
     mean, spread = chroma_stats(out)
     assert mean == pytest.approx(target[0], abs=1e-3) and spread == pytest.approx(8.0, rel=1e-3)
     assert np.corrcoef(out[..., 0].ravel(), ab[..., 0].ravel())[0, 1] > 0.999  # same regions, same order
+
+
+def _after_two_frames(state, first_certainty: float, second_certainty: float) -> float:
+    """Frame 0 predicts a = 40 with one certainty, frame 1 (same picture) a = 0 with another: -> output a."""
+    g = gray(0, 1)
+    full = lambda v: np.full((96, 128), v, np.float32)  # noqa: E731
+    past = np.zeros((96, 128, 2), np.float32)
+    past[..., 0] = 40.0
+    state.blend(state.prepare(g), past, full(first_certainty))
+    out = state.blend(state.prepare(g), np.zeros_like(past), full(second_certainty))
+    return float(np.median(out[..., 0]))
+
+
+def test_certainty_weighs_past_against_prediction():
+    plain = _after_two_frames(make_state(smoothing=0.5, use_certainty=False), 0.5, 0.5)
+    assert plain == pytest.approx(20.0, abs=1.0)  # smoothing 0.5 on reliable flow: halfway
+    assert _after_two_frames(make_state(smoothing=0.5), 0.5, 0.5) == pytest.approx(plain, abs=1e-3)
+    # An unsure new guess moves a sure past less; a sure new guess replaces an unsure past more.
+    assert _after_two_frames(make_state(smoothing=0.5), 0.8, 0.2) > plain + 8.0
+    assert _after_two_frames(make_state(smoothing=0.5), 0.2, 0.8) < plain - 8.0
+
+
+def test_past_weight_is_capped():
+    """Even at smoothing 1 with a much surer past, each frame lets some of its prediction in."""
+    out = _after_two_frames(make_state(smoothing=1.0), 0.9, 0.1)
+    assert 0.0 < 40.0 - out <= 40.0 * (1 - 0.97) + 0.5

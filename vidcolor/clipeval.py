@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .flow import consistent, make_dis, warp
-from .metrics import cdc, colourfulness, psnr, warp_error
+from .metrics import cdc, chroma_cdc, colourfulness, psnr, warp_error
 from .pipeline import ColorizeOptions, colorize_video
 from .video import EncodeOptions
 
@@ -37,6 +37,7 @@ class ClipFigures:
     warp_error: float
     cdc: float
     chroma_warp_error: float  # the same warp error on Lab ab only (units^2): flicker without the luma floor
+    chroma_cdc: float  # CDC on Lab a, b only
 
 
 def _ab(frame: np.ndarray) -> np.ndarray:
@@ -75,7 +76,7 @@ def figures(frames: list[np.ndarray], gt: list[np.ndarray], flows: list[tuple[np
         ab_now, ab_next = _ab(frames[t]), warp(_ab(frames[t + 1]), flow)
         ab_errs.append(float(((ab_now - ab_next) ** 2).sum(-1)[mask].mean()) if mask.any() else 0.0)
     mean = lambda v: float(np.mean(v)) if v else 0.0  # noqa: E731
-    return ClipFigures(p, c, mean(errs), cdc(frames), mean(ab_errs))
+    return ClipFigures(p, c, mean(errs), cdc(frames), mean(ab_errs), chroma_cdc(frames))
 
 
 def shot_starts(gt: list[np.ndarray]) -> list[int]:

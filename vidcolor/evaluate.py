@@ -4,9 +4,15 @@ Protocol (issue 3): 256x256 centre crops of the held-out split; PSNR (RGB,
 mean over images) of the gray input and of the colorization; mean
 colourfulness of the colorization and of the ground truth; PSNR when the model
 is given a degraded ground-truth hint (chroma shifted up to 4 px, 30 % holes).
+
+The network runs once per batch (gray input, hinted input); every decoding
+asked for (prior correction beta, temperature T) is computed from those same
+outputs, so sweeping decodings costs little more than one evaluation.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +22,8 @@ from .color import gray_rgb, join_lab, rgb_to_lab
 from .metrics import colourfulness, psnr
 from .model import ColorNet
 from .precision import autocast, compute_dtype
+
+Decoding = tuple[float, float]  # (prior_correction beta, temperature T)
 
 
 def shifted_hint(ab: torch.Tensor, g: torch.Generator, max_shift: float = 4.0, holes: float = 0.3) -> torch.Tensor:
@@ -31,39 +39,45 @@ def shifted_hint(ab: torch.Tensor, g: torch.Generator, max_shift: float = 4.0, h
     return moved * hole_mask(b, h, w, g, holes, holes)
 
 
-def predict_rgb(
-    model: ColorNet, rgb_in: torch.Tensor, L: torch.Tensor, temperature: float | None, head: str = "cls"
-) -> torch.Tensor:
-    """Run the model on rgb_in (B, 3, H, W); join its upsampled ab with L (B, 1, H, W) -> RGB (B, 3, H, W)."""
+def run_network(model: ColorNet, rgb_in: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """rgb_in (B, 3, H, W) -> fp32 logits (B, Q, H/4, W/4) and regressed ab (B, 2, H/4, W/4)."""
     with torch.inference_mode(), autocast(rgb_in.device, compute_dtype(rgb_in.device)):
         logits, reg = model(rgb_in)
-        ab = model.decode(logits, temperature)[0] if head == "cls" else reg.float()
-    ab = F.interpolate(ab.float(), size=L.shape[-2:], mode="bilinear", align_corners=False)
-    return join_lab(L, ab)
+    return logits.float(), reg.float()
 
 
-def evaluate_images(
-    model: ColorNet, images: torch.Tensor, temperature: float | None = None, batch: int = 16, seed: int = 0
-) -> dict[str, float]:
-    """images (N, 3, H, W) in [0, 1], H and W multiples of 16 -> mean figures over the images."""
+def to_rgb(ab: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
+    """ab (B, 2, h, w) upsampled (bilinear) and joined with L (B, 1, H, W) -> RGB (B, 3, H, W)."""
+    return join_lab(L, F.interpolate(ab, size=L.shape[-2:], mode="bilinear", align_corners=False))
+
+
+def sweep_decodings(
+    model: ColorNet, images: torch.Tensor, decodings: Sequence[Decoding], batch: int = 16, seed: int = 0
+) -> list[dict[str, float]]:
+    """images (N, 3, H, W) in [0, 1], H and W multiples of 16 -> mean figures over the images, one dict
+    per decoding (psnr_cls, colour_cls, psnr_hint differ; gray, regression and truth figures are shared)."""
     model.eval()
     g = torch.Generator().manual_seed(seed)
-    sums: dict[str, float] = {}
+    sums: list[dict[str, float]] = [{} for _ in decodings]
     for i in range(0, len(images), batch):
         gt = images[i : i + batch]
         lab = rgb_to_lab(gt)
         L = lab[:, :1]
-        gray = gray_rgb(L)
-        hint_in = join_lab(L, shifted_hint(lab[:, 1:], g))
-        out = {
-            "psnr_gray": psnr(gray, gt),
-            "psnr_cls": psnr(cls := predict_rgb(model, gray, L, temperature, "cls"), gt),
-            "psnr_reg": psnr(reg := predict_rgb(model, gray, L, temperature, "reg"), gt),
-            "psnr_hint": psnr(predict_rgb(model, hint_in, L, temperature, "cls"), gt),
-            "colour_cls": colourfulness(cls),
-            "colour_reg": colourfulness(reg),
-            "colour_gt": colourfulness(gt),
-        }
-        for k, v in out.items():
-            sums[k] = sums.get(k, 0.0) + float(v.sum())
-    return {k: v / len(images) for k, v in sums.items()}
+        logits, reg_ab = run_network(model, gray_rgb(L))
+        hint_logits, _ = run_network(model, join_lab(L, shifted_hint(lab[:, 1:], g)))
+        reg = to_rgb(reg_ab, L)
+        shared = {"psnr_gray": psnr(gray_rgb(L), gt), "psnr_reg": psnr(reg, gt),
+                  "colour_reg": colourfulness(reg), "colour_gt": colourfulness(gt)}
+        for acc, (beta, t) in zip(sums, decodings, strict=True):
+            cls = to_rgb(model.decode(logits, t, beta)[0], L)
+            hinted = to_rgb(model.decode(hint_logits, t, beta)[0], L)
+            out = {**shared, "psnr_cls": psnr(cls, gt), "colour_cls": colourfulness(cls), "psnr_hint": psnr(hinted, gt)}
+            for k, v in out.items():
+                acc[k] = acc.get(k, 0.0) + float(v.sum())
+    return [{k: v / len(images) for k, v in acc.items()} for acc in sums]
+
+
+def evaluate_images(model: ColorNet, images: torch.Tensor, temperature: float | None = None, batch: int = 16) -> dict[str, float]:
+    """The figures for the model's own decoding settings (temperature may be overridden)."""
+    t = model.cfg.temperature if temperature is None else temperature
+    return sweep_decodings(model, images, [(model.cfg.prior_correction, t)], batch)[0]

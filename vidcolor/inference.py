@@ -61,10 +61,10 @@ class Colorizer:
         out = self._run(np.ascontiguousarray(rgb)[None])[0]
         return np.ascontiguousarray(out[..., :2]), np.ascontiguousarray(out[..., 2])
 
-    def predict_many(self, images: list[np.ndarray]) -> list[np.ndarray]:
-        """Several same-size (H, W, 3) images in one batch -> their ab (H, W, 2) each."""
+    def predict_many(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Several same-size (H, W, 3) images in one batch -> (ab (H, W, 2), confidence (H, W)) each."""
         out = self._run(np.stack(images))
-        return [np.ascontiguousarray(o[..., :2]) for o in out]
+        return [(np.ascontiguousarray(o[..., :2]), np.ascontiguousarray(o[..., 2])) for o in out]
 
     @torch.inference_mode()
     def _run(self, batch: np.ndarray) -> np.ndarray:

@@ -5,6 +5,7 @@ Images are torch tensors (..., 3, H, W) in [0, 1] unless said otherwise.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import torch
 
@@ -40,8 +41,8 @@ def warp_error(frame: np.ndarray, next_warped: np.ndarray, mask: np.ndarray) -> 
 
 
 def _histograms(frame: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 -> (3, 256) normalized per-channel histograms."""
-    h = np.stack([np.bincount(frame[..., c].reshape(-1), minlength=256) for c in range(3)]).astype(np.float64)
+    """(H, W, C) uint8 -> (C, 256) normalized per-channel histograms."""
+    h = np.stack([np.bincount(frame[..., c].reshape(-1), minlength=256) for c in range(frame.shape[-1])]).astype(np.float64)
     return h / h.sum(axis=1, keepdims=True)
 
 
@@ -59,7 +60,7 @@ def cdc(frames: list[np.ndarray], gaps: tuple[int, ...] = (1, 2, 4)) -> float:
     """Colour distribution consistency (Liu et al.): JS divergence of per-channel
     256-bin histograms between frames i and i+d, averaged over i and d in `gaps`.
 
-    frames: list of (H, W, 3) uint8.
+    frames: list of (H, W, C) uint8 (RGB for the issue's figure; see chroma_cdc).
     """
     hists = [_histograms(f) for f in frames]
     per_gap = []
@@ -67,3 +68,9 @@ def cdc(frames: list[np.ndarray], gaps: tuple[int, ...] = (1, 2, 4)) -> float:
         if len(hists) > d:
             per_gap.append(np.mean([_js_divergence(hists[i], hists[i + d]) for i in range(len(hists) - d)]))
     return float(np.mean(per_gap)) if per_gap else 0.0
+
+
+def chroma_cdc(frames: list[np.ndarray], gaps: tuple[int, ...] = (1, 2, 4)) -> float:
+    """CDC on the a and b channels of 8-bit Lab only: colour flicker without the luminance
+    changes that dominate the RGB figure (a colourless clip scores 0 here). frames: (H, W, 3) uint8 RGB."""
+    return cdc([cv2.cvtColor(f, cv2.COLOR_RGB2Lab)[..., 1:] for f in frames], gaps)

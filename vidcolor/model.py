@@ -157,18 +157,22 @@ class ColorNet(nn.Module):
                 m.fuse()
         return self
 
-    def decode(self, logits: torch.Tensor, temperature: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode(
+        self, logits: torch.Tensor, temperature: float | None = None, prior_correction: float | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """logits (B, Q, h, w) -> ab (B, 2, h, w) by annealed mean, and confidence (B, 1, h, w) in [0, 1].
 
         A loss weighted by w learns p(q) * w(q) (up to normalization); subtracting
         prior_correction * log w first moves the distribution back toward the
         true posterior. Confidence is 1 - normalized entropy of the untempered
         distribution: 1 where the network is sure of one colour, 0 where it has no idea.
+        None takes the model's own setting for either argument.
         """
         t = self.cfg.temperature if temperature is None else temperature
+        beta = self.cfg.prior_correction if prior_correction is None else prior_correction
         logits = logits.float()
-        if self.cfg.prior_correction:
-            logits = logits - self.cfg.prior_correction * torch.log(self.class_weights.float())[None, :, None, None]
+        if beta:
+            logits = logits - beta * torch.log(self.class_weights.float())[None, :, None, None]
         logp = torch.log_softmax(logits, dim=1)
         ab = torch.einsum("bqhw,qc->bchw", torch.softmax(logp / max(t, 1e-3), dim=1), self.bins)
         entropy = -(logp.exp() * logp).sum(1, keepdim=True)

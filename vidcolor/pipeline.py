@@ -362,17 +362,17 @@ def _colorize_frame(gray: np.ndarray, rotation: int, wsize: tuple[int, int], sta
     hint = state.hint_ab(inherited)
     t = times.add("flow", t)
     if hint is None:
-        pred = colorizer.predict(_gray_rgb(upright))[0]
+        pred, certainty = colorizer.predict(_gray_rgb(upright))
         state.anchor = chroma_stats(pred)
     elif state.needs_anchor():
-        pred, memoryless = colorizer.predict_many([lab_planes_to_rgb(lut[upright], hint), _gray_rgb(upright)])
+        (pred, certainty), (memoryless, _) = colorizer.predict_many([lab_planes_to_rgb(lut[upright], hint), _gray_rgb(upright)])
         state.anchor = chroma_stats(memoryless)
     else:
-        pred = colorizer.predict(lab_planes_to_rgb(lut[upright], hint))[0]
+        pred, certainty = colorizer.predict(lab_planes_to_rgb(lut[upright], hint))
     t = times.add("model", t)
     if hint is not None:
         pred = match_stats(pred, state.anchor)
-    ab = state.blend(inherited, pred)
+    ab = state.blend(inherited, pred, certainty)
     times.add("flow", t)
     return np.ascontiguousarray(np.rot90(ab, -k)) if k else ab
 

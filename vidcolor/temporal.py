@@ -7,8 +7,9 @@ Per frame, at the working resolution (all arrays (H, W[, C]) numpy):
    frame the state is reset and nothing is inherited.
 2. The caller feeds the model L_t joined with the warped chroma (gray where
    unreliable) and gets a prediction.
-3. `blend(pred_ab, conf)`: mix prediction and warped previous output by
-   reliability x smoothing, store the result as the new previous output.
+3. `blend(pred_ab, certainty)`: mix prediction and warped previous output by
+   reliability x smoothing x relative certainty, store the result (and its
+   certainty) as the new previous output.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ class TemporalOptions:
     black_level: float = 12.0  # mean 8-bit gray below which a frame counts as black (fades)
     lightness_tolerance: float = 10.0  # L units; a warped pixel further off is not trusted
     anchor_every: int = 4  # frames between memoryless (gray-input) passes that anchor global colour
+    # Weigh past and prediction by the model's certainty of each (see TemporalState.blend).
+    use_certainty: bool = True
+    max_keep: float = 0.97  # the past's weight never reaches 1: every frame lets a little of its prediction in
 
 
 @dataclass
@@ -42,6 +46,7 @@ class Inherited:
     ab: np.ndarray | None  # (H, W, 2) float32 warped previous output, or None after a reset
     reliability: np.ndarray | None  # (H, W) float32 in [0, 1]
     cut: bool  # True when this frame starts a new shot
+    certainty: np.ndarray | None = None  # (H, W) float32 in [0, 1]: the warped previous output's certainty
 
 
 def chroma_stats(ab: np.ndarray) -> tuple[np.ndarray, float]:
@@ -89,6 +94,7 @@ class TemporalState:
         self.prev_gray: np.ndarray | None = None
         self.prev_hist: np.ndarray | None = None
         self.prev_ab: np.ndarray | None = None
+        self.prev_certainty: np.ndarray | None = None
 
     def prepare(self, gray: np.ndarray) -> Inherited:
         """gray: (H, W) uint8 at the working resolution."""
@@ -107,8 +113,9 @@ class TemporalState:
         # Soften the mask so the blend has no hard seams at occlusion edges.
         rel = cv2.GaussianBlur(ok.astype(np.float32), (0, 0), 1.5)
         ab = warp(self.prev_ab, pair.backward)
+        certainty = None if self.prev_certainty is None else warp(self.prev_certainty, pair.backward)
         self._pending = (gray, hist)
-        return Inherited(ab, rel, cut=False)
+        return Inherited(ab, rel, cut=False, certainty=certainty)
 
     def needs_anchor(self) -> bool:
         """True every anchor_every frames (and whenever there is no anchor yet)."""
@@ -124,17 +131,34 @@ class TemporalState:
         self._pending = (gray, hist)
         return Inherited(None, None, cut=True)
 
-    def blend(self, inherited: Inherited, pred_ab: np.ndarray) -> np.ndarray:
-        """pred_ab (H, W, 2) float32 -> output ab (H, W, 2); remembers it for the next frame."""
-        if inherited.ab is None or self.opt.smoothing <= 0:
-            out = pred_ab
-        else:
-            a = (self.opt.smoothing * inherited.reliability)[..., None]
-            out = a * inherited.ab + (1.0 - a) * pred_ab
+    def blend(self, inherited: Inherited, pred_ab: np.ndarray, certainty: np.ndarray | None = None) -> np.ndarray:
+        """pred_ab (H, W, 2) float32, with the model's certainty (H, W) in [0, 1] when it has one
+        -> output ab (H, W, 2); remembers it (and its certainty) for the next frame."""
+        keep, out_certainty = self._keep_weight(inherited, certainty)
+        out = pred_ab if keep is None else keep[..., None] * inherited.ab + (1.0 - keep[..., None]) * pred_ab
         gray, hist = self._pending
         if hist is not None:  # a black frame leaves no state: nothing crosses a fade
             self.prev_gray, self.prev_hist, self.prev_ab = gray, hist, out
+            self.prev_certainty = out_certainty
         return out
+
+    def _keep_weight(self, inherited: Inherited, certainty: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Per pixel, how much of the warped past to keep: (H, W) in [0, max_keep] (None = none),
+        and the certainty of the blended result.
+
+        smoothing x flow reliability, scaled by 2 c_past / (c_past + c_new): 1 where the
+        network is as sure now as it was, up to 2 where the past was surer (the new
+        guess is the likelier flicker), down to 0 where only the new one is sure.
+        """
+        use = self.opt.use_certainty and certainty is not None
+        if inherited.ab is None or self.opt.smoothing <= 0:
+            return None, certainty if use else None
+        keep = self.opt.smoothing * inherited.reliability
+        if not use or inherited.certainty is None:
+            return np.minimum(keep, self.opt.max_keep), certainty if use else None
+        past = inherited.certainty
+        keep = np.minimum(keep * 2.0 * past / np.maximum(past + certainty, 1e-6), self.opt.max_keep)
+        return keep, keep * past + (1.0 - keep) * certainty
 
     def hint_ab(self, inherited: Inherited) -> np.ndarray | None:
         """The chroma to feed the model: warped previous output where reliable, 0 (gray) elsewhere."""
