@@ -94,6 +94,28 @@ def test_save_and_load_without_pickle(net, tmp_path):
         assert torch.allclose(loaded(x)[0], net(x)[0], atol=0.05)  # weights stored as fp16
 
 
+def test_large_batchnorm_statistics_survive_saving(net, tmp_path):
+    """fp16 tops out at 65504: a running variance above it must not come back as inf."""
+    bn = net.up8.reduce.bn
+    bn.running_var[0] = 2e5
+    path = tmp_path / "m.safetensors"
+    save_model(net.eval(), path)
+    loaded = load_model(path)
+    assert loaded.up8.reduce.bn.running_var[0].item() == pytest.approx(2e5)
+    assert all(torch.isfinite(b).all() for b in loaded.buffers())
+
+
+def test_recalibration_repairs_nonfinite_batchnorm_statistics(net):
+    from vidcolor.train import has_nonfinite_statistics, recalibrate_batchnorm
+
+    net.up8.reduce.bn.running_var[3] = float("inf")
+    assert has_nonfinite_statistics(net)
+    recalibrate_batchnorm(net, [torch.rand(2, 3, 32, 32) for _ in range(3)])
+    assert not has_nonfinite_statistics(net) and net.up8.reduce.bn.momentum == 0.1
+    with torch.no_grad():
+        assert all(torch.isfinite(t).all() for t in net.eval()(torch.rand(1, 3, 32, 32)))
+
+
 def test_shipped_model_loads():
     path = default_model_path()
     if not path.is_file():

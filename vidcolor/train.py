@@ -108,6 +108,28 @@ def colour_loss(
     return cls + cfg.reg_weight * huber, {"cls": cls.item(), "reg": huber.item()}
 
 
+def has_nonfinite_statistics(model: torch.nn.Module) -> bool:
+    return any(not torch.isfinite(b).all() for n, b in model.named_buffers() if "running_" in n)
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: torch.nn.Module, batches: list[torch.Tensor]) -> None:
+    """Re-estimate every batch norm's running mean and variance as the plain average over
+    `batches` (train-mode forwards, no gradients); the weights are untouched."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    was_training = model.training
+    model.train()
+    for x in batches:
+        model(x)
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+    model.train(was_training)
+
+
 def make_inputs(rgb: torch.Tensor, g: torch.Generator, hint_prob: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Ground truth rgb (B, 3, H, W) -> (model input RGB, target ab at full size).
 
@@ -154,6 +176,8 @@ class Trainer:
         if cfg.init and not (self.run / "last.pt").exists():
             self._init_from(Path(cfg.init))
         self._resume()
+        if has_nonfinite_statistics(self.model) or has_nonfinite_statistics(self.ema):
+            self._recalibrate()
 
     def log(self, rec: dict) -> None:
         rec = {"time": round(time.time(), 1), **rec}
@@ -183,6 +207,17 @@ class Trainer:
         self.model.load_state_dict(state)
         self.ema.load_state_dict(state)
         self.log({"event": "init", "from": str(path)})
+
+    def _recalibrate(self, batches: int = 48) -> None:
+        """Weights saved before batch-norm statistics were kept in fp32 can carry an inf running
+        variance (fp16 overflow); the EMA's lerp turns it into NaN. Re-estimate them on training inputs."""
+        rng, gen = np.random.default_rng([self.cfg.seed, 99]), torch.Generator().manual_seed(99)
+        xs = [make_inputs(random_crops(self.train_cache, self.cfg.batch, self.cfg.crop, rng), gen, self.cfg.hint_prob)[0]
+              .to(self.device).contiguous(memory_format=torch.channels_last) for _ in range(batches)]
+        with autocast(self.device, self.dtype):
+            for m in (self.model, self.ema):
+                recalibrate_batchnorm(m, xs)
+        self.log({"event": "recalibrated_batchnorm", "batches": batches})
 
     def _checkpoint(self) -> None:
         state = {"model": self.model.state_dict(), "ema": self.ema.state_dict(), "opt": self.opt.state_dict(),

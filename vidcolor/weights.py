@@ -27,11 +27,17 @@ def default_model_path() -> Path:
     return Path(__file__).resolve().parent.parent / "models" / f"{DEFAULT_MODEL}.safetensors"
 
 
+def _stored_dtype(name: str, tensor: torch.Tensor, half: bool) -> torch.dtype:
+    """fp16 for weights; fp32 for the ab bins, the class weights and batch-norm running statistics:
+    a running variance can exceed fp16's largest value (65504) and would load as inf."""
+    keep = name.endswith(("bins", "class_weights", "running_mean", "running_var"))
+    return torch.float16 if half and tensor.is_floating_point() and not keep else tensor.dtype
+
+
 def save_model(model: ColorNet, path: Path, extra: dict | None = None, half: bool = True) -> None:
-    """Write path (.safetensors) and its config (.json). `half` stores fp16 to halve the file."""
+    """Write path (.safetensors) and its config (.json). `half` stores weights in fp16 to halve the file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to(torch.float16 if half and v.is_floating_point() and k not in ("bins", "class_weights") else v.dtype).contiguous()
-             for k, v in model.state_dict().items()}
+    state = {k: v.detach().to(_stored_dtype(k, v, half)).contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(path), metadata={"config": json.dumps(model.cfg.to_dict())})
     meta = {"config": model.cfg.to_dict(), **(extra or {})}
     path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
