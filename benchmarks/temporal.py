@@ -39,6 +39,7 @@ def main() -> None:
     ap.add_argument("--feedback", action="store_true", help="also feed the warped previous colours to the model (off by default, as in the CLI)")
     ap.add_argument("--no-certainty", action="store_true", help="blend by flow reliability alone, ignoring the model's certainty")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--markdown", action="store_true", help="also print the README's table")
     args = ap.parse_args()
     clips = args.clips or sorted(DEFAULT_CLIPS.glob("*.mp4"))
     if not clips:
@@ -83,6 +84,24 @@ def main() -> None:
           f"ab_warp t/s {t['chroma_warp_error']/s['chroma_warp_error']:.3f}  ab_CDC t/s {t['chroma_cdc']/s['chroma_cdc']:.3f}")
     if args.json:
         args.json.write_text(json.dumps({"clips": results, "mean": total, "smoothing": args.smoothing}, indent=2))
+    if args.markdown:
+        print("\n" + markdown_table(results, total))
+
+
+def markdown_table(results: dict, total: dict) -> str:
+    """Per clip and mean: temporal / per-frame figures, the truth's and the colourless floor's beside them."""
+    rows = ["| clip | PSNR t / p | colour t / p | CDC t / p (truth, colourless) | CDC t/p | warp err t / p (truth, colourless) "
+            "| warp t/p | ab CDC t/p | ab warp t/p |", "|---|---|---|---|---|---|---|---|---|"]
+    named = [(Path(name).stem, r) for name, r in results.items()] + [("**mean**", total)]
+    for name, r in named:
+        t, s, g, z = r["temporal"], r["single"], r["truth"], r["gray"]
+        rows.append(
+            f"| {name} | {t['psnr']:.2f} / {s['psnr']:.2f} | {t['colourfulness']:.2f} / {s['colourfulness']:.2f} "
+            f"| {t['cdc']*1e3:.3f} / {s['cdc']*1e3:.3f} ({g['cdc']*1e3:.3f}, {z['cdc']*1e3:.3f}) | {t['cdc']/s['cdc']:.2f} "
+            f"| {t['warp_error']*1e3:.3f} / {s['warp_error']*1e3:.3f} ({g['warp_error']*1e3:.3f}, {z['warp_error']*1e3:.3f}) "
+            f"| {t['warp_error']/s['warp_error']:.3f} | {t['chroma_cdc']/s['chroma_cdc']:.2f} "
+            f"| {t['chroma_warp_error']/s['chroma_warp_error']:.2f} |")
+    return "\n".join(rows)
 
 
 if __name__ == "__main__":
