@@ -1,6 +1,7 @@
 """Held-out image quality (issue 3's figures), for one or more annealing temperatures.
 
     python benchmarks/quality.py [--model models/vidcolor-base.safetensors] [--temperatures 0.38 0.5 0.7]
+    python benchmarks/quality.py --clips ../shared/data/videos   # also on frames of colour clips
 
 On the held-out split of the training folder (chosen by file hash, never
 trained on), 256x256 centre crops: PSNR of the gray input and of the
@@ -8,6 +9,11 @@ colorization, colourfulness (Hasler & Suesstrunk M3) of the colorization and of
 the ground truth, and PSNR with a degraded ground-truth hint (shifted up to
 4 px, 30 % holes). Both heads are reported: the rebalanced classification
 decoded by annealed mean (cls) and the plain regression (reg).
+
+--clips adds the same per-frame figures on every 6th frame of each colour clip
+in a folder, at 256x144 (the default working size of a 16:9 frame), per clip
+and as the mean over clips: video frames are not photos, and a model can move
+on one and not the other.
 """
 
 from __future__ import annotations
@@ -15,8 +21,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import torch
+import torch.nn.functional as F
+
+from vidcolor.clipeval import read_rgb_frames
 from vidcolor.data import cached, center_crops, list_images, split_images
 from vidcolor.evaluate import sweep_decodings
+from vidcolor.model import ColorNet
 from vidcolor.train import TrainConfig
 from vidcolor.weights import default_model_path, load_model
 
@@ -28,6 +39,7 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=Path(TrainConfig.cache_dir))
     ap.add_argument("--temperatures", type=float, nargs="*", default=None)
     ap.add_argument("--prior-corrections", type=float, nargs="*", default=None)
+    ap.add_argument("--clips", type=Path, default=None, help="also evaluate on frames of the .mp4 clips in this folder")
     ap.add_argument("--limit", type=int, default=0, help="evaluate only the first N held-out images (0 = all)")
     args = ap.parse_args()
     model = load_model(args.model)
@@ -41,6 +53,26 @@ def main() -> None:
     decodings = [(beta, t) for beta in betas for t in temps]
     for (beta, t), figures in zip(decodings, sweep_decodings(model, images, decodings), strict=True):
         report(beta, t, figures)
+    if args.clips:
+        report_clips(model, sorted(args.clips.glob("*.mp4")), decodings)
+
+
+def clip_frames(path: Path, every: int = 6) -> torch.Tensor:
+    """Every `every`-th frame of a clip at 256x144: (N, 3, 144, 256) in [0, 1]."""
+    frames = read_rgb_frames(path)[::every]
+    x = torch.stack([torch.from_numpy(f) for f in frames]).permute(0, 3, 1, 2).float() / 255
+    return F.interpolate(x, size=(144, 256), mode="area")
+
+
+def report_clips(model: ColorNet, clips: list[Path], decodings: list[tuple[float, float]]) -> None:
+    per_clip = [sweep_decodings(model, clip_frames(c), decodings) for c in clips]
+    print(f"frames of {len(clips)} clips (every 6th, 256x144): gain over gray per clip, mean, colour % of truth")
+    for j, (beta, t) in enumerate(decodings):
+        gains = [r[j]["psnr_cls"] - r[j]["psnr_gray"] for r in per_clip]
+        colour = sum(r[j]["colour_cls"] / r[j]["colour_gt"] for r in per_clip) / len(clips)
+        reg = sum(r[j]["psnr_reg"] - r[j]["psnr_gray"] for r in per_clip) / len(clips)
+        print(f"beta={beta:.2f} T={t:.2f}  " + " ".join(f"{g:+.2f}" for g in gains)
+              + f" | mean {sum(gains) / len(gains):+.2f} dB, colour {100 * colour:.0f}% | reg {reg:+.2f} dB")
 
 
 def report(beta: float, t: float, f: dict[str, float]) -> None:
