@@ -123,6 +123,7 @@ def test_shipped_model_loads():
     model = load_model(path)
     assert count_parameters(model) > 100_000
     assert path.stat().st_size < 20_000_000
+    assert all(torch.isfinite(b).all() for b in model.buffers())  # e.g. no running variance lost to fp16
 
 
 def test_lab_roundtrip_and_gray():

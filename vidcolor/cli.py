@@ -93,7 +93,7 @@ def colorize(
     smoothing: float = typer.Option(0.9, "--smoothing", min=0.0, max=1.0, help="Blend with the previous frame's flow-warped colours: 0 off .. 1 strong."),
     feedback: bool = typer.Option(False, "--feedback/--no-feedback", help="Also give the network the previous frame's warped colours as a hint (off by default: see the README's figures)."),
     saturation: float | None = typer.Option(None, "--saturation", min=0.0, max=1.0, help="Colour strength: 0 = cautious (the posterior mean, muted), 1 = vivid (Zhang et al.'s rebalanced decoding, more wrong colours too). Default: the model's (0.25)."),
-    temperature: float | None = typer.Option(None, "--temperature", min=0.05, max=1.0, help="Annealed-mean temperature of the decoding (lower = commits to the likeliest colour). Default: the model's (0.5)."),
+    temperature: float | None = typer.Option(None, "--temperature", min=0.05, max=1.0, help="Annealed-mean temperature of the decoding (lower = commits to the likeliest colour). Default: the model's (0.7)."),
     work_size: int = typer.Option(256, "--work-size", min=64, max=2048, help="Long side, in pixels, of the resolution colour is predicted at."),
     codec: str = typer.Option("libx264", "--codec", help="Video codec: libx264, libx265 or ffv1 (lossless)."),
     crf: int = typer.Option(18, "--crf", min=0, max=51, help="Quality for libx264/libx265 (lower = better, bigger)."),
