@@ -90,7 +90,7 @@ def colorize(
     duration: str | None = typer.Option(None, "-t", "--duration", help="Length instead of --end, same forms."),
     preview: bool = typer.Option(False, "--preview", help="Write a side-by-side (gray | colour) clip and a PNG contact sheet for the range (default: 5 s from the middle)."),
     temporal: bool = typer.Option(True, "--temporal/--no-temporal", help="Carry colours from frame to frame (flow-warped smoothing, cut detection). --no-temporal colours each frame alone."),
-    smoothing: float = typer.Option(0.9, "--smoothing", min=0.0, max=1.0, help="Blend with the previous frame's flow-warped colours: 0 off .. 1 strong."),
+    smoothing: float = typer.Option(1.0, "--smoothing", min=0.0, max=1.0, help="Blend with the previous frame's flow-warped colours: 0 off .. 1 strong (the default; the past never fully outweighs a new frame)."),
     feedback: bool = typer.Option(False, "--feedback/--no-feedback", help="Also give the network the previous frame's warped colours as a hint (off by default: see the README's figures)."),
     saturation: float | None = typer.Option(None, "--saturation", min=0.0, max=1.0, help="Colour strength: 0 = cautious (the posterior mean, muted), 1 = vivid (Zhang et al.'s rebalanced decoding, more wrong colours too). Default: the model's (0.25)."),
     temperature: float | None = typer.Option(None, "--temperature", min=0.05, max=1.0, help="Annealed-mean temperature of the decoding (lower = commits to the likeliest colour). Default: the model's (0.7)."),

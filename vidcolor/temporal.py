@@ -24,10 +24,10 @@ from .flow import flow_pair, make_dis, warp
 
 @dataclass(frozen=True)
 class TemporalOptions:
-    smoothing: float = 0.9  # 0 = no blending with the past, 1 = strong (README: Temporal stability)
+    smoothing: float = 1.0  # 0 = no blending with the past, 1 = strong; max_keep still caps it (README: Temporal stability)
     flow_preset: str = "fast"
     # Give the model the warped previous colours as a hint. Off by default: with
-    # the current weights it costs 0.5-0.9 dB and raises CDC (README).
+    # the current weights it raises CDC and strays on fast motion (README).
     feedback: bool = False
     cut_threshold: float = 0.45  # histogram distance above which frames belong to different shots
     min_reliable: float = 0.3  # below this fraction of trustworthy flow, t-1 and t are different shots
