@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import cv2
 import numpy as np
+import pytest
 import torch
 
 from vidcolor.augment import archival_look, degrade_hint, hole_mask
 from vidcolor.data import is_held_out, list_images, split_images
-from vidcolor.train import TrainConfig, Trainer, colour_loss, rebalance_weights
+from vidcolor.model import ColorNet
+from vidcolor.train import TrainConfig, Trainer, colour_loss, load_deepened, rebalance_weights
 from vidcolor.weights import load_model
 
 from .conftest import TINY, scene
@@ -90,3 +93,23 @@ def test_augmentations_keep_shapes_and_ranges():
     assert hint.shape == ab.shape and torch.isfinite(hint).all()
     m = hole_mask(4, 32, 32, g, 0.3, 0.3)
     assert torch.allclose(1 - m.mean(dim=(1, 2, 3)), torch.full((4,), 0.3), atol=0.05)
+
+
+def test_deepened_warm_start_starts_as_the_stored_network():
+    torch.manual_seed(0)
+    small = ColorNet(TINY).eval()
+    for m in small.modules():  # non-trivial statistics, so the comparison means something
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+    deep = ColorNet(replace(TINY, blocks=(2, 2, 3)))
+    added = load_deepened(deep, small.state_dict())
+    assert added == ["s16.2", "s16.3", "s4.1", "s8.2"]  # s8.0 / s16.0 are the stride-2 convs
+    x = torch.rand(2, 3, 32, 48)
+    with torch.no_grad():
+        a, b = small(x), deep.eval()(x)
+    for p, q in zip(a, b, strict=True):
+        torch.testing.assert_close(p, q)
+    with pytest.raises(ValueError, match="do not fit"):
+        load_deepened(ColorNet(replace(TINY, widths=(8, 16, 16, 32))), small.state_dict())

@@ -22,7 +22,7 @@ from .augment import archival_look, degrade_hint
 from .color import join_lab, rgb_to_lab
 from .data import cached, center_crops, list_images, random_crops, split_images
 from .evaluate import evaluate_images
-from .model import ColorNet, ModelConfig, count_parameters
+from .model import ColorNet, ModelConfig, ResBlock, count_parameters
 from .precision import autocast, compute_dtype
 from .weights import load_model, save_model
 
@@ -144,6 +144,30 @@ def make_inputs(rgb: torch.Tensor, g: torch.Generator, hint_prob: float) -> tupl
     return x, lab[:, 1:]
 
 
+def load_deepened(model: ColorNet, state: dict[str, torch.Tensor]) -> list[str]:
+    """Load a state dict from a network with the same widths and fewer residual blocks per stage.
+
+    Blocks the file lacks are appended after the existing ones, so every stored
+    tensor keeps its name. Their last batch norm's scale and shift are zeroed:
+    a block then computes relu(x + 0) = x on its (already non-negative) input,
+    so the deepened network starts as exactly the stored one and training only
+    adds to it. Returns the new blocks' names; raises if anything else is missing.
+    """
+    own = model.state_dict()
+    if any(k in own and own[k].shape != v.shape for k, v in state.items()):
+        raise ValueError("weights do not fit this model: the widths differ (only --blocks may change)")
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    added = sorted({k.rsplit(".", 3)[0] for k in missing})  # "s8.3.a.conv.weight" -> "s8.3"
+    blocks = {name: m for name, m in model.named_modules() if isinstance(m, ResBlock)}
+    if unexpected or any(name not in blocks for name in added):
+        raise ValueError(f"weights do not fit this model: missing {missing[:4]}, unexpected {unexpected[:4]}")
+    with torch.no_grad():
+        for name in added:
+            blocks[name].b.bn.weight.zero_()
+            blocks[name].b.bn.bias.zero_()
+    return added
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
@@ -201,12 +225,13 @@ class Trainer:
         self.log({"event": "resume", "step": self.step})
 
     def _init_from(self, path: Path) -> None:
-        """Warm start: the network's weights from a shipped model; optimizer and schedule start fresh."""
+        """Warm start: the network's weights from a shipped model; optimizer and schedule start fresh.
+        The run's model may have more residual blocks than the file (--blocks): see `load_deepened`."""
         state = load_model(path).state_dict()
         state["class_weights"] = self.weights  # this run's data decides the rebalancing
-        self.model.load_state_dict(state)
-        self.ema.load_state_dict(state)
-        self.log({"event": "init", "from": str(path)})
+        added = load_deepened(self.model, state)
+        self.ema.load_state_dict(self.model.state_dict())
+        self.log({"event": "init", "from": str(path), "new_blocks": added})
 
     def _recalibrate(self, batches: int = 48) -> None:
         """Weights saved before batch-norm statistics were kept in fp32 can carry an inf running
@@ -321,11 +346,15 @@ def main() -> None:
     def fit(data_dir: str = TrainConfig.data_dir, run_dir: str = TrainConfig.run_dir, steps: int = TrainConfig.steps,
             batch: int = TrainConfig.batch, crop: int = TrainConfig.crop, lr: float = TrainConfig.lr,
             eval_every: int = TrainConfig.eval_every, device: str = TrainConfig.device, init: str = "",
-            hint_prob: float = TrainConfig.hint_prob, warmup: int = TrainConfig.warmup) -> None:
+            hint_prob: float = TrainConfig.hint_prob, warmup: int = TrainConfig.warmup,
+            blocks: str = ",".join(map(str, ModelConfig.blocks))) -> None:
         """Train (or resume, when RUN_DIR/last.pt exists). Example: python -m vidcolor.train fit --steps 10000
-        (--init models/vidcolor-base.safetensors starts a new run from the shipped weights)."""
+        (--init models/vidcolor-base.safetensors starts a new run from the shipped weights; add --blocks 2,3,3
+        to start a deeper network from them). A resumed run needs the --blocks it started with."""
+        model = ModelConfig(blocks=tuple(int(n) for n in blocks.split(",")))
         Trainer(TrainConfig(data_dir=data_dir, run_dir=run_dir, steps=steps, batch=batch, crop=crop, lr=lr,
-                            eval_every=eval_every, device=device, init=init, hint_prob=hint_prob, warmup=warmup)).fit()
+                            eval_every=eval_every, device=device, init=init, hint_prob=hint_prob, warmup=warmup,
+                            model=model)).fit()
 
     @app.command()
     def export(checkpoint: Path, out: Path, temperature: float = ModelConfig.temperature,
