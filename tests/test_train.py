@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import cv2
 import numpy as np
@@ -13,7 +13,14 @@ import torch
 from vidcolor.augment import archival_look, degrade_hint, hole_mask
 from vidcolor.data import is_held_out, list_images, split_images
 from vidcolor.model import ColorNet
-from vidcolor.train import TrainConfig, Trainer, colour_loss, load_deepened, rebalance_weights
+from vidcolor.train import (
+    TrainConfig,
+    Trainer,
+    colour_loss,
+    load_deepened,
+    rebalance_weights,
+    run_model_config,
+)
 from vidcolor.weights import load_model
 
 from .conftest import TINY, scene
@@ -113,3 +120,11 @@ def test_deepened_warm_start_starts_as_the_stored_network():
         torch.testing.assert_close(p, q)
     with pytest.raises(ValueError, match="do not fit"):
         load_deepened(ColorNet(replace(TINY, widths=(8, 16, 16, 32))), small.state_dict())
+
+
+def test_a_resumed_run_keeps_the_network_it_started_with(tmp_path):
+    assert run_model_config(tmp_path) == TrainConfig().model
+    deep = TrainConfig(model=replace(TrainConfig().model, blocks=(1, 3, 3)))
+    (tmp_path / "config.json").write_text(json.dumps(asdict(deep)))
+    assert run_model_config(tmp_path).blocks == (1, 3, 3)
+    assert run_model_config(tmp_path, "2,3,3").blocks == (2, 3, 3)

@@ -336,6 +336,15 @@ def export_checkpoint(checkpoint: Path, out: Path, model_cfg: ModelConfig | None
     save_model(model.eval(), out, {"step": int(state["step"]), **(extra or {})})
 
 
+def run_model_config(run_dir: Path, blocks: str = "") -> ModelConfig:
+    """The network a run trains: --blocks "1,3,3" if given, else the one RUN_DIR was started with
+    (so resuming needs no repeated options), else the default."""
+    if blocks:
+        return ModelConfig(blocks=tuple(int(n) for n in blocks.split(",")))
+    saved = run_dir / "config.json"
+    return TrainConfig.from_dict(json.loads(saved.read_text())).model if saved.is_file() else ModelConfig()
+
+
 def main() -> None:
     """python -m vidcolor.train fit [--steps N ...] | export CHECKPOINT OUT.safetensors"""
     import typer
@@ -347,11 +356,11 @@ def main() -> None:
             batch: int = TrainConfig.batch, crop: int = TrainConfig.crop, lr: float = TrainConfig.lr,
             eval_every: int = TrainConfig.eval_every, device: str = TrainConfig.device, init: str = "",
             hint_prob: float = TrainConfig.hint_prob, warmup: int = TrainConfig.warmup,
-            blocks: str = ",".join(map(str, ModelConfig.blocks))) -> None:
+            blocks: str = "") -> None:
         """Train (or resume, when RUN_DIR/last.pt exists). Example: python -m vidcolor.train fit --steps 10000
-        (--init models/vidcolor-base.safetensors starts a new run from the shipped weights; add --blocks 2,3,3
-        to start a deeper network from them). A resumed run needs the --blocks it started with."""
-        model = ModelConfig(blocks=tuple(int(n) for n in blocks.split(",")))
+        (--init models/vidcolor-base.safetensors starts a new run from the shipped weights; add --blocks 1,3,3
+        to start a deeper network from them). Without --blocks a run keeps the network it was started with."""
+        model = run_model_config(Path(run_dir), blocks)
         Trainer(TrainConfig(data_dir=data_dir, run_dir=run_dir, steps=steps, batch=batch, crop=crop, lr=lr,
                             eval_every=eval_every, device=device, init=init, hint_prob=hint_prob, warmup=warmup,
                             model=model)).fit()
