@@ -1,6 +1,6 @@
 """End-to-end speed, measured side by side in one run (these machines are noisy).
 
-    python benchmarks/speed.py [--frames 240]
+    python benchmarks/speed.py [--frames 240] [--model OTHER.safetensors]
 
 For a 640x360 and a 1280x720 clip (generated here: a camera panning over
 scikit-image's photos, like samples/make_sample.py), reports:
@@ -8,7 +8,11 @@ scikit-image's photos, like samples/make_sample.py), reports:
 - a plain PyAV transcode of the same clip with the same encoder settings (the
   floor no colorizer can beat), and the ratio of the two;
 - vidcolor's per-stage time in ms per frame (stages overlap on their threads).
-Also the model's forward time alone on a 640x360 frame at the default working size.
+Also the model's forward time alone on a 640x360 frame at the default working size,
+for the shipped weights and, with --model, for other weights measured alternately
+beside them (the ratio is what to trust on a noisy machine). --forward-only stops
+there; --fp32 times the forward pass in fp32, as on a CPU without native bf16
+(with ONEDNN_MAX_CPU_ISA=AVX2 it stands in for an AVX2-only machine).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -65,26 +70,41 @@ def plain_transcode(src: Path, dst: Path, enc: EncodeOptions) -> float:
     return n / (time.perf_counter() - t)
 
 
-def model_forward_ms(repeats: int = 40) -> float:
-    col = Colorizer.load(None, "cpu")
+def model_forward_ms(paths: list[Path | None], fp32: bool = False, repeats: int = 40) -> list[float]:
+    """Median forward time (ms) of each model on a 640x360 frame at the default working size,
+    the models taking turns so that a load on the machine hits them alike."""
+    cols = [Colorizer.load(p, "cpu") for p in paths]
+    if fp32:
+        cols = [replace(c, model=c.model.float(), dtype=torch.float32) for c in cols]
     w, h = working_size(640, 360, ColorizeOptions().work_size)
-    x = torch.rand(1, 3, h, w).contiguous(memory_format=torch.channels_last).to(col.dtype)
-    times = []
-    with torch.inference_mode(), torch.autocast("cpu", dtype=col.dtype, enabled=col.dtype != torch.float32):
+    x = torch.rand(1, 3, h, w).contiguous(memory_format=torch.channels_last)
+    times: list[list[float]] = [[] for _ in cols]
+    with torch.inference_mode():
         for i in range(repeats + 5):
-            t = time.perf_counter()
-            col.model.colorize_ab(x)
-            if i >= 5:
-                times.append(time.perf_counter() - t)
-    return 1000 * statistics.median(times)
+            for col, ts in zip(cols, times, strict=True):
+                with torch.autocast("cpu", dtype=col.dtype, enabled=col.dtype != torch.float32):
+                    t = time.perf_counter()
+                    col.model.colorize_ab(x.to(col.dtype))
+                    if i >= 5:
+                        ts.append(time.perf_counter() - t)
+    return [1000 * statistics.median(ts) for ts in times]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=240)
+    ap.add_argument("--model", type=Path, default=None, help="also time these weights' forward pass, beside the shipped ones")
+    ap.add_argument("--forward-only", action="store_true", help="time the forward pass only, not whole clips")
+    ap.add_argument("--fp32", action="store_true", help="time the forward pass in fp32 (as without native bf16)")
     args = ap.parse_args()
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, model dtype {Colorizer.load(None, 'cpu').dtype}")
-    print(f"model forward, 640x360 frame at the default working size: {model_forward_ms():.1f} ms median")
+    dtype = torch.float32 if args.fp32 else Colorizer.load(None, "cpu").dtype
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, model dtype {dtype}")
+    ms = model_forward_ms([None] + ([args.model] if args.model else []), args.fp32)
+    print(f"model forward, 640x360 frame at the default working size: {ms[0]:.1f} ms median (shipped weights)")
+    if args.model:
+        print(f"   {args.model}: {ms[1]:.1f} ms median, {ms[1] / ms[0]:.2f}x the shipped weights")
+    if args.forward_only:
+        return
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for w, h in ((640, 360), (1280, 720)):
