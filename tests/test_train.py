@@ -21,7 +21,7 @@ from vidcolor.train import (
     rebalance_weights,
     run_model_config,
 )
-from vidcolor.weights import load_model
+from vidcolor.weights import load_model, save_model
 
 from .conftest import TINY, scene
 
@@ -128,3 +128,12 @@ def test_a_resumed_run_keeps_the_network_it_started_with(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(asdict(deep)))
     assert run_model_config(tmp_path).blocks == (1, 3, 3)
     assert run_model_config(tmp_path, "2,3,3").blocks == (2, 3, 3)
+
+
+def test_a_new_run_from_weights_trains_the_network_they_were_saved_with(tmp_path):
+    stored = replace(TINY, blocks=(1, 3, 3), temperature=0.7, prior_correction=0.75)
+    save_model(ColorNet(stored), tmp_path / "w.safetensors")
+    cfg = run_model_config(tmp_path / "run", init=str(tmp_path / "w.safetensors"))
+    assert (cfg.widths, cfg.blocks, cfg.global_dim) == (TINY.widths, (1, 3, 3), TINY.global_dim)
+    assert cfg.temperature == TrainConfig().model.temperature  # decoding stays the training default
+    assert run_model_config(tmp_path / "run", "1,3,4", str(tmp_path / "w.safetensors")).blocks == (1, 3, 4)

@@ -336,13 +336,20 @@ def export_checkpoint(checkpoint: Path, out: Path, model_cfg: ModelConfig | None
     save_model(model.eval(), out, {"step": int(state["step"]), **(extra or {})})
 
 
-def run_model_config(run_dir: Path, blocks: str = "") -> ModelConfig:
-    """The network a run trains: --blocks "1,3,3" if given, else the one RUN_DIR was started with
-    (so resuming needs no repeated options), else the default."""
-    if blocks:
-        return ModelConfig(blocks=tuple(int(n) for n in blocks.split(",")))
+def run_model_config(run_dir: Path, blocks: str = "", init: str = "") -> ModelConfig:
+    """The network a run trains: the one RUN_DIR was started with (so resuming needs no repeated options),
+    else the one the --init weights were saved with (their JSON config: shape only, decoding stays the
+    training default), else the default; --blocks "1,3,3" overrides the depth of any of them."""
     saved = run_dir / "config.json"
-    return TrainConfig.from_dict(json.loads(saved.read_text())).model if saved.is_file() else ModelConfig()
+    if saved.is_file():
+        cfg = TrainConfig.from_dict(json.loads(saved.read_text())).model
+    elif init:
+        stored = ModelConfig.from_dict(json.loads(Path(init).with_suffix(".json").read_text())["config"])
+        cfg = replace(ModelConfig(), widths=stored.widths, blocks=stored.blocks, global_dim=stored.global_dim,
+                      bin_grid=stored.bin_grid)
+    else:
+        cfg = ModelConfig()
+    return replace(cfg, blocks=tuple(int(n) for n in blocks.split(","))) if blocks else cfg
 
 
 def main() -> None:
@@ -356,14 +363,14 @@ def main() -> None:
             batch: int = TrainConfig.batch, crop: int = TrainConfig.crop, lr: float = TrainConfig.lr,
             eval_every: int = TrainConfig.eval_every, device: str = TrainConfig.device, init: str = "",
             hint_prob: float = TrainConfig.hint_prob, warmup: int = TrainConfig.warmup,
-            blocks: str = "") -> None:
+            weight_decay: float = TrainConfig.weight_decay, blocks: str = "") -> None:
         """Train (or resume, when RUN_DIR/last.pt exists). Example: python -m vidcolor.train fit --steps 10000
-        (--init models/vidcolor-base.safetensors starts a new run from the shipped weights; add --blocks 1,3,3
-        to start a deeper network from them). Without --blocks a run keeps the network it was started with."""
-        model = run_model_config(Path(run_dir), blocks)
+        (--init models/vidcolor-base.safetensors starts a new run from the shipped weights and their network;
+        add --blocks 1,3,4 to deepen it). Without --blocks a run keeps the network it was started with."""
+        model = run_model_config(Path(run_dir), blocks, init)
         Trainer(TrainConfig(data_dir=data_dir, run_dir=run_dir, steps=steps, batch=batch, crop=crop, lr=lr,
                             eval_every=eval_every, device=device, init=init, hint_prob=hint_prob, warmup=warmup,
-                            model=model)).fit()
+                            weight_decay=weight_decay, model=model)).fit()
 
     @app.command()
     def export(checkpoint: Path, out: Path, temperature: float = ModelConfig.temperature,
