@@ -34,6 +34,7 @@ from skimage import data
 
 from vidcolor.inference import Colorizer
 from vidcolor.pipeline import ColorizeOptions, colorize_video, working_size
+from vidcolor.precision import compute_dtype
 from vidcolor.video import EncodeOptions
 
 
@@ -97,7 +98,7 @@ def main() -> None:
     ap.add_argument("--forward-only", action="store_true", help="time the forward pass only, not whole clips")
     ap.add_argument("--fp32", action="store_true", help="time the forward pass in fp32 (as without native bf16)")
     args = ap.parse_args()
-    dtype = torch.float32 if args.fp32 else Colorizer.load(None, "cpu").dtype
+    dtype = torch.float32 if args.fp32 else compute_dtype(torch.device("cpu"))
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, model dtype {dtype}")
     ms = model_forward_ms([None] + ([args.model] if args.model else []), args.fp32)
     print(f"model forward, 640x360 frame at the default working size: {ms[0]:.1f} ms median (shipped weights)")

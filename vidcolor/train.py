@@ -24,7 +24,7 @@ from .data import cached, center_crops, list_images, random_crops, split_images
 from .evaluate import evaluate_images
 from .model import ColorNet, ModelConfig, ResBlock, count_parameters
 from .precision import autocast, compute_dtype
-from .weights import load_model, save_model
+from .weights import load_model, read_config, save_model
 
 
 @dataclass(frozen=True)
@@ -344,7 +344,7 @@ def run_model_config(run_dir: Path, blocks: str = "", init: str = "") -> ModelCo
     if saved.is_file():
         cfg = TrainConfig.from_dict(json.loads(saved.read_text())).model
     elif init:
-        stored = ModelConfig.from_dict(json.loads(Path(init).with_suffix(".json").read_text())["config"])
+        stored = read_config(Path(init))
         cfg = replace(ModelConfig(), widths=stored.widths, blocks=stored.blocks, global_dim=stored.global_dim,
                       bin_grid=stored.bin_grid)
     else:

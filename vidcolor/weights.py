@@ -43,17 +43,21 @@ def save_model(model: ColorNet, path: Path, extra: dict | None = None, half: boo
     path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
+def read_config(path: Path) -> ModelConfig:
+    """The ModelConfig stored beside path (.safetensors) in its .json, checking both files exist."""
+    cfg_path = path.with_suffix(".json")
+    if not path.is_file() or not cfg_path.is_file():
+        raise FileNotFoundError(f"model weights not found: {path} (and its {cfg_path.name})")
+    return ModelConfig.from_dict(json.loads(cfg_path.read_text())["config"])
+
+
 def load_model(path: Path | None = None, **decode: float) -> ColorNet:
     """Rebuild the network from the JSON config beside the weights, then load them (fp32, eval mode).
 
     `decode` may override decode-time settings (temperature, prior_correction).
     """
     path = Path(path) if path is not None else default_model_path()
-    cfg_path = path.with_suffix(".json")
-    if not path.is_file() or not cfg_path.is_file():
-        raise FileNotFoundError(f"model weights not found: {path} (and its {cfg_path.name})")
-    cfg = replace(ModelConfig.from_dict(json.loads(cfg_path.read_text())["config"]), **decode)
-    model = ColorNet(cfg)
+    model = ColorNet(replace(read_config(path), **decode))
     state = {k: v.float() for k, v in load_file(str(path)).items()}
     model.load_state_dict(state)
     return model.eval()
