@@ -2,6 +2,7 @@
 
     python benchmarks/quality.py [--model models/vidcolor-base.safetensors] [--temperatures 0.38 0.5 0.7]
     python benchmarks/quality.py --clips ../shared/data/videos   # also on frames of colour clips
+    python benchmarks/quality.py --colour-weights 0.03 0.04 --temperatures 0.7   # auto colour strength
 
 On the held-out split of the training folder (chosen by file hash, never
 trained on), 256x256 centre crops: PSNR of the gray input and of the
@@ -9,6 +10,9 @@ colorization, colourfulness (Hasler & Suesstrunk M3) of the colorization and of
 the ground truth, and PSNR with a degraded ground-truth hint (shifted up to
 4 px, 30 % holes). Both heads are reported: the rebalanced classification
 decoded by annealed mean (cls) and the plain regression (reg).
+
+--prior-corrections sweeps fixed decodings, --colour-weights the per-image
+choice of beta (vidcolor/decoding.py); with neither, the model's own default.
 
 --clips adds the same per-frame figures on every 6th frame of each colour clip
 in a folder, at 256x144 (the default working size of a 16:9 frame), per clip
@@ -26,7 +30,7 @@ import torch.nn.functional as F
 
 from vidcolor.clipeval import read_rgb_frames
 from vidcolor.data import cached, center_crops, list_images, split_images
-from vidcolor.evaluate import sweep_decodings
+from vidcolor.evaluate import Decoding, sweep_decodings
 from vidcolor.model import ColorNet
 from vidcolor.train import TrainConfig
 from vidcolor.weights import default_model_path, load_model
@@ -38,21 +42,24 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path(TrainConfig.data_dir))
     ap.add_argument("--cache", type=Path, default=Path(TrainConfig.cache_dir))
     ap.add_argument("--temperatures", type=float, nargs="*", default=None)
-    ap.add_argument("--prior-corrections", type=float, nargs="*", default=None)
+    ap.add_argument("--prior-corrections", type=float, nargs="*", default=[])
+    ap.add_argument("--colour-weights", type=float, nargs="*", default=[], help="auto decodings: beta chosen per image")
     ap.add_argument("--clips", type=Path, default=None, help="also evaluate on frames of the .mp4 clips in this folder")
     ap.add_argument("--limit", type=int, default=0, help="evaluate only the first N held-out images (0 = all)")
     args = ap.parse_args()
     model = load_model(args.model)
-    betas = args.prior_corrections or [model.cfg.prior_correction]
     _, held = split_images(list_images(args.data), TrainConfig.holdout_permille)
     images = center_crops(cached(held, args.cache, 256), 256)
     if args.limit:
         images = images[: args.limit]
     print(f"model {args.model or default_model_path()}; {len(images)} held-out images, 256x256 centre crops")
-    temps = args.temperatures or [model.cfg.temperature]
-    decodings = [(beta, t) for beta in betas for t in temps]
-    for (beta, t), figures in zip(decodings, sweep_decodings(model, images, decodings), strict=True):
-        report(beta, t, figures)
+    own = Decoding.of(model)
+    temps = args.temperatures or [own.temperature]
+    decodings = [Decoding(beta, t) for beta in args.prior_corrections for t in temps]
+    decodings += [Decoding(None, t, w) for w in args.colour_weights for t in temps]
+    decodings = decodings or [own]
+    for dec, figures in zip(decodings, sweep_decodings(model, images, decodings), strict=True):
+        report(dec, figures)
     if args.clips:
         report_clips(model, sorted(args.clips.glob("*.mp4")), decodings)
 
@@ -64,20 +71,21 @@ def clip_frames(path: Path, every: int = 6) -> torch.Tensor:
     return F.interpolate(x, size=(144, 256), mode="area")
 
 
-def report_clips(model: ColorNet, clips: list[Path], decodings: list[tuple[float, float]]) -> None:
+def report_clips(model: ColorNet, clips: list[Path], decodings: list[Decoding]) -> None:
     per_clip = [sweep_decodings(model, clip_frames(c), decodings) for c in clips]
     print(f"frames of {len(clips)} clips (every 6th, 256x144): gain over gray per clip, mean, colour % of truth")
-    for j, (beta, t) in enumerate(decodings):
+    for j, dec in enumerate(decodings):
         gains = [r[j]["psnr_cls"] - r[j]["psnr_gray"] for r in per_clip]
         colour = sum(r[j]["colour_cls"] / r[j]["colour_gt"] for r in per_clip) / len(clips)
         reg = sum(r[j]["psnr_reg"] - r[j]["psnr_gray"] for r in per_clip) / len(clips)
-        print(f"beta={beta:.2f} T={t:.2f}  " + " ".join(f"{g:+.2f}" for g in gains)
+        print(f"{dec.label()}  " + " ".join(f"{g:+.2f}" for g in gains)
               + f" | mean {sum(gains) / len(gains):+.2f} dB, colour {100 * colour:.0f}% | reg {reg:+.2f} dB")
 
 
-def report(beta: float, t: float, f: dict[str, float]) -> None:
+def report(dec: Decoding, f: dict[str, float]) -> None:
     gt = f["colour_gt"]
-    print(f"beta={beta:.2f} T={t:.2f}  gray {f['psnr_gray']:.2f} dB | cls {f['psnr_cls']:.2f} dB ({f['psnr_cls'] - f['psnr_gray']:+.2f}), "
+    chosen = f" (mean beta {f['beta']:.2f})" if dec.prior_correction is None else ""
+    print(f"{dec.label()}{chosen}  gray {f['psnr_gray']:.2f} dB | cls {f['psnr_cls']:.2f} dB ({f['psnr_cls'] - f['psnr_gray']:+.2f}), "
           f"colour {f['colour_cls']:.1f} = {100 * f['colour_cls'] / gt:.0f}% of truth {gt:.1f} | "
           f"reg {f['psnr_reg']:.2f} dB ({f['psnr_reg'] - f['psnr_gray']:+.2f}), colour {100 * f['colour_reg'] / gt:.0f}% | "
           f"hint {f['psnr_hint']:.2f} dB ({f['psnr_hint'] - f['psnr_gray']:+.2f})")

@@ -6,13 +6,15 @@ colourfulness of the colorization and of the ground truth; PSNR when the model
 is given a degraded ground-truth hint (chroma shifted up to 4 px, 30 % holes).
 
 The network runs once per batch (gray input, hinted input); every decoding
-asked for (prior correction beta, temperature T) is computed from those same
-outputs, so sweeping decodings costs little more than one evaluation.
+asked for (prior correction beta or a colour weight, temperature T) is
+computed from those same outputs, so sweeping decodings costs little more than
+one evaluation.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -23,7 +25,29 @@ from .metrics import colourfulness, psnr
 from .model import ColorNet
 from .precision import autocast, compute_dtype
 
-Decoding = tuple[float, float]  # (prior_correction beta, temperature T)
+
+class Decoding(NamedTuple):
+    prior_correction: float | None  # beta; None = chosen per image at colour_weight (decoding.py)
+    temperature: float
+    colour_weight: float = 0.0
+
+    @classmethod
+    def of(cls, model: ColorNet) -> Decoding:
+        """The model's own default decoding."""
+        c = model.cfg
+        return cls(None, c.temperature, c.colour_weight) if c.colour_weight > 0 else cls(c.prior_correction, c.temperature)
+
+    def label(self) -> str:
+        beta = f"auto(w={self.colour_weight:g})" if self.prior_correction is None else f"{self.prior_correction:.2f}"
+        return f"beta={beta} T={self.temperature:.2f}"
+
+    def apply(self, model: ColorNet, logits: torch.Tensor, L: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """logits (B, Q, h, w), L (B, 1, H, W) -> ab (B, 2, h, w) and the beta used per image (B,)."""
+        beta = self.prior_correction
+        if beta is None:
+            beta = model.choose_prior_correction(logits, L, self.temperature, self.colour_weight)
+        ab, _ = model.decode(logits, self.temperature, beta)
+        return ab, torch.as_tensor(beta).expand(len(logits))
 
 
 def shifted_hint(ab: torch.Tensor, g: torch.Generator, max_shift: float = 4.0, holes: float = 0.3) -> torch.Tensor:
@@ -55,7 +79,8 @@ def sweep_decodings(
     model: ColorNet, images: torch.Tensor, decodings: Sequence[Decoding], batch: int = 16, seed: int = 0
 ) -> list[dict[str, float]]:
     """images (N, 3, H, W) in [0, 1], H and W multiples of 16 -> mean figures over the images, one dict
-    per decoding (psnr_cls, colour_cls, psnr_hint differ; gray, regression and truth figures are shared)."""
+    per decoding (psnr_cls, colour_cls, psnr_hint and the mean beta differ; gray, regression and truth
+    figures are shared)."""
     model.eval()
     g = torch.Generator().manual_seed(seed)
     sums: list[dict[str, float]] = [{} for _ in decodings]
@@ -68,10 +93,12 @@ def sweep_decodings(
         reg = to_rgb(reg_ab, L)
         shared = {"psnr_gray": psnr(gray_rgb(L), gt), "psnr_reg": psnr(reg, gt),
                   "colour_reg": colourfulness(reg), "colour_gt": colourfulness(gt)}
-        for acc, (beta, t) in zip(sums, decodings, strict=True):
-            cls = to_rgb(model.decode(logits, t, beta)[0], L)
-            hinted = to_rgb(model.decode(hint_logits, t, beta)[0], L)
-            out = {**shared, "psnr_cls": psnr(cls, gt), "colour_cls": colourfulness(cls), "psnr_hint": psnr(hinted, gt)}
+        for acc, dec in zip(sums, decodings, strict=True):
+            ab, beta = dec.apply(model, logits, L)
+            cls = to_rgb(ab, L)
+            hinted = to_rgb(dec.apply(model, hint_logits, L)[0], L)
+            out = {**shared, "psnr_cls": psnr(cls, gt), "colour_cls": colourfulness(cls), "psnr_hint": psnr(hinted, gt),
+                   "beta": beta}
             for k, v in out.items():
                 acc[k] = acc.get(k, 0.0) + float(v.sum())
     return [{k: v / len(images) for k, v in acc.items()} for acc in sums]
@@ -79,5 +106,7 @@ def sweep_decodings(
 
 def evaluate_images(model: ColorNet, images: torch.Tensor, temperature: float | None = None, batch: int = 16) -> dict[str, float]:
     """The figures for the model's own decoding settings (temperature may be overridden)."""
-    t = model.cfg.temperature if temperature is None else temperature
-    return sweep_decodings(model, images, [(model.cfg.prior_correction, t)], batch)[0]
+    dec = Decoding.of(model)
+    if temperature is not None:
+        dec = dec._replace(temperature=temperature)
+    return sweep_decodings(model, images, [dec], batch)[0]

@@ -39,10 +39,11 @@ class Colorizer:
     @classmethod
     def load(cls, path: Path | None, device: str = "auto", temperature: float | None = None,
              saturation: float | None = None) -> Colorizer:
-        """saturation in [0, 1] overrides the model's: 1 - prior_correction (0 = cautious posterior mean,
-        1 = Zhang et al.'s fully rebalanced, vivid decoding)."""
+        """saturation in [0, 1] fixes the colour strength for every frame: 1 - prior_correction
+        (0 = cautious posterior mean, 1 = Zhang et al.'s fully rebalanced, vivid decoding). None keeps
+        the model's own: a strength chosen per frame when its config has a colour_weight (decoding.py)."""
         dev = pick_device(device)
-        decode = {} if saturation is None else {"prior_correction": 1.0 - saturation}
+        decode = {} if saturation is None else {"prior_correction": 1.0 - saturation, "colour_weight": 0.0}
         try:
             model = load_model(path, **decode)
         except FileNotFoundError as e:

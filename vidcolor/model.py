@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .color import gamut_bins, rgb_to_lab
+from .decoding import annealed_mean, choose_prior_correction
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,9 @@ class ModelConfig:
     # How much of the class rebalancing to undo when decoding: 0 = Zhang's
     # (vivid, biased to rare colours), 1 = the unbiased posterior p / w.
     prior_correction: float = 0.0
+    # > 0: choose the prior correction per image instead, trading expected PSNR
+    # against colourfulness at this rate (decoding.choose_prior_correction).
+    colour_weight: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -158,25 +162,30 @@ class ColorNet(nn.Module):
         return self
 
     def decode(
-        self, logits: torch.Tensor, temperature: float | None = None, prior_correction: float | None = None
+        self, logits: torch.Tensor, temperature: float | None = None, prior_correction: float | torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """logits (B, Q, h, w) -> ab (B, 2, h, w) by annealed mean, and confidence (B, 1, h, w) in [0, 1].
 
-        A loss weighted by w learns p(q) * w(q) (up to normalization); subtracting
-        prior_correction * log w first moves the distribution back toward the
-        true posterior. Confidence is 1 - normalized entropy of the untempered
+        prior_correction beta (a float, or one per image (B,)): how much of the class rebalancing to
+        undo first (decoding.annealed_mean). Confidence is 1 - normalized entropy of the untempered
         distribution: 1 where the network is sure of one colour, 0 where it has no idea.
-        None takes the model's own setting for either argument.
+        None takes the model's own fixed setting for either argument.
         """
         t = self.cfg.temperature if temperature is None else temperature
         beta = self.cfg.prior_correction if prior_correction is None else prior_correction
-        logits = logits.float()
-        if beta:
-            logits = logits - beta * torch.log(self.class_weights.float())[None, :, None, None]
-        logp = torch.log_softmax(logits, dim=1)
-        ab = torch.einsum("bqhw,qc->bchw", torch.softmax(logp / max(t, 1e-3), dim=1), self.bins)
+        ab, logp = annealed_mean(logits, self.log_class_weights(), self.bins.float(), t, beta)
         entropy = -(logp.exp() * logp).sum(1, keepdim=True)
         return ab, 1.0 - entropy / math.log(self.num_bins)
+
+    def log_class_weights(self) -> torch.Tensor:
+        return torch.log(self.class_weights.float())
+
+    def choose_prior_correction(self, logits: torch.Tensor, L: torch.Tensor, temperature: float | None = None,
+                                colour_weight: float | None = None) -> torch.Tensor:
+        """logits (B, Q, h, w), L (B, 1, H, W) the input's lightness -> beta per image (B,) (decoding.py)."""
+        t = self.cfg.temperature if temperature is None else temperature
+        cw = self.cfg.colour_weight if colour_weight is None else colour_weight
+        return choose_prior_correction(logits, self.log_class_weights(), self.bins.float(), L, t, cw)
 
     def colorize_ab(self, rgb: torch.Tensor, temperature: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """rgb (B, 3, H, W) of any size -> ab (B, 2, ceil(H/4), ceil(W/4)) and confidence (B, 1, same).
@@ -189,7 +198,11 @@ class ColorNet(nn.Module):
         if ph or pw:
             rgb = F.pad(rgb, (0, pw, 0, ph), mode="replicate")
         logits, _ = self(rgb)
-        ab, conf = self.decode(logits, temperature)
+        beta = None
+        if self.cfg.colour_weight > 0:
+            with torch.autocast(rgb.device.type, enabled=False):
+                beta = self.choose_prior_correction(logits, rgb_to_lab(rgb.float())[:, :1], temperature)
+        ab, conf = self.decode(logits, temperature, beta)
         oh, ow = math.ceil(h / 4), math.ceil(w / 4)
         return ab[..., :oh, :ow], conf[..., :oh, :ow]
 
