@@ -7,7 +7,7 @@ import dataclasses
 import torch
 
 from vidcolor.color import join_lab
-from vidcolor.decoding import BETAS, annealed_mean, choose_prior_correction
+from vidcolor.decoding import BETAS, annealed_mean, choose_prior_correction, corrected_logits
 from vidcolor.evaluate import Decoding, sweep_decodings
 from vidcolor.metrics import colourfulness
 from vidcolor.model import ColorNet
@@ -26,8 +26,8 @@ def test_one_beta_per_image_or_one_for_all_agree():
     net = rebalanced_net()
     logits = torch.randn(3, net.num_bins, 5, 6)
     log_w = net.log_class_weights()
-    one, _ = annealed_mean(logits, log_w, net.bins, 0.7, 0.4)
-    each, _ = annealed_mean(logits, log_w, net.bins, 0.7, torch.tensor([1.0, 0.4, 0.0]))
+    one = annealed_mean(corrected_logits(logits, log_w, 0.4), net.bins, 0.7)
+    each = annealed_mean(corrected_logits(logits, log_w, torch.tensor([1.0, 0.4, 0.0])), net.bins, 0.7)
     assert torch.allclose(each[1], one[1], atol=1e-5)
     assert not torch.allclose(each[0], one[0], atol=1e-3)
 
@@ -41,7 +41,7 @@ def test_choice_is_one_of_the_candidates_per_image_and_more_colour_weight_never_
 
     def chosen_colour(weight: float) -> tuple[torch.Tensor, torch.Tensor]:
         beta = choose_prior_correction(logits, log_w, net.bins, L, 0.7, weight)
-        ab, _ = annealed_mean(logits, log_w, net.bins, 0.7, beta)
+        ab = annealed_mean(corrected_logits(logits, log_w, beta), net.bins, 0.7)
         small_L = torch.nn.functional.interpolate(L, size=ab.shape[-2:], mode="area")
         return beta, colourfulness(join_lab(small_L, ab))
 

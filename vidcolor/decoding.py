@@ -31,18 +31,22 @@ from .metrics import colourfulness
 # The candidate prior corrections, cautious to vivid.
 BETAS = tuple(round(1.0 - 0.1 * i, 1) for i in range(11))
 # The choice is one number per image: a map pooled (by a whole factor) to about this many pixels
-# decides it as well as the full one (held-out photos: same figures at 32x32) for a tenth of the cost.
-CHOICE_PIXELS = 16 * 16
+# decides it about as well as a finer one (held-out photos, colour weight 0.04: +0.98 dB at 60.6 % here,
+# +0.99 dB at 60.1 % at 16x16 and at 32x32) for a fraction of the cost (1.8 ms against 6 ms a frame).
+CHOICE_PIXELS = 10 * 10
 
 
-def annealed_mean(logits: torch.Tensor, log_w: torch.Tensor, bins: torch.Tensor, temperature: float,
-                  beta: float | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """logits (B, Q, h, w), log_w (Q,) log class weights, bins (Q, 2) ab centres, beta a float or (B,)
-    -> ab (B, 2, h, w) and log posterior (B, Q, h, w) after the correction (before the temperature)."""
+def corrected_logits(logits: torch.Tensor, log_w: torch.Tensor, beta: float | torch.Tensor) -> torch.Tensor:
+    """logits (B, Q, h, w), log_w (Q,) log class weights, beta a float or one per image (B,)
+    -> logits - beta * log w (B, Q, h, w), fp32: beta = 1 undoes the rebalancing."""
     beta_b = torch.as_tensor(beta, dtype=torch.float32, device=logits.device).reshape(-1, 1, 1, 1)
-    logp = torch.log_softmax(logits.float() - beta_b * log_w[None, :, None, None], dim=1)
-    weights = torch.softmax(logp / max(temperature, 1e-3), dim=1)
-    return torch.einsum("bqhw,qc->bchw", weights, bins), logp
+    return logits.float() - beta_b * log_w[None, :, None, None]
+
+
+def annealed_mean(logits: torch.Tensor, bins: torch.Tensor, temperature: float) -> torch.Tensor:
+    """(corrected) logits (B, Q, h, w), bins (Q, 2) ab centres -> ab (B, 2, h, w): the mean of the
+    distribution sharpened by temperature T."""
+    return torch.einsum("bqhw,qc->bchw", torch.softmax(logits / max(temperature, 1e-3), dim=1), bins)
 
 
 def _bin_rgb(L: torch.Tensor, bins: torch.Tensor, levels: int = 51) -> torch.Tensor:
@@ -70,13 +74,13 @@ def choose_prior_correction(logits: torch.Tensor, log_w: torch.Tensor, bins: tor
     b, q, h, w = logits.shape
     L = F.interpolate(L.float(), size=(h, w), mode="area")
     rq = _bin_rgb(L, bins)
-    posterior = torch.softmax(logits - log_w[None, :, None, None], dim=1)
+    posterior = torch.softmax(corrected_logits(logits, log_w, 1.0), dim=1)
     m1 = (posterior[:, :, None] * rq).sum(1)  # (B, 3, h, w) the posterior's mean RGB
     m2 = (posterior * (rq**2).sum(2)).sum(1)  # (B, h, w) its mean squared norm
     # Every candidate at once: image i, candidate k at row i * K + k.
     k = len(BETAS)
     betas = torch.tensor(BETAS, device=logits.device)
-    ab, _ = annealed_mean(logits.repeat_interleave(k, 0), log_w, bins, temperature, betas.repeat(b))
+    ab = annealed_mean(corrected_logits(logits.repeat_interleave(k, 0), log_w, betas.repeat(b)), bins, temperature)
     rgb = join_lab(L.repeat_interleave(k, 0), ab).reshape(b, k, 3, h, w)
     mse = (m2[:, None] - 2 * (m1[:, None] * rgb).sum(2) + (rgb**2).sum(2)).mean((2, 3)) / 3
     score = -10 * torch.log10(mse.clamp(min=1e-8)) + colour_weight * colourfulness(rgb)

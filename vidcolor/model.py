@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .color import gamut_bins, rgb_to_lab
-from .decoding import annealed_mean, choose_prior_correction
+from .decoding import annealed_mean, choose_prior_correction, corrected_logits
 
 
 @dataclass(frozen=True)
@@ -173,7 +173,9 @@ class ColorNet(nn.Module):
         """
         t = self.cfg.temperature if temperature is None else temperature
         beta = self.cfg.prior_correction if prior_correction is None else prior_correction
-        ab, logp = annealed_mean(logits, self.log_class_weights(), self.bins.float(), t, beta)
+        corrected = corrected_logits(logits, self.log_class_weights(), beta)
+        ab = annealed_mean(corrected, self.bins.float(), t)
+        logp = torch.log_softmax(corrected, dim=1)
         entropy = -(logp.exp() * logp).sum(1, keepdim=True)
         return ab, 1.0 - entropy / math.log(self.num_bins)
 
