@@ -17,6 +17,7 @@ from vidcolor.train import (
     TrainConfig,
     Trainer,
     colour_loss,
+    export_checkpoint,
     load_deepened,
     rebalance_weights,
     run_model_config,
@@ -54,6 +55,13 @@ def test_smoke_training_resumes_and_exports(tmp_path):
     # A new run can start from exported weights.
     warm = Trainer(TrainConfig(**{**cfg.__dict__, "run_dir": str(tmp_path / "warm"), "init": str(tmp_path / "run" / "best.safetensors")}))
     assert torch.allclose(warm.model.stem[0].conv.weight, model.stem[0].conv.weight)
+    # Export with a per-image colour choice: the setting travels in the JSON and the model decodes with it.
+    out = tmp_path / "shipped.safetensors"
+    export_checkpoint(tmp_path / "run" / "last.pt", out, replace(TINY, temperature=0.7, colour_weight=0.04))
+    shipped = load_model(out)
+    assert shipped.cfg.colour_weight == 0.04 and shipped.cfg.temperature == 0.7
+    ab, _ = shipped.colorize_ab(torch.rand(1, 3, 32, 48))
+    assert torch.isfinite(ab).all()
 
 
 def test_split_is_by_content_and_stable(tmp_path):

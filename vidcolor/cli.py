@@ -28,7 +28,7 @@ Examples:
 
   vidcolor film.mp4 --codec ffv1 -o film.mkv   lossless output
 
-  vidcolor film.mp4 --saturation 0.6     stronger colours (0 muted .. 1 vivid)
+  vidcolor film.mp4 --saturation 0.6     one fixed colour strength for every frame (0 muted .. 1 vivid)
 """
 
 
@@ -92,7 +92,7 @@ def colorize(
     temporal: bool = typer.Option(True, "--temporal/--no-temporal", help="Carry colours from frame to frame (flow-warped smoothing, cut detection). --no-temporal colours each frame alone."),
     smoothing: float = typer.Option(1.0, "--smoothing", min=0.0, max=1.0, help="Blend with the previous frame's flow-warped colours: 0 off .. 1 strong (the default; the past never fully outweighs a new frame)."),
     feedback: bool = typer.Option(False, "--feedback/--no-feedback", help="Also give the network the previous frame's warped colours as a hint (off by default: see the README's figures)."),
-    saturation: float | None = typer.Option(None, "--saturation", min=0.0, max=1.0, help="Colour strength: 0 = cautious (the posterior mean, muted), 1 = vivid (Zhang et al.'s rebalanced decoding, more wrong colours too). Default: the model's (0.25)."),
+    saturation: float | None = typer.Option(None, "--saturation", min=0.0, max=1.0, help="Fix the colour strength for every frame: 0 = cautious (the posterior mean, muted), 1 = vivid (Zhang et al.'s rebalanced decoding, more wrong colours too). Default: chosen per frame from the network's certainty (about 0.4 on average; more colour where it is unsure, where the cautious decoding would wash out)."),
     temperature: float | None = typer.Option(None, "--temperature", min=0.05, max=1.0, help="Annealed-mean temperature of the decoding (lower = commits to the likeliest colour). Default: the model's (0.7)."),
     work_size: int = typer.Option(256, "--work-size", min=64, max=2048, help="Long side, in pixels, of the resolution colour is predicted at."),
     codec: str = typer.Option("libx264", "--codec", help="Video codec: libx264, libx265 or ffv1 (lossless)."),

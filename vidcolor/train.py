@@ -374,10 +374,12 @@ def main() -> None:
 
     @app.command()
     def export(checkpoint: Path, out: Path, temperature: float = ModelConfig.temperature,
-               prior_correction: float = ModelConfig.prior_correction) -> None:
-        """Example: python -m vidcolor.train export runs/base/last.pt models/vidcolor-base.safetensors --temperature 0.6"""
+               prior_correction: float = ModelConfig.prior_correction, colour_weight: float = ModelConfig.colour_weight) -> None:
+        """Example: python -m vidcolor.train export runs/base/last.pt models/vidcolor-base.safetensors --temperature 0.7
+        --colour-weight 0.04 (a colour weight > 0 chooses the prior correction per image: vidcolor/decoding.py)"""
         cfg = TrainConfig.from_dict(json.loads((checkpoint.parent / "config.json").read_text())).model
-        export_checkpoint(checkpoint, out, replace(cfg, temperature=temperature, prior_correction=prior_correction))
+        export_checkpoint(checkpoint, out, replace(cfg, temperature=temperature, prior_correction=prior_correction,
+                                                   colour_weight=colour_weight))
 
     app()
 
