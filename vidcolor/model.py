@@ -202,8 +202,10 @@ class ColorNet(nn.Module):
         logits, _ = self(rgb)
         beta = None
         if self.cfg.colour_weight > 0:
+            # The lightness at the logits' size is all the choice needs (forward's own Lab is not kept).
             with torch.autocast(rgb.device.type, enabled=False):
-                beta = self.choose_prior_correction(logits, rgb_to_lab(rgb.float())[:, :1], temperature)
+                small = F.interpolate(rgb.float(), size=logits.shape[-2:], mode="area")
+                beta = self.choose_prior_correction(logits, rgb_to_lab(small)[:, :1], temperature)
         ab, conf = self.decode(logits, temperature, beta)
         oh, ow = math.ceil(h / 4), math.ceil(w / 4)
         return ab[..., :oh, :ow], conf[..., :oh, :ow]
