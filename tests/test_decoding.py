@@ -40,7 +40,7 @@ def test_choice_is_one_of_the_candidates_per_image_and_more_colour_weight_never_
     log_w = net.log_class_weights()
 
     def chosen_colour(weight: float) -> tuple[torch.Tensor, torch.Tensor]:
-        beta = choose_prior_correction(logits, log_w, net.bins, L, 0.7, weight)
+        beta = choose_prior_correction(logits, log_w, net.bins, net.bin_rgb, L, 0.7, weight)
         ab = annealed_mean(corrected_logits(logits, log_w, beta), net.bins, 0.7)
         small_L = torch.nn.functional.interpolate(L, size=ab.shape[-2:], mode="area")
         return beta, colourfulness(join_lab(small_L, ab))
@@ -56,7 +56,7 @@ def test_choice_is_one_of_the_candidates_per_image_and_more_colour_weight_never_
 def test_the_expected_error_alone_prefers_the_cautious_decoding():
     net = rebalanced_net()
     torch.manual_seed(2)
-    beta = choose_prior_correction(torch.randn(2, net.num_bins, 8, 8), net.log_class_weights(), net.bins,
+    beta = choose_prior_correction(torch.randn(2, net.num_bins, 8, 8), net.log_class_weights(), net.bins, net.bin_rgb,
                                    torch.full((2, 1, 8, 8), 60.0), 1.0, 0.0)
     assert (beta >= 0.8).all()  # beta = 1, T = 1 is the posterior mean, the least expected error
 

@@ -49,16 +49,22 @@ def annealed_mean(logits: torch.Tensor, bins: torch.Tensor, temperature: float) 
     return torch.einsum("bqhw,qc->bchw", torch.softmax(logits / max(temperature, 1e-3), dim=1), bins)
 
 
-def _bin_rgb(L: torch.Tensor, bins: torch.Tensor, levels: int = 51) -> torch.Tensor:
-    """L (B, 1, h, w) in [0, 100], bins (Q, 2) -> the RGB of every bin at every pixel (B, Q, 3, h, w).
+def bin_rgb_table(bins: torch.Tensor, levels: int = 51) -> torch.Tensor:
+    """bins (Q, 2) -> the RGB of every bin at `levels` lightness steps over [0, 100]: (levels, Q, 3).
 
-    From a table over `levels` lightness steps, linearly interpolated: converting Q colours at
-    every pixel would cost more than the network's forward pass.
+    Depends on the bins alone, so the model builds it once (ColorNet.bin_rgb), not every frame.
     """
     q = bins.shape[0]
     steps = torch.linspace(0.0, 100.0, levels, device=bins.device)
-    table = join_lab(steps[:, None, None, None, None].expand(levels, q, 1, 1, 1),
-                     bins[None, :, :, None, None].expand(levels, q, 2, 1, 1))[..., 0, 0]  # (levels, Q, 3)
+    return join_lab(steps[:, None, None, None, None].expand(levels, q, 1, 1, 1),
+                    bins[None, :, :, None, None].expand(levels, q, 2, 1, 1))[..., 0, 0]
+
+
+def _bin_rgb(L: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """L (B, 1, h, w) in [0, 100], table (levels, Q, 3) from bin_rgb_table -> the RGB of every bin at
+    every pixel (B, Q, 3, h, w), interpolated in lightness: converting Q colours at every pixel would
+    cost more than the network's forward pass."""
+    levels = table.shape[0]
     pos = L[:, 0].clamp(0.0, 100.0) * ((levels - 1) / 100.0)  # (B, h, w)
     lo = pos.floor().long().clamp(max=levels - 2)
     frac = (pos - lo)[..., None, None]
@@ -66,14 +72,15 @@ def _bin_rgb(L: torch.Tensor, bins: torch.Tensor, levels: int = 51) -> torch.Ten
     return rgb.permute(0, 3, 4, 1, 2)
 
 
-def choose_prior_correction(logits: torch.Tensor, log_w: torch.Tensor, bins: torch.Tensor, L: torch.Tensor,
-                            temperature: float, colour_weight: float) -> torch.Tensor:
-    """logits (B, Q, h, w); L (B, 1, H, W) the input's lightness, any size -> beta per image (B,), from BETAS."""
+def choose_prior_correction(logits: torch.Tensor, log_w: torch.Tensor, bins: torch.Tensor, table: torch.Tensor,
+                            L: torch.Tensor, temperature: float, colour_weight: float) -> torch.Tensor:
+    """logits (B, Q, h, w); table = bin_rgb_table(bins); L (B, 1, H, W) the input's lightness, any size
+    -> beta per image (B,), from BETAS."""
     pool = math.ceil(math.sqrt(logits.shape[-2] * logits.shape[-1] / CHOICE_PIXELS))
     logits = F.avg_pool2d(logits.float(), pool, ceil_mode=True) if pool > 1 else logits.float()
     b, q, h, w = logits.shape
     L = F.interpolate(L.float(), size=(h, w), mode="area")
-    rq = _bin_rgb(L, bins)
+    rq = _bin_rgb(L, table.float())
     posterior = torch.softmax(corrected_logits(logits, log_w, 1.0), dim=1)
     m1 = (posterior[:, :, None] * rq).sum(1)  # (B, 3, h, w) the posterior's mean RGB
     m2 = (posterior * (rq**2).sum(2)).sum(1)  # (B, h, w) its mean squared norm

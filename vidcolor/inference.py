@@ -52,6 +52,7 @@ class Colorizer:
         dtype = compute_dtype(dev)
         model = model.to(dev, dtype=dtype, memory_format=torch.channels_last)
         model.bins.data = model.bins.data.float()
+        model.bin_rgb.data = model.bin_rgb.data.float()
         return cls(model, dev, dtype, temperature)
 
     def predict(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .color import gamut_bins, rgb_to_lab
-from .decoding import annealed_mean, choose_prior_correction, corrected_logits
+from .decoding import annealed_mean, bin_rgb_table, choose_prior_correction, corrected_logits
 
 
 @dataclass(frozen=True)
@@ -126,6 +126,9 @@ class ColorNet(nn.Module):
         self.register_buffer("bins", gamut_bins(cfg.bin_grid))  # (Q, 2) ab centres
         # (Q,) the class-rebalancing weights w the training loss used; decode divides them out.
         self.register_buffer("class_weights", torch.ones(self.bins.shape[0]))
+        # (levels, Q, 3) the bins' RGB by lightness, for the per-image colour choice: built here once, not per
+        # frame; derived from the bins, so not saved with the weights.
+        self.register_buffer("bin_rgb", bin_rgb_table(self.bins), persistent=False)
         self.stem = nn.Sequential(ConvBN(3, w[0], stride=2), ConvBN(w[0], w[1], stride=2))
         self.s4 = nn.Sequential(*[ResBlock(w[1]) for _ in range(nb[0])])
         self.s8 = nn.Sequential(ConvBN(w[1], w[2], stride=2), *[ResBlock(w[2]) for _ in range(nb[1])])
@@ -187,7 +190,7 @@ class ColorNet(nn.Module):
         """logits (B, Q, h, w), L (B, 1, H, W) the input's lightness -> beta per image (B,) (decoding.py)."""
         t = self.cfg.temperature if temperature is None else temperature
         cw = self.cfg.colour_weight if colour_weight is None else colour_weight
-        return choose_prior_correction(logits, self.log_class_weights(), self.bins.float(), L, t, cw)
+        return choose_prior_correction(logits, self.log_class_weights(), self.bins.float(), self.bin_rgb, L, t, cw)
 
     def colorize_ab(self, rgb: torch.Tensor, temperature: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """rgb (B, 3, H, W) of any size -> ab (B, 2, ceil(H/4), ceil(W/4)) and confidence (B, 1, same).
