@@ -85,7 +85,7 @@ def model_forward_ms(paths: list[Path | None], fp32: bool = False, repeats: int 
             for col, ts in zip(cols, times, strict=True):
                 with torch.autocast("cpu", dtype=col.dtype, enabled=col.dtype != torch.float32):
                     t = time.perf_counter()
-                    col.model.colorize_ab(x.to(col.dtype))
+                    col.model.colorize_ab(x.to(col.dtype), col.decode)
                     if i >= 5:
                         ts.append(time.perf_counter() - t)
     return [1000 * statistics.median(ts) for ts in times]

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vidcolor.clipeval import evaluate_clip
 from vidcolor.pipeline import ColorizeOptions
 from vidcolor.temporal import TemporalOptions
+from vidcolor.train.clipeval import evaluate_clip
 
 # gray = the truth's lightness with no colour: the floor that luminance alone sets for
 # warp error and CDC (the output's luminance is the source's own in every mode).
@@ -37,7 +37,7 @@ def main() -> None:
     ap.add_argument("--flow-preset", default=TemporalOptions().flow_preset, choices=["ultrafast", "fast", "medium"])
     ap.add_argument("--anchor-every", type=int, default=TemporalOptions().anchor_every)
     ap.add_argument("--feedback", action="store_true", help="also feed the warped previous colours to the model (off by default, as in the CLI)")
-    ap.add_argument("--no-certainty", action="store_true", help="blend by flow reliability alone, ignoring the model's certainty")
+    ap.add_argument("--no-confidence", action="store_true", help="blend by flow reliability alone, ignoring the model's confidence")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--markdown", action="store_true", help="also print the README's table")
     args = ap.parse_args()
@@ -47,7 +47,7 @@ def main() -> None:
     opts = ColorizeOptions(model=args.model, temperature=args.temperature,
                            temporal_options=TemporalOptions(smoothing=args.smoothing, anchor_every=args.anchor_every,
                                                             flow_preset=args.flow_preset,
-                                                            feedback=args.feedback, use_certainty=not args.no_certainty))
+                                                            feedback=args.feedback, use_confidence=not args.no_confidence))
     results = {}
     head = f"{'clip':32s} {'mode':9s} {'PSNR':>6s} {'colour':>7s} {'warp_err':>9s} {'CDC':>8s} {'ab_warp':>8s} {'ab_CDC':>8s}"
     print(head)

@@ -13,7 +13,7 @@ import torch
 from vidcolor.model import ColorNet, ModelConfig
 from vidcolor.weights import save_model
 
-TINY = ModelConfig(widths=(8, 16, 16, 16), blocks=(1, 1, 1), global_dim=16)
+TINY = ModelConfig(decoder=(8, 8, 8, 16), global_dim=8)
 
 
 def scene(i: int, w: int, h: int, seed: int = 0, shift: int = 2) -> np.ndarray:

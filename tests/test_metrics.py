@@ -51,8 +51,8 @@ def test_warp_error_masks_pixels():
 
 
 def test_clip_evaluation_end_to_end(tmp_path, tiny_model):
-    from vidcolor.clipeval import evaluate_clip, shot_starts
     from vidcolor.pipeline import ColorizeOptions
+    from vidcolor.train.clipeval import evaluate_clip, shot_starts
 
     from .conftest import make_video
 

@@ -49,12 +49,24 @@ def test_consistency_flags_inconsistent_flow():
     assert not ok[:, 17:25].any()
 
 
-def make_state(**kw) -> TemporalState:
-    return TemporalState(TemporalOptions(**kw), gray_to_lightness_lut())
+def make_state(enabled: bool = True, **kw) -> TemporalState:
+    return TemporalState(TemporalOptions(**kw), gray_to_lightness_lut(), enabled=enabled)
 
 
 def gray(i: int, seed: int) -> np.ndarray:
     return cv2.cvtColor(scene(i, 128, 96, seed=seed, shift=1), cv2.COLOR_RGB2GRAY)
+
+
+def constant(a: float, b: float = 0.0, confidence: float = 0.5, seen: list | None = None):
+    """A stand-in network predicting one colour everywhere; records its inputs in `seen`."""
+
+    def predict(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if seen is not None:
+            seen.append(rgb)
+        h, w = rgb.shape[:2]
+        return np.full((h, w, 2), (a, b), np.float32), np.full((h, w), confidence, np.float32)
+
+    return predict
 
 
 def test_cuts_and_fades_are_detected_and_reset_the_state():
@@ -63,30 +75,25 @@ def test_cuts_and_fades_are_detected_and_reset_the_state():
     fade = [np.clip(gray(0, 3).astype(np.float32) * f, 0, 255).astype(np.uint8) for f in (0.5, 0.1, 0.0, 0.0)]
     frames += fade + [gray(i, 3) for i in range(4)]
     cuts = []
-    ab = np.full((96, 128, 2), 20.0, np.float32)
     for i, g in enumerate(frames):
-        inh = state.prepare(g)
-        if inh.cut:
+        before = state.cuts
+        state.step(g, constant(20.0))
+        if state.cuts > before:
             cuts.append(i)
-        state.blend(inh, ab)
     assert cuts[0] == 0 and 5 in cuts
     assert all(c not in cuts for c in (1, 2, 3, 4, 6, 7, 8, 9))  # no false cuts inside shots
     after_fade = len(frames) - 4
     assert any(c in cuts for c in range(after_fade - 3, after_fade + 1))  # the black frames reset it
-    assert not state.prepare(gray(5, 3)).cut
 
 
 def test_no_colour_crosses_a_cut():
     state = make_state(smoothing=1.0, feedback=True)
-    red = np.zeros((96, 128, 2), np.float32)
-    red[..., 0] = 60.0
     for i in range(4):
-        state.blend(state.prepare(gray(i, 0)), red)
-    inh = state.prepare(gray(0, 9))
-    assert inh.cut and inh.ab is None and state.hint_ab(inh) is None
-    blue = np.zeros_like(red)
-    blue[..., 1] = -60.0
-    assert np.array_equal(state.blend(inh, blue), blue)
+        state.step(gray(i, 0), constant(60.0))
+    seen: list = []
+    out = state.step(gray(0, 9), constant(0.0, -60.0, seen=seen))
+    assert np.array_equal(out, np.full_like(out, (0.0, -60.0)))
+    assert np.ptp(seen[0], axis=2).max() < 1e-6  # the network saw a gray frame, no inherited hint
 
 
 def test_static_shot_keeps_a_constant_colour():
@@ -96,24 +103,46 @@ def test_static_shot_keeps_a_constant_colour():
     rng = np.random.default_rng(0)
     outs = []
     for _ in range(30):
-        pred = np.full((96, 128, 2), 25.0, np.float32) + rng.normal(0, 6, (1, 1, 2)).astype(np.float32)
-        outs.append(state.blend(state.prepare(g), pred).mean(axis=(0, 1)))
+        a, b = 25.0 + rng.normal(0, 6, 2)
+        outs.append(state.step(g, constant(a, b)).mean(axis=(0, 1)))
     outs = np.array(outs[10:])
     assert np.abs(np.diff(outs, axis=0)).max() < 3.0  # raw predictions jump by ~8
     assert outs.mean(axis=0) == pytest.approx([25.0, 25.0], abs=3.0)  # no fade, no drift
 
 
-def test_hint_is_gray_where_unreliable():
-    state = make_state(feedback=True)
+def test_per_frame_mode_computes_no_flow(monkeypatch):
+    import vidcolor.temporal as temporal
+
+    def no_flow(*args, **kwargs):
+        raise AssertionError("per-frame mode computed optical flow")
+
+    monkeypatch.setattr(temporal, "flow_pair", no_flow)
+    state = make_state(enabled=False)
+    assert state.dis is None
+    outs = [state.step(gray(i, 0), constant(10.0 * i)) for i in range(3)]
+    assert [float(o[..., 0].mean()) for o in outs] == [0.0, 10.0, 20.0]  # each frame its own prediction
+
+
+def test_feedback_input_is_gray_where_unreliable():
+    from vidcolor.temporal import feedback_input
+
+    lut = gray_to_lightness_lut()
+    L = lut[gray(0, 0)]
     ab = np.full((96, 128, 2), 30.0, np.float32)
-    state.blend(state.prepare(gray(0, 0)), ab)
-    inh = state.prepare(gray(1, 0))
-    hint = state.hint_ab(inh)
-    assert hint is not None
-    reliable = inh.reliability > 0.5
-    assert reliable.mean() > 0.5
-    assert np.all(hint[~reliable] == 0)
-    assert np.abs(hint[reliable] - 30.0).mean() < 3.0
+    reliability = np.zeros((96, 128), np.float32)
+    reliability[:, :64] = 1.0
+    rgb = feedback_input(L, ab, reliability)
+    assert np.ptp(rgb[:, 64:], axis=2).max() < 1e-5  # gray where the flow is not trusted
+    assert np.ptp(rgb[:, :64], axis=2).mean() > 0.05  # coloured where it is
+
+
+def test_feedback_gives_the_network_the_warped_past():
+    state = make_state(feedback=True)
+    seen: list = []
+    state.step(gray(0, 0), constant(30.0, 30.0, seen=seen))
+    state.step(gray(1, 0), constant(30.0, 30.0, seen=seen))
+    assert np.ptp(seen[0], axis=2).max() < 1e-6  # first frame: gray only
+    assert np.ptp(seen[1], axis=2).mean() > 0.05  # then: the previous colours as a hint
 
 
 def test_anchoring_matches_cast_and_spread_but_keeps_layout():
@@ -128,19 +157,16 @@ def test_anchoring_matches_cast_and_spread_but_keeps_layout():
     assert np.corrcoef(out[..., 0].ravel(), ab[..., 0].ravel())[0, 1] > 0.999  # same regions, same order
 
 
-def _after_two_frames(state, first_certainty: float, second_certainty: float) -> float:
-    """Frame 0 predicts a = 40 with one certainty, frame 1 (same picture) a = 0 with another: -> output a."""
+def _after_two_frames(state, first_confidence: float, second_confidence: float) -> float:
+    """Frame 0 predicts a = 40 with one confidence, frame 1 (same picture) a = 0 with another: -> output a."""
     g = gray(0, 1)
-    full = lambda v: np.full((96, 128), v, np.float32)  # noqa: E731
-    past = np.zeros((96, 128, 2), np.float32)
-    past[..., 0] = 40.0
-    state.blend(state.prepare(g), past, full(first_certainty))
-    out = state.blend(state.prepare(g), np.zeros_like(past), full(second_certainty))
+    state.step(g, constant(40.0, confidence=first_confidence))
+    out = state.step(g, constant(0.0, confidence=second_confidence))
     return float(np.median(out[..., 0]))
 
 
-def test_certainty_weighs_past_against_prediction():
-    plain = _after_two_frames(make_state(smoothing=0.5, use_certainty=False), 0.5, 0.5)
+def test_confidence_weighs_past_against_prediction():
+    plain = _after_two_frames(make_state(smoothing=0.5, use_confidence=False), 0.5, 0.5)
     assert plain == pytest.approx(20.0, abs=1.0)  # smoothing 0.5 on reliable flow: halfway
     assert _after_two_frames(make_state(smoothing=0.5), 0.5, 0.5) == pytest.approx(plain, abs=1e-3)
     # An unsure new guess moves a sure past less; a sure new guess replaces an unsure past more.

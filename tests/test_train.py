@@ -3,28 +3,20 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, replace
+from dataclasses import asdict
 
 import cv2
 import numpy as np
-import pytest
 import torch
 
-from vidcolor.augment import archival_look, degrade_hint, hole_mask
-from vidcolor.data import is_held_out, list_images, split_images
-from vidcolor.model import ColorNet
-from vidcolor.train import (
-    TrainConfig,
-    Trainer,
-    colour_loss,
-    export_checkpoint,
-    load_deepened,
-    rebalance_weights,
-    run_model_config,
-)
+from vidcolor.decoding import DecodeConfig
+from vidcolor.train.augment import archival_look, degrade_hint, hole_mask
+from vidcolor.train.clips import is_held_out_clip, list_clips, overlapping_photos, split_clips
+from vidcolor.train.data import is_held_out, list_images, split_images
+from vidcolor.train.fit import TrainConfig, Trainer, colour_loss, export_checkpoint, rebalance_weights, run_model_config
 from vidcolor.weights import load_model, save_model
 
-from .conftest import TINY, scene
+from .conftest import TINY, make_video, scene
 
 
 def write_images(folder, n=24):
@@ -34,34 +26,69 @@ def write_images(folder, n=24):
     return folder
 
 
+def write_clips(folder, n=8):
+    folder.mkdir()
+    return [make_video(folder / f"clip{i}.mp4", frames=6, size=(96, 64), color=True, audio=False) for i in range(n)]
+
+
 def test_smoke_training_resumes_and_exports(tmp_path):
     data = write_images(tmp_path / "imgs")
-    cfg = TrainConfig(data_dir=str(data), run_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"), model=TINY,
-                      steps=4, batch=4, crop=48, eval_every=2, ckpt_every=2, eval_images=8, holdout_permille=250, warmup=2)
+    write_clips(tmp_path / "clips")
+    cfg = TrainConfig(data_dir=str(data), clip_dir=str(tmp_path / "clips"), pretrained="", run_dir=str(tmp_path / "run"),
+                      cache_dir=str(tmp_path / "cache"), model=TINY, steps=4, batch=4, crop=64, eval_every=2, ckpt_every=2,
+                      eval_images=8, eval_size=64, prior_samples=64, holdout_permille=250, clip_holdout_permille=300, clip_prob=0.5, warmup=2,
+                      freeze_encoder_steps=2)
     trainer = Trainer(cfg)
+    encoder_before = trainer.model.encoder.stem.weight.detach().clone()
+    trainer.train_step()
+    trainer.step += 1
+    assert torch.equal(trainer.model.encoder.stem.weight, encoder_before)  # stage 1: the encoder is frozen
     trainer.fit()
+    assert not torch.equal(trainer.model.encoder.stem.weight, encoder_before)  # stage 2: it learns too
     assert (tmp_path / "run" / "last.pt").is_file()
     assert (tmp_path / "run" / "best.safetensors").is_file()
     # Resume to a longer schedule: it continues from step 4, not from 0.
     Trainer(TrainConfig(**{**cfg.__dict__, "steps": 6})).fit()
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert any(r.get("event") == "resume" and r["step"] == 4 for r in log)
+    data_event = next(r for r in log if r.get("event") == "data")
+    assert data_event["clips"] + len(data_event["held_out_clips"]) == 8 and data_event["clips"] > 0
     steps = [r["step"] for r in log if r.get("event") == "eval"]
     assert steps == [2, 4, 6]
     evals = [r for r in log if r.get("event") == "eval"]
     assert all(np.isfinite(r["psnr_cls"]) for r in evals)
-    model = load_model(tmp_path / "run" / "best.safetensors")
+    model, _ = load_model(tmp_path / "run" / "best.safetensors")
     assert model.cfg == TINY
     # A new run can start from exported weights.
     warm = Trainer(TrainConfig(**{**cfg.__dict__, "run_dir": str(tmp_path / "warm"), "init": str(tmp_path / "run" / "best.safetensors")}))
-    assert torch.allclose(warm.model.stem[0].conv.weight, model.stem[0].conv.weight)
-    # Export with a per-image colour choice: the setting travels in the JSON and the model decodes with it.
+    assert torch.allclose(warm.model.encoder.stem.weight, model.encoder.stem.weight)
+    # Export with a decoding: it travels in the JSON and the model decodes with it.
     out = tmp_path / "shipped.safetensors"
-    export_checkpoint(tmp_path / "run" / "last.pt", out, replace(TINY, temperature=0.7, colour_weight=0.04))
-    shipped = load_model(out)
-    assert shipped.cfg.colour_weight == 0.04 and shipped.cfg.temperature == 0.7
-    ab, _ = shipped.colorize_ab(torch.rand(1, 3, 32, 48))
+    export_checkpoint(tmp_path / "run" / "last.pt", out, DecodeConfig(temperature=0.5, saturation=0.3))
+    shipped, decode = load_model(out)
+    assert decode == DecodeConfig(temperature=0.5, saturation=0.3)
+    ab, _ = shipped.colorize_ab(torch.rand(1, 3, 32, 48), decode)
     assert torch.isfinite(ab).all()
+
+
+def test_clips_are_held_out_by_name_with_the_photos_that_show_them(tmp_path):
+    clips = write_clips(tmp_path / "clips", n=12)
+    train, held = split_clips(list_clips(tmp_path / "clips"), 300)
+    assert held and train and len(train) + len(held) == 12
+    assert all(is_held_out_clip(p, 300) for p in held)
+    assert is_held_out_clip(tmp_path / "elsewhere" / held[0].name, 300)  # by name, not by folder or bytes
+    # A photo that is a frame of a held-out clip is found; one of another scene is not.
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    import av
+
+    with av.open(str(held[0])) as c:
+        frame = next(c.decode(video=0)).to_ndarray(format="rgb24")
+    cv2.imwrite(str(photos / "frame.jpg"), frame[..., ::-1])
+    cv2.imwrite(str(photos / "other.jpg"), scene(0, 96, 64, seed=99)[..., ::-1])
+    found = overlapping_photos(sorted(photos.glob("*.jpg")), held)
+    assert [p.name for p in found] == ["frame.jpg"]
+    assert clips
 
 
 def test_split_is_by_content_and_stable(tmp_path):
@@ -110,38 +137,12 @@ def test_augmentations_keep_shapes_and_ranges():
     assert torch.allclose(1 - m.mean(dim=(1, 2, 3)), torch.full((4,), 0.3), atol=0.05)
 
 
-def test_deepened_warm_start_starts_as_the_stored_network():
-    torch.manual_seed(0)
-    small = ColorNet(TINY).eval()
-    for m in small.modules():  # non-trivial statistics, so the comparison means something
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
-            m.weight.data.uniform_(0.5, 1.5)
-    deep = ColorNet(replace(TINY, blocks=(2, 2, 3)))
-    added = load_deepened(deep, small.state_dict())
-    assert added == ["s16.2", "s16.3", "s4.1", "s8.2"]  # s8.0 / s16.0 are the stride-2 convs
-    x = torch.rand(2, 3, 32, 48)
-    with torch.no_grad():
-        a, b = small(x), deep.eval()(x)
-    for p, q in zip(a, b, strict=True):
-        torch.testing.assert_close(p, q)
-    with pytest.raises(ValueError, match="do not fit"):
-        load_deepened(ColorNet(replace(TINY, widths=(8, 16, 16, 32))), small.state_dict())
+def test_a_run_keeps_its_network_or_takes_the_one_of_its_init_weights(tmp_path):
 
-
-def test_a_resumed_run_keeps_the_network_it_started_with(tmp_path):
     assert run_model_config(tmp_path) == TrainConfig().model
-    deep = TrainConfig(model=replace(TrainConfig().model, blocks=(1, 3, 3)))
-    (tmp_path / "config.json").write_text(json.dumps(asdict(deep)))
-    assert run_model_config(tmp_path).blocks == (1, 3, 3)
-    assert run_model_config(tmp_path, "2,3,3").blocks == (2, 3, 3)
+    (tmp_path / "config.json").write_text(json.dumps(asdict(TrainConfig(model=TINY))))
+    assert run_model_config(tmp_path) == TINY
+    from vidcolor.model import ColorNet
 
-
-def test_a_new_run_from_weights_trains_the_network_they_were_saved_with(tmp_path):
-    stored = replace(TINY, blocks=(1, 3, 3), temperature=0.7, prior_correction=0.75)
-    save_model(ColorNet(stored), tmp_path / "w.safetensors")
-    cfg = run_model_config(tmp_path / "run", init=str(tmp_path / "w.safetensors"))
-    assert (cfg.widths, cfg.blocks, cfg.global_dim) == (TINY.widths, (1, 3, 3), TINY.global_dim)
-    assert cfg.temperature == TrainConfig().model.temperature  # decoding stays the training default
-    assert run_model_config(tmp_path / "run", "1,3,4", str(tmp_path / "w.safetensors")).blocks == (1, 3, 4)
+    save_model(ColorNet(TINY), tmp_path / "w.safetensors")
+    assert run_model_config(tmp_path / "new", init=str(tmp_path / "w.safetensors")) == TINY

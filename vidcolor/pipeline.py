@@ -19,18 +19,18 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
 import cv2
 import numpy as np
 
-from .color import gray_to_lightness_lut, lab_planes_to_rgb
+from .color import gray_to_lightness_lut
 from .compose import Composer
 from .errors import VidcolorError
 from .inference import Colorizer
-from .temporal import TemporalOptions, TemporalState, chroma_stats, match_stats
+from .temporal import TemporalOptions, TemporalState
 from .video import (
     DecodeStats,
     EncodeOptions,
@@ -269,9 +269,7 @@ class _Job:
         self.writer = Writer(self.tmp, self.fmt, self.container, info, opt.encode, self.rotation, offset, self.notices,
                              width=info.width * (2 if opt.preview else 1))
         composer = Composer(info.width, info.height, self.writer.pix_fmt, side_by_side=opt.preview)
-        self.lut = gray_to_lightness_lut()
-        topt = opt.temporal_options if opt.temporal else replace(opt.temporal_options, smoothing=0.0, feedback=False)
-        self.state = TemporalState(topt, self.lut)
+        self.state = TemporalState(opt.temporal_options, gray_to_lightness_lut(), enabled=opt.temporal)
         self.wsize = working_size(info.width, info.height, opt.work_size)
         self.encoder = _Stage(lambda: _encode_loop(self.encode_q, self.writer, composer, self.stop, self.shots,
                                                    self.sheet, self.times), "vidcolor-encode")
@@ -297,7 +295,7 @@ class _Job:
             frame, gray = item
             if self.writer is None:
                 self._open_output(frame, pending)
-            ab = _colorize_frame(gray, self.rotation, self.wsize, self.state, self.lut, self.colorizer, self.times)
+            ab = _colorize_frame(gray, self.rotation, self.wsize, self.state, self.colorizer, self.times)
             _put(self.encode_q, (frame.pts, gray, ab), self.stop)
             frames, last_time = frames + 1, frame.time
             if self.encoder.error is not None:
@@ -352,34 +350,25 @@ def _no_frames_error(src: Path, info: SourceInfo, start, end, stats: DecodeStats
 
 
 def _colorize_frame(gray: np.ndarray, rotation: int, wsize: tuple[int, int], state: TemporalState,
-                    lut: np.ndarray, colorizer: Colorizer, times: StageTimes) -> np.ndarray:
-    """Full-res gray (H, W) uint8 -> ab (h, w, 2) float32 at the working resolution (stored orientation)."""
+                    colorizer: Colorizer, times: StageTimes) -> np.ndarray:
+    """Full-res gray (H, W) uint8 -> ab (h, w, 2) float32 at the working resolution (stored orientation).
+    Model time is what the network took; "flow" is the rest of the temporal step (flow, warps, blend)."""
     t = time.perf_counter()
     small = cv2.resize(gray, wsize, interpolation=cv2.INTER_AREA)
     k = rotation // 90
     upright = np.ascontiguousarray(np.rot90(small, k)) if k else small
-    inherited = state.prepare(upright)
-    hint = state.hint_ab(inherited)
-    t = times.add("flow", t)
-    if hint is None:
-        pred, certainty = colorizer.predict(_gray_rgb(upright))
-        state.anchor = chroma_stats(pred)
-    elif state.needs_anchor():
-        (pred, certainty), (memoryless, _) = colorizer.predict_many([lab_planes_to_rgb(lut[upright], hint), _gray_rgb(upright)])
-        state.anchor = chroma_stats(memoryless)
-    else:
-        pred, certainty = colorizer.predict(lab_planes_to_rgb(lut[upright], hint))
-    t = times.add("model", t)
-    if hint is not None:
-        pred = match_stats(pred, state.anchor)
-    ab = state.blend(inherited, pred, certainty)
+    model_before = times.seconds["model"]
+
+    def predict(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        t_model = time.perf_counter()
+        out = colorizer.predict(rgb)
+        times.add("model", t_model)
+        return out
+
+    ab = state.step(upright, predict)
     times.add("flow", t)
+    times.seconds["flow"] -= times.seconds["model"] - model_before
     return np.ascontiguousarray(np.rot90(ab, -k)) if k else ab
-
-
-def _gray_rgb(gray: np.ndarray) -> np.ndarray:
-    """(H, W) uint8 -> (H, W, 3) float32 in [0, 1] with R = G = B: the network's gray-only input."""
-    return np.repeat((gray.astype(np.float32) / 255.0)[..., None], 3, axis=2)
 
 
 def _encode_loop(q: queue.Queue, writer: Writer, composer: Composer, stop: threading.Event,

@@ -1,25 +1,35 @@
 """Temporal state: what frame t inherits from frame t-1, and when it inherits nothing.
 
-Per frame, at the working resolution (all arrays (H, W[, C]) numpy):
-1. `prepare(gray)`: flow between t-1 and t; the previous *output* chroma
-   warped onto t; a per-pixel reliability (forward-backward consistency,
-   lightness match after warping, inside the frame). On a scene cut or a black
-   frame the state is reset and nothing is inherited.
-2. The caller feeds the model L_t joined with the warped chroma (gray where
-   unreliable) and gets a prediction.
-3. `blend(pred_ab, certainty)`: mix prediction and warped previous output by
-   reliability x smoothing x relative certainty, store the result (and its
-   certainty) as the new previous output.
+One call per frame, `TemporalState.step(gray, predict)`, owns the whole
+exchange (all arrays numpy, at the working resolution, (H, W[, C])):
+1. Flow between t-1 and t; the previous *output* chroma warped onto t; a
+   per-pixel reliability (forward-backward consistency, lightness match after
+   warping, inside the frame). On a scene cut or a black frame the state is
+   reset and nothing is inherited.
+2. The network's input: the gray frame, or with `feedback` its lightness joined
+   with the warped chroma (gray where unreliable), built by `feedback_input`,
+   the one function training uses too.
+3. The blend: prediction and warped previous output mixed by reliability x
+   smoothing x relative confidence; the result (and its confidence) becomes the
+   previous output.
+Per frame (`enabled=False`) it is the prediction on the gray frame alone: no flow.
+It imports nothing from video I/O, so it is tested on plain arrays.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
+from .color import lab_planes_to_rgb
 from .flow import flow_pair, make_dis, warp
+
+# The network as the temporal state sees it: RGB (H, W, 3) float32 in [0, 1] -> ab (H, W, 2) float32
+# in Lab units and confidence (H, W) float32 in [0, 1].
+Predict = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -34,8 +44,8 @@ class TemporalOptions:
     black_level: float = 12.0  # mean 8-bit gray below which a frame counts as black (fades)
     lightness_tolerance: float = 10.0  # L units; a warped pixel further off is not trusted
     anchor_every: int = 4  # frames between memoryless (gray-input) passes that anchor global colour
-    # Weigh past and prediction by the model's certainty of each (see TemporalState.blend).
-    use_certainty: bool = True
+    # Weigh past and prediction by the model's confidence in each (see TemporalState._keep_weight).
+    use_confidence: bool = True
     max_keep: float = 0.97  # the past's weight never reaches 1: every frame lets a little of its prediction in
 
 
@@ -46,7 +56,7 @@ class Inherited:
     ab: np.ndarray | None  # (H, W, 2) float32 warped previous output, or None after a reset
     reliability: np.ndarray | None  # (H, W) float32 in [0, 1]
     cut: bool  # True when this frame starts a new shot
-    certainty: np.ndarray | None = None  # (H, W) float32 in [0, 1]: the warped previous output's certainty
+    confidence: np.ndarray | None = None  # (H, W) float32 in [0, 1]: the warped previous output's confidence
 
 
 def chroma_stats(ab: np.ndarray) -> tuple[np.ndarray, float]:
@@ -80,11 +90,25 @@ def shot_distance(h1: np.ndarray, h2: np.ndarray) -> float:
     return float(cv2.compareHist(h1.astype(np.float32), h2.astype(np.float32), cv2.HISTCMP_BHATTACHARYYA))
 
 
+def gray_input(gray: np.ndarray) -> np.ndarray:
+    """(H, W) uint8 -> (H, W, 3) float32 in [0, 1] with R = G = B: the network's gray-only input."""
+    return np.repeat((gray.astype(np.float32) / 255.0)[..., None], 3, axis=2)
+
+
+def feedback_input(L: np.ndarray, ab: np.ndarray, reliability: np.ndarray) -> np.ndarray:
+    """L (H, W) float32 in [0, 100], warped ab (H, W, 2), reliability (H, W) in [0, 1] -> the network's
+    hinted input (H, W, 3) float32 RGB in [0, 1]: the colours where the flow is trusted, gray elsewhere.
+    The one place this input is made: run time and sequence training both call it."""
+    return lab_planes_to_rgb(L, ab * (reliability > 0.5)[..., None])
+
+
 class TemporalState:
-    def __init__(self, options: TemporalOptions, lightness_lut: np.ndarray):
+    def __init__(self, options: TemporalOptions, lightness_lut: np.ndarray, enabled: bool = True):
+        """lightness_lut (256,) float32: Lab L of each 8-bit gray level (color.gray_to_lightness_lut)."""
         self.opt = options
         self.lut = lightness_lut
-        self.dis = make_dis(options.flow_preset)
+        self.enabled = enabled
+        self.dis = make_dis(options.flow_preset) if enabled else None
         self.reset()
         self.cuts = 0
 
@@ -94,10 +118,26 @@ class TemporalState:
         self.prev_gray: np.ndarray | None = None
         self.prev_hist: np.ndarray | None = None
         self.prev_ab: np.ndarray | None = None
-        self.prev_certainty: np.ndarray | None = None
+        self.prev_confidence: np.ndarray | None = None
 
-    def prepare(self, gray: np.ndarray) -> Inherited:
-        """gray: (H, W) uint8 at the working resolution."""
+    def step(self, gray: np.ndarray, predict: Predict) -> np.ndarray:
+        """gray (H, W) uint8, upright, at the working resolution -> this frame's ab (H, W, 2) float32."""
+        if not self.enabled:
+            return predict(gray_input(gray))[0]
+        inherited = self._inherit(gray)
+        if inherited.ab is None or not self.opt.feedback:
+            pred, confidence = predict(gray_input(gray))
+            self.anchor, self.since_anchor = chroma_stats(pred), 0
+        else:
+            pred, confidence = predict(feedback_input(self.lut[gray], inherited.ab, inherited.reliability))
+            self.since_anchor += 1
+            if self.since_anchor >= self.opt.anchor_every:
+                self.anchor, self.since_anchor = chroma_stats(predict(gray_input(gray))[0]), 0
+            pred = match_stats(pred, self.anchor)
+        return self._blend(inherited, pred, confidence)
+
+    def _inherit(self, gray: np.ndarray) -> Inherited:
+        """gray: (H, W) uint8 at the working resolution -> what it gets from the previous frame."""
         hist = histogram(gray)
         black = float(gray.mean()) < self.opt.black_level
         first = self.prev_gray is None
@@ -113,17 +153,9 @@ class TemporalState:
         # Soften the mask so the blend has no hard seams at occlusion edges.
         rel = cv2.GaussianBlur(ok.astype(np.float32), (0, 0), 1.5)
         ab = warp(self.prev_ab, pair.backward)
-        certainty = None if self.prev_certainty is None else warp(self.prev_certainty, pair.backward)
+        confidence = None if self.prev_confidence is None else warp(self.prev_confidence, pair.backward)
         self._pending = (gray, hist)
-        return Inherited(ab, rel, cut=False, certainty=certainty)
-
-    def needs_anchor(self) -> bool:
-        """True every anchor_every frames (and whenever there is no anchor yet)."""
-        self.since_anchor += 1
-        if self.anchor is None or self.since_anchor >= self.opt.anchor_every:
-            self.since_anchor = 0
-            return True
-        return False
+        return Inherited(ab, rel, cut=False, confidence=confidence)
 
     def _restart(self, gray: np.ndarray, hist: np.ndarray | None) -> Inherited:
         self.cuts += 1
@@ -131,37 +163,31 @@ class TemporalState:
         self._pending = (gray, hist)
         return Inherited(None, None, cut=True)
 
-    def blend(self, inherited: Inherited, pred_ab: np.ndarray, certainty: np.ndarray | None = None) -> np.ndarray:
-        """pred_ab (H, W, 2) float32, with the model's certainty (H, W) in [0, 1] when it has one
-        -> output ab (H, W, 2); remembers it (and its certainty) for the next frame."""
-        keep, out_certainty = self._keep_weight(inherited, certainty)
+    def _blend(self, inherited: Inherited, pred_ab: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+        """pred_ab (H, W, 2) float32, the model's confidence (H, W) in [0, 1] -> output ab (H, W, 2);
+        remembers it (and its confidence) for the next frame."""
+        keep, out_confidence = self._keep_weight(inherited, confidence)
         out = pred_ab if keep is None else keep[..., None] * inherited.ab + (1.0 - keep[..., None]) * pred_ab
         gray, hist = self._pending
         if hist is not None:  # a black frame leaves no state: nothing crosses a fade
             self.prev_gray, self.prev_hist, self.prev_ab = gray, hist, out
-            self.prev_certainty = out_certainty
+            self.prev_confidence = out_confidence
         return out
 
-    def _keep_weight(self, inherited: Inherited, certainty: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    def _keep_weight(self, inherited: Inherited, confidence: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Per pixel, how much of the warped past to keep: (H, W) in [0, max_keep] (None = none),
-        and the certainty of the blended result.
+        and the confidence of the blended result.
 
         smoothing x flow reliability, scaled by 2 c_past / (c_past + c_new): 1 where the
         network is as sure now as it was, up to 2 where the past was surer (the new
         guess is the likelier flicker), down to 0 where only the new one is sure.
         """
-        use = self.opt.use_certainty and certainty is not None
+        use = self.opt.use_confidence
         if inherited.ab is None or self.opt.smoothing <= 0:
-            return None, certainty if use else None
+            return None, confidence if use else None
         keep = self.opt.smoothing * inherited.reliability
-        if not use or inherited.certainty is None:
-            return np.minimum(keep, self.opt.max_keep), certainty if use else None
-        past = inherited.certainty
-        keep = np.minimum(keep * 2.0 * past / np.maximum(past + certainty, 1e-6), self.opt.max_keep)
-        return keep, keep * past + (1.0 - keep) * certainty
-
-    def hint_ab(self, inherited: Inherited) -> np.ndarray | None:
-        """The chroma to feed the model: warped previous output where reliable, 0 (gray) elsewhere."""
-        if inherited.ab is None or not self.opt.feedback:
-            return None
-        return inherited.ab * (inherited.reliability > 0.5)[..., None]
+        if not use or inherited.confidence is None:
+            return np.minimum(keep, self.opt.max_keep), confidence if use else None
+        past = inherited.confidence
+        keep = np.minimum(keep * 2.0 * past / np.maximum(past + confidence, 1e-6), self.opt.max_keep)
+        return keep, keep * past + (1.0 - keep) * confidence

@@ -1,29 +1,36 @@
-"""Saving and loading a model: safetensors weights + the ModelConfig as JSON beside them.
+"""Saving and loading a model: safetensors weights + the configs as JSON beside them.
 
-`models/<name>.safetensors` holds the tensors and `models/<name>.json` the
-config the network is rebuilt from. No pickle anywhere on the loading path.
+`<name>.safetensors` holds the tensors and `<name>.json` the ModelConfig the
+network is rebuilt from, the DecodeConfig it ships with, and the training
+record. No pickle anywhere on the loading path.
+
+The shipped weights are package data (`vidcolor/models/`, mapped from the
+checkout's top-level `models/` folder by pyproject), so a wheel carries them.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from .decoding import DecodeConfig
 from .model import ColorNet, ModelConfig
 
 DEFAULT_MODEL = "vidcolor-base"
 
 
 def default_model_path() -> Path:
-    """The weights shipped with the package (installed copy first, then the source checkout's models/)."""
-    packaged = resources.files("vidcolor") / "models" / f"{DEFAULT_MODEL}.safetensors"
-    if packaged.is_file():
-        return Path(str(packaged))
+    """The weights shipped with the package (installed as vidcolor.models, or the checkout's models/)."""
+    try:
+        packaged = resources.files("vidcolor.models") / f"{DEFAULT_MODEL}.safetensors"
+        if packaged.is_file():
+            return Path(str(packaged))
+    except ModuleNotFoundError:
+        pass
     return Path(__file__).resolve().parent.parent / "models" / f"{DEFAULT_MODEL}.safetensors"
 
 
@@ -34,30 +41,32 @@ def _stored_dtype(name: str, tensor: torch.Tensor, half: bool) -> torch.dtype:
     return torch.float16 if half and tensor.is_floating_point() and not keep else tensor.dtype
 
 
-def save_model(model: ColorNet, path: Path, extra: dict | None = None, half: bool = True) -> None:
-    """Write path (.safetensors) and its config (.json). `half` stores weights in fp16 to halve the file."""
+def save_model(model: ColorNet, path: Path, decode: DecodeConfig | None = None, extra: dict | None = None,
+               half: bool = True) -> None:
+    """Write path (.safetensors) and its configs (.json). `half` stores weights in fp16 to halve the file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to(_stored_dtype(k, v, half)).contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(path), metadata={"config": json.dumps(model.cfg.to_dict())})
-    meta = {"config": model.cfg.to_dict(), **(extra or {})}
+    save_file(state, str(path))
+    meta = {"model": model.cfg.to_dict(), "decode": (decode or DecodeConfig()).to_dict(), **(extra or {})}
     path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
-def read_config(path: Path) -> ModelConfig:
-    """The ModelConfig stored beside path (.safetensors) in its .json, checking both files exist."""
+def read_configs(path: Path) -> tuple[ModelConfig, DecodeConfig]:
+    """The configs stored beside path (.safetensors) in its .json, checking both files exist."""
     cfg_path = path.with_suffix(".json")
     if not path.is_file() or not cfg_path.is_file():
         raise FileNotFoundError(f"model weights not found: {path} (and its {cfg_path.name})")
-    return ModelConfig.from_dict(json.loads(cfg_path.read_text())["config"])
+    meta = json.loads(cfg_path.read_text())
+    if "model" not in meta or "decoder" not in meta["model"]:
+        raise ValueError(f"{cfg_path} describes a network this version of vidcolor does not build")
+    return ModelConfig.from_dict(meta["model"]), DecodeConfig.from_dict(meta.get("decode", {}))
 
 
-def load_model(path: Path | None = None, **decode: float) -> ColorNet:
-    """Rebuild the network from the JSON config beside the weights, then load them (fp32, eval mode).
-
-    `decode` may override decode-time settings (temperature, prior_correction).
-    """
+def load_model(path: Path | None = None) -> tuple[ColorNet, DecodeConfig]:
+    """Rebuild the network from the JSON beside the weights, then load them (fp32, eval mode);
+    -> (network, the decoding it ships with)."""
     path = Path(path) if path is not None else default_model_path()
-    model = ColorNet(replace(read_config(path), **decode))
-    state = {k: v.float() for k, v in load_file(str(path)).items()}
-    model.load_state_dict(state)
-    return model.eval()
+    cfg, decode = read_configs(path)
+    model = ColorNet(cfg)
+    model.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
+    return model.eval(), decode

@@ -19,10 +19,10 @@ import cv2
 import numpy as np
 import torch
 
-from .flow import consistent, make_dis, warp
-from .metrics import cdc, chroma_cdc, colourfulness, psnr, warp_error
-from .pipeline import ColorizeOptions, colorize_video
-from .video import EncodeOptions
+from ..flow import consistent, make_dis, warp
+from ..metrics import cdc, chroma_cdc, colourfulness, psnr, warp_error
+from ..pipeline import ColorizeOptions, colorize_video
+from ..video import EncodeOptions
 
 
 def read_rgb_frames(path: Path) -> list[np.ndarray]:

@@ -74,7 +74,10 @@ class ImageCache:
 
     @classmethod
     def build(cls, paths: list[Path], short_side: int) -> ImageCache:
-        imgs = [fit_short_side(read_rgb(p), short_side) for p in paths]
+        return cls.from_arrays([fit_short_side(read_rgb(p), short_side) for p in paths])
+
+    @classmethod
+    def from_arrays(cls, imgs: list[np.ndarray]) -> ImageCache:
         sizes = [im.size for im in imgs]
         offsets = np.concatenate(([0], np.cumsum(sizes))).astype(np.int64)
         pixels = np.empty(offsets[-1], dtype=np.uint8)

@@ -1,0 +1,101 @@
+"""MobileNetV2 (width 1.0), the ImageNet-pretrained encoder of the colorization network.
+
+Laid out exactly as Google's TFLite MobileNetV2 1.0 (Sandler et al. 2018) so that
+`vidcolor.train.pretrained` can fill it from that file convolution by convolution:
+batch norms are folded into each convolution's bias, activations are ReLU6, and
+padding is TensorFlow's "SAME" (for stride 2 the extra row and column go at the
+bottom and right), which matters for features pretrained that way.
+
+Input: (B, 3, H, W) RGB scaled to [-1, 1] (x / 127.5 - 1 for 8-bit x), as the
+classifier was trained. `features` returns the maps at strides 4, 8, 16 and 32
+(24, 32, 96 and 320 channels) and the 1,280-channel map after the last 1x1
+convolution (stride 32), which is what the classifier pools.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+# (expansion t, channels c, repeats n, first stride s): the paper's Table 2.
+SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+LAST_CHANNELS = 1280
+IMAGENET_CLASSES = 1001  # index 0 = background, as in the TFLite file
+
+
+class SameConv(nn.Conv2d):
+    """A convolution with TensorFlow "SAME" padding (asymmetric at stride 2), bias on, and ReLU6 or none."""
+
+    def __init__(self, cin: int, cout: int, k: int = 1, stride: int = 1, groups: int = 1, relu6: bool = True):
+        super().__init__(cin, cout, k, stride, padding=0, groups=groups, bias=True)
+        self.relu6 = relu6
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k, s = self.kernel_size[0], self.stride[0]
+        if k > 1:
+            pad_h = _same_pad(x.shape[-2], k, s)
+            pad_w = _same_pad(x.shape[-1], k, s)
+            x = F.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2))
+        x = super().forward(x)
+        return F.relu6(x) if self.relu6 else x
+
+
+def _same_pad(n: int, k: int, s: int) -> int:
+    return max((math.ceil(n / s) - 1) * s + k - n, 0)
+
+
+class InvertedResidual(nn.Module):
+    """1x1 expand (ReLU6) -> 3x3 depthwise (ReLU6) -> 1x1 project (linear), + input when shapes match."""
+
+    def __init__(self, cin: int, cout: int, stride: int, expand: int):
+        super().__init__()
+        mid = cin * expand
+        layers: list[nn.Module] = [SameConv(cin, mid)] if expand != 1 else []
+        layers += [SameConv(mid, mid, 3, stride, groups=mid), SameConv(mid, cout, relu6=False)]
+        self.layers = nn.Sequential(*layers)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.layers(x)
+        return x + y if self.residual else y
+
+
+class MobileNetV2(nn.Module):
+    """The convolutions in the TFLite file's order; `classifier=False` leaves out the ImageNet head."""
+
+    def __init__(self, classifier: bool = False):
+        super().__init__()
+        self.stem = SameConv(3, 32, 3, 2)
+        blocks, cin = [], 32
+        # Stage ends: the block after which each feature map is taken (strides 4, 8, 16, 32).
+        self.taps: list[int] = []
+        for t, c, n, s in SETTINGS:
+            for i in range(n):
+                blocks.append(InvertedResidual(cin, c, s if i == 0 else 1, t))
+                cin = c
+            if c in (24, 32, 96, 320):
+                self.taps.append(len(blocks) - 1)
+        self.blocks = nn.ModuleList(blocks)
+        self.last = SameConv(cin, LAST_CHANNELS)
+        self.classifier = nn.Conv2d(LAST_CHANNELS, IMAGENET_CLASSES, 1) if classifier else None
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """x (B, 3, H, W) in [-1, 1] -> [f4 (24 ch), f8 (32), f16 (96), f32 (320), top (1280, stride 32)]."""
+        x = self.stem(x)
+        out = []
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            if i in self.taps:
+                out.append(x)
+        out.append(self.last(x))
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, 3, H, W) in [-1, 1] -> ImageNet logits (B, 1001); needs classifier=True."""
+        if self.classifier is None:
+            raise RuntimeError("built without the ImageNet classifier")
+        top = self.features(x)[-1]
+        return self.classifier(top.mean(dim=(2, 3), keepdim=True)).flatten(1)

@@ -1,0 +1,342 @@
+"""Training: mixed gray / hinted inputs, rebalanced soft classification over ab bins + a regression head.
+
+Runs unattended: resumable from `run_dir/last.pt`, logs JSON lines to
+`run_dir/log.jsonl`, evaluates on the fixed held-out split, and exports the
+EMA weights as safetensors whenever the held-out figures improve.
+The same code runs on CUDA (bf16 AMP) or CPU (bf16 autocast where the CPU has native bf16, else fp32).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..color import join_lab, rgb_to_lab
+from ..decoding import DecodeConfig
+from ..model import ColorNet, ModelConfig, count_parameters
+from ..precision import autocast, compute_dtype, pick_device
+from ..weights import load_model, read_configs, save_model
+from .augment import archival_look, degrade_hint
+from .clips import clip_cache, list_clips, overlapping_photos, split_clips
+from .data import ImageCache, cached, center_crops, list_images, random_crops, split_images
+from .evaluate import evaluate_images
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data_dir: str = "../shared/data/train"
+    clip_dir: str = "../shared/data/clips"
+    # The encoder's ImageNet weights (train.pretrained); "" leaves it randomly initialized (tests).
+    pretrained: str = "../shared/pretrained/mobilenet_v2_1.0_224_quant.tflite"
+    run_dir: str = "runs/mnv2"
+    cache_dir: str = "runs/cache"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    steps: int = 12000
+    batch: int = 16
+    crop: int = 192  # a multiple of ColorNet.multiple
+    lr: float = 1e-3
+    encoder_lr_scale: float = 0.1  # stage 2: the pretrained encoder learns at lr x this
+    freeze_encoder_steps: int = 1500  # stage 1: the encoder stays as pretrained while the decoder learns
+    weight_decay: float = 1e-4
+    warmup: int = 300
+    ema: float = 0.999
+    hint_prob: float = 0.4
+    clip_prob: float = 0.3  # share of samples that are frames of the training clips, not photos
+    rebalance_lambda: float = 0.5  # Zhang et al.
+    soft_sigma: float = 5.0  # soft-encoding Gaussian over the 5 nearest bins
+    reg_weight: float = 1.0
+    holdout_permille: int = 60  # photos held out by content hash
+    clip_holdout_permille: int = 120  # clips held out by name
+    eval_every: int = 500
+    eval_images: int = 160
+    eval_size: int = 256  # held-out photos are centre crops of this size (benchmarks/quality.py: 256)
+    prior_samples: int = 512  # random crops the colour prior behind the class rebalancing is counted on
+    ckpt_every: int = 250
+    seed: int = 0
+    device: str = "auto"
+    init: str = ""  # start a new run from these weights (.safetensors) instead of the pretrained encoder
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        d = dict(d)
+        d["model"] = ModelConfig.from_dict(d.get("model", {}))
+        return cls(**d)
+
+
+def bin_prior(cache, bins: torch.Tensor, rng: np.random.Generator, samples: int = 512) -> torch.Tensor:
+    """Empirical distribution of nearest ab bins over random training crops, Gaussian-smoothed: (Q,)."""
+    counts = torch.zeros(len(bins))
+    for _ in range(samples // 32):
+        ab = rgb_to_lab(random_crops(cache, 32, 64, rng))[:, 1:]
+        idx = nearest_bins(ab, bins, k=1)[1].flatten()
+        counts += torch.bincount(idx, minlength=len(bins)).float()
+    p = counts / counts.sum()
+    d2 = torch.cdist(bins, bins) ** 2
+    smooth = torch.exp(-d2 / (2 * 5.0**2))
+    p = smooth @ p
+    return p / p.sum()
+
+
+def rebalance_weights(prior: torch.Tensor, lam: float) -> torch.Tensor:
+    """Zhang et al. eq. 4: w ∝ ((1-λ) p + λ/Q)^-1, normalized so that E_p[w] = 1."""
+    w = 1.0 / ((1 - lam) * prior + lam / len(prior))
+    return w / (prior * w).sum()
+
+
+def nearest_bins(ab: torch.Tensor, bins: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """ab (B, 2, h, w) -> squared distances and indices of the k nearest bins, each (B, h, w, k)."""
+    flat = ab.permute(0, 2, 3, 1)
+    d2 = ((flat[..., None, :] - bins) ** 2).sum(-1)  # (B, h, w, Q)
+    return torch.topk(d2, k, dim=-1, largest=False)
+
+
+def colour_loss(
+    logits: torch.Tensor, reg: torch.Tensor, ab: torch.Tensor, bins: torch.Tensor, weights: torch.Tensor, cfg: TrainConfig
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """logits (B, Q, h, w), reg (B, 2, h, w), target ab (B, 2, h, w) at the output size."""
+    d2, idx = nearest_bins(ab, bins, k=5)
+    soft = torch.softmax(-d2 / (2 * cfg.soft_sigma**2), dim=-1)
+    target = torch.zeros(logits.shape[0], logits.shape[2], logits.shape[3], logits.shape[1])
+    target.scatter_(-1, idx, soft)
+    logp = torch.log_softmax(logits.float(), dim=1).permute(0, 2, 3, 1)
+    ce = -(target * logp).sum(-1)  # (B, h, w)
+    w = weights[idx[..., 0]]
+    cls = (w * ce).mean()
+    huber = F.smooth_l1_loss(reg.float() / 10.0, ab / 10.0, beta=1.0)
+    return cls + cfg.reg_weight * huber, {"cls": cls.item(), "reg": huber.item()}
+
+
+def make_inputs(rgb: torch.Tensor, g: torch.Generator, hint_prob: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ground truth rgb (B, 3, H, W) -> (model input RGB, target ab at full size).
+
+    The input lightness gets the archival look; about hint_prob of the samples
+    carry a degraded hint of their own colours, the rest are plain gray.
+    """
+    lab = rgb_to_lab(rgb)
+    L = archival_look(lab[:, :1], g)
+    hint = degrade_hint(lab[:, 1:], g)
+    use = (torch.rand(len(rgb), generator=g) < hint_prob)[:, None, None, None]
+    x = join_lab(L, torch.where(use, hint, torch.zeros_like(hint)))
+    return x, lab[:, 1:]
+
+
+class TrainingData:
+    """The training photos and clip frames (held-out photos, clips and the photos showing held-out clips
+    excluded), decoded once into caches; and the held-out images the run evaluates on."""
+
+    def __init__(self, cfg: TrainConfig, log):
+        photos, held = split_images(list_images(Path(cfg.data_dir)), cfg.holdout_permille)
+        clips = list_clips(Path(cfg.clip_dir)) if Path(cfg.clip_dir).is_dir() else []
+        train_clips, held_clips = split_clips(clips, cfg.clip_holdout_permille)
+        leaked = set(overlapping_photos(photos, held_clips)) if held_clips else set()
+        photos = [p for p in photos if p not in leaked]
+        log({"event": "data", "photos": len(photos), "held_out_photos": len(held), "clips": len(train_clips),
+             "held_out_clips": [p.stem for p in held_clips], "photos_of_held_out_clips": len(leaked)})
+        if not photos:
+            raise FileNotFoundError(f"no images found under {cfg.data_dir}")
+        self.photos = cached(photos, Path(cfg.cache_dir), 256)
+        self.frames: ImageCache | None = clip_cache(train_clips, Path(cfg.cache_dir))[0] if train_clips else None
+        self.held = center_crops(cached(held, Path(cfg.cache_dir), 256), cfg.eval_size)[: cfg.eval_images]
+        self.clip_prob = cfg.clip_prob if self.frames is not None else 0.0
+
+    def batch(self, n: int, size: int, rng: np.random.Generator) -> torch.Tensor:
+        """(n, 3, size, size) in [0, 1]: random crops, about clip_prob of them from clip frames."""
+        k = int(rng.binomial(n, self.clip_prob))
+        parts = [random_crops(self.photos, n - k, size, rng)]
+        if k:
+            parts.append(random_crops(self.frames, k, size, rng))
+        return torch.cat(parts)
+
+
+def new_model(cfg: TrainConfig) -> ColorNet:
+    """A new network whose encoder holds the ImageNet MobileNetV2 weights (unless cfg.pretrained is "")."""
+    model = ColorNet(cfg.model)
+    if cfg.pretrained:
+        from .pretrained import load_mobilenet_v2
+
+        model.encoder.load_state_dict(load_mobilenet_v2(Path(cfg.pretrained)).state_dict())
+    return model
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.device = pick_device(cfg.device)
+        self.dtype = compute_dtype(self.device, training=True)
+        self.run = Path(cfg.run_dir)
+        self.run.mkdir(parents=True, exist_ok=True)
+        (self.run / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+        torch.manual_seed(cfg.seed)
+        self.data = TrainingData(cfg, self.log)
+        self.model = (load_model(Path(cfg.init))[0] if cfg.init else new_model(cfg)).train()
+        self.model = self.model.to(self.device).to(memory_format=torch.channels_last)
+        self.ema = ColorNet(cfg.model).to(self.device)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.step = 0
+        self.best = -math.inf
+        self.weights = rebalance_weights(bin_prior(self.data.photos, self.model.colors.bins.cpu(), self.rng, cfg.prior_samples), cfg.rebalance_lambda)
+        self.model.colors.class_weights.copy_(self.weights)
+        self.ema.load_state_dict(self.model.state_dict())
+        self.ema.requires_grad_(False)
+        encoder = list(self.model.encoder.parameters())
+        ids = {id(p) for p in encoder}
+        self.opt = torch.optim.AdamW(
+            [{"params": [p for p in self.model.parameters() if id(p) not in ids], "lr_scale": 1.0},
+             {"params": encoder, "lr_scale": cfg.encoder_lr_scale}], lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self._resume()
+
+    def log(self, rec: dict) -> None:
+        rec = {"time": round(time.time(), 1), **rec}
+        with open(self.run / "log.jsonl", "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        print(json.dumps(rec), flush=True)
+
+    def _resume(self) -> None:
+        ckpt = self.run / "last.pt"
+        if not ckpt.exists():
+            return
+        state = torch.load(ckpt, map_location=self.device, weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        self.opt.load_state_dict(state["opt"])
+        self.step, self.best = int(state["step"]), float(state["best"])
+        self.rng = np.random.default_rng([self.cfg.seed, self.step])
+        self.gen.manual_seed(self.cfg.seed + self.step)
+        self.log({"event": "resume", "step": self.step})
+
+    def _checkpoint(self) -> None:
+        state = {"model": self.model.state_dict(), "ema": self.ema.state_dict(), "opt": self.opt.state_dict(),
+                 "step": self.step, "best": self.best}
+        torch.save(state, self.run / "last.pt.tmp")
+        (self.run / "last.pt.tmp").replace(self.run / "last.pt")
+
+    def lr_at(self, step: int) -> float:
+        c = self.cfg
+        if step < c.warmup:
+            return c.lr * (step + 1) / c.warmup
+        t = min(1.0, (step - c.warmup) / max(1, c.steps - c.warmup))
+        return c.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
+
+    def frozen(self) -> bool:
+        """Stage 1 (the first freeze_encoder_steps): only the decoder learns."""
+        return self.step < self.cfg.freeze_encoder_steps
+
+    def train_step(self) -> dict[str, float]:
+        c = self.cfg
+        x, ab = make_inputs(self.data.batch(c.batch, c.crop, self.rng), self.gen, c.hint_prob)
+        ab4 = F.avg_pool2d(ab, 4)
+        x = x.to(self.device).contiguous(memory_format=torch.channels_last)
+        for group in self.opt.param_groups:
+            group["lr"] = self.lr_at(self.step) * group["lr_scale"]
+        self.model.train()
+        self.model.encoder.requires_grad_(not self.frozen())
+        with autocast(self.device, self.dtype):
+            with torch.set_grad_enabled(not self.frozen()):
+                feats = self.model.encode(x)
+            logits, reg = self.model.head(feats)
+        loss, parts = colour_loss(logits.cpu(), reg.cpu(), ab4, self.model.colors.bins.cpu(), self.weights, c)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.opt.step()
+        with torch.no_grad():
+            for pe, pm in zip(self.ema.state_dict().values(), self.model.state_dict().values(), strict=True):
+                if pe.is_floating_point():
+                    pe.lerp_(pm, 1 - c.ema)
+                else:
+                    pe.copy_(pm)
+        return {"loss": loss.item(), **parts}
+
+    def evaluate(self) -> dict[str, float]:
+        figures = evaluate_images(self.ema.cpu(), self.data.held, DecodeConfig())
+        self.ema.to(self.device)
+        return figures
+
+    def fit(self) -> None:
+        c = self.cfg
+        self.log({"event": "start", "step": self.step, "params": count_parameters(self.model), "dtype": str(self.dtype)})
+        t0, acc = time.time(), []
+        while self.step < c.steps:
+            acc.append(self.train_step())
+            self.step += 1
+            if self.step % 50 == 0:
+                mean = {k: round(float(np.mean([a[k] for a in acc])), 4) for k in acc[0]}
+                self.log({"step": self.step, "lr": round(self.lr_at(self.step), 6), "frozen": self.frozen(),
+                          "sec_per_step": round((time.time() - t0) / len(acc), 3), **mean})
+                t0, acc = time.time(), []
+            if self.step % c.ckpt_every == 0:
+                self._checkpoint()
+            if self.step % c.eval_every == 0 or self.step == c.steps:
+                self._eval_and_export()
+        self._checkpoint()
+
+    def _eval_and_export(self) -> None:
+        fig = self.evaluate()
+        self.log({"event": "eval", "step": self.step, **{k: round(v, 3) for k, v in fig.items()}})
+        score = fig["psnr_cls"] - fig["psnr_gray"]
+        if score > self.best:
+            self.best = score
+            save_model(self.ema, self.run / "best.safetensors", extra={"step": self.step, "held_out": fig})
+            self.log({"event": "export", "step": self.step, "gain_db": round(score, 3)})
+        # Every evaluated step is kept: the shipped one is picked later on the whole colour/PSNR
+        # frontier, which one PSNR figure cannot rank.
+        save_model(self.ema, self.run / "snapshots" / f"step{self.step:06d}.safetensors",
+                   extra={"step": self.step, "held_out": fig})
+
+
+def export_checkpoint(checkpoint: Path, out: Path, decode: DecodeConfig, extra: dict | None = None) -> None:
+    """Write a checkpoint's EMA weights as safetensors + configs (the shippable form), with this decoding."""
+    cfg = TrainConfig.from_dict(json.loads((checkpoint.parent / "config.json").read_text()))
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    model = ColorNet(cfg.model)
+    model.load_state_dict(state["ema"])
+    save_model(model.eval(), out, decode, {"step": int(state["step"]), **(extra or {})})
+
+
+def run_model_config(run_dir: Path, init: str = "") -> ModelConfig:
+    """The network a run trains: the one RUN_DIR was started with (so resuming needs no repeated options),
+    else the one the --init weights were saved with, else the default."""
+    saved = run_dir / "config.json"
+    if saved.is_file():
+        return TrainConfig.from_dict(json.loads(saved.read_text())).model
+    if init:
+        return read_configs(Path(init))[0]
+    return ModelConfig()
+
+
+def main() -> None:
+    """python -m vidcolor.train fit [--steps N ...] | export CHECKPOINT OUT.safetensors"""
+    import typer
+
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    d = TrainConfig
+
+    @app.command()
+    def fit(data_dir: str = d.data_dir, clip_dir: str = d.clip_dir, run_dir: str = d.run_dir, steps: int = d.steps,
+            batch: int = d.batch, crop: int = d.crop, lr: float = d.lr, encoder_lr_scale: float = d.encoder_lr_scale,
+            freeze_encoder_steps: int = d.freeze_encoder_steps, eval_every: int = d.eval_every, device: str = d.device,
+            init: str = "", hint_prob: float = d.hint_prob, clip_prob: float = d.clip_prob, warmup: int = d.warmup,
+            weight_decay: float = d.weight_decay) -> None:
+        """Train (or resume, when RUN_DIR/last.pt exists). Example: python -m vidcolor.train fit --steps 10000
+        (--init models/vidcolor-base.safetensors starts a new run from the shipped weights instead of the
+        ImageNet encoder). A resumed run keeps the network it was started with."""
+        Trainer(TrainConfig(data_dir=data_dir, clip_dir=clip_dir, run_dir=run_dir, steps=steps, batch=batch, crop=crop,
+                            lr=lr, encoder_lr_scale=encoder_lr_scale, freeze_encoder_steps=freeze_encoder_steps,
+                            eval_every=eval_every, device=device, init=init, hint_prob=hint_prob, clip_prob=clip_prob,
+                            warmup=warmup, weight_decay=weight_decay, model=run_model_config(Path(run_dir), init))).fit()
+
+    @app.command()
+    def export(checkpoint: Path, out: Path, temperature: float = DecodeConfig.temperature,
+               saturation: float = DecodeConfig.saturation) -> None:
+        """Example: python -m vidcolor.train export runs/mnv2/last.pt models/vidcolor-base.safetensors --saturation 0.4"""
+        export_checkpoint(checkpoint, out, DecodeConfig(temperature=temperature, saturation=saturation))
+
+    app()
