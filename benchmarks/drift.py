@@ -1,4 +1,4 @@
-"""Drift over a long shot: colourfulness of the first and last second of a 300+-frame single shot.
+"""Drift over a long shot: colorfulness of the first and last second of a 300+-frame single shot.
 
     python benchmarks/drift.py [CLIP] [--model M]   # default ../shared/data/videos/dev01_juggling_park.mp4
 
@@ -20,7 +20,7 @@ import av
 import numpy as np
 import torch
 
-from vidcolor.metrics import colourfulness
+from vidcolor.metrics import colorfulness
 from vidcolor.pipeline import ColorizeOptions, colorize_video
 from vidcolor.train.clipeval import read_rgb_frames
 from vidcolor.video import EncodeOptions
@@ -59,9 +59,9 @@ def main() -> None:
         colorize_video(long_shot, out, ColorizeOptions(model=args.model, encode=EncodeOptions(codec="ffv1")))
         frames = read_rgb_frames(out)
     n = int(round(rate))
-    cf = [colourfulness(torch.from_numpy(f).permute(2, 0, 1)[None].float() / 255).item() for f in frames]
+    cf = [colorfulness(torch.from_numpy(f).permute(2, 0, 1)[None].float() / 255).item() for f in frames]
     first, last = float(np.mean(cf[:n])), float(np.mean(cf[-n:]))
-    print(f"{src.name} as a {len(frames)}-frame single shot: colourfulness first second {first:.2f}, "
+    print(f"{src.name} as a {len(frames)}-frame single shot: colorfulness first second {first:.2f}, "
           f"last second {last:.2f} ({(last - first) / first * 100:+.1f} %, bar within 15 %)")
 
 

@@ -7,7 +7,7 @@
 
 Photos: the held-out split of the training folder (chosen by file hash, never
 trained on), 256x256 centre crops: PSNR of the gray input and of the
-colorization, colourfulness (Hasler & Suesstrunk M3) of the colorization and of
+colorization, colorfulness (Hasler & Suesstrunk M3) of the colorization and of
 the ground truth, and PSNR with a degraded ground-truth hint (shifted up to
 4 px, 30 % holes). Both heads are reported: the rebalanced classification
 decoded by annealed mean (cls) and the plain regression (reg).
@@ -79,7 +79,7 @@ def report_clips(model: ColorNet, clips: list[Path], decodings: list[DecodeConfi
     print("  " + " ".join(c.stem for c in clips))
     for j, dec in enumerate(decodings):
         gains = [r[j]["psnr_cls"] - r[j]["psnr_gray"] for r in per_clip]
-        colour = sum(r[j]["colour_cls"] / r[j]["colour_gt"] for r in per_clip) / len(clips)
+        colour = sum(r[j]["color_cls"] / r[j]["color_gt"] for r in per_clip) / len(clips)
         reg = sum(r[j]["psnr_reg"] - r[j]["psnr_gray"] for r in per_clip) / len(clips)
         hint = sum(r[j]["psnr_hint"] - r[j]["psnr_gray"] for r in per_clip) / len(clips)
         print(f"{label(dec)}  " + " ".join(f"{g:+.2f}" for g in gains)
@@ -88,10 +88,10 @@ def report_clips(model: ColorNet, clips: list[Path], decodings: list[DecodeConfi
 
 
 def report(dec: DecodeConfig, f: dict[str, float]) -> None:
-    gt = f["colour_gt"]
+    gt = f["color_gt"]
     print(f"{label(dec)}  gray {f['psnr_gray']:.2f} dB | cls {f['psnr_cls']:.2f} dB ({f['psnr_cls'] - f['psnr_gray']:+.2f}), "
-          f"colour {f['colour_cls']:.1f} = {100 * f['colour_cls'] / gt:.0f}% of truth {gt:.1f} | "
-          f"reg {f['psnr_reg']:.2f} dB ({f['psnr_reg'] - f['psnr_gray']:+.2f}), colour {100 * f['colour_reg'] / gt:.0f}% | "
+          f"colour {f['color_cls']:.1f} = {100 * f['color_cls'] / gt:.0f}% of truth {gt:.1f} | "
+          f"reg {f['psnr_reg']:.2f} dB ({f['psnr_reg'] - f['psnr_gray']:+.2f}), colour {100 * f['color_reg'] / gt:.0f}% | "
           f"hint {f['psnr_hint']:.2f} dB ({f['psnr_hint'] - f['psnr_gray']:+.2f})")
 
 

@@ -1,6 +1,7 @@
 """End-to-end speed, measured side by side in one run (these machines are noisy).
 
     python benchmarks/speed.py [--frames 240] [--model OTHER.safetensors]
+    python benchmarks/speed.py --busy 1     # also with 1 competing CPU-bound process: slowdowns side by side
 
 For a 640x360 and a 1280x720 clip (generated here: a camera panning over
 scikit-image's photos, like samples/make_sample.py), reports:
@@ -13,11 +14,16 @@ for the shipped weights and, with --model, for other weights measured alternatel
 beside them (the ratio is what to trust on a noisy machine). --forward-only stops
 there; --fp32 times the forward pass in fp32, as on a CPU without native bf16
 (with ONEDNN_MAX_CPU_ISA=AVX2 it stands in for an AVX2-only machine).
+
+--busy N runs the 640x360 clip again while N other processes keep the CPU busy
+(a user's desktop is never idle), and prints how much vidcolor and the plain
+transcode slow down, side by side.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import statistics
 import sys
 import tempfile
@@ -91,15 +97,45 @@ def model_forward_ms(paths: list[Path | None], fp32: bool = False, repeats: int 
     return [1000 * statistics.median(ts) for ts in times]
 
 
+def _spin() -> None:
+    while True:
+        pass
+
+
+def measure(clip: Path, folder: Path) -> tuple[float, float, dict[str, float]]:
+    """-> (vidcolor fps, plain transcode fps, vidcolor's per-stage ms a frame), run back to back."""
+    opts = ColorizeOptions()
+    floor = plain_transcode(clip, folder / "plain.mp4", opts.encode)
+    summary = colorize_video(clip, folder / "out.mp4", opts)
+    (folder / "out.mp4").unlink()
+    return summary.fps, floor, summary.stages.per_frame_ms(summary.frames)
+
+
+def busy_run(clip: Path, folder: Path, n: int, quiet: tuple[float, float]) -> None:
+    procs = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(n)]
+    for p in procs:
+        p.start()
+    try:
+        fps, floor, _ = measure(clip, folder)
+    finally:
+        for p in procs:
+            p.terminate()
+    slow_v, slow_p = quiet[0] / fps, quiet[1] / floor
+    print(f"with {n} busy process(es): vidcolor {fps:5.1f} fps | plain transcode {floor:5.1f} fps")
+    print(f"   slowdown: vidcolor {slow_v:.2f}x, plain transcode {slow_p:.2f}x; vidcolor's / the transcode's = "
+          f"{slow_v / slow_p:.2f} (bar: <= 1.5)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=240)
     ap.add_argument("--model", type=Path, default=None, help="also time these weights' forward pass, beside the shipped ones")
     ap.add_argument("--forward-only", action="store_true", help="time the forward pass only, not whole clips")
     ap.add_argument("--fp32", action="store_true", help="time the forward pass in fp32 (as without native bf16)")
+    ap.add_argument("--busy", type=int, default=0, help="also run 640x360 beside N competing CPU-bound processes")
     args = ap.parse_args()
     dtype = torch.float32 if args.fp32 else compute_dtype(torch.device("cpu"))
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, model dtype {dtype}")
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, model dtype {dtype}, CPU: {cpu_name()}")
     ms = model_forward_ms([None] + ([args.model] if args.model else []), args.fp32)
     print(f"model forward, 640x360 frame at the default working size: {ms[0]:.1f} ms median (shipped weights)")
     if args.model:
@@ -110,14 +146,21 @@ def main() -> None:
         folder = Path(tmp)
         for w, h in ((640, 360), (1280, 720)):
             clip = make_clip(folder / f"clip{h}.mp4", w, h, args.frames)
-            opts = ColorizeOptions()
-            floor = plain_transcode(clip, folder / "plain.mp4", opts.encode)
-            summary = colorize_video(clip, folder / "out.mp4", opts)
-            fps = summary.fps
-            stages = summary.stages.per_frame_ms(summary.frames)
+            fps, floor, stages = measure(clip, folder)
             print(f"{w}x{h}: vidcolor {fps:5.1f} fps | plain transcode {floor:5.1f} fps | ratio {fps / floor:.2f}")
             print("   per frame: " + "  ".join(f"{k} {v:5.1f} ms" for k, v in stages.items()))
-            (folder / "out.mp4").unlink()
+            if args.busy and h == 360:
+                busy_run(clip, folder, args.busy, (fps, floor))
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
 
 
 if __name__ == "__main__":

@@ -3,9 +3,9 @@
     python benchmarks/temporal.py                        # every clip of ../shared/data/videos
     python benchmarks/temporal.py CLIP [CLIP ...] --smoothing 0.5 --json out.json
 
-Per clip and in total: PSNR, colourfulness, warp error (Lai et al.), CDC (Liu et
+Per clip and in total: PSNR, colorfulness, warp error (Lai et al.), CDC (Liu et
 al.), the ratios the bar asks for, the cut check (first frame after each cut:
-temporal vs per-frame PSNR) and the drift check (colourfulness of the first and
+temporal vs per-frame PSNR) and the drift check (colorfulness of the first and
 last second).
 """
 
@@ -56,31 +56,31 @@ def main() -> None:
         results[clip.name] = r
         for mode in MODES:
             f = r[mode]
-            print(f"{clip.stem[:32]:32s} {mode:9s} {f['psnr']:6.2f} {f['colourfulness']:7.2f} {f['warp_error']*1e3:9.3f} "
+            print(f"{clip.stem[:32]:32s} {mode:9s} {f['psnr']:6.2f} {f['colorfulness']:7.2f} {f['warp_error']*1e3:9.3f} "
                   f"{f['cdc']*1e3:8.3f} {f['chroma_warp_error']:8.3f} {f['chroma_cdc']*1e3:8.3f}")
         t, s, g = r["temporal"], r["single"], r["truth"]
         print(f"  floor: warp gray/s {r['gray']['warp_error']/s['warp_error']:.3f}  truth/s {g['warp_error']/s['warp_error']:.3f}  "
               f"CDC gray/s {r['gray']['cdc']/s['cdc']:.3f}  truth/s {g['cdc']/s['cdc']:.3f}")
         print(f"  ratios: warp t/s {t['warp_error']/s['warp_error']:.3f}  t/truth {t['warp_error']/max(g['warp_error'],1e-12):.3f}  "
-              f"CDC t/s {t['cdc']/s['cdc']:.3f}  dPSNR {t['psnr']-s['psnr']:+.2f}  colour t/s {t['colourfulness']/s['colourfulness']:.3f}  "
+              f"CDC t/s {t['cdc']/s['cdc']:.3f}  dPSNR {t['psnr']-s['psnr']:+.2f}  colour t/s {t['colorfulness']/s['colorfulness']:.3f}  "
               f"ab_warp t/s {t['chroma_warp_error']/s['chroma_warp_error']:.3f}  ab_CDC t/s {t['chroma_cdc']/s['chroma_cdc']:.3f}")
         for c in r["cuts"]:
             print(f"  cut at frame {c['frame']}: PSNR temporal {c['psnr_temporal']:.2f} vs per-frame {c['psnr_single']:.2f}")
-        a, b = r["colourfulness_first_last_second"]
-        print(f"  colourfulness first/last second: {a:.2f} / {b:.2f} ({(b - a) / max(a, 1e-9) * 100:+.1f} %)")
-    keys = ("psnr", "colourfulness", "warp_error", "cdc", "chroma_warp_error", "chroma_cdc")
+        a, b = r["colorfulness_first_last_second"]
+        print(f"  colorfulness first/last second: {a:.2f} / {b:.2f} ({(b - a) / max(a, 1e-9) * 100:+.1f} %)")
+    keys = ("psnr", "colorfulness", "warp_error", "cdc", "chroma_warp_error", "chroma_cdc")
     total = {m: {k: float(np.mean([r[m][k] for r in results.values()])) for k in keys} for m in MODES}
     t, s, g = total["temporal"], total["single"], total["truth"]
     print("\nmean over clips:")
     for m in MODES:
         f = total[m]
-        print(f"  {m:9s} PSNR {f['psnr']:6.2f}  colour {f['colourfulness']:6.2f}  warp_err {f['warp_error']*1e3:7.3f}e-3  "
+        print(f"  {m:9s} PSNR {f['psnr']:6.2f}  colour {f['colorfulness']:6.2f}  warp_err {f['warp_error']*1e3:7.3f}e-3  "
               f"CDC {f['cdc']*1e3:7.3f}e-3  ab_warp {f['chroma_warp_error']:7.3f}  ab_CDC {f['chroma_cdc']*1e3:7.3f}e-3")
     print(f"  floor: warp gray/s {total['gray']['warp_error']/s['warp_error']:.3f}, truth/s {g['warp_error']/s['warp_error']:.3f} "
           "(the lowest warp ratio colourless or truly coloured frames would reach)")
     print(f"  warp t/s {t['warp_error']/s['warp_error']:.3f} (bar <= 0.7)  warp t/truth {t['warp_error']/g['warp_error']:.3f} (bar <= 1.5)  "
           f"CDC t/s {t['cdc']/s['cdc']:.3f} (bar <= 0.8)  dPSNR {t['psnr']-s['psnr']:+.2f} (bar >= -0.2)  "
-          f"colour t/s {t['colourfulness']/s['colourfulness']:.3f} (bar >= 0.85)  "
+          f"colour t/s {t['colorfulness']/s['colorfulness']:.3f} (bar >= 0.85)  "
           f"ab_warp t/s {t['chroma_warp_error']/s['chroma_warp_error']:.3f}  ab_CDC t/s {t['chroma_cdc']/s['chroma_cdc']:.3f}")
     if args.json:
         args.json.write_text(json.dumps({"clips": results, "mean": total, "smoothing": args.smoothing}, indent=2))
@@ -96,7 +96,7 @@ def markdown_table(results: dict, total: dict) -> str:
     for name, r in named:
         t, s, g, z = r["temporal"], r["single"], r["truth"], r["gray"]
         rows.append(
-            f"| {name} | {t['psnr']:.2f} / {s['psnr']:.2f} | {t['colourfulness']:.2f} / {s['colourfulness']:.2f} "
+            f"| {name} | {t['psnr']:.2f} / {s['psnr']:.2f} | {t['colorfulness']:.2f} / {s['colorfulness']:.2f} "
             f"| {t['cdc']*1e3:.3f} / {s['cdc']*1e3:.3f} ({g['cdc']*1e3:.3f}, {z['cdc']*1e3:.3f}) | {t['cdc']/s['cdc']:.2f} "
             f"| {t['warp_error']*1e3:.3f} / {s['warp_error']*1e3:.3f} ({g['warp_error']*1e3:.3f}, {z['warp_error']*1e3:.3f}) "
             f"| {t['warp_error']/s['warp_error']:.3f} | {t['chroma_cdc']/s['chroma_cdc']:.2f} "

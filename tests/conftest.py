@@ -107,3 +107,26 @@ def tiny_model(tmp_path_factory) -> Path:
 @pytest.fixture()
 def gray_clip(tmp_path) -> Path:
     return make_video(tmp_path / "clip.mp4")
+
+
+def make_archival(path: Path, codec: str, size: tuple[int, int], rate, pix_fmt: str, frames: int = 6,
+                  fmt: str | None = None, audio_codec: str = "pcm_s16le") -> Path:
+    """An archival-style transfer (DV, MJPEG) with 48 kHz stereo PCM audio, as capture cards write them."""
+    w, h = size
+    with av.open(str(path), "w", format=fmt) as c:
+        v = c.add_stream(codec, rate=rate)
+        v.width, v.height, v.pix_fmt = w, h, pix_fmt
+        a = c.add_stream(audio_codec, rate=48000, layout="stereo")
+        for i in range(frames):
+            img = np.repeat(scene(i, w, h).mean(axis=2, keepdims=True).astype(np.uint8), 3, axis=2)
+            c.mux(v.encode(av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format=pix_fmt)))
+        c.mux(v.encode())
+        n = int(48000 * frames / float(rate))
+        tone = (np.sin(np.arange(n) / 10) * 8000).astype(np.int16)
+        stereo = np.stack([tone, tone]).T.reshape(1, -1).copy()
+        for i in range(0, n, 1024):
+            af = av.AudioFrame.from_ndarray(stereo[:, 2 * i : 2 * (i + 1024)], format="s16", layout="stereo")
+            af.sample_rate, af.pts = 48000, i
+            c.mux(a.encode(af))
+        c.mux(a.encode())
+    return path

@@ -56,7 +56,7 @@ def test_default_output_keeps_frames_size_rate_audio(gray_clip, tiny_model):
     assert out.stat().st_mode & 0o044  # readable by others, like any file the user makes (umask permitting)
 
 
-def test_output_is_coloured_and_keeps_luma(gray_clip, tiny_model, tmp_path):
+def test_output_is_colored_and_keeps_luma(gray_clip, tiny_model, tmp_path):
     out = tmp_path / "o.mkv"
     assert run(gray_clip, "-o", out, "--model", tiny_model).exit_code == 0
     src, dst = read_video(gray_clip), read_video(out)
@@ -66,11 +66,17 @@ def test_output_is_coloured_and_keeps_luma(gray_clip, tiny_model, tmp_path):
 
 
 @pytest.mark.parametrize("mode", [["--feedback"], ["--no-temporal"], ["--smoothing", "0"], ["--saturation", "1", "--temperature", "0.3"]])
-def test_temporal_modes_run_end_to_end(gray_clip, tiny_model, tmp_path, mode):
-    out = tmp_path / "m.mp4"
-    res = run(gray_clip, "-o", out, "--model", tiny_model, *mode)
+def test_temporal_modes_run_end_to_end_and_take_effect(gray_clip, tiny_model, tmp_path, mode):
+    base = tmp_path / "base.mkv"
+    assert run(gray_clip, "-o", base, "--model", tiny_model, "--codec", "ffv1").exit_code == 0
+    out = tmp_path / "m.mkv"
+    res = run(gray_clip, "-o", out, "--model", tiny_model, "--codec", "ffv1", *mode)
     assert res.exit_code == 0, res.output
-    assert read_video(out)["frames"] == 12
+    a, b = read_video(base), read_video(out)
+    assert b["frames"] == 12
+    # The option changed the colours (the default run is the comparison), and left the luma alone.
+    assert max(np.abs(x.astype(int) - y.astype(int)).max() for x, y in zip(a["rgb"][1:], b["rgb"][1:], strict=True)) > 0
+    assert np.abs(luma(a["rgb"][5]) - luma(b["rgb"][5])).mean() < 3.0
 
 
 @pytest.mark.parametrize("size", [(63, 47), (50, 36)])
@@ -100,14 +106,21 @@ def test_containers_in(tmp_path, tiny_model, ext):
     out = tmp_path / "out.mp4"
     res = run(clip, "-o", out, "--model", tiny_model)
     assert res.exit_code == 0, res.output
-    assert read_video(out)["frames"] == 6
+    src, dst = read_video(clip), read_video(out)
+    assert dst["frames"] == 6
+    # It read this container's pictures: every output frame has its source frame's luma.
+    assert all(np.abs(luma(s) - luma(d)).mean() < 4.0 for s, d in zip(src["rgb"], dst["rgb"], strict=True))
 
 
-def test_ten_bit_input(tmp_path, tiny_model):
+def test_ten_bit_input_keeps_its_detail(tmp_path, tiny_model):
     clip = make_video(tmp_path / "ten.mkv", frames=4, pix_fmt="yuv420p10le", audio=False)
-    out = tmp_path / "ten.out.mp4"
-    assert run(clip, "-o", out, "--model", tiny_model).exit_code == 0
-    assert read_video(out)["frames"] == 4
+    out = tmp_path / "ten.out.mkv"
+    assert run(clip, "-o", out, "--model", tiny_model, "--codec", "ffv1").exit_code == 0
+    with av.open(str(clip)) as a, av.open(str(out)) as b:
+        assert b.streams.video[0].codec_context.pix_fmt == "yuv420p10le"
+        ya, yb = (np.frombuffer(next(c.decode(video=0)).planes[0], np.uint16).reshape(48, -1)[:, :64] for c in (a, b))
+    assert np.abs(ya.astype(int) - yb.astype(int)).max() <= 1  # the 10-bit luma, not an 8-bit copy
+    assert len(np.unique(yb)) > len(np.unique(ya >> 2))
 
 
 def test_rotation_is_carried_over(tmp_path, tiny_model):
@@ -117,11 +130,15 @@ def test_rotation_is_carried_over(tmp_path, tiny_model):
     assert read_video(out)["rotation"] == read_video(clip)["rotation"] == 90
 
 
-@pytest.mark.parametrize("codec,ext", [("libx265", ".mp4"), ("ffv1", ".mkv")])
-def test_codecs(gray_clip, tiny_model, tmp_path, codec, ext):
+@pytest.mark.parametrize("codec,ext,stored", [("libx265", ".mp4", "hevc"), ("ffv1", ".mkv", "ffv1"), ("libx264", ".mov", "h264")])
+def test_codecs(gray_clip, tiny_model, tmp_path, codec, ext, stored):
+    if codec not in av.codecs_available:
+        pytest.skip(f"{codec} not in this FFmpeg")
     out = tmp_path / f"c{ext}"
     res = run(gray_clip, "-o", out, "--codec", codec, "--model", tiny_model)
     assert res.exit_code == 0, res.output
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.name == stored  # the codec asked for
     assert read_video(out)["frames"] == 12
 
 
@@ -178,15 +195,86 @@ def test_overwrite_rules(gray_clip, tiny_model, tmp_path):
     assert res.exit_code != 0 and "-y" in res.output and out.read_bytes() == b"keep me"
     res = run(gray_clip, "-o", out, "-n", "--model", tiny_model)
     assert res.exit_code == 0 and out.read_bytes() == b"keep me"
+    res = run(gray_clip, "-o", out, "-y", "-n", "--model", tiny_model)
+    assert res.exit_code == 1 and "not both" in res.output and out.read_bytes() == b"keep me"
     res = run(gray_clip, "-o", out, "-y", "--model", tiny_model)
     assert res.exit_code == 0 and read_video(out)["frames"] == 12
 
 
+def test_preview_sheet_follows_the_overwrite_rules(tmp_path, tiny_model):
+    clip = make_video(tmp_path / "p.mp4", frames=12, rate=12)
+    sheet = tmp_path / "p.color.preview.png"
+    sheet.write_bytes(b"my sheet")
+    res = run(clip, "--preview", "--model", tiny_model)
+    assert res.exit_code == 1 and "p.color.preview.png" in res.output and sheet.read_bytes() == b"my sheet"
+    res = run(clip, "--preview", "-n", "--model", tiny_model)
+    assert res.exit_code == 0 and sheet.read_bytes() == b"my sheet"
+    assert not (tmp_path / "p.color.preview.mp4").exists()
+    res = run(clip, "--preview", "-y", "--model", tiny_model)
+    assert res.exit_code == 0 and sheet.read_bytes()[:4] == b"\x89PNG"
+
+
 def test_output_equal_to_input_is_refused(gray_clip, tiny_model):
     before = digest(gray_clip)
-    res = run(gray_clip, "-o", gray_clip, "-y", "--model", tiny_model)
-    assert res.exit_code != 0 and "is the input" in res.output
+    for extra in ([], ["-y"]):
+        res = run(gray_clip, "-o", gray_clip, *extra, "--model", tiny_model)
+        assert res.exit_code == 1 and "is the input" in res.output
+        assert "pass -y" not in res.output  # -y would not help: never suggest it
     assert digest(gray_clip) == before
+
+
+def test_output_that_is_a_directory_is_refused_before_any_work(gray_clip, tiny_model, tmp_path, monkeypatch):
+    import vidcolor.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "open_input", lambda *a: pytest.fail("decoding started"))
+    (tmp_path / "folder").mkdir()
+    res = run(gray_clip, "-o", tmp_path / "folder", "-y", "--model", tiny_model)
+    assert res.exit_code == 1 and "is a directory" in res.output
+
+
+def test_long_output_names_fit_with_the_partial_file(gray_clip, tiny_model, tmp_path):
+    out = tmp_path / ("x" * 240 + ".mp4")  # 244 bytes: the partial file's name must still fit in 255
+    res = run(gray_clip, "-o", out, "--model", tiny_model)
+    assert res.exit_code == 0, res.output
+    assert read_video(out)["frames"] == 12
+    res = run(gray_clip, "-o", tmp_path / ("y" * 260 + ".mp4"), "--model", tiny_model)
+    assert res.exit_code == 1 and "name" in res.output and "Traceback" not in res.output
+
+
+def test_stale_partial_file_of_a_killed_run_is_removed_with_a_notice(gray_clip, tiny_model, tmp_path):
+    stale = tmp_path / ".o.vidcolor-999999999.partial.mp4"  # no such process
+    stale.write_bytes(b"half a film")
+    res = run(gray_clip, "-o", tmp_path / "o.mp4", "--model", tiny_model)
+    assert res.exit_code == 0 and "killed" in res.output
+    assert not stale.exists() and only_files(tmp_path) == {"clip.mp4", "o.mp4"}
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory) -> Path:
+    return make_video(tmp_path_factory.mktemp("long") / "long.mp4", frames=1000, rate=25, audio=False)
+
+
+@pytest.mark.parametrize("sig,code", [("SIGTERM", 143), ("SIGHUP", 129), ("SIGINT", 130)])
+def test_signals_stop_cleanly_and_leave_no_partial_file(tmp_path, tiny_model, long_clip, sig, code):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    clip = long_clip
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "vidcolor", str(clip), "-o", str(out_dir / "o.mp4"), "--model",
+                             str(tiny_model)], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not any(out_dir.iterdir()) and time.monotonic() < deadline:  # the partial file exists: it is working
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(getattr(signal, sig))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert "Traceback" not in err and "no output was written" in err
+    assert only_files(out_dir) == set()
 
 
 def test_interrupted_run_leaves_nothing(gray_clip, tiny_model, tmp_path):
@@ -295,14 +383,21 @@ def test_unknown_output_extension(gray_clip, tiny_model, tmp_path):
     assert res.exit_code == 1 and ".mp4, .mkv or .mov" in res.output
 
 
-def test_truncated_file_colorizes_what_decodes(tmp_path, tiny_model):
-    clip = make_video(tmp_path / "t.ts", frames=40, codec="libx264", audio=False, size=(64, 48))
+@pytest.mark.parametrize("ext", [".ts", ".mkv"])
+def test_truncated_file_colorizes_what_decodes_and_says_so(tmp_path, tiny_model, ext):
+    clip = make_video(tmp_path / f"t{ext}", frames=80, codec="libx264", audio=False, size=(64, 48))
     data = clip.read_bytes()
-    clip.write_bytes(data[: len(data) * 2 // 3])
+    clip.write_bytes(data[: len(data) * 6 // 10])
     out = tmp_path / "t.out.mp4"
     res = run(clip, "-o", out, "--model", tiny_model)
     assert res.exit_code == 0, res.output
-    assert 0 < read_video(out)["frames"] < 40
+    assert 0 < read_video(out)["frames"] < 80
+    assert "truncated" in res.output
+
+
+def test_complete_file_gets_no_truncation_notice(gray_clip, tiny_model, tmp_path):
+    res = run(gray_clip, "-o", tmp_path / "o.mp4", "--model", tiny_model)
+    assert res.exit_code == 0 and "truncated" not in res.output
 
 
 def test_truncated_mp4_fails_clearly(tmp_path, tiny_model):
@@ -311,7 +406,31 @@ def test_truncated_mp4_fails_clearly(tmp_path, tiny_model):
     clip.write_bytes(data[: len(data) // 2])
     res = run(clip, "-o", tmp_path / "o.mp4", "--model", tiny_model)
     assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "t.mp4" in res.output and ("cut short" in res.output or "complete video file" in res.output)
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_small_things_a_user_tries_first(gray_clip, tiny_model):
+    res = run()
+    assert "Usage" in res.output and "--preview" in res.output  # no arguments: the help
+    res = run("--version")
+    assert res.exit_code == 0 and res.output.startswith("vidcolor ")
+    res = run("-", "--model", tiny_model)
+    assert res.exit_code == 1 and "standard input" in res.output
+    res = run("--help")
+    assert "-y, --yes " in res.output and "<bool>" not in res.output  # flags take no value
+    assert "Examples" in res.output
+
+
+def test_progress_without_a_terminal_prints_a_stats_line(capsys):
+    from vidcolor.cli import _Progress
+    from vidcolor.pipeline import Progress
+
+    progress = _Progress(True, every=0.0)
+    progress.tty = False
+    progress(Progress(frames=48, total=240, elapsed=2.0))
+    err = capsys.readouterr().err
+    assert "frame=48/240" in err and "fps=24.0" in err
 
 
 def test_public_function_raises_domain_errors(tmp_path, tiny_model):

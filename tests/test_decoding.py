@@ -51,6 +51,6 @@ def test_sweep_reports_each_decoding_and_shares_the_rest():
     net = rebalanced_net()
     images = torch.rand(3, 3, 40, 56)  # not multiples of 32: the evaluation pads
     cautious, vivid = sweep_decodings(net, images, [DecodeConfig(saturation=0.0), DecodeConfig(saturation=1.0)])
-    assert cautious["psnr_gray"] == vivid["psnr_gray"] and cautious["colour_gt"] == vivid["colour_gt"]
-    assert cautious["colour_cls"] != vivid["colour_cls"]
+    assert cautious["psnr_gray"] == vivid["psnr_gray"] and cautious["color_gt"] == vivid["color_gt"]
+    assert cautious["color_cls"] != vivid["color_cls"]
     assert all(math.isfinite(v) for v in (*cautious.values(), *vivid.values()))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vidcolor.metrics import cdc, chroma_cdc, colourfulness, psnr, warp_error
+from vidcolor.metrics import cdc, chroma_cdc, colorfulness, psnr, warp_error
 
 
 def test_psnr():
@@ -14,11 +14,11 @@ def test_psnr():
     assert torch.isclose(psnr(x, y), torch.tensor([20.0]))
 
 
-def test_colourfulness_zero_for_gray_and_higher_for_vivid():
+def test_colorfulness_zero_for_gray_and_higher_for_vivid():
     gray = torch.rand(1, 1, 8, 8).expand(1, 3, 8, 8)
-    assert colourfulness(gray).item() < 1e-3
+    assert colorfulness(gray).item() < 1e-3
     vivid = torch.rand(1, 3, 8, 8)
-    assert colourfulness(vivid).item() > 10
+    assert colorfulness(vivid).item() > 10
 
 
 def test_cdc_zero_for_identical_frames_and_positive_for_changes():
@@ -29,7 +29,7 @@ def test_cdc_zero_for_identical_frames_and_positive_for_changes():
     assert cdc([f, g, f, g, f, g]) > 0.05
 
 
-def test_chroma_cdc_ignores_lightness_changes_and_sees_colour_changes():
+def test_chroma_cdc_ignores_lightness_changes_and_sees_color_changes():
     rng = np.random.default_rng(0)
     gray_a = np.repeat(rng.integers(0, 128, (32, 32, 1), dtype=np.uint8), 3, axis=2)  # dark frame
     gray_b = np.repeat(rng.integers(128, 256, (32, 32, 1), dtype=np.uint8), 3, axis=2)  # bright frame
@@ -64,5 +64,5 @@ def test_clip_evaluation_end_to_end(tmp_path, tiny_model):
         f = r[mode]
         assert all(np.isfinite(v) for v in f.values())
         assert 5 < f["psnr"] < 60
-    assert r["gray"]["colourfulness"] < 1.0 < r["truth"]["colourfulness"]  # the luma floor has no colour
+    assert r["gray"]["colorfulness"] < 1.0 < r["truth"]["colorfulness"]  # the luma floor has no colour
     assert shot_starts([np.zeros((8, 8, 3), np.uint8)] * 3 + [np.full((8, 8, 3), 200, np.uint8)] * 3) == [3]

@@ -124,7 +124,7 @@ def test_gamut_bins_cover_the_sRGB_gamut():
     assert nearest.max() < 10.0  # every in-gamut colour lies within a cell of a bin centre
 
 
-def test_lower_saturation_undoes_rebalancing_towards_rare_colours():
+def test_lower_saturation_undoes_rebalancing_towards_rare_colors():
     torch.manual_seed(0)
     net = ColorNet(TINY)
     chroma = net.colors.bins.norm(dim=1)

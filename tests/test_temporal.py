@@ -86,7 +86,7 @@ def test_cuts_and_fades_are_detected_and_reset_the_state():
     assert any(c in cuts for c in range(after_fade - 3, after_fade + 1))  # the black frames reset it
 
 
-def test_no_colour_crosses_a_cut():
+def test_no_color_crosses_a_cut():
     state = make_state(smoothing=1.0, feedback=True)
     for i in range(4):
         state.step(gray(i, 0), constant(60.0))
@@ -96,7 +96,7 @@ def test_no_colour_crosses_a_cut():
     assert np.ptp(seen[0], axis=2).max() < 1e-6  # the network saw a gray frame, no inherited hint
 
 
-def test_static_shot_keeps_a_constant_colour():
+def test_static_shot_keeps_a_constant_color():
     """A still shot with a noisy per-frame prediction: the output converges and stays put."""
     state = make_state(smoothing=0.8)
     g = gray(0, 1)

@@ -13,7 +13,7 @@ from vidcolor.decoding import DecodeConfig
 from vidcolor.train.augment import archival_look, degrade_hint, hole_mask
 from vidcolor.train.clips import is_held_out_clip, list_clips, overlapping_photos, split_clips
 from vidcolor.train.data import is_held_out, list_images, split_images
-from vidcolor.train.fit import TrainConfig, Trainer, colour_loss, export_checkpoint, rebalance_weights, run_model_config
+from vidcolor.train.fit import TrainConfig, Trainer, color_loss, export_checkpoint, rebalance_weights, run_model_config
 from vidcolor.weights import load_model, save_model
 
 from .conftest import TINY, make_video, scene
@@ -109,7 +109,7 @@ def test_rebalance_weights_are_normalized():
     assert w[prior.argmin()] > w[prior.argmax()]  # rare colours weigh more
 
 
-def test_colour_loss_prefers_the_right_bin():
+def test_color_loss_prefers_the_right_bin():
     from vidcolor.color import gamut_bins
 
     bins = gamut_bins()
@@ -120,8 +120,8 @@ def test_colour_loss_prefers_the_right_bin():
     wrong = torch.roll(right, 7, dims=1)
     w = torch.ones(len(bins))
     reg = torch.zeros(1, 2, 4, 4)
-    good, _ = colour_loss(right, reg, ab, bins, w, TrainConfig())
-    bad, _ = colour_loss(wrong, reg, ab, bins, w, TrainConfig())
+    good, _ = color_loss(right, reg, ab, bins, w, TrainConfig())
+    bad, _ = color_loss(wrong, reg, ab, bins, w, TrainConfig())
     assert good < bad
 
 

@@ -1,19 +1,45 @@
 """The `vidcolor` command: a thin Typer layer over vidcolor.pipeline.colorize_video.
 
-Domain errors (VidcolorError) become one-line messages and exit code 1.
+Domain errors (VidcolorError) become one-line messages and exit code 1. Ctrl-C,
+SIGTERM and SIGHUP stop the run cleanly (no partial file) and exit 130, 143, 129.
 """
 
 from __future__ import annotations
 
+import errno
+import signal
 import sys
+import time
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import typer
 
 from .errors import VidcolorError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   context_settings={"help_option_names": ["-h", "--help"]})
+
+
+class Stopped(BaseException):
+    """SIGTERM or SIGHUP: unwinds like Ctrl-C, so the run deletes its partial file."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_stopped(signum: int, _frame) -> None:
+    raise Stopped(signum)
+
+
+def _version(value: bool) -> None:
+    if value:
+        try:
+            typer.echo(f"vidcolor {version('vidcolor')}")
+        except PackageNotFoundError:
+            typer.echo("vidcolor (not installed)")
+        raise typer.Exit()
 
 EXAMPLES = """
 Examples:
@@ -28,7 +54,7 @@ Examples:
 
   vidcolor film.mp4 --codec ffv1 -o film.mkv   lossless output
 
-  vidcolor film.mp4 --saturation 0.6     one fixed colour strength for every frame (0 muted .. 1 vivid)
+  vidcolor film.mp4 --saturation 0.6     more vivid colours (0 muted .. 1 vivid)
 """
 
 
@@ -54,16 +80,28 @@ def _confirm_overwrite(dst: Path, yes: bool, no: bool) -> bool:
     return False
 
 
-class _Bar:
-    """Progress on stderr: frames, fps, ETA. Only when stderr is a terminal."""
+class _Progress:
+    """A bar on a terminal; without one (nohup, a log file) an ffmpeg-style stats line every few seconds."""
 
-    def __init__(self, enabled: bool):
-        self.enabled = enabled and sys.stderr.isatty()
+    def __init__(self, enabled: bool, every: float = 5.0):
+        self.enabled = enabled
+        self.tty = sys.stderr.isatty()
+        self.every = every
+        self.last = time.monotonic()
 
     def __call__(self, p) -> None:
-        if not self.enabled or p.frames % 5:
+        if not self.enabled:
             return
         fps = p.frames / p.elapsed if p.elapsed else 0.0
+        if not self.tty:
+            if time.monotonic() - self.last >= self.every:
+                self.last = time.monotonic()
+                total = f"/{p.total}" if p.total else ""
+                sys.stderr.write(f"vidcolor: frame={p.frames}{total} fps={fps:.1f} elapsed={p.elapsed:.0f}s\n")
+                sys.stderr.flush()
+            return
+        if p.frames % 5:
+            return
         if p.total:
             pct = min(1.0, p.frames / p.total)
             eta = (p.total - p.frames) / fps if fps else 0.0
@@ -75,73 +113,68 @@ class _Bar:
         sys.stderr.flush()
 
     def done(self) -> None:
-        if self.enabled:
+        if self.enabled and self.tty:
             sys.stderr.write("\n")
 
 
-@app.command(epilog=EXAMPLES)
+def _os_error(e: OSError) -> str:
+    reason = e.strerror or str(e)
+    if e.errno == errno.ENOSPC:
+        return f"{reason}: no output was written. Free some space or choose another folder with -o"
+    where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+    return f"{reason}{where}: no output was written"
+
+
+@app.command(epilog=EXAMPLES, no_args_is_help=True)
 def colorize(
     src: Path = typer.Argument(..., help="Black-and-white video to colorize (any container FFmpeg reads)."),
     output: Path | None = typer.Option(None, "-o", "--output", help="Output file (.mp4, .mkv or .mov). Default: SRC's name + .color.mp4 beside it."),
     yes: bool = typer.Option(False, "-y", "--yes", help="Overwrite the output if it exists."),
-    no: bool = typer.Option(False, "-n", "--no-overwrite", help="Exit quietly if the output exists."),
+    no: bool = typer.Option(False, "-n", "--no-overwrite", help="Leave an existing output as it is and exit."),
     start: str | None = typer.Option(None, "-ss", "--start", help="Start time: SS[.ms], MM:SS or HH:MM:SS[.ms]."),
     end: str | None = typer.Option(None, "-to", "--end", help="End time (exclusive), same forms as --start."),
     duration: str | None = typer.Option(None, "-t", "--duration", help="Length instead of --end, same forms."),
     preview: bool = typer.Option(False, "--preview", help="Write a side-by-side (gray | colour) clip and a PNG contact sheet for the range (default: 5 s from the middle)."),
     temporal: bool = typer.Option(True, "--temporal/--no-temporal", help="Carry colours from frame to frame (flow-warped smoothing, cut detection). --no-temporal colours each frame alone."),
-    smoothing: float = typer.Option(1.0, "--smoothing", min=0.0, max=1.0, help="Blend with the previous frame's flow-warped colours: 0 off .. 1 strong (the default; the past never fully outweighs a new frame)."),
-    feedback: bool = typer.Option(False, "--feedback/--no-feedback", help="Also give the network the previous frame's warped colours as a hint (off by default: see the README's figures)."),
-    saturation: float | None = typer.Option(None, "--saturation", min=0.0, max=1.0, help="Fix the colour strength for every frame: 0 = cautious (the posterior mean, muted), 1 = vivid (Zhang et al.'s rebalanced decoding, more wrong colours too). Default: chosen per frame from the network's certainty (about 0.4 on average; more colour where it is unsure, where the cautious decoding would wash out)."),
-    temperature: float | None = typer.Option(None, "--temperature", min=0.05, max=1.0, help="Annealed-mean temperature of the decoding (lower = commits to the likeliest colour). Default: the model's (0.7)."),
+    smoothing: float = typer.Option(1.0, "--smoothing", min=0.0, max=1.0, help="How steady colours stay from frame to frame: 0 = each frame's own guess .. 1 = steadiest (the default)."),
+    feedback: bool = typer.Option(False, "--feedback/--no-feedback", help="Also show the network the previous frame's colours (off by default: see the README's figures)."),
+    saturation: float | None = typer.Option(None, "--saturation", min=0.0, max=1.0, help="How vivid the colours are: 0 = muted but rarely wrong .. 1 = vivid, with more wrong colours too. Default: the model's (see the README)."),
+    temperature: float | None = typer.Option(None, "--temperature", min=0.05, max=1.0, help="How firmly each pixel commits to one colour: lower = purer colours, higher = blends of the likely ones. Default: the model's."),
     work_size: int = typer.Option(256, "--work-size", min=64, max=2048, help="Long side, in pixels, of the resolution colour is predicted at."),
     codec: str = typer.Option("libx264", "--codec", help="Video codec: libx264, libx265 or ffv1 (lossless)."),
     crf: int = typer.Option(18, "--crf", min=0, max=51, help="Quality for libx264/libx265 (lower = better, bigger)."),
     preset: str = typer.Option("medium", "--preset", help="x264/x265 speed preset (ultrafast .. veryslow)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     model: Path | None = typer.Option(None, "--model", help="Weights (.safetensors with its .json beside it). Default: the shipped model."),
-    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar, no summary; errors and warnings only."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress, no summary; errors and warnings only."),
+    _show_version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
 ) -> None:
     """Colorize a black-and-white video; the original audio is kept."""
-    from av.error import FFmpegError
 
-    from .pipeline import ColorizeOptions, colorize_video
-    from .temporal import TemporalOptions
-    from .timecode import format_time, parse_time
-    from .video import EncodeOptions
+    from .timecode import format_time
 
+    if yes and no:
+        _fail("give -y (overwrite) or -n (never overwrite), not both")
+    handlers = {s: signal.signal(s, _raise_stopped) for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s}
     try:
-        t_start = parse_time(start, "start") if start is not None else None
-        t_end = parse_time(end, "end") if end is not None else None
-        if duration is not None:
-            if t_end is not None:
-                _fail("give either --end or --duration, not both")
-            t_end = (t_start or 0.0) + parse_time(duration, "duration")
-        dst = output if output is not None else _default_output(src)
-        target = dst
-        if preview:
-            from .pipeline import preview_paths
-            target = preview_paths(dst)[0]
-        if not _confirm_overwrite(target, yes, no):
-            return
-        options = ColorizeOptions(
-            start=t_start, end=t_end, work_size=work_size, temperature=temperature, saturation=saturation, temporal=temporal,
-            temporal_options=TemporalOptions(smoothing=smoothing, feedback=feedback),
-            encode=EncodeOptions(codec=codec, crf=crf, preset=preset), device=device, model=model, preview=preview,
-        )
-        bar = _Bar(not quiet)
-        try:
-            summary = colorize_video(src, dst, options, progress=bar)
-        finally:
-            bar.done()
+        summary = _colorize(src, output, yes, no, start, end, duration, preview, temporal, smoothing, feedback, saturation,
+                            temperature, work_size, codec, crf, preset, device, model, quiet)
     except VidcolorError as e:
         _fail(str(e))
         return
     except KeyboardInterrupt:
         _fail("interrupted: no output was written", code=130)
         return
-    except (OSError, FFmpegError) as e:  # disk full, permissions changing under us, FFmpeg I/O errors
-        _fail(f"{getattr(e, 'strerror', None) or e}: no output was written. Check the output folder and free space")
+    except Stopped as e:
+        _fail(f"stopped by {signal.Signals(e.signum).name}: no output was written", code=128 + e.signum)
+        return
+    except OSError as e:  # disk full, permissions changing under us
+        _fail(_os_error(e))
+        return
+    finally:
+        for s, h in handlers.items():
+            signal.signal(s, h)
+    if summary is None:
         return
     for notice in summary.notices:
         typer.echo(f"vidcolor: warning: {notice}", err=True)
@@ -149,6 +182,43 @@ def colorize(
         extra = f" and {summary.sheet}" if summary.sheet else ""
         typer.echo(f"{summary.frames} frames ({format_time(summary.duration)}) in {summary.elapsed:.1f} s, "
                    f"{summary.fps:.1f} fps -> {summary.output}{extra}", err=True)
+
+
+def _colorize(src, output, yes, no, start, end, duration, preview, temporal, smoothing, feedback, saturation, temperature,
+              work_size, codec, crf, preset, device, model, quiet):
+    """Parse the options into ColorizeOptions and run; None when -n left an existing output alone."""
+    from av.error import FFmpegError
+
+    from .outfile import check_output
+    from .pipeline import ColorizeOptions, colorize_video, preview_paths
+    from .temporal import TemporalOptions
+    from .timecode import parse_time
+    from .video import EncodeOptions
+
+    t_start = parse_time(start, "start") if start is not None else None
+    t_end = parse_time(end, "end") if end is not None else None
+    if duration is not None:
+        if t_end is not None:
+            raise VidcolorError("give either --end or --duration, not both")
+        t_end = (t_start or 0.0) + parse_time(duration, "duration")
+    dst = output if output is not None else _default_output(src)
+    targets = list(preview_paths(dst)) if preview else [dst]
+    for target in targets:  # the input is never a target, whatever -y says
+        check_output(src, target)
+    if not all(_confirm_overwrite(t, yes, no) for t in targets):
+        return None
+    options = ColorizeOptions(
+        start=t_start, end=t_end, work_size=work_size, temperature=temperature, saturation=saturation, temporal=temporal,
+        temporal_options=TemporalOptions(smoothing=smoothing, feedback=feedback),
+        encode=EncodeOptions(codec=codec, crf=crf, preset=preset), device=device, model=model, preview=preview,
+    )
+    progress = _Progress(not quiet)
+    try:
+        return colorize_video(src, dst, options, progress=progress)
+    except FFmpegError as e:
+        raise VidcolorError(f"FFmpeg: {getattr(e, 'strerror', None) or e}: no output was written") from None
+    finally:
+        progress.done()
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Quality and stability figures: PSNR, colourfulness, warp error, CDC.
+"""Quality and stability figures: PSNR, colorfulness, warp error, CDC.
 
 Images are torch tensors (..., 3, H, W) in [0, 1] unless said otherwise.
 """
@@ -16,7 +16,7 @@ def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return 10.0 * torch.log10(1.0 / mse)
 
 
-def colourfulness(rgb: torch.Tensor) -> torch.Tensor:
+def colorfulness(rgb: torch.Tensor) -> torch.Tensor:
     """Hasler & Suesstrunk (2003) M3 on 0..255 RGB: (B, 3, H, W) in [0, 1] -> (B,)."""
     x = rgb.float() * 255.0
     r, g, b = x.unbind(-3)

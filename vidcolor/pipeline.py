@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import os
 import queue
-import tempfile
+import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,17 +31,23 @@ from .color import gray_to_lightness_lut
 from .compose import Composer
 from .errors import VidcolorError
 from .inference import Colorizer
+from .outfile import check_output, create_partial, remove_stale_partials
+from .sheet import SheetSampler
 from .temporal import TemporalOptions, TemporalState
 from .video import (
     DecodeStats,
     EncodeOptions,
     SourceInfo,
     Writer,
+    bit_depth,
     check_encode,
     container_format,
     demux_range,
     describe,
+    ends_mid_packet,
+    field_order,
     open_input,
+    output_pix_fmt,
 )
 
 
@@ -119,18 +126,6 @@ def default_preview_range(info: SourceInfo, start: float | None, end: float | No
     return max(info.start, mid - 2.5), max(info.start, mid - 2.5) + 5.0
 
 
-def check_paths(src: Path, dst: Path) -> None:
-    """Errors that need no decoding: refuse before any work is done."""
-    container_format(dst)
-    if dst.exists() and src.exists() and os.path.samefile(src, dst):
-        raise VidcolorError(f"the output {dst} is the input: choose another name with -o")
-    parent = dst.parent if str(dst.parent) else Path(".")
-    if not parent.is_dir():
-        raise VidcolorError(f"output folder {parent} does not exist: create it or choose another -o")
-    if not os.access(parent, os.W_OK):
-        raise VidcolorError(f"cannot write to {parent}: choose a writable output folder with -o")
-
-
 class _Stage(threading.Thread):
     """A worker thread whose exception is re-raised in the caller by join_checked()."""
 
@@ -166,7 +161,7 @@ def _get(q: queue.Queue, stop: threading.Event, worker: _Stage) -> object:
                 raise VidcolorError("internal error: a pipeline stage stopped without a result") from None
 
 
-def _is_colour(frame: av.VideoFrame) -> bool:
+def _is_color(frame: av.VideoFrame) -> bool:
     """Does the source carry real colour? (mean Lab chroma of a small RGB rendering)"""
     small = frame.reformat(width=64, height=36, format="rgb24").to_ndarray().astype(np.float32) / 255.0
     lab = cv2.cvtColor(small, cv2.COLOR_RGB2Lab)
@@ -180,7 +175,13 @@ def colorize_video(src: Path, dst: Path, options: ColorizeOptions,
                    progress: Callable[[Progress], None] | None = None) -> Summary:
     """Colorize src into dst (or, with options.preview, into dst's preview clip and sheet)."""
     src, dst = Path(src), Path(dst)
-    check_paths(src, dst)
+    if str(src) == "-":
+        raise VidcolorError("reading from standard input (-) is not supported: save the stream to a file and give its name")
+    container_format(dst)
+    check_output(src, dst)
+    if options.preview:
+        for path in preview_paths(dst):
+            check_output(src, path)
     check_encode(options.encode)
     if options.start is not None and options.end is not None and options.end <= options.start:
         raise VidcolorError(f"the end ({options.end:g} s) is not after the start ({options.start:g} s): give an end later than the start")
@@ -209,20 +210,32 @@ def colorize_video(src: Path, dst: Path, options: ColorizeOptions,
 def _run(container, info: SourceInfo, src: Path, dst: Path, sheet: Path | None, start, end,
          options: ColorizeOptions, colorizer: Colorizer, progress) -> Summary:
     fmt = container_format(dst)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.stem}.", suffix=".partial" + dst.suffix, dir=dst.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp_name, 0o666 & ~umask)  # mkstemp makes it private; the output is an ordinary file
-    job = _Job(container, info, src, Path(tmp_name), fmt, (start, end), options, colorizer, sheet, progress)
+    stale = remove_stale_partials(dst)
+    job = _Job(container, info, src, create_partial(dst), fmt, (start, end), options, colorizer, sheet, progress)
     try:
         summary = job.run()
         os.replace(job.tmp, dst)
         summary.output = dst
+        summary.notices[:0] = stale
         return summary
     except BaseException:
-        job.abort()
+        with _signals_ignored():  # a second Ctrl-C must not interrupt the cleanup itself
+            job.abort()
         raise
+
+
+@contextmanager
+def _signals_ignored() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    names = [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+    old = {s: signal.signal(s, signal.SIG_IGN) for s in names}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
 
 
 class _Job:
@@ -242,7 +255,9 @@ class _Job:
         self.decoder = _Stage(self._decode, "vidcolor-decode")
         self.encoder: _Stage | None = None
         self.writer: Writer | None = None
-        self.shots: list[tuple[np.ndarray, np.ndarray]] = []  # contact-sheet renderings (previews only)
+        self.shots = SheetSampler(options.sheet_frames) if sheet is not None else None  # previews only
+        # The source's luma at its own depth, for an output deeper than 8 bits (FFV1 keeps the source's).
+        self.deep = bit_depth(output_pix_fmt(info, options.encode.codec)) > 8
 
     def _decode(self) -> None:
         """Decoder thread: video frames with their full-res gray, other packets as they come."""
@@ -251,7 +266,8 @@ class _Job:
             if self.stop.is_set():
                 return
             if isinstance(item, av.VideoFrame):
-                item = (item, item.to_ndarray(format="gray"))
+                deep = item.to_ndarray(format="gray16le") if self.deep else None
+                item = (item, item.to_ndarray(format="gray"), deep)
             t = self.times.add("decode", t)
             _put(self.frames_q, item, self.stop)
             t = time.perf_counter()
@@ -261,18 +277,18 @@ class _Job:
         """On the first frame: rotation, colour check, the writer and the encoder thread."""
         opt, info = self.options, self.info
         self.rotation = int(frame.rotation or 0) % 360
-        if _is_colour(frame):
+        if _is_color(frame):
             self.notices.append(f"{self.src.name} already has colour: colorizing from its luminance only (its colours are replaced)")
         # A range starts the output at its first frame; a whole file keeps its own
         # timestamps, moved to 0 only when the container starts late (MPEG-TS).
         offset = frame.time if self.start is not None else max(0.0, (self.container.start_time or 0) / av.time_base)
         self.writer = Writer(self.tmp, self.fmt, self.container, info, opt.encode, self.rotation, offset, self.notices,
-                             width=info.width * (2 if opt.preview else 1))
+                             width=info.width * (2 if opt.preview else 1), field_order=field_order(self.container, frame))
         composer = Composer(info.width, info.height, self.writer.pix_fmt, side_by_side=opt.preview)
         self.state = TemporalState(opt.temporal_options, gray_to_lightness_lut(), enabled=opt.temporal)
         self.wsize = working_size(info.width, info.height, opt.work_size)
         self.encoder = _Stage(lambda: _encode_loop(self.encode_q, self.writer, composer, self.stop, self.shots,
-                                                   self.sheet, self.times), "vidcolor-encode")
+                                                   self.times), "vidcolor-encode")
         self.encoder.start()
         self.first_time = frame.time
         for p in pending:  # a range drops what comes before its first frame
@@ -292,11 +308,11 @@ class _Job:
                 else:
                     _put(self.encode_q, item, self.stop)
                 continue
-            frame, gray = item
+            frame, gray, deep = item
             if self.writer is None:
                 self._open_output(frame, pending)
             ab = _colorize_frame(gray, self.rotation, self.wsize, self.state, self.colorizer, self.times)
-            _put(self.encode_q, (frame.pts, gray, ab), self.stop)
+            _put(self.encode_q, (frame.pts, gray, ab, deep), self.stop)
             frames, last_time = frames + 1, frame.time
             if self.encoder.error is not None:
                 raise self.encoder.error
@@ -305,6 +321,7 @@ class _Job:
         if self.writer is None:
             raise _no_frames_error(self.src, self.info, self.start, self.end, self.stats)
         self._finish()
+        self._check_shortfall(last_time)
         duration = last_time - self.first_time + float(1 / self.info.rate)
         return Summary(self.tmp, frames, duration, time.perf_counter() - t0, self.notices, self.sheet,
                        self.stats.corrupt_packets, self.times)
@@ -315,11 +332,28 @@ class _Job:
         if self.encoder.error is not None:
             raise self.encoder.error
         self.decoder.join(timeout=5)
-        if self.sheet is not None:
-            _write_sheet(self.shots, self.sheet, self.options.sheet_frames)
+        if self.shots is not None:
+            self.shots.write(self.sheet)
         if self.stats.corrupt_packets:
             self.notices.append(f"{self.stats.corrupt_packets} damaged packet(s) could not be decoded: "
                                 "those frames are missing from the output")
+
+    def _check_shortfall(self, last_time: float) -> None:
+        """A file cut short (an interrupted copy or download) still decodes: say how much is missing."""
+        info = self.info
+        if ends_mid_packet(self.container, self.src):
+            self.notices.append(f"{self.src.name} ends in the middle of a packet: it looks truncated (cut short while "
+                                "copying or downloading), and the output holds what decodes")
+            return
+        if not info.duration:
+            return
+        declared_end = info.start + info.duration if self.end is None else min(self.end, info.start + info.duration)
+        decoded_end = last_time + float(1 / info.rate)
+        missing = declared_end - decoded_end
+        if missing > max(0.5, 3 / float(info.rate)):
+            self.notices.append(f"{self.src.name} ends early: its frames stop at {decoded_end - info.start:.2f} s of the "
+                                f"{declared_end - info.start:.2f} s it declares ({missing:.2f} s missing); it may be "
+                                "truncated, and the output holds what decodes")
 
     def abort(self) -> None:
         """Stop every stage and delete the temporary output; the input was only ever read."""
@@ -372,7 +406,7 @@ def _colorize_frame(gray: np.ndarray, rotation: int, wsize: tuple[int, int], sta
 
 
 def _encode_loop(q: queue.Queue, writer: Writer, composer: Composer, stop: threading.Event,
-                 shots: list, sheet: Path | None, times: StageTimes) -> None:
+                 shots: SheetSampler | None, times: StageTimes) -> None:
     while not stop.is_set():
         try:
             item = q.get(timeout=0.1)
@@ -384,26 +418,12 @@ def _encode_loop(q: queue.Queue, writer: Writer, composer: Composer, stop: threa
         if isinstance(item, av.Packet):
             writer.write_packet(item)
             continue
-        pts, gray, ab = item
+        pts, gray, ab, deep = item
         t = time.perf_counter()
-        frame = composer.frame(gray, ab)
+        frame = composer.frame(gray, ab, deep)
         frame.pts = pts
         t = times.add("compose", t)
         writer.write_frame(frame)
         times.add("encode", t)
-        if sheet is not None:
-            shots.append((composer.rgb(gray, np.zeros_like(ab), 240), composer.rgb(gray, ab, 240)))
-
-
-def _write_sheet(shots: list[tuple[np.ndarray, np.ndarray]], path: Path, n: int) -> None:
-    """Contact sheet: n evenly spaced frames, gray row above, colour row below."""
-    if not shots:
-        return
-    idx = np.linspace(0, len(shots) - 1, min(n, len(shots))).round().astype(int)
-    top = np.hstack([shots[i][0] for i in idx])
-    bottom = np.hstack([shots[i][1] for i in idx])
-    img = cv2.cvtColor(np.vstack((top, bottom)), cv2.COLOR_RGB2BGR)
-    tmp = path.with_name("." + path.name + ".partial.png")
-    if not cv2.imwrite(str(tmp), img):
-        raise VidcolorError(f"cannot write the contact sheet {path}")
-    os.replace(tmp, path)
+        if shots is not None:
+            shots.add((composer.rgb(gray, np.zeros_like(ab), 240), composer.rgb(gray, ab, 240)) if shots.wants() else None)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -18,6 +19,14 @@ import av.error
 from .errors import VidcolorError
 
 CONTAINERS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov"}
+# Codecs that can be copied into mp4/mov as they are. FFmpeg lists more as "supported" (PCM in mp4, say),
+# but writing them fails ("Invalid argument") or gives files players refuse; the rest is transcoded to AAC.
+COPYABLE = {
+    "mp4": {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac", "mov_text"},
+    "mov": {"aac", "mp3", "ac3", "eac3", "alac", "pcm_s16le", "pcm_s16be", "pcm_s24le", "pcm_s32le", "pcm_f32le", "mov_text"},
+}
+# AVFieldOrder values (libavcodec/defs.h).
+PROGRESSIVE, TOP_FIRST, BOTTOM_FIRST = 1, 2, 3
 CODECS = {"libx264": "H.264", "libx265": "H.265/HEVC", "ffv1": "FFV1 (lossless)"}
 
 
@@ -70,7 +79,9 @@ def _kinds(path: Path) -> str:
 def describe(container: av.container.InputContainer) -> SourceInfo:
     v = container.streams.video[0]
     tb = v.time_base or Fraction(1, 90000)
-    rate = v.average_rate or v.guessed_rate or v.base_rate or Fraction(25)
+    rate = v.average_rate
+    if not rate or rate > 1000:  # raw DV reports its time base (60000) as the average rate
+        rate = v.guessed_rate or v.base_rate or Fraction(25)
     start = float(v.start_time * tb) if v.start_time is not None else 0.0
     if v.duration:
         duration = float(v.duration * tb)
@@ -220,9 +231,44 @@ def check_codec(codec: str) -> None:
         raise VidcolorError(f"this FFmpeg build has no {codec} encoder: use --codec libx264")
 
 
-def output_pix_fmt(info: SourceInfo) -> str:
-    """4:2:0 as players expect; 4:4:4 for odd sizes, which 4:2:0 encoders refuse."""
+# Planar Y'CbCr formats FFV1 keeps as they are (chroma format and bit depth of the source).
+FFV1_KEEPS = {"yuv420p", "yuv422p", "yuv444p", "yuv420p10le", "yuv422p10le", "yuv444p10le", "yuv420p12le",
+              "yuv422p12le", "yuv444p12le", "yuv420p16le", "yuv422p16le", "yuv444p16le"}
+_FULL_RANGE = {"yuvj420p": "yuv420p", "yuvj422p": "yuv422p", "yuvj444p": "yuv444p"}
+
+
+def output_pix_fmt(info: SourceInfo, codec: str = "libx264") -> str:
+    """FFV1 (lossless): the source's own chroma format and bit depth. Otherwise 4:2:0 as players expect,
+    4:4:4 for odd sizes, which 4:2:0 encoders refuse."""
+    own = _FULL_RANGE.get(info.pix_fmt, info.pix_fmt)
+    even = info.width % 2 == 0 and (info.height % 2 == 0 or "420" not in own)
+    if codec == "ffv1" and own in FFV1_KEEPS and (even or "444" in own):
+        return own
     return "yuv444p" if info.width % 2 or info.height % 2 else "yuv420p"
+
+
+def ends_mid_packet(container: av.container.InputContainer, path: Path) -> bool:
+    """An MPEG transport stream is a run of fixed-size packets (188 bytes; 192 in .m2ts); one that ends
+    inside a packet was cut short. (Its duration cannot tell: it is estimated from the last timestamp.)"""
+    if container.format.name != "mpegts":
+        return False
+    size = path.stat().st_size
+    return size % 188 != 0 and size % 192 != 0
+
+
+def field_order(container: av.container.InputContainer, first: av.VideoFrame) -> int:
+    """The source's field order: as its stream says, else from its first frame (DV, which is always
+    bottom field first, often says nothing); PROGRESSIVE when the frames are not interlaced."""
+    v = container.streams.video[0].codec_context
+    if v.field_order in (TOP_FIRST, BOTTOM_FIRST, 4, 5):
+        return TOP_FIRST if v.field_order in (TOP_FIRST, 4) else BOTTOM_FIRST
+    if not first.interlaced_frame:
+        return PROGRESSIVE
+    return BOTTOM_FIRST if v.name == "dvvideo" else TOP_FIRST
+
+
+def bit_depth(pix_fmt: str) -> int:
+    return 16 if pix_fmt.endswith("16le") else 12 if pix_fmt.endswith("12le") else 10 if pix_fmt.endswith("10le") else 8
 
 
 _LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
@@ -240,12 +286,14 @@ class Writer:
     """
 
     def __init__(self, path: Path, fmt: str, source: av.container.InputContainer, info: SourceInfo,
-                 options: EncodeOptions, rotation: int, offset: float, notices: list[str], width: int | None = None):
+                 options: EncodeOptions, rotation: int, offset: float, notices: list[str], width: int | None = None,
+                 field_order: int = PROGRESSIVE):
         self.out = av.open(str(path), mode="w", format=fmt)
+        self.fmt = fmt
         self.offset = offset
         self.info = info
         self.out.metadata.update({k: v for k, v in source.metadata.items() if k.lower() not in _SKIP_METADATA})
-        self.video = self._add_video(source.streams.video[0], info, options, rotation, width or info.width)
+        self.video = self._add_video(source.streams.video[0], info, options, rotation, width or info.width, field_order)
         self.pix_fmt = self.video.pix_fmt
         self.copies: dict[int, av.stream.Stream] = {}
         self.transcodes: dict[int, tuple[av.stream.Stream, av.stream.Stream, av.AudioResampler]] = {}
@@ -254,16 +302,25 @@ class Writer:
                 self._add_passthrough(stream, notices)
 
     def _add_video(self, src: av.video.stream.VideoStream, info: SourceInfo, options: EncodeOptions, rotation: int,
-                   width: int):
+                   width: int, field_order: int):
         v = self.out.add_stream(options.codec, rate=info.rate)
         v.width, v.height = width, info.height
-        v.pix_fmt = output_pix_fmt(info)
+        v.pix_fmt = output_pix_fmt(info, options.codec)
         v.time_base = info.time_base
         v.codec_context.time_base = info.time_base
+        # Anamorphic sources (PAL/NTSC DV, DVD, MPEG-2: SAR 64:45, 16:15, 8:9 ...) display at their own aspect.
+        sar = src.codec_context.sample_aspect_ratio or src.sample_aspect_ratio
+        if sar and sar.numerator > 0:
+            v.codec_context.sample_aspect_ratio = sar
+        interlaced = field_order in (TOP_FIRST, BOTTOM_FIRST)
+        if interlaced:
+            v.codec_context.field_order = field_order
         if options.codec in ("libx264", "libx265"):
             v.options = {"crf": str(options.crf), "preset": options.preset}
             if options.codec == "libx265":
                 v.options["x265-params"] = "log-level=error"
+            elif interlaced:  # field-coded like the source, so deinterlacing players treat it alike
+                v.options["x264-params"] = "bff=1" if field_order == BOTTOM_FIRST else "tff=1"
         # What compose.py writes: limited-range BT.709 Y'CbCr.
         cc = v.codec_context
         cc.color_range, cc.colorspace, cc.color_primaries, cc.color_trc = 1, 1, 1, 1
@@ -275,7 +332,7 @@ class Writer:
 
     def _add_passthrough(self, stream: av.stream.Stream, notices: list[str]) -> None:
         name = stream.codec_context.name
-        if name in self.out.supported_codecs:
+        if name in COPYABLE.get(self.fmt, self.out.supported_codecs):
             self.copies[stream.index] = self.out.add_stream_from_template(stream)
         elif stream.type == "audio":
             rate = stream.codec_context.sample_rate or 48000
@@ -294,9 +351,24 @@ class Writer:
         """frame: composed output picture whose pts is still the source's."""
         frame.pts = frame.pts - round(self.offset / self.info.time_base)
         frame.time_base = self.info.time_base
-        self.out.mux(self.video.encode(frame))
+        with self._stage(f"encoding the video ({self.video.codec_context.name}, {self.video.pix_fmt})"):
+            self.out.mux(self.video.encode(frame))
+
+    @contextmanager
+    def _stage(self, what: str) -> Iterator[None]:
+        """FFmpeg errors while writing become one line naming the stage and the stream, with FFmpeg's reason."""
+        try:
+            yield
+        except av.error.FFmpegError as e:
+            raise VidcolorError(f"{what} into the .{self.fmt.replace('matroska', 'mkv')} output failed ({_reason(e)}): "
+                                "no output was written. Try another container (-o NAME.mkv) or --codec") from None
 
     def write_packet(self, packet: av.Packet) -> None:
+        stream = packet.stream
+        with self._stage(f"writing {stream.type} stream {stream.index} ({stream.codec_context.name})"):
+            self._write_packet(packet)
+
+    def _write_packet(self, packet: av.Packet) -> None:
         idx = packet.stream.index
         if idx in self.copies:
             out_stream = self.copies[idx]
@@ -318,10 +390,11 @@ class Writer:
                     self.out.mux(enc.encode(g))
 
     def close(self) -> None:
-        self.out.mux(self.video.encode())
-        for _, enc, _ in self.transcodes.values():
-            self.out.mux(enc.encode())
-        self.out.close()
+        with self._stage("finishing the file"):
+            self.out.mux(self.video.encode())
+            for _, enc, _ in self.transcodes.values():
+                self.out.mux(enc.encode())
+            self.out.close()
 
     def abort(self) -> None:
         try:

@@ -2,7 +2,7 @@
 
 For a colour clip: colorize it (the tool uses its luminance only) with and
 without temporal consistency, into lossless FFV1 files, decode them, and
-measure against the clip's own colours: PSNR, colourfulness, warp error (Lai
+measure against the clip's own colours: PSNR, colorfulness, warp error (Lai
 et al. 2018, flow computed on the ground truth) and CDC (Liu et al.). The
 ground truth's own warp error and CDC are the target.
 """
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..flow import consistent, make_dis, warp
-from ..metrics import cdc, chroma_cdc, colourfulness, psnr, warp_error
+from ..metrics import cdc, chroma_cdc, colorfulness, psnr, warp_error
 from ..pipeline import ColorizeOptions, colorize_video
 from ..video import EncodeOptions
 
@@ -33,7 +33,7 @@ def read_rgb_frames(path: Path) -> list[np.ndarray]:
 @dataclass
 class ClipFigures:
     psnr: float
-    colourfulness: float
+    colorfulness: float
     warp_error: float
     cdc: float
     chroma_warp_error: float  # the same warp error on Lab ab only (units^2): flicker without the luma floor
@@ -45,7 +45,7 @@ def _ab(frame: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(frame.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)[..., 1:]
 
 
-def without_colour(frame: np.ndarray) -> np.ndarray:
+def without_color(frame: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 RGB -> the same lightness with zero chroma: the luma floor of
     warp error and CDC (what remains when colour is perfectly still: none at all)."""
     lab = cv2.cvtColor(frame.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
@@ -68,7 +68,7 @@ def gt_flows(frames: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
 def figures(frames: list[np.ndarray], gt: list[np.ndarray], flows: list[tuple[np.ndarray, np.ndarray]]) -> ClipFigures:
     to_t = lambda f: torch.from_numpy(f).permute(2, 0, 1)[None].float() / 255.0  # noqa: E731
     p = float(np.mean([psnr(to_t(a), to_t(b)).item() for a, b in zip(frames, gt, strict=True)]))
-    c = float(np.mean([colourfulness(to_t(a)).item() for a in frames]))
+    c = float(np.mean([colorfulness(to_t(a)).item() for a in frames]))
     errs, ab_errs = [], []
     for t, (flow, mask) in enumerate(flows):
         nxt = warp(frames[t + 1].astype(np.float32) / 255.0, flow)
@@ -113,17 +113,17 @@ def evaluate_clip(clip: Path, options: ColorizeOptions) -> dict:
         "temporal": figures(temporal, gt, flows).__dict__,
         "single": figures(single, gt, flows).__dict__,
         "truth": figures(gt, gt, flows).__dict__,
-        "gray": figures([without_colour(f) for f in gt], gt, flows).__dict__,
+        "gray": figures([without_color(f) for f in gt], gt, flows).__dict__,
         "cuts": cuts,
-        "colourfulness_first_last_second": _first_last_colour(temporal, clip),
+        "colorfulness_first_last_second": _first_last_color(temporal, clip),
     }
 
 
-def _first_last_colour(frames: list[np.ndarray], clip: Path) -> tuple[float, float]:
+def _first_last_color(frames: list[np.ndarray], clip: Path) -> tuple[float, float]:
     with av.open(str(clip)) as c:
         rate = float(c.streams.video[0].average_rate or 25)
     n = max(1, int(round(rate)))
     to_t = lambda f: torch.from_numpy(f).permute(2, 0, 1)[None].float() / 255.0  # noqa: E731
-    first = float(np.mean([colourfulness(to_t(f)).item() for f in frames[:n]]))
-    last = float(np.mean([colourfulness(to_t(f)).item() for f in frames[-n:]]))
+    first = float(np.mean([colorfulness(to_t(f)).item() for f in frames[:n]]))
+    last = float(np.mean([colorfulness(to_t(f)).item() for f in frames[-n:]]))
     return first, last

@@ -2,7 +2,7 @@
 
 Protocol: 256x256 centre crops of the held-out split; PSNR (RGB,
 mean over images) of the gray input and of the colorization; mean
-colourfulness of the colorization and of the ground truth; PSNR when the model
+colorfulness of the colorization and of the ground truth; PSNR when the model
 is given a degraded ground-truth hint (chroma shifted up to 4 px, 30 % holes).
 
 The network runs once per batch (gray input, hinted input); every decoding
@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from ..color import gray_rgb, join_lab, rgb_to_lab
 from ..decoding import DecodeConfig
-from ..metrics import colourfulness, psnr
+from ..metrics import colorfulness, psnr
 from ..model import ColorNet
 from ..precision import autocast, compute_dtype
 from .augment import hole_mask
@@ -63,7 +63,7 @@ def sweep_decodings(
     model: ColorNet, images: torch.Tensor, decodings: Sequence[DecodeConfig], batch: int = 16, seed: int = 0
 ) -> list[dict[str, float]]:
     """images (N, 3, H, W) in [0, 1], H and W multiples of 4 -> mean figures over the images, one dict
-    per decoding (psnr_cls, colour_cls and psnr_hint differ; gray, regression and truth figures are shared)."""
+    per decoding (psnr_cls, color_cls and psnr_hint differ; gray, regression and truth figures are shared)."""
     model.eval()
     g = torch.Generator().manual_seed(seed)
     sums: list[dict[str, float]] = [{} for _ in decodings]
@@ -75,11 +75,11 @@ def sweep_decodings(
         hint_logits, _ = run_network(model, join_lab(L, shifted_hint(lab[:, 1:], g)))
         reg = to_rgb(reg_ab, L)
         shared = {"psnr_gray": psnr(gray_rgb(L), gt), "psnr_reg": psnr(reg, gt),
-                  "colour_reg": colourfulness(reg), "colour_gt": colourfulness(gt)}
+                  "color_reg": colorfulness(reg), "color_gt": colorfulness(gt)}
         for acc, dec in zip(sums, decodings, strict=True):
             cls = to_rgb(model.colors(logits, dec)[0], L)
             hinted = to_rgb(model.colors(hint_logits, dec)[0], L)
-            out = {**shared, "psnr_cls": psnr(cls, gt), "colour_cls": colourfulness(cls), "psnr_hint": psnr(hinted, gt)}
+            out = {**shared, "psnr_cls": psnr(cls, gt), "color_cls": colorfulness(cls), "psnr_hint": psnr(hinted, gt)}
             for k, v in out.items():
                 acc[k] = acc.get(k, 0.0) + float(v.sum())
     return [{k: v / len(images) for k, v in acc.items()} for acc in sums]

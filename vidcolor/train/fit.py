@@ -97,7 +97,7 @@ def nearest_bins(ab: torch.Tensor, bins: torch.Tensor, k: int) -> tuple[torch.Te
     return torch.topk(d2, k, dim=-1, largest=False)
 
 
-def colour_loss(
+def color_loss(
     logits: torch.Tensor, reg: torch.Tensor, ab: torch.Tensor, bins: torch.Tensor, weights: torch.Tensor, cfg: TrainConfig
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """logits (B, Q, h, w), reg (B, 2, h, w), target ab (B, 2, h, w) at the output size."""
@@ -242,7 +242,7 @@ class Trainer:
             with torch.set_grad_enabled(not self.frozen()):
                 feats = self.model.encode(x)
             logits, reg = self.model.head(feats)
-        loss, parts = colour_loss(logits.cpu(), reg.cpu(), ab4, self.model.colors.bins.cpu(), self.weights, c)
+        loss, parts = color_loss(logits.cpu(), reg.cpu(), ab4, self.model.colors.bins.cpu(), self.weights, c)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
