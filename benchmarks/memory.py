@@ -16,40 +16,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from fractions import Fraction
 from pathlib import Path
 
-import av
-import cv2
-import numpy as np
-from skimage import data
+from synthetic import pan_clip
 
 W, H, RATE = 640, 360, 24
-
-
-def make_clip(path: Path, seconds: int) -> Path:
-    photo = cv2.resize(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY), (2 * W, 2 * W))
-    period = 10 * RATE  # the pattern repeats every 10 s
-    with av.open(str(path), "w") as c:
-        v = c.add_stream("libx264", rate=RATE, options={"preset": "ultrafast", "crf": "23"})
-        v.width, v.height, v.pix_fmt = W, H, "yuv420p"
-        a = c.add_stream("aac", rate=22050, layout="mono")
-        for i in range(seconds * RATE):
-            u = (i % period) / period
-            x = int(W * (1 - abs(2 * u - 1)))
-            crop = np.ascontiguousarray(photo[H // 2 : H // 2 + H, x : x + W])
-            f = av.VideoFrame.from_ndarray(crop, format="gray").reformat(format="yuv420p")
-            f.pts, f.time_base = i, Fraction(1, RATE)
-            c.mux(v.encode(f))
-        c.mux(v.encode())
-        t = np.arange(seconds * 22050) / 22050
-        tone = (0.1 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)
-        for i in range(0, len(tone), 1024):
-            af = av.AudioFrame.from_ndarray(tone[i : i + 1024][None], format="fltp", layout="mono")
-            af.sample_rate, af.pts = 22050, i
-            c.mux(a.encode(af))
-        c.mux(a.encode())
-    return path
 
 
 def peak_rss_mb(clip: Path, out: Path) -> tuple[float, float]:
@@ -71,7 +42,8 @@ def main() -> None:
         folder = Path(tmp)
         results = {}
         for seconds in (args.short, args.long):
-            clip = make_clip(folder / f"clip{seconds}.mp4", seconds)
+            clip = pan_clip(folder / f"clip{seconds}.mp4", W, H, seconds * RATE, RATE, bounce=10 * RATE, audio=True,
+                            preset="ultrafast", crf=23)
             rss, wall = peak_rss_mb(clip, folder / "out.mp4")
             results[seconds] = rss
             print(f"{seconds:5d} s clip ({seconds * RATE} frames): peak RSS {rss:7.1f} MB, {wall:6.1f} s")

@@ -29,35 +29,16 @@ import sys
 import tempfile
 import time
 from dataclasses import replace
-from fractions import Fraction
 from pathlib import Path
 
 import av
-import cv2
-import numpy as np
 import torch
-from skimage import data
+from synthetic import pan_clip
 
 from vidcolor.inference import Colorizer
 from vidcolor.pipeline import ColorizeOptions, colorize_video, working_size
 from vidcolor.precision import compute_dtype
 from vidcolor.video import EncodeOptions
-
-
-def make_clip(path: Path, width: int, height: int, frames: int, rate: int = 24) -> Path:
-    photo = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY)
-    photo = cv2.resize(photo, (2 * width, 2 * width))
-    with av.open(str(path), "w") as c:
-        v = c.add_stream("libx264", rate=rate, options={"crf": "18", "preset": "veryfast"})
-        v.width, v.height, v.pix_fmt = width, height, "yuv420p"
-        for i in range(frames):
-            x = int(i * width / frames)
-            crop = np.ascontiguousarray(photo[height // 2 : height // 2 + height, x : x + width])
-            f = av.VideoFrame.from_ndarray(crop, format="gray").reformat(format="yuv420p")
-            f.pts, f.time_base = i, Fraction(1, rate)
-            c.mux(v.encode(f))
-        c.mux(v.encode())
-    return path
 
 
 def plain_transcode(src: Path, dst: Path, enc: EncodeOptions) -> float:
@@ -145,7 +126,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for w, h in ((640, 360), (1280, 720)):
-            clip = make_clip(folder / f"clip{h}.mp4", w, h, args.frames)
+            clip = pan_clip(folder / f"clip{h}.mp4", w, h, args.frames)
             fps, floor, stages = measure(clip, folder)
             print(f"{w}x{h}: vidcolor {fps:5.1f} fps | plain transcode {floor:5.1f} fps | ratio {fps / floor:.2f}")
             print("   per frame: " + "  ".join(f"{k} {v:5.1f} ms" for k, v in stages.items()))

@@ -38,12 +38,12 @@ class TrainConfig:
     run_dir: str = "runs/mnv2"
     cache_dir: str = "runs/cache"
     model: ModelConfig = field(default_factory=ModelConfig)
-    steps: int = 12000
+    steps: int = 2500
     batch: int = 16
     crop: int = 192  # a multiple of ColorNet.multiple
     lr: float = 1e-3
     encoder_lr_scale: float = 0.1  # stage 2: the pretrained encoder learns at lr x this
-    freeze_encoder_steps: int = 1500  # stage 1: the encoder stays as pretrained while the decoder learns
+    freeze_encoder_steps: int = 800  # stage 1: the encoder stays as pretrained while the decoder learns
     weight_decay: float = 1e-4
     warmup: int = 300
     ema: float = 0.999
