@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -39,9 +39,7 @@ class SourceInfo:
     start: float  # seconds: time of the stream's first frame
     duration: float  # seconds, 0 when the container does not say
     frames: int  # from the container, or estimated; 0 when unknown
-    codec: str
     pix_fmt: str
-    audio: tuple[str, ...] = field(default=())  # codec names of the audio streams
 
 
 def open_input(path: Path) -> av.container.InputContainer:
@@ -98,9 +96,7 @@ def describe(container: av.container.InputContainer) -> SourceInfo:
         start=start,
         duration=duration,
         frames=frames,
-        codec=v.codec_context.name,
         pix_fmt=v.codec_context.pix_fmt or "unknown",
-        audio=tuple(a.codec_context.name for a in container.streams.audio),
     )
 
 
