@@ -20,9 +20,9 @@ import av
 import numpy as np
 import torch
 
-from vidcolor.metrics import colorfulness
 from vidcolor.pipeline import ColorizeOptions, colorize_video
 from vidcolor.train.clipeval import read_rgb_frames
+from vidcolor.train.metrics import colorfulness
 from vidcolor.video import EncodeOptions
 
 DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos" / "dev01_juggling_park.mp4"

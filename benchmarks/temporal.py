@@ -1,4 +1,4 @@
-"""Issue 4's figures: temporal mode vs --no-temporal vs the ground truth on colour clips.
+"""Temporal figures: the default (temporal) mode vs --no-temporal vs the ground truth on colour clips.
 
     python benchmarks/temporal.py                        # every clip of ../shared/data/videos
     python benchmarks/temporal.py CLIP [CLIP ...] --smoothing 0.5 --json out.json

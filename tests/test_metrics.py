@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vidcolor.metrics import cdc, chroma_cdc, colorfulness, psnr, warp_error
+from vidcolor.train.metrics import cdc, chroma_cdc, colorfulness, psnr, warp_error
 
 
 def test_psnr():

@@ -1,4 +1,4 @@
-"""Temporal evaluation of the real tool on colour clips (issue 4's figures).
+"""Temporal evaluation of the real tool on colour clips (benchmarks/temporal.py).
 
 For a colour clip: colorize it (the tool uses its luminance only) with and
 without temporal consistency, into lossless FFV1 files, decode them, and
@@ -20,9 +20,9 @@ import numpy as np
 import torch
 
 from ..flow import consistent, make_dis, warp
-from ..metrics import cdc, chroma_cdc, colorfulness, psnr, warp_error
 from ..pipeline import ColorizeOptions, colorize_video
 from ..video import EncodeOptions
+from .metrics import cdc, chroma_cdc, colorfulness, psnr, warp_error
 
 
 def read_rgb_frames(path: Path) -> list[np.ndarray]:

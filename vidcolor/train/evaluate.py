@@ -20,10 +20,10 @@ import torch.nn.functional as F
 
 from ..color import gray_rgb, join_lab, rgb_to_lab
 from ..decoding import DecodeConfig
-from ..metrics import colorfulness, psnr
 from ..model import ColorNet
 from ..precision import autocast, compute_dtype
 from .augment import hole_mask
+from .metrics import colorfulness, psnr
 
 
 def label(dec: DecodeConfig) -> str:

@@ -60,7 +60,7 @@ def cdc(frames: list[np.ndarray], gaps: tuple[int, ...] = (1, 2, 4)) -> float:
     """Colour distribution consistency (Liu et al.): JS divergence of per-channel
     256-bin histograms between frames i and i+d, averaged over i and d in `gaps`.
 
-    frames: list of (H, W, C) uint8 (RGB for the issue's figure; see chroma_cdc).
+    frames: list of (H, W, C) uint8 (RGB for the README's figure; see chroma_cdc).
     """
     hists = [_histograms(f) for f in frames]
     per_gap = []
