@@ -100,7 +100,10 @@ def tiny_model(tmp_path_factory) -> Path:
     """An untrained, tiny network saved like the shipped one (safetensors + json)."""
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    save_model(ColorNet(TINY).eval(), path)
+    net = ColorNet(TINY).eval()
+    with torch.no_grad():  # untrained logits are near-flat; sharpen them so colours follow the picture
+        net.logits.weight.mul_(40.0)
+    save_model(net, path)
     return path
 
 
