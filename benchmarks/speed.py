@@ -24,10 +24,13 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import statistics
 import sys
 import tempfile
 import time
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the vidcolor command sets it (cli.OPENMP_ENV), before torch
 from dataclasses import replace
 from pathlib import Path
 
@@ -65,14 +68,14 @@ def model_forward_ms(paths: list[Path | None], fp32: bool = False, repeats: int 
     if fp32:
         cols = [replace(c, model=c.model.float(), dtype=torch.float32) for c in cols]
     w, h = working_size(640, 360, ColorizeOptions().work_size)
-    x = torch.rand(1, 3, h, w).contiguous(memory_format=torch.channels_last)
+    x = torch.rand(1, 3, h, w)
     times: list[list[float]] = [[] for _ in cols]
     with torch.inference_mode():
         for i in range(repeats + 5):
             for col, ts in zip(cols, times, strict=True):
                 with torch.autocast("cpu", dtype=col.dtype, enabled=col.dtype != torch.float32):
                     t = time.perf_counter()
-                    col.model.colorize_ab(x.to(col.dtype), col.decode)
+                    col.model.colorize_ab(x.to(col.dtype).contiguous(memory_format=col.memory_format(col.dtype)), col.decode)
                     if i >= 5:
                         ts.append(time.perf_counter() - t)
     return [1000 * statistics.median(ts) for ts in times]

@@ -42,3 +42,21 @@ def test_the_runtime_never_imports_training_code(gray_clip, tiny_model, tmp_path
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_the_command_makes_openmp_wait_passively_unless_the_user_chose(monkeypatch):
+    import pytest
+
+    from vidcolor import cli
+
+    monkeypatch.setattr(sys, "argv", ["vidcolor", "--version"])
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    with pytest.raises(SystemExit):
+        cli.main()
+    import os
+
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"  # spinning threads collapse speed on a busy machine
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    with pytest.raises(SystemExit):
+        cli.main()
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"

@@ -7,6 +7,7 @@ SIGTERM and SIGHUP stop the run cleanly (no partial file) and exit 130, 143, 129
 from __future__ import annotations
 
 import errno
+import os
 import signal
 import sys
 import time
@@ -221,5 +222,15 @@ def _colorize(src, output, yes, no, start, end, duration, preview, temporal, smo
         progress.done()
 
 
+# OpenMP threads that spin while they wait hold a core each; when another process wants the cores too,
+# a parallel region then waits for whichever of its threads is descheduled, and vidcolor slowed 4x where a
+# plain transcode slowed 1.3x beside one busy process. Passive waiting fixes that (0.97x against the
+# transcode's 1.46x; benchmarks/speed.py --busy 1). It must be set before torch loads OpenMP, so here, in
+# the entry point, before the pipeline (and torch) is imported; a user's own setting wins.
+OPENMP_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
 def main() -> None:
+    for key, value in OPENMP_ENV.items():
+        os.environ.setdefault(key, value)
     app()
