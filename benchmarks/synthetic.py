@@ -22,6 +22,7 @@ def pan_clip(path: Path, width: int, height: int, frames: int, rate: int = 24, b
     with av.open(str(path), "w") as c:
         v = c.add_stream("libx264", rate=rate, options={"crf": str(crf), "preset": preset})
         v.width, v.height, v.pix_fmt = width, height, "yuv420p"
+        a = c.add_stream("aac", rate=22050, layout="mono") if audio else None  # every stream before the first packet
         for i in range(frames):
             u = (i % bounce) / bounce if bounce else i / frames
             x = int(width * (1 - abs(2 * u - 1))) if bounce else int(width * u)
@@ -30,13 +31,10 @@ def pan_clip(path: Path, width: int, height: int, frames: int, rate: int = 24, b
             f.pts, f.time_base = i, Fraction(1, rate)
             c.mux(v.encode(f))
         c.mux(v.encode())
-        if audio:
-            a = c.add_stream("aac", rate=22050, layout="mono")
-            t = np.arange(int(frames / rate * 22050)) / 22050
-            tone = (0.1 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)
-            for i in range(0, len(tone), 1024):
-                af = av.AudioFrame.from_ndarray(tone[i : i + 1024][None], format="fltp", layout="mono")
-                af.sample_rate, af.pts = 22050, i
-                c.mux(a.encode(af))
+        if a is not None:  # one frame for the whole track: PyAV's encoder cuts it into AAC's 1,024-sample frames
+            tone = (0.1 * np.sin(2 * np.pi * 330 * np.arange(int(frames / rate * 22050)) / 22050)).astype(np.float32)
+            track = av.AudioFrame.from_ndarray(tone[None], format="fltp", layout="mono")
+            track.sample_rate, track.pts = 22050, 0
+            c.mux(a.encode(track))
             c.mux(a.encode())
     return path
