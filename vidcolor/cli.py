@@ -158,8 +158,10 @@ def colorize(
         _fail("give -y (overwrite) or -n (never overwrite), not both")
     handlers = {s: signal.signal(s, _raise_stopped) for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s}
     try:
-        summary = _colorize(src, output, yes, no, start, end, duration, preview, temporal, smoothing, feedback, saturation,
-                            temperature, work_size, codec, crf, preset, device, model, quiet)
+        summary = _colorize(src=src, output=output, yes=yes, no=no, start=start, end=end, duration=duration,
+                            preview=preview, temporal=temporal, smoothing=smoothing, feedback=feedback,
+                            saturation=saturation, temperature=temperature, work_size=work_size, codec=codec, crf=crf,
+                            preset=preset, device=device, model=model, quiet=quiet)
     except VidcolorError as e:
         _fail(str(e))
         return
@@ -185,8 +187,8 @@ def colorize(
                    f"{summary.fps:.1f} fps -> {summary.output}{extra}", err=True)
 
 
-def _colorize(src, output, yes, no, start, end, duration, preview, temporal, smoothing, feedback, saturation, temperature,
-              work_size, codec, crf, preset, device, model, quiet):
+def _colorize(*, src, output, yes, no, start, end, duration, preview, temporal, smoothing, feedback, saturation,
+              temperature, work_size, codec, crf, preset, device, model, quiet):
     """Parse the options into ColorizeOptions and run; None when -n left an existing output alone."""
     from av.error import FFmpegError
 

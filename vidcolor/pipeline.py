@@ -161,6 +161,16 @@ def _get(q: queue.Queue, stop: threading.Event, worker: _Stage) -> object:
                 raise VidcolorError("internal error: a pipeline stage stopped without a result") from None
 
 
+def _grays(frame: av.VideoFrame, deep: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """-> the frame's gray (H, W) uint8, and for a deep output its gray at 16 bits (H, W) uint16. The 8-bit
+    one is then rounded from the 16-bit one: one conversion instead of two (0.6 against 1.9 ms a 720x576
+    10-bit frame), within 2 levels of swscale's own."""
+    if not deep:
+        return frame.to_ndarray(format="gray"), None
+    g16 = frame.to_ndarray(format="gray16le")
+    return np.minimum((g16.astype(np.uint32) + 128) >> 8, 255).astype(np.uint8), g16
+
+
 def _is_color(frame: av.VideoFrame) -> bool:
     """Does the source carry real colour? (mean Lab chroma of a small RGB rendering)"""
     small = frame.reformat(width=64, height=36, format="rgb24").to_ndarray().astype(np.float32) / 255.0
@@ -266,8 +276,7 @@ class _Job:
             if self.stop.is_set():
                 return
             if isinstance(item, av.VideoFrame):
-                deep = item.to_ndarray(format="gray16le") if self.deep else None
-                item = (item, item.to_ndarray(format="gray"), deep)
+                item = (item, *_grays(item, self.deep))
             t = self.times.add("decode", t)
             _put(self.frames_q, item, self.stop)
             t = time.perf_counter()
