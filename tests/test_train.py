@@ -37,7 +37,7 @@ def test_smoke_training_resumes_and_exports(tmp_path):
     cfg = TrainConfig(data_dir=str(data), clip_dir=str(tmp_path / "clips"), pretrained="", run_dir=str(tmp_path / "run"),
                       cache_dir=str(tmp_path / "cache"), model=TINY, steps=4, batch=4, crop=64, eval_every=2, ckpt_every=2,
                       eval_images=8, eval_size=64, prior_samples=64, holdout_permille=250, clip_holdout_permille=300, clip_prob=0.5, warmup=2,
-                      freeze_encoder_steps=2)
+                      freeze_encoder_steps=2, sequence_prob=0.5)
     trainer = Trainer(cfg)
     encoder_before = trainer.model.encoder.stem.weight.detach().clone()
     trainer.train_step()
@@ -146,3 +146,49 @@ def test_a_run_keeps_its_network_or_takes_the_one_of_its_init_weights(tmp_path):
 
     save_model(ColorNet(TINY), tmp_path / "w.safetensors")
     assert run_model_config(tmp_path / "new", init=str(tmp_path / "w.safetensors")) == TINY
+
+
+def _panning_clip(frames=8, size=(96, 80), step=3):
+    """One clip as an ImageCache: a colourful scene moving `step` px right per frame, and its span."""
+    from vidcolor.train.data import ImageCache
+
+    wide = scene(0, size[0] + frames * step, size[1], seed=3)
+    imgs = [np.ascontiguousarray(wide[:, (frames - i) * step : (frames - i) * step + size[0]]) for i in range(frames)]
+    return ImageCache.from_arrays(imgs), [("pan", 0, frames)]
+
+
+def test_sequence_windows_take_consecutive_frames_of_one_clip_with_one_crop():
+    from vidcolor.train.sequences import window_crops
+
+    cache, spans = _panning_clip()
+    w = window_crops(cache, spans, n=3, frames=3, size=64, rng=np.random.default_rng(0), max_skip=2)
+    assert w.shape == (3, 3, 64, 64, 3) and w.dtype == np.uint8
+    assert all(not np.array_equal(win[0], win[1]) for win in w)  # the scene moved between them
+
+
+def test_sequence_inputs_carry_the_previous_prediction_along_the_flow():
+    from vidcolor.color import gray_to_lightness_lut, rgb_to_lab
+    from vidcolor.flow import make_dis
+    from vidcolor.temporal import TemporalOptions
+    from vidcolor.train.sequences import sequence_samples, window_crops
+
+    cache, spans = _panning_clip()
+    windows = window_crops(cache, spans, n=2, frames=3, size=64, rng=np.random.default_rng(1), max_skip=1)
+    calls = []
+
+    def painter(ab_value):
+        def predict(x):
+            calls.append(x.shape)
+            return np.broadcast_to(np.float32(ab_value), x.shape[:3] + (2,)).copy()
+        return predict
+
+    args = (make_dis("fast"), gray_to_lightness_lut(), TemporalOptions(), torch.Generator().manual_seed(0))
+    x, ab = sequence_samples(windows, painter((30.0, -20.0)), *args, own_hint_prob=0.0)
+    assert x.shape == (2, 3, 64, 64) and ab.shape == (2, 2, 64, 64)
+    assert calls == [(2, 64, 64, 3), (2, 64, 64, 3)]  # frame 1 from 0, frame 2 from 1
+    lab = rgb_to_lab(x)
+    assert (lab[:, 1].median() - 30).abs() < 6 and (lab[:, 2].median() + 20).abs() < 6  # the painted colour arrived
+    truth = rgb_to_lab(torch.from_numpy(windows[:, -1]).permute(0, 3, 1, 2).float() / 255)[:, 1:]
+    assert torch.allclose(ab, truth)  # the target is the last frame's own colours
+    gray, _ = sequence_samples(windows, painter((0.0, 0.0)), *args, own_hint_prob=0.0)
+    assert (gray.max(1).values - gray.min(1).values).max() < 0.02  # nothing predicted, nothing carried: gray

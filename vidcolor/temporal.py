@@ -102,6 +102,33 @@ def feedback_input(L: np.ndarray, ab: np.ndarray, reliability: np.ndarray) -> np
     return lab_planes_to_rgb(L, ab * (reliability > 0.5)[..., None])
 
 
+@dataclass
+class Motion:
+    """How frame t-1 lies on frame t (working resolution)."""
+
+    backward: np.ndarray  # (H, W, 2) flow, frame t -> t-1 (flow.warp convention)
+    reliability: np.ndarray  # (H, W) float32 in [0, 1], softened at occlusion edges
+
+    def carry(self, img: np.ndarray) -> np.ndarray:
+        """Something of frame t-1, (H, W[, C]), laid onto frame t."""
+        return warp(img, self.backward)
+
+
+def track(dis: cv2.DISOpticalFlow, prev_gray: np.ndarray, gray: np.ndarray, lut: np.ndarray,
+          opt: TemporalOptions) -> Motion | None:
+    """prev_gray, gray (H, W) uint8 -> the motion between them, or None when too little of it is
+    trustworthy (a cut between shots of similar tones). Trusted: forward-backward consistent, inside
+    the frame, and the lightness matches after warping. The one place this is decided: run time and
+    sequence training (train.sequences) both call it."""
+    pair = flow_pair(dis, prev_gray, gray)
+    ok = pair.reliable()
+    ok &= np.abs(lut[gray] - warp(lut[prev_gray], pair.backward)) < opt.lightness_tolerance
+    if ok.mean() < opt.min_reliable:
+        return None
+    # Soften the mask so the blend has no hard seams at occlusion edges.
+    return Motion(pair.backward, cv2.GaussianBlur(ok.astype(np.float32), (0, 0), 1.5))
+
+
 class TemporalState:
     def __init__(self, options: TemporalOptions, lightness_lut: np.ndarray, enabled: bool = True):
         """lightness_lut (256,) float32: Lab L of each 8-bit gray level (color.gray_to_lightness_lut)."""
@@ -143,19 +170,12 @@ class TemporalState:
         first = self.prev_gray is None
         if black or first or shot_distance(hist, self.prev_hist) > self.opt.cut_threshold:
             return self._restart(gray, None if black else hist)
-        pair = flow_pair(self.dis, self.prev_gray, gray)
-        ok = pair.reliable()
-        L_now = self.lut[gray]
-        L_then = warp(self.lut[self.prev_gray], pair.backward)
-        ok &= np.abs(L_now - L_then) < self.opt.lightness_tolerance
-        if ok.mean() < self.opt.min_reliable:  # a cut between shots of similar tones
+        motion = track(self.dis, self.prev_gray, gray, self.lut, self.opt)
+        if motion is None:  # a cut between shots of similar tones
             return self._restart(gray, hist)
-        # Soften the mask so the blend has no hard seams at occlusion edges.
-        rel = cv2.GaussianBlur(ok.astype(np.float32), (0, 0), 1.5)
-        ab = warp(self.prev_ab, pair.backward)
-        confidence = None if self.prev_confidence is None else warp(self.prev_confidence, pair.backward)
+        confidence = None if self.prev_confidence is None else motion.carry(self.prev_confidence)
         self._pending = (gray, hist)
-        return Inherited(ab, rel, cut=False, confidence=confidence)
+        return Inherited(motion.carry(self.prev_ab), motion.reliability, cut=False, confidence=confidence)
 
     def _restart(self, gray: np.ndarray, hist: np.ndarray | None) -> Inherited:
         self.cuts += 1

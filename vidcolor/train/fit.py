@@ -18,14 +18,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..color import join_lab, rgb_to_lab
+from ..color import gray_to_lightness_lut, join_lab, rgb_to_lab
 from ..decoding import DecodeConfig
+from ..flow import make_dis
 from ..model import ColorNet, ModelConfig, count_parameters
 from ..precision import autocast, compute_dtype, pick_device
+from ..temporal import TemporalOptions
 from ..weights import load_model, read_configs, save_model
 from .augment import archival_look, degrade_hint
 from .clips import clip_cache, list_clips, overlapping_photos, split_clips
 from .data import ImageCache, cached, center_crops, list_images, random_crops, split_images
+from .sequences import sequence_samples, window_crops
 from .evaluate import evaluate_images
 
 
@@ -49,6 +52,11 @@ class TrainConfig:
     ema: float = 0.999
     hint_prob: float = 0.4
     clip_prob: float = 0.3  # share of samples that are frames of the training clips, not photos
+    # Share of samples whose input carries the network's own colours of the previous frame(s), warped by
+    # flow (train.sequences); windows of 2..sequence_frames frames, every 1..sequence_skip-th frame.
+    sequence_prob: float = 0.25
+    sequence_frames: int = 3
+    sequence_skip: int = 3
     rebalance_lambda: float = 0.5  # Zhang et al.
     soft_sigma: float = 5.0  # soft-encoding Gaussian over the 5 nearest bins
     reg_weight: float = 1.0
@@ -142,7 +150,10 @@ class TrainingData:
         if not photos:
             raise FileNotFoundError(f"no images found under {cfg.data_dir}")
         self.photos = cached(photos, Path(cfg.cache_dir), 256)
-        self.frames: ImageCache | None = clip_cache(train_clips, Path(cfg.cache_dir))[0] if train_clips else None
+        self.frames: ImageCache | None = None
+        self.spans: list[tuple[str, int, int]] = []
+        if train_clips:
+            self.frames, self.spans = clip_cache(train_clips, Path(cfg.cache_dir))
         self.held = center_crops(cached(held, Path(cfg.cache_dir), 256), cfg.eval_size)[: cfg.eval_images]
         self.clip_prob = cfg.clip_prob if self.frames is not None else 0.0
 
@@ -180,6 +191,8 @@ class Trainer:
         self.ema = ColorNet(cfg.model).to(self.device)
         self.rng = np.random.default_rng(cfg.seed)
         self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.dis = make_dis(TemporalOptions().flow_preset)
+        self.lut = gray_to_lightness_lut()
         self.step = 0
         self.best = -math.inf
         self.weights = rebalance_weights(bin_prior(self.data.photos, self.model.colors.bins.cpu(), self.rng, cfg.prior_samples), cfg.rebalance_lambda)
@@ -229,9 +242,32 @@ class Trainer:
         """Stage 1 (the first freeze_encoder_steps): only the decoder learns."""
         return self.step < self.cfg.freeze_encoder_steps
 
+    def inputs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch: (model input (B, 3, crop, crop) RGB in [0, 1], target ab (B, 2, crop, crop))."""
+        c = self.cfg
+        k = int(self.rng.binomial(c.batch, c.sequence_prob)) if self.data.spans and c.sequence_frames > 1 else 0
+        x, ab = make_inputs(self.data.batch(c.batch - k, c.crop, self.rng), self.gen, c.hint_prob)
+        if not k:
+            return x, ab
+        frames = int(self.rng.integers(2, c.sequence_frames + 1))
+        windows = window_crops(self.data.frames, self.data.spans, k, frames, c.crop, self.rng, c.sequence_skip)
+        xs, abs_ = sequence_samples(windows, self._predict, self.dis, self.lut, TemporalOptions(), self.gen)
+        return torch.cat((x, xs)), torch.cat((ab, abs_))
+
+    @torch.no_grad()
+    def _predict(self, rgb: np.ndarray) -> np.ndarray:
+        """(B, H, W, 3) float32 in [0, 1] -> ab (B, H, W, 2): the EMA network with the shipped decoding,
+        as the pipeline runs it (train.sequences)."""
+        self.ema.eval()
+        x = torch.from_numpy(rgb).permute(0, 3, 1, 2).to(self.device)
+        with autocast(self.device, self.dtype):
+            ab, _ = self.ema.colorize_ab(x, DecodeConfig())
+        ab = F.interpolate(ab.float(), size=rgb.shape[1:3], mode="bilinear", align_corners=False)
+        return ab.permute(0, 2, 3, 1).cpu().numpy()
+
     def train_step(self) -> dict[str, float]:
         c = self.cfg
-        x, ab = make_inputs(self.data.batch(c.batch, c.crop, self.rng), self.gen, c.hint_prob)
+        x, ab = self.inputs()
         ab4 = F.avg_pool2d(ab, 4)
         x = x.to(self.device).contiguous(memory_format=torch.channels_last)
         for group in self.opt.param_groups:
@@ -324,14 +360,16 @@ def main() -> None:
             batch: int = d.batch, crop: int = d.crop, lr: float = d.lr, encoder_lr_scale: float = d.encoder_lr_scale,
             freeze_encoder_steps: int = d.freeze_encoder_steps, eval_every: int = d.eval_every, device: str = d.device,
             init: str = "", hint_prob: float = d.hint_prob, clip_prob: float = d.clip_prob, warmup: int = d.warmup,
-            weight_decay: float = d.weight_decay) -> None:
+            weight_decay: float = d.weight_decay, sequence_prob: float = d.sequence_prob,
+            sequence_frames: int = d.sequence_frames) -> None:
         """Train (or resume, when RUN_DIR/last.pt exists). Example: python -m vidcolor.train fit --steps 10000
         (--init models/vidcolor-base.safetensors starts a new run from the shipped weights instead of the
         ImageNet encoder). A resumed run keeps the network it was started with."""
         Trainer(TrainConfig(data_dir=data_dir, clip_dir=clip_dir, run_dir=run_dir, steps=steps, batch=batch, crop=crop,
                             lr=lr, encoder_lr_scale=encoder_lr_scale, freeze_encoder_steps=freeze_encoder_steps,
                             eval_every=eval_every, device=device, init=init, hint_prob=hint_prob, clip_prob=clip_prob,
-                            warmup=warmup, weight_decay=weight_decay, model=run_model_config(Path(run_dir), init))).fit()
+                            warmup=warmup, weight_decay=weight_decay, sequence_prob=sequence_prob,
+                            sequence_frames=sequence_frames, model=run_model_config(Path(run_dir), init))).fit()
 
     @app.command()
     def export(checkpoint: Path, out: Path, temperature: float = DecodeConfig.temperature,
