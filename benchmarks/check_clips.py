@@ -34,7 +34,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for clip in sorted(folder.glob("*.mp4")) + sorted(folder.glob("*.mkv")):
             out = Path(tmp) / (clip.stem + ".color.mp4")
-            proc = subprocess.run([sys.executable, "-m", "vidcolor", str(clip), "-o", str(out), "-y"], capture_output=True, text=True)
+            proc = subprocess.run(
+                [sys.executable, "-m", "vidcolor", str(clip), "-o", str(out), "-y"], capture_output=True, text=True
+            )
             if proc.returncode != 0:
                 print(f"FAIL {clip.name}: {proc.stderr.strip()}")
                 failures += 1
@@ -43,9 +45,11 @@ def main() -> int:
             same = {k: a[k] == b[k] for k in ("frames", "size", "rate", "audio", "audio_packets")}
             ok = all(same.values())
             failures += not ok
-            print(f"{'ok  ' if ok else 'FAIL'} {clip.name}: {b['frames']} frames {b['size'][0]}x{b['size'][1]} @ {b['rate']} fps, "
-                  f"{b['audio']} audio stream(s), {len(b['audio_packets'])} audio packets identical={same['audio_packets']} | "
-                  f"{proc.stderr.strip().splitlines()[-1]}")
+            print(
+                f"{'ok  ' if ok else 'FAIL'} {clip.name}: {b['frames']} frames {b['size'][0]}x{b['size'][1]} @ {b['rate']} fps, "
+                f"{b['audio']} audio stream(s), {len(b['audio_packets'])} audio packets identical={same['audio_packets']} | "
+                f"{proc.stderr.strip().splitlines()[-1]}"
+            )
     print(f"{failures} failure(s)")
     return 1 if failures else 0
 

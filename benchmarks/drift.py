@@ -61,8 +61,10 @@ def main() -> None:
     n = int(round(rate))
     cf = [colorfulness(torch.from_numpy(f).permute(2, 0, 1)[None].float() / 255).item() for f in frames]
     first, last = float(np.mean(cf[:n])), float(np.mean(cf[-n:]))
-    print(f"{src.name} as a {len(frames)}-frame single shot: colorfulness first second {first:.2f}, "
-          f"last second {last:.2f} ({(last - first) / first * 100:+.1f} %, bar within 15 %)")
+    print(
+        f"{src.name} as a {len(frames)}-frame single shot: colorfulness first second {first:.2f}, "
+        f"last second {last:.2f} ({(last - first) / first * 100:+.1f} %, bar within 15 %)"
+    )
 
 
 if __name__ == "__main__":

@@ -42,8 +42,17 @@ def main() -> None:
         folder = Path(tmp)
         results = {}
         for seconds in (args.short, args.long):
-            clip = pan_clip(folder / f"clip{seconds}.mp4", W, H, seconds * RATE, RATE, bounce=10 * RATE, audio=True,
-                            preset="ultrafast", crf=23)
+            clip = pan_clip(
+                folder / f"clip{seconds}.mp4",
+                W,
+                H,
+                seconds * RATE,
+                RATE,
+                bounce=10 * RATE,
+                audio=True,
+                preset="ultrafast",
+                crf=23,
+            )
             rss, wall = peak_rss_mb(clip, folder / "out.mp4")
             results[seconds] = rss
             print(f"{seconds:5d} s clip ({seconds * RATE} frames): peak RSS {rss:7.1f} MB, {wall:6.1f} s")

@@ -54,8 +54,11 @@ def main() -> None:
     if args.limit:
         images = images[: args.limit]
     print(f"model {args.model or default_model_path()}; {len(images)} held-out images, 256x256 centre crops")
-    decodings = [replace(own, temperature=t, saturation=s) for s in (args.saturations or [own.saturation])
-                 for t in (args.temperatures or [own.temperature])]
+    decodings = [
+        replace(own, temperature=t, saturation=s)
+        for s in (args.saturations or [own.saturation])
+        for t in (args.temperatures or [own.temperature])
+    ]
     for dec, figures in zip(decodings, sweep_decodings(model, images, decodings), strict=True):
         report(dec, figures)
     if args.clips:
@@ -82,17 +85,22 @@ def report_clips(model: ColorNet, clips: list[Path], decodings: list[DecodeConfi
         colour = sum(r[j]["color_cls"] / r[j]["color_gt"] for r in per_clip) / len(clips)
         reg = sum(r[j]["psnr_reg"] - r[j]["psnr_gray"] for r in per_clip) / len(clips)
         hint = sum(r[j]["psnr_hint"] - r[j]["psnr_gray"] for r in per_clip) / len(clips)
-        print(f"{label(dec)}  " + " ".join(f"{g:+.2f}" for g in gains)
-              + f" | mean {sum(gains) / len(gains):+.2f} dB, worst {min(gains):+.2f}, colour {100 * colour:.0f}% | "
-              f"reg {reg:+.2f} dB | hint {hint:+.2f} dB")
+        print(
+            f"{label(dec)}  "
+            + " ".join(f"{g:+.2f}" for g in gains)
+            + f" | mean {sum(gains) / len(gains):+.2f} dB, worst {min(gains):+.2f}, colour {100 * colour:.0f}% | "
+            f"reg {reg:+.2f} dB | hint {hint:+.2f} dB"
+        )
 
 
 def report(dec: DecodeConfig, f: dict[str, float]) -> None:
     gt = f["color_gt"]
-    print(f"{label(dec)}  gray {f['psnr_gray']:.2f} dB | cls {f['psnr_cls']:.2f} dB ({f['psnr_cls'] - f['psnr_gray']:+.2f}), "
-          f"colour {f['color_cls']:.1f} = {100 * f['color_cls'] / gt:.0f}% of truth {gt:.1f} | "
-          f"reg {f['psnr_reg']:.2f} dB ({f['psnr_reg'] - f['psnr_gray']:+.2f}), colour {100 * f['color_reg'] / gt:.0f}% | "
-          f"hint {f['psnr_hint']:.2f} dB ({f['psnr_hint'] - f['psnr_gray']:+.2f})")
+    print(
+        f"{label(dec)}  gray {f['psnr_gray']:.2f} dB | cls {f['psnr_cls']:.2f} dB ({f['psnr_cls'] - f['psnr_gray']:+.2f}), "
+        f"colour {f['color_cls']:.1f} = {100 * f['color_cls'] / gt:.0f}% of truth {gt:.1f} | "
+        f"reg {f['psnr_reg']:.2f} dB ({f['psnr_reg'] - f['psnr_gray']:+.2f}), colour {100 * f['color_reg'] / gt:.0f}% | "
+        f"hint {f['psnr_hint']:.2f} dB ({f['psnr_hint'] - f['psnr_gray']:+.2f})"
+    )
 
 
 if __name__ == "__main__":

@@ -106,8 +106,10 @@ def busy_run(clip: Path, folder: Path, n: int, quiet: tuple[float, float]) -> No
             p.terminate()
     slow_v, slow_p = quiet[0] / fps, quiet[1] / floor
     print(f"with {n} busy process(es): vidcolor {fps:5.1f} fps | plain transcode {floor:5.1f} fps")
-    print(f"   slowdown: vidcolor {slow_v:.2f}x, plain transcode {slow_p:.2f}x; vidcolor's / the transcode's = "
-          f"{slow_v / slow_p:.2f} (bar: <= 1.5)")
+    print(
+        f"   slowdown: vidcolor {slow_v:.2f}x, plain transcode {slow_p:.2f}x; vidcolor's / the transcode's = "
+        f"{slow_v / slow_p:.2f} (bar: <= 1.5)"
+    )
 
 
 def main() -> None:

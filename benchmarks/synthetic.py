@@ -14,8 +14,17 @@ import numpy as np
 from skimage import data
 
 
-def pan_clip(path: Path, width: int, height: int, frames: int, rate: int = 24, bounce: int = 0, audio: bool = False,
-             preset: str = "veryfast", crf: int = 18) -> Path:
+def pan_clip(
+    path: Path,
+    width: int,
+    height: int,
+    frames: int,
+    rate: int = 24,
+    bounce: int = 0,
+    audio: bool = False,
+    preset: str = "veryfast",
+    crf: int = 18,
+) -> Path:
     """Write `frames` frames panning once across the astronaut photo (or, with bounce = N frames, back and
     forth every N frames, so a long clip repeats its pattern), optionally with a 330 Hz tone track."""
     photo = cv2.resize(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY), (2 * width, 2 * width))

@@ -36,18 +36,31 @@ def main() -> None:
     ap.add_argument("--temperature", type=float, default=None)
     ap.add_argument("--flow-preset", default=TemporalOptions().flow_preset, choices=["ultrafast", "fast", "medium"])
     ap.add_argument("--anchor-every", type=int, default=TemporalOptions().anchor_every)
-    ap.add_argument("--feedback", action="store_true", help="also feed the warped previous colours to the model (off by default, as in the CLI)")
-    ap.add_argument("--no-confidence", action="store_true", help="blend by flow reliability alone, ignoring the model's confidence")
+    ap.add_argument(
+        "--feedback",
+        action="store_true",
+        help="also feed the warped previous colours to the model (off by default, as in the CLI)",
+    )
+    ap.add_argument(
+        "--no-confidence", action="store_true", help="blend by flow reliability alone, ignoring the model's confidence"
+    )
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--markdown", action="store_true", help="also print the README's table")
     args = ap.parse_args()
     clips = args.clips or sorted(DEFAULT_CLIPS.glob("*.mp4"))
     if not clips:
         sys.exit(f"no clips given and none in {DEFAULT_CLIPS}")
-    opts = ColorizeOptions(model=args.model, temperature=args.temperature,
-                           temporal_options=TemporalOptions(smoothing=args.smoothing, anchor_every=args.anchor_every,
-                                                            flow_preset=args.flow_preset,
-                                                            feedback=args.feedback, use_confidence=not args.no_confidence))
+    opts = ColorizeOptions(
+        model=args.model,
+        temperature=args.temperature,
+        temporal_options=TemporalOptions(
+            smoothing=args.smoothing,
+            anchor_every=args.anchor_every,
+            flow_preset=args.flow_preset,
+            feedback=args.feedback,
+            use_confidence=not args.no_confidence,
+        ),
+    )
     results = {}
     head = f"{'clip':32s} {'mode':9s} {'PSNR':>6s} {'colour':>7s} {'warp_err':>9s} {'CDC':>8s} {'ab_warp':>8s} {'ab_CDC':>8s}"
     print(head)
@@ -56,14 +69,20 @@ def main() -> None:
         results[clip.name] = r
         for mode in MODES:
             f = r[mode]
-            print(f"{clip.stem[:32]:32s} {mode:9s} {f['psnr']:6.2f} {f['colorfulness']:7.2f} {f['warp_error']*1e3:9.3f} "
-                  f"{f['cdc']*1e3:8.3f} {f['chroma_warp_error']:8.3f} {f['chroma_cdc']*1e3:8.3f}")
+            print(
+                f"{clip.stem[:32]:32s} {mode:9s} {f['psnr']:6.2f} {f['colorfulness']:7.2f} {f['warp_error'] * 1e3:9.3f} "
+                f"{f['cdc'] * 1e3:8.3f} {f['chroma_warp_error']:8.3f} {f['chroma_cdc'] * 1e3:8.3f}"
+            )
         t, s, g = r["temporal"], r["single"], r["truth"]
-        print(f"  floor: warp gray/s {r['gray']['warp_error']/s['warp_error']:.3f}  truth/s {g['warp_error']/s['warp_error']:.3f}  "
-              f"CDC gray/s {r['gray']['cdc']/s['cdc']:.3f}  truth/s {g['cdc']/s['cdc']:.3f}")
-        print(f"  ratios: warp t/s {t['warp_error']/s['warp_error']:.3f}  t/truth {t['warp_error']/max(g['warp_error'],1e-12):.3f}  "
-              f"CDC t/s {t['cdc']/s['cdc']:.3f}  dPSNR {t['psnr']-s['psnr']:+.2f}  colour t/s {t['colorfulness']/s['colorfulness']:.3f}  "
-              f"ab_warp t/s {t['chroma_warp_error']/s['chroma_warp_error']:.3f}  ab_CDC t/s {t['chroma_cdc']/s['chroma_cdc']:.3f}")
+        print(
+            f"  floor: warp gray/s {r['gray']['warp_error'] / s['warp_error']:.3f}  truth/s {g['warp_error'] / s['warp_error']:.3f}  "
+            f"CDC gray/s {r['gray']['cdc'] / s['cdc']:.3f}  truth/s {g['cdc'] / s['cdc']:.3f}"
+        )
+        print(
+            f"  ratios: warp t/s {t['warp_error'] / s['warp_error']:.3f}  t/truth {t['warp_error'] / max(g['warp_error'], 1e-12):.3f}  "
+            f"CDC t/s {t['cdc'] / s['cdc']:.3f}  dPSNR {t['psnr'] - s['psnr']:+.2f}  colour t/s {t['colorfulness'] / s['colorfulness']:.3f}  "
+            f"ab_warp t/s {t['chroma_warp_error'] / s['chroma_warp_error']:.3f}  ab_CDC t/s {t['chroma_cdc'] / s['chroma_cdc']:.3f}"
+        )
         for c in r["cuts"]:
             print(f"  cut at frame {c['frame']}: PSNR temporal {c['psnr_temporal']:.2f} vs per-frame {c['psnr_single']:.2f}")
         a, b = r["colorfulness_first_last_second"]
@@ -74,14 +93,20 @@ def main() -> None:
     print("\nmean over clips:")
     for m in MODES:
         f = total[m]
-        print(f"  {m:9s} PSNR {f['psnr']:6.2f}  colour {f['colorfulness']:6.2f}  warp_err {f['warp_error']*1e3:7.3f}e-3  "
-              f"CDC {f['cdc']*1e3:7.3f}e-3  ab_warp {f['chroma_warp_error']:7.3f}  ab_CDC {f['chroma_cdc']*1e3:7.3f}e-3")
-    print(f"  floor: warp gray/s {total['gray']['warp_error']/s['warp_error']:.3f}, truth/s {g['warp_error']/s['warp_error']:.3f} "
-          "(the lowest warp ratio colourless or truly coloured frames would reach)")
-    print(f"  warp t/s {t['warp_error']/s['warp_error']:.3f} (bar <= 0.7)  warp t/truth {t['warp_error']/g['warp_error']:.3f} (bar <= 1.5)  "
-          f"CDC t/s {t['cdc']/s['cdc']:.3f} (bar <= 0.8)  dPSNR {t['psnr']-s['psnr']:+.2f} (bar >= -0.2)  "
-          f"colour t/s {t['colorfulness']/s['colorfulness']:.3f} (bar >= 0.85)  "
-          f"ab_warp t/s {t['chroma_warp_error']/s['chroma_warp_error']:.3f}  ab_CDC t/s {t['chroma_cdc']/s['chroma_cdc']:.3f}")
+        print(
+            f"  {m:9s} PSNR {f['psnr']:6.2f}  colour {f['colorfulness']:6.2f}  warp_err {f['warp_error'] * 1e3:7.3f}e-3  "
+            f"CDC {f['cdc'] * 1e3:7.3f}e-3  ab_warp {f['chroma_warp_error']:7.3f}  ab_CDC {f['chroma_cdc'] * 1e3:7.3f}e-3"
+        )
+    print(
+        f"  floor: warp gray/s {total['gray']['warp_error'] / s['warp_error']:.3f}, truth/s {g['warp_error'] / s['warp_error']:.3f} "
+        "(the lowest warp ratio colourless or truly coloured frames would reach)"
+    )
+    print(
+        f"  warp t/s {t['warp_error'] / s['warp_error']:.3f} (bar <= 0.7)  warp t/truth {t['warp_error'] / g['warp_error']:.3f} (bar <= 1.5)  "
+        f"CDC t/s {t['cdc'] / s['cdc']:.3f} (bar <= 0.8)  dPSNR {t['psnr'] - s['psnr']:+.2f} (bar >= -0.2)  "
+        f"colour t/s {t['colorfulness'] / s['colorfulness']:.3f} (bar >= 0.85)  "
+        f"ab_warp t/s {t['chroma_warp_error'] / s['chroma_warp_error']:.3f}  ab_CDC t/s {t['chroma_cdc'] / s['chroma_cdc']:.3f}"
+    )
     if args.json:
         args.json.write_text(json.dumps({"clips": results, "mean": total, "smoothing": args.smoothing}, indent=2))
     if args.markdown:
@@ -90,17 +115,21 @@ def main() -> None:
 
 def markdown_table(results: dict, total: dict) -> str:
     """Per clip and mean: temporal / per-frame figures, the truth's and the colourless floor's beside them."""
-    rows = ["| clip | PSNR t / p | colour t / p | CDC t / p (truth, colourless) | CDC t/p | warp err t / p (truth, colourless) "
-            "| warp t/p | ab CDC t/p | ab warp t/p |", "|---|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| clip | PSNR t / p | colour t / p | CDC t / p (truth, colourless) | CDC t/p | warp err t / p (truth, colourless) "
+        "| warp t/p | ab CDC t/p | ab warp t/p |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     named = [(Path(name).stem, r) for name, r in results.items()] + [("**mean**", total)]
     for name, r in named:
         t, s, g, z = r["temporal"], r["single"], r["truth"], r["gray"]
         rows.append(
             f"| {name} | {t['psnr']:.2f} / {s['psnr']:.2f} | {t['colorfulness']:.2f} / {s['colorfulness']:.2f} "
-            f"| {t['cdc']*1e3:.3f} / {s['cdc']*1e3:.3f} ({g['cdc']*1e3:.3f}, {z['cdc']*1e3:.3f}) | {t['cdc']/s['cdc']:.2f} "
-            f"| {t['warp_error']*1e3:.3f} / {s['warp_error']*1e3:.3f} ({g['warp_error']*1e3:.3f}, {z['warp_error']*1e3:.3f}) "
-            f"| {t['warp_error']/s['warp_error']:.3f} | {t['chroma_cdc']/s['chroma_cdc']:.2f} "
-            f"| {t['chroma_warp_error']/s['chroma_warp_error']:.2f} |")
+            f"| {t['cdc'] * 1e3:.3f} / {s['cdc'] * 1e3:.3f} ({g['cdc'] * 1e3:.3f}, {z['cdc'] * 1e3:.3f}) | {t['cdc'] / s['cdc']:.2f} "
+            f"| {t['warp_error'] * 1e3:.3f} / {s['warp_error'] * 1e3:.3f} ({g['warp_error'] * 1e3:.3f}, {z['warp_error'] * 1e3:.3f}) "
+            f"| {t['warp_error'] / s['warp_error']:.3f} | {t['chroma_cdc'] / s['chroma_cdc']:.2f} "
+            f"| {t['chroma_warp_error'] / s['chroma_warp_error']:.2f} |"
+        )
     return "\n".join(rows)
 
 

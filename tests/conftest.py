@@ -112,8 +112,16 @@ def gray_clip(tmp_path) -> Path:
     return make_video(tmp_path / "clip.mp4")
 
 
-def make_archival(path: Path, codec: str, size: tuple[int, int], rate, pix_fmt: str, frames: int = 6,
-                  fmt: str | None = None, audio_codec: str = "pcm_s16le") -> Path:
+def make_archival(
+    path: Path,
+    codec: str,
+    size: tuple[int, int],
+    rate,
+    pix_fmt: str,
+    frames: int = 6,
+    fmt: str | None = None,
+    audio_codec: str = "pcm_s16le",
+) -> Path:
     """An archival-style transfer (DV, MJPEG) with 48 kHz stereo PCM audio, as capture cards write them."""
     w, h = size
     with av.open(str(path), "w", format=fmt) as c:

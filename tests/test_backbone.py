@@ -28,7 +28,12 @@ def test_same_padding_puts_the_extra_row_and_column_at_the_bottom_right():
 def test_feature_maps_have_the_documented_strides_and_channels():
     feats = MobileNetV2().eval().features(torch.rand(1, 3, 64, 96))
     assert [(f.shape[1], f.shape[2], f.shape[3]) for f in feats] == [
-        (24, 16, 24), (32, 8, 12), (96, 4, 6), (320, 2, 3), (1280, 2, 3)]
+        (24, 16, 24),
+        (32, 8, 12),
+        (96, 4, 6),
+        (320, 2, 3),
+        (1280, 2, 3),
+    ]
 
 
 def test_the_pretrained_classifier_sees_a_cat():

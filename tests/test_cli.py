@@ -65,7 +65,9 @@ def test_output_is_colored_and_keeps_luma(gray_clip, tiny_model, tmp_path):
     assert np.abs(b[..., 0] - b[..., 2]).mean() > 0.5  # no longer gray
 
 
-@pytest.mark.parametrize("mode", [["--feedback"], ["--no-temporal"], ["--smoothing", "0"], ["--saturation", "1", "--temperature", "0.3"]])
+@pytest.mark.parametrize(
+    "mode", [["--feedback"], ["--no-temporal"], ["--smoothing", "0"], ["--saturation", "1", "--temperature", "0.3"]]
+)
 def test_temporal_modes_run_end_to_end_and_take_effect(gray_clip, tiny_model, tmp_path, mode):
     base = tmp_path / "base.mkv"
     assert run(gray_clip, "-o", base, "--model", tiny_model, "--codec", "ffv1").exit_code == 0
@@ -264,8 +266,11 @@ def test_signals_stop_cleanly_and_leave_no_partial_file(tmp_path, tiny_model, lo
     clip = long_clip
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    proc = subprocess.Popen([sys.executable, "-m", "vidcolor", str(clip), "-o", str(out_dir / "o.mp4"), "--model",
-                             str(tiny_model)], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vidcolor", str(clip), "-o", str(out_dir / "o.mp4"), "--model", str(tiny_model)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while not any(out_dir.iterdir()) and time.monotonic() < deadline:  # the partial file exists: it is working
         time.sleep(0.05)
@@ -443,8 +448,12 @@ def test_python_dash_m_entry_point(gray_clip, tiny_model, tmp_path):
     import sys
 
     out = tmp_path / "m.mp4"
-    proc = subprocess.run([sys.executable, "-m", "vidcolor", str(gray_clip), "-o", str(out), "--model", str(tiny_model), "-q"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "vidcolor", str(gray_clip), "-o", str(out), "--model", str(tiny_model), "-q"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert read_video(out)["frames"] == 12
 

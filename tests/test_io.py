@@ -20,11 +20,14 @@ def run(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
-@pytest.mark.parametrize("name,codec,size,rate,pix_fmt,fmt,sar", [
-    ("dv_pal.avi", "dvvideo", (720, 576), 25, "yuv420p", None, Fraction(16, 15)),
-    ("dv_ntsc.dv", "dvvideo", (720, 480), Fraction(30000, 1001), "yuv411p", "dv", Fraction(8, 9)),
-    ("mjpeg.avi", "mjpeg", (160, 120), 25, "yuvj420p", None, None),
-])
+@pytest.mark.parametrize(
+    "name,codec,size,rate,pix_fmt,fmt,sar",
+    [
+        ("dv_pal.avi", "dvvideo", (720, 576), 25, "yuv420p", None, Fraction(16, 15)),
+        ("dv_ntsc.dv", "dvvideo", (720, 480), Fraction(30000, 1001), "yuv411p", "dv", Fraction(8, 9)),
+        ("mjpeg.avi", "mjpeg", (160, 120), 25, "yuvj420p", None, None),
+    ],
+)
 def test_archival_transfers_with_pcm_audio_into_mp4(tmp_path, tiny_model, name, codec, size, rate, pix_fmt, fmt, sar):
     clip = make_archival(tmp_path / name, codec, size, rate, pix_fmt, frames=4, fmt=fmt)
     out = tmp_path / "out.mp4"

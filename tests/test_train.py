@@ -34,10 +34,28 @@ def write_clips(folder, n=8):
 def test_smoke_training_resumes_and_exports(tmp_path):
     data = write_images(tmp_path / "imgs")
     write_clips(tmp_path / "clips")
-    cfg = TrainConfig(data_dir=str(data), clip_dir=str(tmp_path / "clips"), pretrained="", run_dir=str(tmp_path / "run"),
-                      cache_dir=str(tmp_path / "cache"), model=TINY, steps=4, batch=4, crop=64, eval_every=2, ckpt_every=2,
-                      eval_images=8, eval_size=64, prior_samples=64, holdout_permille=250, clip_holdout_permille=300, clip_prob=0.5, warmup=2,
-                      freeze_encoder_steps=2, sequence_prob=0.5)
+    cfg = TrainConfig(
+        data_dir=str(data),
+        clip_dir=str(tmp_path / "clips"),
+        pretrained="",
+        run_dir=str(tmp_path / "run"),
+        cache_dir=str(tmp_path / "cache"),
+        model=TINY,
+        steps=4,
+        batch=4,
+        crop=64,
+        eval_every=2,
+        ckpt_every=2,
+        eval_images=8,
+        eval_size=64,
+        prior_samples=64,
+        holdout_permille=250,
+        clip_holdout_permille=300,
+        clip_prob=0.5,
+        warmup=2,
+        freeze_encoder_steps=2,
+        sequence_prob=0.5,
+    )
     trainer = Trainer(cfg)
     encoder_before = trainer.model.encoder.stem.weight.detach().clone()
     trainer.train_step()
@@ -60,7 +78,9 @@ def test_smoke_training_resumes_and_exports(tmp_path):
     model, _ = load_model(tmp_path / "run" / "best.safetensors")
     assert model.cfg == TINY
     # A new run can start from exported weights.
-    warm = Trainer(TrainConfig(**{**cfg.__dict__, "run_dir": str(tmp_path / "warm"), "init": str(tmp_path / "run" / "best.safetensors")}))
+    warm = Trainer(
+        TrainConfig(**{**cfg.__dict__, "run_dir": str(tmp_path / "warm"), "init": str(tmp_path / "run" / "best.safetensors")})
+    )
     assert torch.allclose(warm.model.encoder.stem.weight, model.encoder.stem.weight)
     # Export with a decoding: it travels in the JSON and the model decodes with it.
     out = tmp_path / "shipped.safetensors"
@@ -180,6 +200,7 @@ def test_sequence_inputs_carry_the_previous_prediction_along_the_flow():
         def predict(x):
             calls.append(x.shape)
             return np.broadcast_to(np.float32(ab_value), x.shape[:3] + (2,)).copy()
+
         return predict
 
     args = (make_dis("fast"), gray_to_lightness_lut(), TemporalOptions(), torch.Generator().manual_seed(0))

@@ -12,14 +12,25 @@ from vidcolor.sheet import SheetSampler
 from vidcolor.timecode import format_time, parse_time
 
 
-@pytest.mark.parametrize("text,seconds", [("90", 90.0), ("1:30", 90.0), ("00:01:30.5", 90.5), (".5", 0.5),
-                                          ("2.", 2.0), (" 7 ", 7.0), ("1:00:00", 3600.0)])
+@pytest.mark.parametrize(
+    "text,seconds",
+    [("90", 90.0), ("1:30", 90.0), ("00:01:30.5", 90.5), (".5", 0.5), ("2.", 2.0), (" 7 ", 7.0), ("1:00:00", 3600.0)],
+)
 def test_parse_time_forms(text, seconds):
     assert parse_time(text) == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("text,words", [("-1", "negative"), ("1:60", "seconds"), ("1:60:00", "minutes"),
-                                        ("abc", "not a time"), ("1::2", "not a time"), ("", "not a time")])
+@pytest.mark.parametrize(
+    "text,words",
+    [
+        ("-1", "negative"),
+        ("1:60", "seconds"),
+        ("1:60:00", "minutes"),
+        ("abc", "not a time"),
+        ("1::2", "not a time"),
+        ("", "not a time"),
+    ],
+)
 def test_parse_time_refuses(text, words):
     with pytest.raises(VidcolorError, match=words):
         parse_time(text, "start")
@@ -30,9 +41,17 @@ def test_format_time_roundtrips():
     assert parse_time(format_time(3723.25)) == pytest.approx(3723.25)
 
 
-@pytest.mark.parametrize("w,h,long_side,expected", [(640, 360, 256, (256, 144)), (1920, 1080, 256, (256, 144)),
-                                                    (360, 640, 256, (144, 256)), (200, 100, 256, (200, 100)),
-                                                    (63, 47, 256, (64, 48)), (4000, 10, 256, (256, 16))])
+@pytest.mark.parametrize(
+    "w,h,long_side,expected",
+    [
+        (640, 360, 256, (256, 144)),
+        (1920, 1080, 256, (256, 144)),
+        (360, 640, 256, (144, 256)),
+        (200, 100, 256, (200, 100)),
+        (63, 47, 256, (64, 48)),
+        (4000, 10, 256, (256, 16)),
+    ],
+)
 def test_working_size_keeps_aspect_never_upscales_even_sides(w, h, long_side, expected):
     assert working_size(w, h, long_side) == expected
 

@@ -18,8 +18,13 @@ import typer
 
 from .errors import VidcolorError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
-                  context_settings={"help_option_names": ["-h", "--help"]})
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 
 
 class Stopped(BaseException):
@@ -41,6 +46,7 @@ def _version(value: bool) -> None:
         except PackageNotFoundError:
             typer.echo("vidcolor (not installed)")
         raise typer.Exit()
+
 
 EXAMPLES = """
 Examples:
@@ -129,24 +135,60 @@ def _os_error(e: OSError) -> str:
 @app.command(epilog=EXAMPLES, no_args_is_help=True)
 def colorize(
     src: Path = typer.Argument(..., help="Black-and-white video to colorize (any container FFmpeg reads)."),
-    output: Path | None = typer.Option(None, "-o", "--output", help="Output file (.mp4, .mkv or .mov). Default: SRC's name + .color.mp4 beside it."),
+    output: Path | None = typer.Option(
+        None, "-o", "--output", help="Output file (.mp4, .mkv or .mov). Default: SRC's name + .color.mp4 beside it."
+    ),
     yes: bool = typer.Option(False, "-y", "--yes", help="Overwrite the output if it exists."),
     no: bool = typer.Option(False, "-n", "--no-overwrite", help="Leave an existing output as it is and exit."),
     start: str | None = typer.Option(None, "-ss", "--start", help="Start time: SS[.ms], MM:SS or HH:MM:SS[.ms]."),
     end: str | None = typer.Option(None, "-to", "--end", help="End time (exclusive), same forms as --start."),
     duration: str | None = typer.Option(None, "-t", "--duration", help="Length instead of --end, same forms."),
-    preview: bool = typer.Option(False, "--preview", help="Write a side-by-side (gray | colour) clip and a PNG contact sheet for the range (default: 5 s from the middle)."),
-    temporal: bool = typer.Option(True, "--temporal/--no-temporal", help="Carry colours from frame to frame (flow-warped smoothing, cut detection). --no-temporal colours each frame alone."),
-    smoothing: float = typer.Option(1.0, "--smoothing", min=0.0, max=1.0, help="How steady colours stay from frame to frame: 0 = each frame's own guess .. 1 = steadiest (the default)."),
-    feedback: bool = typer.Option(False, "--feedback/--no-feedback", help="Also show the network the previous frame's colours (off by default: see the README's figures)."),
-    saturation: float | None = typer.Option(None, "--saturation", min=0.0, max=1.0, help="How vivid the colours are: 0 = muted but rarely wrong .. 1 = vivid, with more wrong colours too. Default: the model's (see the README)."),
-    temperature: float | None = typer.Option(None, "--temperature", min=0.05, max=1.0, help="How firmly each pixel commits to one colour: lower = purer colours, higher = blends of the likely ones. Default: the model's."),
-    work_size: int = typer.Option(256, "--work-size", min=64, max=2048, help="Long side, in pixels, of the resolution colour is predicted at."),
+    preview: bool = typer.Option(
+        False,
+        "--preview",
+        help="Write a side-by-side (gray | colour) clip and a PNG contact sheet for the range (default: 5 s from the middle).",
+    ),
+    temporal: bool = typer.Option(
+        True,
+        "--temporal/--no-temporal",
+        help="Carry colours from frame to frame (flow-warped smoothing, cut detection). --no-temporal colours each frame alone.",
+    ),
+    smoothing: float = typer.Option(
+        1.0,
+        "--smoothing",
+        min=0.0,
+        max=1.0,
+        help="How steady colours stay from frame to frame: 0 = each frame's own guess .. 1 = steadiest (the default).",
+    ),
+    feedback: bool = typer.Option(
+        False,
+        "--feedback/--no-feedback",
+        help="Also show the network the previous frame's colours (off by default: see the README's figures).",
+    ),
+    saturation: float | None = typer.Option(
+        None,
+        "--saturation",
+        min=0.0,
+        max=1.0,
+        help="How vivid the colours are: 0 = muted but rarely wrong .. 1 = vivid, with more wrong colours too. Default: the model's (see the README).",
+    ),
+    temperature: float | None = typer.Option(
+        None,
+        "--temperature",
+        min=0.05,
+        max=1.0,
+        help="How firmly each pixel commits to one colour: lower = purer colours, higher = blends of the likely ones. Default: the model's.",
+    ),
+    work_size: int = typer.Option(
+        256, "--work-size", min=64, max=2048, help="Long side, in pixels, of the resolution colour is predicted at."
+    ),
     codec: str = typer.Option("libx264", "--codec", help="Video codec: libx264, libx265 or ffv1 (lossless)."),
     crf: int = typer.Option(18, "--crf", min=0, max=51, help="Quality for libx264/libx265 (lower = better, bigger)."),
     preset: str = typer.Option("medium", "--preset", help="x264/x265 speed preset (ultrafast .. veryslow)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    model: Path | None = typer.Option(None, "--model", help="Weights (.safetensors with its .json beside it). Default: the shipped model."),
+    model: Path | None = typer.Option(
+        None, "--model", help="Weights (.safetensors with its .json beside it). Default: the shipped model."
+    ),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress, no summary; errors and warnings only."),
     _show_version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
 ) -> None:
@@ -158,10 +200,28 @@ def colorize(
         _fail("give -y (overwrite) or -n (never overwrite), not both")
     handlers = {s: signal.signal(s, _raise_stopped) for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s}
     try:
-        summary = _colorize(src=src, output=output, yes=yes, no=no, start=start, end=end, duration=duration,
-                            preview=preview, temporal=temporal, smoothing=smoothing, feedback=feedback,
-                            saturation=saturation, temperature=temperature, work_size=work_size, codec=codec, crf=crf,
-                            preset=preset, device=device, model=model, quiet=quiet)
+        summary = _colorize(
+            src=src,
+            output=output,
+            yes=yes,
+            no=no,
+            start=start,
+            end=end,
+            duration=duration,
+            preview=preview,
+            temporal=temporal,
+            smoothing=smoothing,
+            feedback=feedback,
+            saturation=saturation,
+            temperature=temperature,
+            work_size=work_size,
+            codec=codec,
+            crf=crf,
+            preset=preset,
+            device=device,
+            model=model,
+            quiet=quiet,
+        )
     except VidcolorError as e:
         _fail(str(e))
         return
@@ -183,12 +243,36 @@ def colorize(
         typer.echo(f"vidcolor: warning: {notice}", err=True)
     if not quiet:
         extra = f" and {summary.sheet}" if summary.sheet else ""
-        typer.echo(f"{summary.frames} frames ({format_time(summary.duration)}) in {summary.elapsed:.1f} s, "
-                   f"{summary.fps:.1f} fps -> {summary.output}{extra}", err=True)
+        typer.echo(
+            f"{summary.frames} frames ({format_time(summary.duration)}) in {summary.elapsed:.1f} s, "
+            f"{summary.fps:.1f} fps -> {summary.output}{extra}",
+            err=True,
+        )
 
 
-def _colorize(*, src, output, yes, no, start, end, duration, preview, temporal, smoothing, feedback, saturation,
-              temperature, work_size, codec, crf, preset, device, model, quiet):
+def _colorize(
+    *,
+    src,
+    output,
+    yes,
+    no,
+    start,
+    end,
+    duration,
+    preview,
+    temporal,
+    smoothing,
+    feedback,
+    saturation,
+    temperature,
+    work_size,
+    codec,
+    crf,
+    preset,
+    device,
+    model,
+    quiet,
+):
     """Parse the options into ColorizeOptions and run; None when -n left an existing output alone."""
     from av.error import FFmpegError
 
@@ -211,9 +295,17 @@ def _colorize(*, src, output, yes, no, start, end, duration, preview, temporal, 
     if not all(_confirm_overwrite(t, yes, no) for t in targets):
         return None
     options = ColorizeOptions(
-        start=t_start, end=t_end, work_size=work_size, temperature=temperature, saturation=saturation, temporal=temporal,
+        start=t_start,
+        end=t_end,
+        work_size=work_size,
+        temperature=temperature,
+        saturation=saturation,
+        temporal=temporal,
         temporal_options=TemporalOptions(smoothing=smoothing, feedback=feedback),
-        encode=EncodeOptions(codec=codec, crf=crf, preset=preset), device=device, model=model, preview=preview,
+        encode=EncodeOptions(codec=codec, crf=crf, preset=preset),
+        device=device,
+        model=model,
+        preview=preview,
     )
     progress = _Progress(not quiet)
     try:

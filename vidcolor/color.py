@@ -105,6 +105,7 @@ def gamut_bins(grid: float = 10.0, limit: float = 110.0, samples: int = 64) -> t
 
 # --- numpy / OpenCV side, used per frame by the pipeline ----------------------------------
 
+
 def gray_to_lightness_lut() -> np.ndarray:
     """(256,) float32: Lab L of the neutral sRGB gray with each 8-bit value."""
     v = torch.arange(256, dtype=torch.float32).div(255.0).view(1, 1, 256).expand(3, 1, 256)

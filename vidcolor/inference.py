@@ -28,8 +28,9 @@ class Colorizer:
     dtype: torch.dtype
 
     @classmethod
-    def load(cls, path: Path | None, device: str = "auto", temperature: float | None = None,
-             saturation: float | None = None) -> Colorizer:
+    def load(
+        cls, path: Path | None, device: str = "auto", temperature: float | None = None, saturation: float | None = None
+    ) -> Colorizer:
         """The weights at path (None: the shipped ones); temperature and saturation override the decoding
         they ship with (decoding.DecodeConfig)."""
         dev = pick_device(device)

@@ -37,8 +37,10 @@ def check_output(src: Path, dst: Path) -> None:
         raise VidcolorError(f"cannot write to {parent}: choose a writable output folder with -o")
     limit = name_max(parent)
     if len(dst.name.encode()) > limit:
-        raise VidcolorError(f"the output name is {len(dst.name.encode())} bytes long, over this file system's "
-                            f"{limit}: choose a shorter name with -o")
+        raise VidcolorError(
+            f"the output name is {len(dst.name.encode())} bytes long, over this file system's "
+            f"{limit}: choose a shorter name with -o"
+        )
 
 
 def partial_path(dst: Path, pid: int | None = None) -> Path:

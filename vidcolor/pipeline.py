@@ -181,8 +181,7 @@ def _is_color(frame: av.VideoFrame) -> bool:
 _END = object()
 
 
-def colorize_video(src: Path, dst: Path, options: ColorizeOptions,
-                   progress: Callable[[Progress], None] | None = None) -> Summary:
+def colorize_video(src: Path, dst: Path, options: ColorizeOptions, progress: Callable[[Progress], None] | None = None) -> Summary:
     """Colorize src into dst (or, with options.preview, into dst's preview clip and sheet)."""
     src, dst = Path(src), Path(dst)
     if str(src) == "-":
@@ -194,7 +193,9 @@ def colorize_video(src: Path, dst: Path, options: ColorizeOptions,
             check_output(src, path)
     check_encode(options.encode)
     if options.start is not None and options.end is not None and options.end <= options.start:
-        raise VidcolorError(f"the end ({options.end:g} s) is not after the start ({options.start:g} s): give an end later than the start")
+        raise VidcolorError(
+            f"the end ({options.end:g} s) is not after the start ({options.start:g} s): give an end later than the start"
+        )
     container = open_input(src)
     try:
         info = describe(container)
@@ -209,16 +210,28 @@ def colorize_video(src: Path, dst: Path, options: ColorizeOptions,
         else:
             sheet = None
         if start is not None and info.duration and start >= info.start + info.duration:
-            raise VidcolorError(f"the start {start - base:g} s is past the end of {src.name} ({info.duration:.2f} s long): "
-                                "choose an earlier start")
+            raise VidcolorError(
+                f"the start {start - base:g} s is past the end of {src.name} ({info.duration:.2f} s long): "
+                "choose an earlier start"
+            )
         colorizer = Colorizer.load(options.model, options.device, options.temperature, options.saturation)
         return _run(container, info, src, dst, sheet, start, end, options, colorizer, progress)
     finally:
         container.close()
 
 
-def _run(container, info: SourceInfo, src: Path, dst: Path, sheet: Path | None, start, end,
-         options: ColorizeOptions, colorizer: Colorizer, progress) -> Summary:
+def _run(
+    container,
+    info: SourceInfo,
+    src: Path,
+    dst: Path,
+    sheet: Path | None,
+    start,
+    end,
+    options: ColorizeOptions,
+    colorizer: Colorizer,
+    progress,
+) -> Summary:
     fmt = container_format(dst)
     stale = remove_stale_partials(dst)
     job = _Job(container, info, src, create_partial(dst), fmt, (start, end), options, colorizer, sheet, progress)
@@ -251,8 +264,19 @@ def _signals_ignored() -> Iterator[None]:
 class _Job:
     """One run: the queues, the three stages, the writer and the temporary output file."""
 
-    def __init__(self, container, info: SourceInfo, src: Path, tmp: Path, fmt: str, span: tuple,
-                 options: ColorizeOptions, colorizer: Colorizer, sheet: Path | None, progress):
+    def __init__(
+        self,
+        container,
+        info: SourceInfo,
+        src: Path,
+        tmp: Path,
+        fmt: str,
+        span: tuple,
+        options: ColorizeOptions,
+        colorizer: Colorizer,
+        sheet: Path | None,
+        progress,
+    ):
         self.container, self.info, self.src, self.tmp, self.fmt = container, info, src, tmp, fmt
         self.start, self.end = span
         self.options, self.colorizer, self.sheet, self.progress = options, colorizer, sheet, progress
@@ -287,17 +311,30 @@ class _Job:
         opt, info = self.options, self.info
         self.rotation = int(frame.rotation or 0) % 360
         if _is_color(frame):
-            self.notices.append(f"{self.src.name} already has colour: colorizing from its luminance only (its colours are replaced)")
+            self.notices.append(
+                f"{self.src.name} already has colour: colorizing from its luminance only (its colours are replaced)"
+            )
         # A range starts the output at its first frame; a whole file keeps its own
         # timestamps, moved to 0 only when the container starts late (MPEG-TS).
         offset = frame.time if self.start is not None else max(0.0, (self.container.start_time or 0) / av.time_base)
-        self.writer = Writer(self.tmp, self.fmt, self.container, info, opt.encode, self.rotation, offset, self.notices,
-                             width=info.width * (2 if opt.preview else 1), field_order=field_order(self.container, frame))
+        self.writer = Writer(
+            self.tmp,
+            self.fmt,
+            self.container,
+            info,
+            opt.encode,
+            self.rotation,
+            offset,
+            self.notices,
+            width=info.width * (2 if opt.preview else 1),
+            field_order=field_order(self.container, frame),
+        )
         composer = Composer(info.width, info.height, self.writer.pix_fmt, side_by_side=opt.preview)
         self.state = TemporalState(opt.temporal_options, gray_to_lightness_lut(), enabled=opt.temporal)
         self.wsize = working_size(info.width, info.height, opt.work_size)
-        self.encoder = _Stage(lambda: _encode_loop(self.encode_q, self.writer, composer, self.stop, self.shots,
-                                                   self.times), "vidcolor-encode")
+        self.encoder = _Stage(
+            lambda: _encode_loop(self.encode_q, self.writer, composer, self.stop, self.shots, self.times), "vidcolor-encode"
+        )
         self.encoder.start()
         self.first_time = frame.time
         for p in pending:  # a range drops what comes before its first frame
@@ -332,8 +369,9 @@ class _Job:
         self._finish()
         self._check_shortfall(last_time)
         duration = last_time - self.first_time + float(1 / self.info.rate)
-        return Summary(self.tmp, frames, duration, time.perf_counter() - t0, self.notices, self.sheet,
-                       self.stats.corrupt_packets, self.times)
+        return Summary(
+            self.tmp, frames, duration, time.perf_counter() - t0, self.notices, self.sheet, self.stats.corrupt_packets, self.times
+        )
 
     def _finish(self) -> None:
         _put(self.encode_q, _END, self.stop)
@@ -344,15 +382,18 @@ class _Job:
         if self.shots is not None:
             self.shots.write(self.sheet)
         if self.stats.corrupt_packets:
-            self.notices.append(f"{self.stats.corrupt_packets} damaged packet(s) could not be decoded: "
-                                "those frames are missing from the output")
+            self.notices.append(
+                f"{self.stats.corrupt_packets} damaged packet(s) could not be decoded: those frames are missing from the output"
+            )
 
     def _check_shortfall(self, last_time: float) -> None:
         """A file cut short (an interrupted copy or download) still decodes: say how much is missing."""
         info = self.info
         if ends_mid_packet(self.container, self.src):
-            self.notices.append(f"{self.src.name} ends in the middle of a packet: it looks truncated (cut short while "
-                                "copying or downloading), and the output holds what decodes")
+            self.notices.append(
+                f"{self.src.name} ends in the middle of a packet: it looks truncated (cut short while "
+                "copying or downloading), and the output holds what decodes"
+            )
             return
         if not info.duration:
             return
@@ -360,9 +401,11 @@ class _Job:
         decoded_end = last_time + float(1 / info.rate)
         missing = declared_end - decoded_end
         if missing > max(0.5, 3 / float(info.rate)):
-            self.notices.append(f"{self.src.name} ends early: its frames stop at {decoded_end - info.start:.2f} s of the "
-                                f"{declared_end - info.start:.2f} s it declares ({missing:.2f} s missing); it may be "
-                                "truncated, and the output holds what decodes")
+            self.notices.append(
+                f"{self.src.name} ends early: its frames stop at {decoded_end - info.start:.2f} s of the "
+                f"{declared_end - info.start:.2f} s it declares ({missing:.2f} s missing); it may be "
+                "truncated, and the output holds what decodes"
+            )
 
     def abort(self) -> None:
         """Stop every stage and delete the temporary output; the input was only ever read."""
@@ -385,15 +428,20 @@ def _expected_frames(info: SourceInfo, start: float | None, end: float | None) -
 
 def _no_frames_error(src: Path, info: SourceInfo, start, end, stats: DecodeStats) -> VidcolorError:
     if start is not None or end is not None:
-        return VidcolorError(f"no frames of {src.name} fall between {start or 0:g} s and {end if end is not None else 'the end'} "
-                             f"(it is {info.duration:.2f} s long): choose a range inside the video")
+        return VidcolorError(
+            f"no frames of {src.name} fall between {start or 0:g} s and {end if end is not None else 'the end'} "
+            f"(it is {info.duration:.2f} s long): choose a range inside the video"
+        )
     if stats.corrupt_packets:
-        return VidcolorError(f"{src.name} is damaged: none of its {stats.corrupt_packets} video packets decode. Try re-exporting it")
+        return VidcolorError(
+            f"{src.name} is damaged: none of its {stats.corrupt_packets} video packets decode. Try re-exporting it"
+        )
     return VidcolorError(f"{src.name} has a video stream but no frames: there is nothing to colorize")
 
 
-def _colorize_frame(gray: np.ndarray, rotation: int, wsize: tuple[int, int], state: TemporalState,
-                    colorizer: Colorizer, times: StageTimes) -> np.ndarray:
+def _colorize_frame(
+    gray: np.ndarray, rotation: int, wsize: tuple[int, int], state: TemporalState, colorizer: Colorizer, times: StageTimes
+) -> np.ndarray:
     """Full-res gray (H, W) uint8 -> ab (h, w, 2) float32 at the working resolution (stored orientation).
     Model time is what the network took; "flow" is the rest of the temporal step (flow, warps, blend)."""
     t = time.perf_counter()
@@ -414,8 +462,9 @@ def _colorize_frame(gray: np.ndarray, rotation: int, wsize: tuple[int, int], sta
     return np.ascontiguousarray(np.rot90(ab, -k)) if k else ab
 
 
-def _encode_loop(q: queue.Queue, writer: Writer, composer: Composer, stop: threading.Event,
-                 shots: SheetSampler | None, times: StageTimes) -> None:
+def _encode_loop(
+    q: queue.Queue, writer: Writer, composer: Composer, stop: threading.Event, shots: SheetSampler | None, times: StageTimes
+) -> None:
     while not stop.is_set():
         try:
             item = q.get(timeout=0.1)

@@ -114,8 +114,9 @@ class Motion:
         return warp(img, self.backward)
 
 
-def track(dis: cv2.DISOpticalFlow, prev_gray: np.ndarray, gray: np.ndarray, lut: np.ndarray,
-          opt: TemporalOptions) -> Motion | None:
+def track(
+    dis: cv2.DISOpticalFlow, prev_gray: np.ndarray, gray: np.ndarray, lut: np.ndarray, opt: TemporalOptions
+) -> Motion | None:
     """prev_gray, gray (H, W) uint8 -> the motion between them, or None when too little of it is
     trustworthy (a cut between shots of similar tones). Trusted: forward-backward consistent, inside
     the frame, and the lightness matches after warping. The one place this is decided: run time and

@@ -51,9 +51,13 @@ def open_input(path: Path) -> av.container.InputContainer:
     try:
         container = av.open(str(path), mode="r")
     except av.error.EOFError:
-        raise VidcolorError(f"{path} has no frames to read: the file is empty or cut short. Check that it is a complete video file.") from None
+        raise VidcolorError(
+            f"{path} has no frames to read: the file is empty or cut short. Check that it is a complete video file."
+        ) from None
     except av.error.FFmpegError as e:
-        raise VidcolorError(f"{path} is not a video FFmpeg can read ({_reason(e)}). Check that it is a complete video file.") from None
+        raise VidcolorError(
+            f"{path} is not a video FFmpeg can read ({_reason(e)}). Check that it is a complete video file."
+        ) from None
     if not container.streams.video:
         container.close()
         raise VidcolorError(f"{path} has no video stream ({_kinds(path)}). Give a file with a picture track.")
@@ -228,8 +232,20 @@ def check_codec(codec: str) -> None:
 
 
 # Planar Y'CbCr formats FFV1 keeps as they are (chroma format and bit depth of the source).
-FFV1_KEEPS = {"yuv420p", "yuv422p", "yuv444p", "yuv420p10le", "yuv422p10le", "yuv444p10le", "yuv420p12le",
-              "yuv422p12le", "yuv444p12le", "yuv420p16le", "yuv422p16le", "yuv444p16le"}
+FFV1_KEEPS = {
+    "yuv420p",
+    "yuv422p",
+    "yuv444p",
+    "yuv420p10le",
+    "yuv422p10le",
+    "yuv444p10le",
+    "yuv420p12le",
+    "yuv422p12le",
+    "yuv444p12le",
+    "yuv420p16le",
+    "yuv422p16le",
+    "yuv444p16le",
+}
 _FULL_RANGE = {"yuvj420p": "yuv420p", "yuvj422p": "yuv422p", "yuvj444p": "yuv444p"}
 
 
@@ -281,9 +297,19 @@ class Writer:
     and audio stays in sync. Only one thread may use a Writer.
     """
 
-    def __init__(self, path: Path, fmt: str, source: av.container.InputContainer, info: SourceInfo,
-                 options: EncodeOptions, rotation: int, offset: float, notices: list[str], width: int | None = None,
-                 field_order: int = PROGRESSIVE):
+    def __init__(
+        self,
+        path: Path,
+        fmt: str,
+        source: av.container.InputContainer,
+        info: SourceInfo,
+        options: EncodeOptions,
+        rotation: int,
+        offset: float,
+        notices: list[str],
+        width: int | None = None,
+        field_order: int = PROGRESSIVE,
+    ):
         self.out = av.open(str(path), mode="w", format=fmt)
         self.fmt = fmt
         self.offset = offset
@@ -297,8 +323,15 @@ class Writer:
             if stream.type in ("audio", "subtitle"):
                 self._add_passthrough(stream, notices)
 
-    def _add_video(self, src: av.video.stream.VideoStream, info: SourceInfo, options: EncodeOptions, rotation: int,
-                   width: int, field_order: int):
+    def _add_video(
+        self,
+        src: av.video.stream.VideoStream,
+        info: SourceInfo,
+        options: EncodeOptions,
+        rotation: int,
+        width: int,
+        field_order: int,
+    ):
         v = self.out.add_stream(options.codec, rate=info.rate)
         v.width, v.height = width, info.height
         v.pix_fmt = output_pix_fmt(info, options.codec)
@@ -356,8 +389,10 @@ class Writer:
         try:
             yield
         except av.error.FFmpegError as e:
-            raise VidcolorError(f"{what} into the .{self.fmt.replace('matroska', 'mkv')} output failed ({_reason(e)}): "
-                                "no output was written. Try another container (-o NAME.mkv) or --codec") from None
+            raise VidcolorError(
+                f"{what} into the .{self.fmt.replace('matroska', 'mkv')} output failed ({_reason(e)}): "
+                "no output was written. Try another container (-o NAME.mkv) or --codec"
+            ) from None
 
     def write_packet(self, packet: av.Packet) -> None:
         stream = packet.stream

@@ -41,8 +41,9 @@ def _stored_dtype(name: str, tensor: torch.Tensor, half: bool) -> torch.dtype:
     return torch.float16 if half and tensor.is_floating_point() and not keep else tensor.dtype
 
 
-def save_model(model: ColorNet, path: Path, decode: DecodeConfig | None = None, extra: dict | None = None,
-               half: bool = True) -> None:
+def save_model(
+    model: ColorNet, path: Path, decode: DecodeConfig | None = None, extra: dict | None = None, half: bool = True
+) -> None:
     """Write path (.safetensors) and its configs (.json). `half` stores weights in fp16 to halve the file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to(_stored_dtype(k, v, half)).contiguous() for k, v in model.state_dict().items()}

@@ -104,8 +104,11 @@ def evaluate_clip(clip: Path, options: ColorizeOptions) -> dict:
         single = colorize_to_frames(clip, replace(options, temporal=False), Path(tmp), "single")
     to_t = lambda f: torch.from_numpy(f).permute(2, 0, 1)[None].float() / 255.0  # noqa: E731
     cuts = [
-        {"frame": t, "psnr_temporal": psnr(to_t(temporal[t]), to_t(gt[t])).item(),
-         "psnr_single": psnr(to_t(single[t]), to_t(gt[t])).item()}
+        {
+            "frame": t,
+            "psnr_temporal": psnr(to_t(temporal[t]), to_t(gt[t])).item(),
+            "psnr_single": psnr(to_t(single[t]), to_t(gt[t])).item(),
+        }
         for t in shot_starts(gt)
     ]
     return {

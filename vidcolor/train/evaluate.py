@@ -74,8 +74,12 @@ def sweep_decodings(
         logits, reg_ab = run_network(model, gray_rgb(L))
         hint_logits, _ = run_network(model, join_lab(L, shifted_hint(lab[:, 1:], g)))
         reg = to_rgb(reg_ab, L)
-        shared = {"psnr_gray": psnr(gray_rgb(L), gt), "psnr_reg": psnr(reg, gt),
-                  "color_reg": colorfulness(reg), "color_gt": colorfulness(gt)}
+        shared = {
+            "psnr_gray": psnr(gray_rgb(L), gt),
+            "psnr_reg": psnr(reg, gt),
+            "color_reg": colorfulness(reg),
+            "color_gt": colorfulness(gt),
+        }
         for acc, dec in zip(sums, decodings, strict=True):
             cls = to_rgb(model.colors(logits, dec)[0], L)
             hinted = to_rgb(model.colors(hint_logits, dec)[0], L)

@@ -28,8 +28,8 @@ from ..weights import load_model, read_configs, save_model
 from .augment import archival_look, degrade_hint
 from .clips import clip_cache, list_clips, overlapping_photos, split_clips
 from .data import ImageCache, cached, center_crops, list_images, random_crops, split_images
-from .sequences import sequence_samples, window_crops
 from .evaluate import evaluate_images
+from .sequences import sequence_samples, window_crops
 
 
 @dataclass(frozen=True)
@@ -145,8 +145,16 @@ class TrainingData:
         train_clips, held_clips = split_clips(clips, cfg.clip_holdout_permille)
         leaked = set(overlapping_photos(photos, held_clips)) if held_clips else set()
         photos = [p for p in photos if p not in leaked]
-        log({"event": "data", "photos": len(photos), "held_out_photos": len(held), "clips": len(train_clips),
-             "held_out_clips": [p.stem for p in held_clips], "photos_of_held_out_clips": len(leaked)})
+        log(
+            {
+                "event": "data",
+                "photos": len(photos),
+                "held_out_photos": len(held),
+                "clips": len(train_clips),
+                "held_out_clips": [p.stem for p in held_clips],
+                "photos_of_held_out_clips": len(leaked),
+            }
+        )
         if not photos:
             raise FileNotFoundError(f"no images found under {cfg.data_dir}")
         self.photos = cached(photos, Path(cfg.cache_dir), 256)
@@ -195,15 +203,22 @@ class Trainer:
         self.lut = gray_to_lightness_lut()
         self.step = 0
         self.best = -math.inf
-        self.weights = rebalance_weights(bin_prior(self.data.photos, self.model.colors.bins.cpu(), self.rng, cfg.prior_samples), cfg.rebalance_lambda)
+        self.weights = rebalance_weights(
+            bin_prior(self.data.photos, self.model.colors.bins.cpu(), self.rng, cfg.prior_samples), cfg.rebalance_lambda
+        )
         self.model.colors.class_weights.copy_(self.weights)
         self.ema.load_state_dict(self.model.state_dict())
         self.ema.requires_grad_(False)
         encoder = list(self.model.encoder.parameters())
         ids = {id(p) for p in encoder}
         self.opt = torch.optim.AdamW(
-            [{"params": [p for p in self.model.parameters() if id(p) not in ids], "lr_scale": 1.0},
-             {"params": encoder, "lr_scale": cfg.encoder_lr_scale}], lr=cfg.lr, weight_decay=cfg.weight_decay)
+            [
+                {"params": [p for p in self.model.parameters() if id(p) not in ids], "lr_scale": 1.0},
+                {"params": encoder, "lr_scale": cfg.encoder_lr_scale},
+            ],
+            lr=cfg.lr,
+            weight_decay=cfg.weight_decay,
+        )
         self._resume()
 
     def log(self, rec: dict) -> None:
@@ -226,8 +241,13 @@ class Trainer:
         self.log({"event": "resume", "step": self.step})
 
     def _checkpoint(self) -> None:
-        state = {"model": self.model.state_dict(), "ema": self.ema.state_dict(), "opt": self.opt.state_dict(),
-                 "step": self.step, "best": self.best}
+        state = {
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "opt": self.opt.state_dict(),
+            "step": self.step,
+            "best": self.best,
+        }
         torch.save(state, self.run / "last.pt.tmp")
         (self.run / "last.pt.tmp").replace(self.run / "last.pt")
 
@@ -305,8 +325,15 @@ class Trainer:
             self.step += 1
             if self.step % 50 == 0:
                 mean = {k: round(float(np.mean([a[k] for a in acc])), 4) for k in acc[0]}
-                self.log({"step": self.step, "lr": round(self.lr_at(self.step), 6), "frozen": self.frozen(),
-                          "sec_per_step": round((time.time() - t0) / len(acc), 3), **mean})
+                self.log(
+                    {
+                        "step": self.step,
+                        "lr": round(self.lr_at(self.step), 6),
+                        "frozen": self.frozen(),
+                        "sec_per_step": round((time.time() - t0) / len(acc), 3),
+                        **mean,
+                    }
+                )
                 t0, acc = time.time(), []
             if self.step % c.ckpt_every == 0:
                 self._checkpoint()
@@ -324,8 +351,9 @@ class Trainer:
             self.log({"event": "export", "step": self.step, "gain_db": round(score, 3)})
         # Every evaluated step is kept: the shipped one is picked later on the whole colour/PSNR
         # frontier, which one PSNR figure cannot rank.
-        save_model(self.ema, self.run / "snapshots" / f"step{self.step:06d}.safetensors",
-                   extra={"step": self.step, "held_out": fig})
+        save_model(
+            self.ema, self.run / "snapshots" / f"step{self.step:06d}.safetensors", extra={"step": self.step, "held_out": fig}
+        )
 
 
 def export_checkpoint(checkpoint: Path, out: Path, decode: DecodeConfig, extra: dict | None = None) -> None:
@@ -356,24 +384,57 @@ def main() -> None:
     d = TrainConfig
 
     @app.command()
-    def fit(data_dir: str = d.data_dir, clip_dir: str = d.clip_dir, run_dir: str = d.run_dir, steps: int = d.steps,
-            batch: int = d.batch, crop: int = d.crop, lr: float = d.lr, encoder_lr_scale: float = d.encoder_lr_scale,
-            freeze_encoder_steps: int = d.freeze_encoder_steps, eval_every: int = d.eval_every, device: str = d.device,
-            init: str = "", hint_prob: float = d.hint_prob, clip_prob: float = d.clip_prob, warmup: int = d.warmup,
-            weight_decay: float = d.weight_decay, sequence_prob: float = d.sequence_prob,
-            sequence_frames: int = d.sequence_frames) -> None:
+    def fit(
+        data_dir: str = d.data_dir,
+        clip_dir: str = d.clip_dir,
+        run_dir: str = d.run_dir,
+        steps: int = d.steps,
+        batch: int = d.batch,
+        crop: int = d.crop,
+        lr: float = d.lr,
+        encoder_lr_scale: float = d.encoder_lr_scale,
+        freeze_encoder_steps: int = d.freeze_encoder_steps,
+        eval_every: int = d.eval_every,
+        device: str = d.device,
+        init: str = "",
+        hint_prob: float = d.hint_prob,
+        clip_prob: float = d.clip_prob,
+        warmup: int = d.warmup,
+        weight_decay: float = d.weight_decay,
+        sequence_prob: float = d.sequence_prob,
+        sequence_frames: int = d.sequence_frames,
+    ) -> None:
         """Train (or resume, when RUN_DIR/last.pt exists). Example: python -m vidcolor.train fit --steps 10000
         (--init models/vidcolor-base.safetensors starts a new run from the shipped weights instead of the
         ImageNet encoder). A resumed run keeps the network it was started with."""
-        Trainer(TrainConfig(data_dir=data_dir, clip_dir=clip_dir, run_dir=run_dir, steps=steps, batch=batch, crop=crop,
-                            lr=lr, encoder_lr_scale=encoder_lr_scale, freeze_encoder_steps=freeze_encoder_steps,
-                            eval_every=eval_every, device=device, init=init, hint_prob=hint_prob, clip_prob=clip_prob,
-                            warmup=warmup, weight_decay=weight_decay, sequence_prob=sequence_prob,
-                            sequence_frames=sequence_frames, model=run_model_config(Path(run_dir), init))).fit()
+        Trainer(
+            TrainConfig(
+                data_dir=data_dir,
+                clip_dir=clip_dir,
+                run_dir=run_dir,
+                steps=steps,
+                batch=batch,
+                crop=crop,
+                lr=lr,
+                encoder_lr_scale=encoder_lr_scale,
+                freeze_encoder_steps=freeze_encoder_steps,
+                eval_every=eval_every,
+                device=device,
+                init=init,
+                hint_prob=hint_prob,
+                clip_prob=clip_prob,
+                warmup=warmup,
+                weight_decay=weight_decay,
+                sequence_prob=sequence_prob,
+                sequence_frames=sequence_frames,
+                model=run_model_config(Path(run_dir), init),
+            )
+        ).fit()
 
     @app.command()
-    def export(checkpoint: Path, out: Path, temperature: float = DecodeConfig.temperature,
-               saturation: float = DecodeConfig.saturation) -> None:
+    def export(
+        checkpoint: Path, out: Path, temperature: float = DecodeConfig.temperature, saturation: float = DecodeConfig.saturation
+    ) -> None:
         """Example: python -m vidcolor.train export runs/mnv2/last.pt models/vidcolor-base.safetensors --saturation 0.4"""
         export_checkpoint(checkpoint, out, DecodeConfig(temperature=temperature, saturation=saturation))
 

@@ -28,8 +28,16 @@ from .data import ImageCache
 PredictBatch = Callable[[np.ndarray], np.ndarray]
 
 
-def window_crops(cache: ImageCache, spans: list[tuple[str, int, int]], n: int, frames: int, size: int,
-                 rng: np.random.Generator, max_skip: int = 3, scale: tuple[float, float] = (0.55, 1.0)) -> np.ndarray:
+def window_crops(
+    cache: ImageCache,
+    spans: list[tuple[str, int, int]],
+    n: int,
+    frames: int,
+    size: int,
+    rng: np.random.Generator,
+    max_skip: int = 3,
+    scale: tuple[float, float] = (0.55, 1.0),
+) -> np.ndarray:
     """n windows of `frames` frames, each from one clip, every skip-th frame (skip 1..max_skip), the
     same random crop (rescaled, maybe flipped) in each: (n, frames, size, size, 3) uint8 RGB."""
     out = np.empty((n, frames, size, size, 3), dtype=np.uint8)
@@ -53,8 +61,15 @@ def window_crops(cache: ImageCache, spans: list[tuple[str, int, int]], n: int, f
     return out
 
 
-def sequence_samples(windows: np.ndarray, predict: PredictBatch, dis: cv2.DISOpticalFlow, lut: np.ndarray,
-                     opt: TemporalOptions, g: torch.Generator, own_hint_prob: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
+def sequence_samples(
+    windows: np.ndarray,
+    predict: PredictBatch,
+    dis: cv2.DISOpticalFlow,
+    lut: np.ndarray,
+    opt: TemporalOptions,
+    g: torch.Generator,
+    own_hint_prob: float = 0.5,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """windows (n, K, S, S, 3) uint8 RGB -> (the last frames' inputs (n, 3, S, S) in [0, 1], their true
     ab (n, 2, S, S)). The gray frames are the frames' luma, as a decoded video's are."""
     n, k = windows.shape[:2]
@@ -62,8 +77,7 @@ def sequence_samples(windows: np.ndarray, predict: PredictBatch, dis: cv2.DISOpt
     truth = rgb_to_lab(torch.from_numpy(windows[:, 0]).permute(0, 3, 1, 2).float() / 255.0)[:, 1:]
     own = degrade_hint(truth, g).permute(0, 2, 3, 1).numpy()
     use_own = (torch.rand(n, generator=g) < own_hint_prob).tolist()
-    x = np.stack([lab_planes_to_rgb(lut[grays[i, 0]], own[i]) if use_own[i] else gray_input(grays[i, 0])
-                  for i in range(n)])
+    x = np.stack([lab_planes_to_rgb(lut[grays[i, 0]], own[i]) if use_own[i] else gray_input(grays[i, 0]) for i in range(n)])
     for j in range(1, k):
         pred = predict(x)
         x = np.stack([_next_input(dis, grays[i, j - 1], grays[i, j], pred[i], lut, opt) for i in range(n)])
@@ -71,8 +85,9 @@ def sequence_samples(windows: np.ndarray, predict: PredictBatch, dis: cv2.DISOpt
     return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), rgb_to_lab(last)[:, 1:]
 
 
-def _next_input(dis: cv2.DISOpticalFlow, prev_gray: np.ndarray, gray: np.ndarray, prev_ab: np.ndarray,
-                lut: np.ndarray, opt: TemporalOptions) -> np.ndarray:
+def _next_input(
+    dis: cv2.DISOpticalFlow, prev_gray: np.ndarray, gray: np.ndarray, prev_ab: np.ndarray, lut: np.ndarray, opt: TemporalOptions
+) -> np.ndarray:
     motion = track(dis, prev_gray, gray, lut, opt)
     if motion is None:
         return gray_input(gray)
