@@ -1,6 +1,7 @@
 """End-to-end speed, measured side by side in one run (these machines are noisy).
 
     python benchmarks/speed.py [--frames 240] [--model OTHER.safetensors]
+    # 640x360 is also run with --no-temporal (and with --model OTHER end to end), side by side
     python benchmarks/speed.py --busy 1     # also with 1 competing CPU-bound process: slowdowns side by side
 
 For a 640x360 and a 1280x720 clip (generated here: a camera panning over
@@ -86,9 +87,9 @@ def _spin() -> None:
         pass
 
 
-def measure(clip: Path, folder: Path) -> tuple[float, float, dict[str, float]]:
+def measure(clip: Path, folder: Path, opts: ColorizeOptions | None = None) -> tuple[float, float, dict[str, float]]:
     """-> (vidcolor fps, plain transcode fps, vidcolor's per-stage ms a frame), run back to back."""
-    opts = ColorizeOptions()
+    opts = opts or ColorizeOptions()
     floor = plain_transcode(clip, folder / "plain.mp4", opts.encode)
     summary = colorize_video(clip, folder / "out.mp4", opts)
     (folder / "out.mp4").unlink()
@@ -135,6 +136,14 @@ def main() -> None:
             fps, floor, stages = measure(clip, folder)
             print(f"{w}x{h}: vidcolor {fps:5.1f} fps | plain transcode {floor:5.1f} fps | ratio {fps / floor:.2f}")
             print("   per frame: " + "  ".join(f"{k} {v:5.1f} ms" for k, v in stages.items()))
+            if h == 360:
+                variants = [("--no-temporal", ColorizeOptions(temporal=False))]
+                if args.model:
+                    variants.append((f"--model {args.model.name}", ColorizeOptions(model=args.model)))
+                for name, opts in variants:
+                    vfps, vfloor, vstages = measure(clip, folder, opts)
+                    print(f"   {name}: vidcolor {vfps:5.1f} fps | plain transcode {vfloor:5.1f} fps | ratio {vfps / vfloor:.2f}")
+                    print("      per frame: " + "  ".join(f"{k} {v:5.1f} ms" for k, v in vstages.items()))
             if args.busy and h == 360:
                 busy_run(clip, folder, args.busy, (fps, floor))
 

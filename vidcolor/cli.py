@@ -161,9 +161,10 @@ def colorize(
         help="How steady colours stay from frame to frame: 0 = each frame's own guess .. 1 = steadiest (the default).",
     ),
     feedback: bool = typer.Option(
-        False,
+        True,
         "--feedback/--no-feedback",
-        help="Also show the network the previous frame's colours (off by default: see the README's figures).",
+        help="Show the network the previous frame's colours, carried along the motion (the default). "
+        "--no-feedback predicts each frame from gray and only blends with the past.",
     ),
     saturation: float | None = typer.Option(
         None,

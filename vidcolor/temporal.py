@@ -36,14 +36,13 @@ Predict = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 class TemporalOptions:
     smoothing: float = 1.0  # 0 = no blending with the past, 1 = strong; max_keep still caps it (README: Temporal stability)
     flow_preset: str = "fast"
-    # Give the model the warped previous colours as a hint. Off by default: with
-    # the current weights it raises CDC and strays on fast motion (README).
-    feedback: bool = False
+    # Give the network the warped previous colours as its input (trained on such sequences,
+    # train.sequences); off, every frame is predicted from gray and only the blend carries colour.
+    feedback: bool = True
     cut_threshold: float = 0.45  # histogram distance above which frames belong to different shots
     min_reliable: float = 0.3  # below this fraction of trustworthy flow, t-1 and t are different shots
     black_level: float = 12.0  # mean 8-bit gray below which a frame counts as black (fades)
     lightness_tolerance: float = 10.0  # L units; a warped pixel further off is not trusted
-    anchor_every: int = 4  # frames between memoryless (gray-input) passes that anchor global colour
     # Weigh past and prediction by the model's confidence in each (see TemporalState._keep_weight).
     use_confidence: bool = True
     max_keep: float = 0.97  # the past's weight never reaches 1: every frame lets a little of its prediction in
@@ -57,27 +56,6 @@ class Inherited:
     reliability: np.ndarray | None  # (H, W) float32 in [0, 1]
     cut: bool  # True when this frame starts a new shot
     confidence: np.ndarray | None = None  # (H, W) float32 in [0, 1]: the warped previous output's confidence
-
-
-def chroma_stats(ab: np.ndarray) -> tuple[np.ndarray, float]:
-    """ab (H, W, 2) -> (mean ab (2,), mean distance from that mean): a frame's overall cast and spread."""
-    mean = ab.reshape(-1, 2).mean(axis=0)
-    spread = float(np.sqrt(((ab - mean) ** 2).sum(-1)).mean())
-    return mean, spread
-
-
-def match_stats(ab: np.ndarray, target: tuple[np.ndarray, float]) -> np.ndarray:
-    """Shift and scale ab so its overall cast and spread are the target's; local choices are kept.
-
-    Why: fed back frame after frame, any bias of the hinted model (a warm cast,
-    a little extra saturation) compounds into drift. Anchoring the global
-    statistics to a prediction made without memory stops that, while the
-    feedback still decides *which* colour each region keeps.
-    """
-    mean, spread = chroma_stats(ab)
-    t_mean, t_spread = target
-    scale = float(np.clip(t_spread / max(spread, 1e-3), 0.5, 2.0))
-    return ((ab - mean) * scale + t_mean).astype(np.float32)
 
 
 def histogram(gray: np.ndarray) -> np.ndarray:
@@ -141,8 +119,6 @@ class TemporalState:
         self.cuts = 0
 
     def reset(self) -> None:
-        self.anchor: tuple[np.ndarray, float] | None = None  # see match_stats
-        self.since_anchor = 0
         self.prev_gray: np.ndarray | None = None
         self.prev_hist: np.ndarray | None = None
         self.prev_ab: np.ndarray | None = None
@@ -154,14 +130,10 @@ class TemporalState:
             return predict(gray_input(gray))[0]
         inherited = self._inherit(gray)
         if inherited.ab is None or not self.opt.feedback:
-            pred, confidence = predict(gray_input(gray))
-            self.anchor, self.since_anchor = chroma_stats(pred), 0
+            x = gray_input(gray)
         else:
-            pred, confidence = predict(feedback_input(self.lut[gray], inherited.ab, inherited.reliability))
-            self.since_anchor += 1
-            if self.since_anchor >= self.opt.anchor_every:
-                self.anchor, self.since_anchor = chroma_stats(predict(gray_input(gray))[0]), 0
-            pred = match_stats(pred, self.anchor)
+            x = feedback_input(self.lut[gray], inherited.ab, inherited.reliability)
+        pred, confidence = predict(x)
         return self._blend(inherited, pred, confidence)
 
     def _inherit(self, gray: np.ndarray) -> Inherited:
