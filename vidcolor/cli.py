@@ -62,6 +62,16 @@ Examples:
   vidcolor film.mp4 --codec ffv1 -o film.mkv   lossless output
 
   vidcolor film.mp4 --saturation 0.6     more vivid colours (0 muted .. 1 vivid)
+
+  vidcolor frame film.mp4 -ss 1:23.5 -o frame.png   the gray frame at 1:23.5, to colour by hand
+"""
+
+FRAME_EXAMPLES = """
+Examples:
+
+  vidcolor frame film.mp4 -ss 1:23.5 -o frame.png        the frame at 1:23.5
+
+  vidcolor frame film.mp4 -ss 1:00 -t 60 -n 6 -o f.png   6 frames, one every 10 s: f-t60.000.png ...
 """
 
 
@@ -325,7 +335,58 @@ def _colorize(
 OPENMP_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
+frame_app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@frame_app.command(epilog=FRAME_EXAMPLES, no_args_is_help=True)
+def frame(
+    src: Path = typer.Argument(..., help="The video to take the frame from."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="PNG to write. Default: SRC's name + .frame.png beside it."),
+    start: str = typer.Option("0", "-ss", "--start", help="Time of the frame: SS[.ms], MM:SS or HH:MM:SS[.ms]."),
+    end: str | None = typer.Option(None, "-to", "--end", help="With -n: end of the range (default: the video's end)."),
+    duration: str | None = typer.Option(None, "-t", "--duration", help="With -n: length of the range instead of -to."),
+    count: int = typer.Option(
+        1, "-n", "--count", min=1, help="Write N frames evenly spaced over the range, named by their time."
+    ),
+    yes: bool = typer.Option(False, "-y", "--yes", help="Overwrite existing images."),
+) -> None:
+    """Write the gray frame at a time as a PNG, full resolution, to colour by hand and pass back with --keyframe."""
+    from .stills import export_stills
+    from .timecode import format_time, parse_time
+
+    try:
+        t_start = parse_time(start, "start")
+        t_end = parse_time(end, "end") if end is not None else None
+        if duration is not None:
+            if t_end is not None:
+                raise VidcolorError("give either --end or --duration, not both")
+            t_end = t_start + parse_time(duration, "duration")
+        dst = output if output is not None else src.with_name(src.stem + ".frame.png")
+        stills = export_stills(src, dst, t_start, t_end, count, overwrite=yes)
+    except VidcolorError as e:
+        _fail(str(e))
+        return
+    except KeyboardInterrupt:
+        _fail("interrupted", code=130)
+        return
+    except OSError as e:
+        _fail(_os_error(e))
+        return
+    for still in stills:
+        typer.echo(f"{format_time(still.time)} {still.path}")
+
+
 def main() -> None:
     for key, value in OPENMP_ENV.items():
         os.environ.setdefault(key, value)
-    app()
+    # `vidcolor frame ...` is its own command; `vidcolor FILM ...` stays the one-word default.
+    if len(sys.argv) > 1 and sys.argv[1] == "frame":
+        frame_app(args=sys.argv[2:], prog_name="vidcolor frame")
+    else:
+        app()

@@ -48,8 +48,9 @@ def spaced_times(start: float, end: float, count: int) -> list[float]:
     return [start + i * (end - start) / count for i in range(count)]
 
 
-def export_stills(src: Path, dst: Path, start: float | None, end: float | None, count: int = 1,
-                  overwrite: bool = False) -> list[Still]:
+def export_stills(
+    src: Path, dst: Path, start: float | None, end: float | None, count: int = 1, overwrite: bool = False
+) -> list[Still]:
     """Write the gray frame at `start` (count 1) or `count` frames evenly spaced over [start, end) to PNG.
     Times count from the start of the file; end defaults to the film's end."""
     if dst.suffix.lower() not in STILL_SUFFIXES:

@@ -125,8 +125,9 @@ def demux_range(
     Packets that fail to decode are counted in `stats` and skipped.
     """
     video = container.streams.video[0]
-    video.thread_type = "AUTO"
-    video.thread_count = threads
+    if not video.codec_context.is_open:  # set once: a second range of the same container reuses the decoder
+        video.thread_type = "AUTO"
+        video.thread_count = threads
     others = [s for s in container.streams if s.type in ("audio", "subtitle")]
     # A frame counts as "at" a time if it starts within half a millisecond of it.
     eps = 5e-4
