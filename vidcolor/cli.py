@@ -176,6 +176,15 @@ def colorize(
         help="Show the network the previous frame's colours, carried along the motion (the default). "
         "--no-feedback predicts each frame from gray and only blends with the past.",
     ),
+    keyframe: list[str] = typer.Option(
+        [],
+        "--keyframe",
+        help="TIME=IMAGE: your coloured version of the frame at TIME (from `vidcolor frame`) steers its shot, "
+        "before and after it, up to the cuts. Where you left it gray the model decides. Repeatable.",
+    ),
+    keyframe_reach: float = typer.Option(
+        10.0, "--keyframe-reach", min=0.0, help="Seconds before a keyframe that its colours reach back to."
+    ),
     saturation: float | None = typer.Option(
         None,
         "--saturation",
@@ -223,6 +232,8 @@ def colorize(
             temporal=temporal,
             smoothing=smoothing,
             feedback=feedback,
+            keyframe=keyframe,
+            keyframe_reach=keyframe_reach,
             saturation=saturation,
             temperature=temperature,
             work_size=work_size,
@@ -274,6 +285,8 @@ def _colorize(
     temporal,
     smoothing,
     feedback,
+    keyframe,
+    keyframe_reach,
     saturation,
     temperature,
     work_size,
@@ -287,6 +300,7 @@ def _colorize(
     """Parse the options into ColorizeOptions and run; None when -n left an existing output alone."""
     from av.error import FFmpegError
 
+    from .keyframes import parse_keyframe
     from .outfile import check_output
     from .pipeline import ColorizeOptions, colorize_video, preview_paths
     from .temporal import TemporalOptions
@@ -299,6 +313,7 @@ def _colorize(
         if t_end is not None:
             raise VidcolorError("give either --end or --duration, not both")
         t_end = (t_start or 0.0) + parse_time(duration, "duration")
+    keys = tuple(parse_keyframe(k) for k in keyframe)
     dst = output if output is not None else _default_output(src)
     targets = list(preview_paths(dst)) if preview else [dst]
     for target in targets:  # the input is never a target, whatever -y says
@@ -317,6 +332,8 @@ def _colorize(
         device=device,
         model=model,
         preview=preview,
+        keyframes=keys,
+        keyframe_reach=keyframe_reach,
     )
     progress = _Progress(not quiet)
     try:

@@ -31,9 +31,10 @@ from .color import gray_to_lightness_lut
 from .compose import Composer
 from .errors import VidcolorError
 from .inference import Colorizer
+from .keyframes import Keyframes, KeyframeSpec, check_keyframes
 from .outfile import check_output, create_partial, remove_stale_partials
 from .sheet import SheetSampler
-from .temporal import TemporalOptions, TemporalState
+from .temporal import Guide, TemporalOptions, TemporalState
 from .video import (
     DecodeStats,
     EncodeOptions,
@@ -64,6 +65,8 @@ class ColorizeOptions:
     device: str = "auto"
     model: Path | None = None
     preview: bool = False  # side-by-side clip (gray | colour) + contact sheet instead of the plain output
+    keyframes: tuple[KeyframeSpec, ...] = ()  # the user's coloured frames (keyframes.py)
+    keyframe_reach: float = 10.0  # seconds before a keyframe its colours are carried back to
     sheet_frames: int = 6
 
 
@@ -209,6 +212,11 @@ def colorize_video(src: Path, dst: Path, options: ColorizeOptions, progress: Cal
             dst, sheet = preview_paths(dst)
         else:
             sheet = None
+        if options.keyframes:
+            if not options.temporal:
+                raise VidcolorError("--keyframe needs the temporal path that carries its colours: drop --no-temporal")
+            check_keyframes([KeyframeSpec(k.time + base, k.image) for k in options.keyframes], start, end,
+                            base + info.duration if info.duration else 0.0)
         if start is not None and info.duration and start >= info.start + info.duration:
             raise VidcolorError(
                 f"the start {start - base:g} s is past the end of {src.name} ({info.duration:.2f} s long): "
@@ -332,6 +340,7 @@ class _Job:
         composer = Composer(info.width, info.height, self.writer.pix_fmt, side_by_side=opt.preview)
         self.state = TemporalState(opt.temporal_options, gray_to_lightness_lut(), enabled=opt.temporal)
         self.wsize = working_size(info.width, info.height, opt.work_size)
+        self.keyframes = self._keyframes() if opt.keyframes else None
         self.encoder = _Stage(
             lambda: _encode_loop(self.encode_q, self.writer, composer, self.stop, self.shots, self.times), "vidcolor-encode"
         )
@@ -340,6 +349,31 @@ class _Job:
         for p in pending:  # a range drops what comes before its first frame
             if self.start is None or float(p.pts * p.time_base) >= offset - 5e-4:
                 _put(self.encode_q, p, self.stop)
+
+    def _keyframes(self) -> Keyframes:
+        """The keyframe guide; it reads the frames before each keyframe from a second decoder of the source."""
+        base = max(0.0, (self.container.start_time or 0) / av.time_base)
+        specs = [KeyframeSpec(k.time + base, k.image) for k in self.options.keyframes]
+        lut = self.state.lut
+        return Keyframes(specs, self._window, self.colorizer.predict, lut, self.options.temporal_options,
+                         self.options.keyframe_reach)
+
+    def _window(self, start: float, key: float) -> list[tuple[float, np.ndarray]]:
+        """keyframes.Window: upright working-size grays from `start` to the first frame at or after `key`."""
+        out = []
+        k = self.rotation // 90
+        container = open_input(self.src)
+        try:
+            for item in demux_range(container, start, None, DecodeStats(), threads=1):
+                if not isinstance(item, av.VideoFrame):
+                    continue
+                small = cv2.resize(_grays(item, False)[0], self.wsize, interpolation=cv2.INTER_AREA)
+                out.append((item.time, np.ascontiguousarray(np.rot90(small, k)) if k else small))
+                if item.time >= key - 5e-4:
+                    break
+        finally:
+            container.close()
+        return out
 
     def run(self) -> Summary:
         t0 = time.perf_counter()
@@ -357,7 +391,8 @@ class _Job:
             frame, gray, deep = item
             if self.writer is None:
                 self._open_output(frame, pending)
-            ab = _colorize_frame(gray, self.rotation, self.wsize, self.state, self.colorizer, self.times)
+            guide = self.keyframes.guide(frame.time, self.state) if self.keyframes else None
+            ab = _colorize_frame(gray, self.rotation, self.wsize, self.state, self.colorizer, self.times, guide)
             _put(self.encode_q, (frame.pts, gray, ab, deep), self.stop)
             frames, last_time = frames + 1, frame.time
             if self.encoder.error is not None:
@@ -440,7 +475,7 @@ def _no_frames_error(src: Path, info: SourceInfo, start, end, stats: DecodeStats
 
 
 def _colorize_frame(
-    gray: np.ndarray, rotation: int, wsize: tuple[int, int], state: TemporalState, colorizer: Colorizer, times: StageTimes
+    gray: np.ndarray, rotation: int, wsize: tuple[int, int], state: TemporalState, colorizer: Colorizer, times: StageTimes, guide: Guide | None = None
 ) -> np.ndarray:
     """Full-res gray (H, W) uint8 -> ab (h, w, 2) float32 at the working resolution (stored orientation).
     Model time is what the network took; "flow" is the rest of the temporal step (flow, warps, blend)."""
@@ -456,7 +491,7 @@ def _colorize_frame(
         times.add("model", t_model)
         return out
 
-    ab = state.step(upright, predict)
+    ab = state.step(upright, predict, guide)
     times.add("flow", t)
     times.seconds["flow"] -= times.seconds["model"] - model_before
     return np.ascontiguousarray(np.rot90(ab, -k)) if k else ab

@@ -48,6 +48,15 @@ class TemporalOptions:
     max_keep: float = 0.97  # the past's weight never reaches 1: every frame lets a little of its prediction in
 
 
+@dataclass(frozen=True)
+class Guide:
+    """Colours from outside the network for one frame: a user's keyframe, or colours carried back from one
+    (keyframes.py). They are the network's hint there, and the output where weight is 1."""
+
+    ab: np.ndarray  # (H, W, 2) float32, Lab units, at the working resolution
+    weight: np.ndarray  # (H, W) float32 in [0, 1]: 1 = these colours, 0 = the network's and the past's
+
+
 @dataclass
 class Inherited:
     """What frame t gets from t-1 (all at the working resolution)."""
@@ -108,6 +117,15 @@ def track(
     return Motion(pair.backward, cv2.GaussianBlur(ok.astype(np.float32), (0, 0), 1.5))
 
 
+def _guided_hint(hint: tuple[np.ndarray, np.ndarray] | None, guide: Guide) -> tuple[np.ndarray, np.ndarray]:
+    """The network's hint (ab (H, W, 2), reliability (H, W)) with a guide's colours mixed in by its weight."""
+    w = guide.weight
+    if hint is None:
+        return guide.ab, w
+    ab, rel = hint
+    return w[..., None] * guide.ab + (1.0 - w[..., None]) * ab, np.maximum(w, rel)
+
+
 class TemporalState:
     def __init__(self, options: TemporalOptions, lightness_lut: np.ndarray, enabled: bool = True):
         """lightness_lut (256,) float32: Lab L of each 8-bit gray level (color.gray_to_lightness_lut)."""
@@ -124,17 +142,17 @@ class TemporalState:
         self.prev_ab: np.ndarray | None = None
         self.prev_confidence: np.ndarray | None = None
 
-    def step(self, gray: np.ndarray, predict: Predict) -> np.ndarray:
+    def step(self, gray: np.ndarray, predict: Predict, guide: Guide | None = None) -> np.ndarray:
         """gray (H, W) uint8, upright, at the working resolution -> this frame's ab (H, W, 2) float32."""
         if not self.enabled:
             return predict(gray_input(gray))[0]
         inherited = self._inherit(gray)
-        if inherited.ab is None or not self.opt.feedback:
-            x = gray_input(gray)
-        else:
-            x = feedback_input(self.lut[gray], inherited.ab, inherited.reliability)
+        hint = (inherited.ab, inherited.reliability) if inherited.ab is not None and self.opt.feedback else None
+        if guide is not None:
+            hint = _guided_hint(hint, guide)
+        x = gray_input(gray) if hint is None else feedback_input(self.lut[gray], *hint)
         pred, confidence = predict(x)
-        return self._blend(inherited, pred, confidence)
+        return self._blend(inherited, pred, confidence, guide)
 
     def _inherit(self, gray: np.ndarray) -> Inherited:
         """gray: (H, W) uint8 at the working resolution -> what it gets from the previous frame."""
@@ -156,11 +174,17 @@ class TemporalState:
         self._pending = (gray, hist)
         return Inherited(None, None, cut=True)
 
-    def _blend(self, inherited: Inherited, pred_ab: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+    def _blend(self, inherited: Inherited, pred_ab: np.ndarray, confidence: np.ndarray,
+               guide: Guide | None = None) -> np.ndarray:
         """pred_ab (H, W, 2) float32, the model's confidence (H, W) in [0, 1] -> output ab (H, W, 2);
-        remembers it (and its confidence) for the next frame."""
+        remembers it (and its confidence) for the next frame. A guide's colours replace it by their weight,
+        and count as sure."""
         keep, out_confidence = self._keep_weight(inherited, confidence)
         out = pred_ab if keep is None else keep[..., None] * inherited.ab + (1.0 - keep[..., None]) * pred_ab
+        if guide is not None:
+            w = guide.weight
+            out = w[..., None] * guide.ab + (1.0 - w[..., None]) * out
+            out_confidence = None if out_confidence is None else w + (1.0 - w) * out_confidence
         gray, hist = self._pending
         if hist is not None:  # a black frame leaves no state: nothing crosses a fade
             self.prev_gray, self.prev_hist, self.prev_ab = gray, hist, out

@@ -1,0 +1,191 @@
+"""Coloured keyframes: forward and backward through the shot, never across a cut; errors are one line."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from vidcolor.cli import app
+from vidcolor.color import gray_to_lightness_lut, lab_planes_to_rgb
+from vidcolor.errors import VidcolorError
+from vidcolor.keyframes import Keyframes, KeyframeSpec, check_keyframes, painted_guide, parse_keyframe
+from vidcolor.stills import export_stills
+from vidcolor.temporal import TemporalOptions, TemporalState
+
+from .conftest import read_video
+from .test_temporal import gray
+
+LUT = gray_to_lightness_lut()
+
+
+def follower(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A stand-in network that keeps its hint's colours and leaves the rest gray."""
+    ab = cv2.cvtColor(rgb.astype(np.float32), cv2.COLOR_RGB2Lab)[..., 1:]
+    return np.ascontiguousarray(ab), np.full(rgb.shape[:2], 0.5, np.float32)
+
+
+def painted(path, g, a, b):
+    """Write the frame `g` coloured uniformly with (a, b), as a user would after `vidcolor frame`."""
+    rgb = lab_planes_to_rgb(LUT[g], np.full(g.shape + (2,), (a, b), np.float32))
+    cv2.imwrite(str(path), (rgb[..., ::-1] * 255 + 0.5).astype(np.uint8))
+    return path
+
+
+def film(shots=((0, 10), (7, 6)), rate=10.0):
+    """(time, gray) for every frame: shot after shot (seed, length), cut between them."""
+    frames = [gray(i, seed) for seed, n in shots for i in range(n)]
+    return [(i / rate, g) for i, g in enumerate(frames)]
+
+
+def run_forward(frames, keys, reach=10.0, sizes=None):
+    def window(start, key):
+        out = []
+        for t, g in frames:
+            if t >= start - 5e-4:
+                out.append((t, g))
+                if t >= key - 5e-4:
+                    break
+        if sizes is not None:
+            sizes.append(len(out))
+        return out
+
+    state = TemporalState(TemporalOptions(), LUT)
+    guide = Keyframes(keys, window, follower, LUT, TemporalOptions(), reach) if keys else None
+    outs = []
+    for t, g in frames:
+        outs.append(state.step(g, follower, guide.guide(t, state) if guide else None))
+        if guide is not None and sizes is not None:
+            sizes.append(-len(guide.back))  # negative: the carried-back frames held at this point
+    return outs
+
+
+def a_of(ab):
+    return float(np.median(ab[..., 0]))
+
+
+def test_a_keyframe_colours_its_shot_both_ways_and_stops_at_the_cut(tmp_path):
+    frames = film()
+    key = painted(tmp_path / "k.png", frames[5][1], 40.0, 10.0)
+    plain = run_forward(frames, [])
+    keyed = run_forward(frames, [KeyframeSpec(0.5, key)])
+    assert all(abs(a_of(o)) < 2 for o in plain)
+    assert [round(a_of(o)) for o in keyed[:10]] == [40] * 10  # before it and after it
+    assert np.abs(keyed[5] - np.float32([40.0, 10.0])).mean() < 3.0  # its own frame: the user's colours
+    assert all(np.array_equal(p, k) for p, k in zip(plain[10:], keyed[10:], strict=True))  # the next shot: untouched
+
+
+@pytest.mark.parametrize("index", [0, 9])
+def test_a_keyframe_at_the_first_or_last_frame_of_the_shot(tmp_path, index):
+    frames = film()
+    key = painted(tmp_path / "k.png", frames[index][1], -30.0, 20.0)
+    keyed = run_forward(frames, [KeyframeSpec(index / 10, key)])
+    assert [round(a_of(o)) for o in keyed[:10]] == [-30] * 10
+
+
+def test_two_keyframes_in_a_shot_blend_by_distance(tmp_path):
+    frames = film(shots=((0, 12),))
+    first = painted(tmp_path / "a.png", frames[2][1], 40.0, 0.0)
+    second = painted(tmp_path / "b.png", frames[10][1], -40.0, 0.0)
+    a = [a_of(o) for o in run_forward(frames, [KeyframeSpec(0.2, first), KeyframeSpec(1.0, second)])]
+    assert round(a[2]) == 40 and a[10] < -33  # (this green is a little out of gamut on some pixels: the image holds less)
+    assert a[3] > a[6] > a[9]  # from one towards the other
+    assert abs(a[6]) < 12  # halfway: about even
+
+
+def test_memory_stays_bounded_on_a_long_shot(tmp_path):
+    frames = film(shots=((0, 120),), rate=30.0)
+    key = painted(tmp_path / "k.png", frames[110][1], 30.0, 0.0)
+    sizes: list[int] = []
+    outs = run_forward(frames, [KeyframeSpec(110 / 30, key)], reach=1.0, sizes=sizes)
+    assert max(sizes) <= 32 and max(-s for s in sizes) <= 32  # one second of frames, never the shot
+    assert round(a_of(outs[85])) == 30 and abs(a_of(outs[70])) < 2  # within reach it arrives; beyond, not
+
+
+def test_a_keyframe_of_another_frame_is_refused(tmp_path):
+    other = painted(tmp_path / "k.png", gray(0, 7), 30.0, 0.0)
+    with pytest.raises(VidcolorError, match="does not match the frame"):
+        painted_guide(KeyframeSpec(0.5, other), gray(5, 0), LUT)
+
+
+def test_left_gray_the_model_decides(tmp_path):
+    g = gray(0, 0)
+    rgb = lab_planes_to_rgb(LUT[g], np.zeros(g.shape + (2,), np.float32))
+    rgb[:, :40] = lab_planes_to_rgb(LUT[g][:, :40], np.full((96, 40, 2), (0.0, 50.0), np.float32))
+    path = tmp_path / "half.png"
+    cv2.imwrite(str(path), (rgb[..., ::-1] * 255 + 0.5).astype(np.uint8))
+    guide = painted_guide(KeyframeSpec(0.0, path), g, LUT)
+    assert guide.weight[:, 45:].max() == 0 and guide.weight[:, :35].min() == 1
+
+
+@pytest.mark.parametrize(
+    "value, words", [("1.0", "TIME=IMAGE"), ("=k.png", "TIME=IMAGE"), ("x=k.png", "not a time"), ("1=none.png", "not found")]
+)
+def test_malformed_keyframes(tmp_path, monkeypatch, value, words):
+    monkeypatch.chdir(tmp_path)
+    cv2.imwrite("k.png", gray(0, 0))
+    with pytest.raises(VidcolorError, match=words):
+        parse_keyframe(value)
+
+
+def test_keyframe_times_once_and_inside_the_range():
+    k = [KeyframeSpec(1.0, "a.png"), KeyframeSpec(1.0, "b.png")]
+    with pytest.raises(VidcolorError, match="twice"):
+        check_keyframes(k, None, None, 5.0)
+    with pytest.raises(VidcolorError, match="outside the range"):
+        check_keyframes([KeyframeSpec(6.0, "a.png")], None, None, 5.0)
+    with pytest.raises(VidcolorError, match="outside the range"):
+        check_keyframes([KeyframeSpec(1.0, "a.png")], 2.0, 3.0, 5.0)
+
+
+# --- end to end, through the CLI ---------------------------------------------------------------------
+
+runner = CliRunner()
+
+
+def colour_export(clip, tmp_path, t, a, b):
+    still = export_stills(clip, tmp_path / f"f{t}.png", t, None, overwrite=True)[0].path
+    g = cv2.imread(str(still), cv2.IMREAD_GRAYSCALE)
+    return painted(tmp_path / f"k{t}.png", g, a, b)
+
+
+def test_keyframe_end_to_end(gray_clip, tiny_model, tmp_path):
+    key = colour_export(gray_clip, tmp_path, 0.5, 50.0, 20.0)
+    base, out = tmp_path / "base.mkv", tmp_path / "key.mkv"
+    common = ["--model", str(tiny_model), "--codec", "ffv1"]
+    assert runner.invoke(app, [str(gray_clip), "-o", str(base), *common]).exit_code == 0
+    res = runner.invoke(app, [str(gray_clip), "-o", str(out), "--keyframe", f"0.5={key}", *common])
+    assert res.exit_code == 0, res.output
+    lab = lambda f: cv2.cvtColor(f.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)  # noqa: E731
+    b, k = read_video(base)["rgb"], read_video(out)["rgb"]
+    assert np.abs(lab(k[6])[..., 1:] - np.float32([50.0, 20.0])).mean() < 4.0  # the keyframe: the user's colours
+    for i in (2, 10):  # before it and after it
+        assert np.median(lab(k[i])[..., 1]) - np.median(lab(b[i])[..., 1]) > 15
+
+
+@pytest.mark.parametrize(
+    "make, words",
+    [
+        (lambda clip, tmp: ["--keyframe", "0.5=missing.png"], "not found"),
+        (lambda clip, tmp: ["--keyframe", "0.5"], "TIME=IMAGE"),
+        (lambda clip, tmp: ["--keyframe", f"9={colour_export(clip, tmp, 0.5, 30, 0)}"], "outside the range"),
+        (
+            lambda clip, tmp: [
+                "--keyframe",
+                f"0.5={colour_export(clip, tmp, 0.5, 30, 0)}",
+                "--keyframe",
+                f"0.5={colour_export(clip, tmp, 0.5, 30, 0)}",
+            ],
+            "twice",
+        ),
+        (lambda clip, tmp: ["--keyframe", f"0.5={painted(tmp / 'o.png', 255 - gray(0, 7)[:48, :64], 30, 0)}"], "does not match"),
+        (lambda clip, tmp: ["--no-temporal", "--keyframe", f"0.5={colour_export(clip, tmp, 0.5, 30, 0)}"], "--no-temporal"),
+    ],
+)
+def test_bad_keyframes_get_one_line_and_no_output(gray_clip, tiny_model, tmp_path, make, words):
+    out = tmp_path / "out.mp4"
+    res = runner.invoke(app, [str(gray_clip), "-o", str(out), "--model", str(tiny_model), *make(gray_clip, tmp_path)])
+    assert res.exit_code == 1, res.output
+    assert words in res.output and len(res.output.strip().splitlines()) == 1 and "Traceback" not in res.output
+    assert not out.exists() and not list(tmp_path.glob(".out*"))

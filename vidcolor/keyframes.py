@@ -1,0 +1,161 @@
+"""Coloured keyframes: a user's colours for one frame, steering its whole shot.
+
+The user exports a frame (`vidcolor frame`), colours it, and passes it back with
+`--keyframe TIME=IMAGE`. At that frame its ab is the network's hint and, where
+the user painted (chroma above PAINTED_CHROMA), the output; where the picture
+was left gray the network decides. The temporal path then carries it:
+- forward, as any frame's colours are carried (feedback and blend), until a cut;
+- backward: before the forward pass reaches the keyframe, the frames of the
+  `reach` seconds before it are run through a second TemporalState in reverse,
+  starting from the keyframe, until a cut or the previous keyframe. Their
+  results guide the forward pass on those frames, so the colours arrive before
+  the keyframe too. Memory stays bounded: one window of working-size frames.
+Between two keyframes of one shot the colours move from one to the other linearly in time.
+
+This module sees only working-size upright arrays; the pipeline supplies the
+frames (`Window`) and the network (`temporal.Predict`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import VidcolorError
+from .temporal import Guide, Predict, TemporalOptions, TemporalState
+from .timecode import parse_time
+
+PAINTED_CHROMA = 4.0  # Lab units: below, the user left the pixel gray and the network decides
+MAX_LIGHTNESS_GAP = 12.0  # mean |L image - L frame| (Lab units) above which the image is not this frame
+EPS = 5e-4  # seconds: a frame is "at" a time within half a millisecond (video.demux_range)
+
+# (start time, key time) -> the upright working-size gray (h, w) uint8 of every frame from the first at or
+# after start up to and including the first at or after the key time, with their times (seconds).
+Window = Callable[[float, float], list[tuple[float, np.ndarray]]]
+
+
+@dataclass(frozen=True)
+class KeyframeSpec:
+    time: float  # seconds from the start of the file, as -ss counts
+    image: Path
+
+
+def parse_keyframe(text: str) -> KeyframeSpec:
+    """'1:23.5=frame.png' -> KeyframeSpec; a malformed value or an unreadable image is a VidcolorError."""
+    when, sep, image = text.partition("=")
+    if not sep or not when.strip() or not image.strip():
+        raise VidcolorError(f"--keyframe {text!r}: give TIME=IMAGE, e.g. --keyframe 1:23.5=frame_coloured.png")
+    path = Path(image.strip())
+    if not path.is_file():
+        raise VidcolorError(f"--keyframe {text!r}: {path} not found. Check the image's path")
+    if cv2.imread(str(path), cv2.IMREAD_COLOR) is None:
+        raise VidcolorError(f"--keyframe {text!r}: {path} is not an image OpenCV can read: save it as PNG")
+    return KeyframeSpec(parse_time(when, "keyframe time"), path)
+
+
+def check_keyframes(specs: list[KeyframeSpec], start: float | None, end: float | None, length: float) -> None:
+    """Each time once, inside the range being colorized (start/end/length in file seconds; 0 = unknown)."""
+    seen = set()
+    for k in specs:
+        key = round(k.time, 3)
+        if key in seen:
+            raise VidcolorError(f"--keyframe at {k.time:g} s is given twice: give one image per time")
+        seen.add(key)
+        lo, hi = start or 0.0, end if end is not None else (length or float("inf"))
+        if not lo - EPS <= k.time < hi:
+            raise VidcolorError(
+                f"--keyframe at {k.time:g} s is outside the range being colorized ({lo:g} s to {hi:g} s): "
+                "choose a time inside it"
+            )
+
+
+def painted_guide(spec: KeyframeSpec, gray: np.ndarray, lut: np.ndarray) -> Guide:
+    """The user's colours for a frame whose upright working-size gray is `gray` (h, w) uint8 -> Guide:
+    ab (h, w, 2) and weight 1 where painted, 0 where left gray. The image may be of any size (it is
+    resized); its lightness must match the frame's, or it is another frame."""
+    bgr = cv2.imread(str(spec.image), cv2.IMREAD_COLOR)
+    h, w = gray.shape
+    rgb = cv2.cvtColor(cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+    lab = cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+    gap = float(np.abs(lab[..., 0] - lut[gray]).mean())
+    if gap > MAX_LIGHTNESS_GAP:
+        raise VidcolorError(
+            f"--keyframe {spec.image.name} does not match the frame at {spec.time:g} s (lightness differs by "
+            f"{gap:.0f} of 100 on average): colour the frame `vidcolor frame` exported for that time"
+        )
+    ab = np.ascontiguousarray(lab[..., 1:])
+    painted = (np.hypot(ab[..., 0], ab[..., 1]) > PAINTED_CHROMA).astype(np.float32)
+    return Guide(ab, painted)
+
+
+def carry_back(frames: list[np.ndarray], key: Guide, predict: Predict, lut: np.ndarray,
+               options: TemporalOptions) -> list[np.ndarray | None]:
+    """frames: upright working-size grays, in time order, the last one the keyframe's -> for each earlier
+    frame the colours carried back to it from the keyframe ((h, w, 2) float16), None from a cut back."""
+    state = TemporalState(options, lut)
+    out: list[np.ndarray | None] = [None] * len(frames)
+    state.step(frames[-1], predict, key)
+    cuts = state.cuts
+    for i in range(len(frames) - 2, -1, -1):
+        ab = state.step(frames[i], predict)
+        if state.cuts > cuts:
+            break
+        out[i] = ab.astype(np.float16)
+    return out
+
+
+class Keyframes:
+    """The forward pass's keyframe guide: `guide(time, state)` for each frame, in order."""
+
+    def __init__(self, specs: list[KeyframeSpec], window: Window, predict: Predict, lut: np.ndarray,
+                 options: TemporalOptions, reach: float):
+        self.specs = sorted(specs, key=lambda k: k.time)
+        self.window, self.predict, self.lut, self.opt = window, predict, lut, options
+        self.reach = reach
+        self.keys = [self._load(k) for k in self.specs]  # checked before any frame is written
+        self.next = 0  # the first keyframe not yet reached
+        self.back: dict[int, tuple[np.ndarray | None, int]] = {}  # ms -> (carried-back ab, frames to the key)
+        self.since_key: int | None = None  # frames since the last keyframe, in this shot
+        self.cuts_at_key: int | None = None
+        self.carried: int | None = None  # the keyframe whose frames before it are in self.back
+
+    def _load(self, spec: KeyframeSpec) -> Guide:
+        frames = self.window(spec.time, spec.time)
+        if not frames or frames[-1][0] < spec.time - EPS:
+            raise VidcolorError(f"--keyframe at {spec.time:g} s: the video has no frame there. Choose a time inside it")
+        return painted_guide(spec, frames[-1][1], self.lut)
+
+    def guide(self, time: float, state: TemporalState) -> Guide | None:
+        """This frame's guide, or None; call before state.step on the frame at `time` (seconds)."""
+        if self.since_key is not None:
+            if self.cuts_at_key is None:  # the state as the keyframe's own step left it
+                self.cuts_at_key = state.cuts
+            self.since_key = None if state.cuts > self.cuts_at_key else self.since_key + 1
+        if self.next >= len(self.specs):
+            return None
+        spec = self.specs[self.next]
+        if time >= spec.time - EPS:
+            self.next += 1
+            self.back.clear()
+            self.since_key, self.cuts_at_key = 0, None
+            return self.keys[self.next - 1]
+        if time >= spec.time - self.reach - EPS and self.carried != self.next:
+            self._carry_back(time, spec)
+        ab, to_key = self.back.pop(round(time * 1000), (None, 0))
+        if ab is None:
+            return None
+        # Between two keyframes: each frame's output is carried on to the next, so taking 1/(n+1) of the
+        # later keyframe's colours n frames before it moves the mix linearly in time from one to the other.
+        weight = 1.0 if self.since_key is None else 1.0 / (to_key + 1)
+        return Guide(ab.astype(np.float32), np.full(ab.shape[:2], weight, np.float32))
+
+    def _carry_back(self, time: float, spec: KeyframeSpec) -> None:
+        frames = self.window(time, spec.time)
+        carried = carry_back([g for _, g in frames], self.keys[self.next], self.predict, self.lut, self.opt)
+        n = len(frames)
+        self.back = {round(t * 1000): (ab, n - 1 - i) for i, ((t, _), ab) in enumerate(zip(frames, carried, strict=True))}
+        self.carried = self.next
