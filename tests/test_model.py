@@ -29,9 +29,10 @@ def test_forward_shapes_and_finite(net):
 
 @pytest.mark.parametrize("h,w", [(37, 53), (16, 16), (90, 160)])
 def test_any_size_is_padded_and_cropped(net, h, w):
-    ab, conf = net.eval().colorize_ab(torch.rand(1, 3, h, w), DecodeConfig())
+    ab, conf, carrier = net.eval().colorize_ab(torch.rand(1, 3, h, w), DecodeConfig())
     assert ab.shape == (1, 2, -(-h // 4), -(-w // 4))
     assert conf.shape == (1, 1, -(-h // 4), -(-w // 4))
+    assert carrier.shape == ab.shape and torch.isfinite(carrier).all()
     assert ((conf >= 0) & (conf <= 1 + 1e-6)).all()
 
 

@@ -87,7 +87,7 @@ def test_smoke_training_resumes_and_exports(tmp_path):
     export_checkpoint(tmp_path / "run" / "last.pt", out, DecodeConfig(temperature=0.5, saturation=0.3))
     shipped, decode = load_model(out)
     assert decode == DecodeConfig(temperature=0.5, saturation=0.3)
-    ab, _ = shipped.colorize_ab(torch.rand(1, 3, 32, 48), decode)
+    ab, _, _ = shipped.colorize_ab(torch.rand(1, 3, 32, 48), decode)
     assert torch.isfinite(ab).all()
 
 

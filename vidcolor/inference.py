@@ -56,18 +56,18 @@ class Colorizer:
         return torch.contiguous_format if dtype == torch.float32 else torch.channels_last
 
     def predict(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """rgb (H, W, 3) float32 in [0, 1] -> ab (H, W, 2) float32 in Lab units and confidence (H, W)
-        float32 in [0, 1]. The network predicts at 1/4 size; this upsamples (bilinear) to the input size."""
+        """rgb (H, W, 3) float32 in [0, 1] -> ab (H, W, 4) float32 in Lab units (the colours to show, then
+        the regression head's, to feed back: temporal.Predict) and confidence (H, W) float32 in [0, 1]. The network predicts at 1/4 size; this upsamples (bilinear) to the input size."""
         out = self._run(np.ascontiguousarray(rgb)[None])[0]
-        return np.ascontiguousarray(out[..., :2]), np.ascontiguousarray(out[..., 2])
+        return np.ascontiguousarray(out[..., [0, 1, 3, 4]]), np.ascontiguousarray(out[..., 2])
 
     @torch.inference_mode()
     def _run(self, batch: np.ndarray) -> np.ndarray:
-        """(B, H, W, 3) float32 -> (B, H, W, 3): a, b, confidence at the input size."""
+        """(B, H, W, 3) float32 -> (B, H, W, 5): a, b, confidence, regression a, b at the input size."""
         h, w = batch.shape[1:3]
         x = torch.from_numpy(batch).permute(0, 3, 1, 2).to(self.device)
         x = x.contiguous(memory_format=self.memory_format(self.dtype))
         with autocast(self.device, self.dtype):
-            ab, conf = self.model.colorize_ab(x.to(self.dtype), self.decode)
-        out = F.interpolate(torch.cat((ab, conf), 1).float(), size=(h, w), mode="bilinear", align_corners=False)
+            ab, conf, carrier = self.model.colorize_ab(x.to(self.dtype), self.decode)
+        out = F.interpolate(torch.cat((ab, conf, carrier), 1).float(), size=(h, w), mode="bilinear", align_corners=False)
         return out.permute(0, 2, 3, 1).cpu().numpy()

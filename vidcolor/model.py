@@ -160,19 +160,21 @@ class ColorNet(nn.Module):
                 m.fuse()
         return self
 
-    def colorize_ab(self, rgb: torch.Tensor, decode: DecodeConfig) -> tuple[torch.Tensor, torch.Tensor]:
-        """rgb (B, 3, H, W) in [0, 1], any size -> ab (B, 2, ceil(H/4), ceil(W/4)) in Lab units and
-        confidence (B, 1, same) in [0, 1]. Pads to a multiple of 32 with edge replication and crops the result.
+    def colorize_ab(self, rgb: torch.Tensor, decode: DecodeConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """rgb (B, 3, H, W) in [0, 1], any size -> ab (B, 2, ceil(H/4), ceil(W/4)) in Lab units (the
+        decoded bins), confidence (B, 1, same) in [0, 1], and the regression head's ab (B, 2, same): the
+        calibrated estimate (trained on the truth by Huber loss) that feedback carries to the next frame.
+        Pads to a multiple of 32 with edge replication and crops the result.
         """
         h, w = rgb.shape[-2:]
         m = self.multiple
         ph, pw = (-h) % m, (-w) % m
         if ph or pw:
             rgb = F.pad(rgb, (0, pw, 0, ph), mode="replicate")
-        logits, _ = self(rgb)
+        logits, reg = self(rgb)
         ab, conf = self.colors(logits, decode)
         oh, ow = math.ceil(h / 4), math.ceil(w / 4)
-        return ab[..., :oh, :ow], conf[..., :oh, :ow]
+        return ab[..., :oh, :ow], conf[..., :oh, :ow], reg.float()[..., :oh, :ow]
 
 
 def count_parameters(model: nn.Module) -> int:

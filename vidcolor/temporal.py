@@ -28,7 +28,8 @@ from .color import lab_planes_to_rgb
 from .flow import flow_pair, make_dis, warp
 
 # The network as the temporal state sees it: RGB (H, W, 3) float32 in [0, 1] -> ab (H, W, 2) float32
-# in Lab units and confidence (H, W) float32 in [0, 1].
+# in Lab units and confidence (H, W) float32 in [0, 1]. The ab may have 4 channels: the colours to show,
+# then the colours to feed back (see TemporalState.step); with 2, the shown ones are fed back.
 Predict = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
@@ -145,14 +146,16 @@ class TemporalState:
     def step(self, gray: np.ndarray, predict: Predict, guide: Guide | None = None) -> np.ndarray:
         """gray (H, W) uint8, upright, at the working resolution -> this frame's ab (H, W, 2) float32."""
         if not self.enabled:
-            return predict(gray_input(gray))[0]
+            return predict(gray_input(gray))[0][..., :2]
         inherited = self._inherit(gray)
-        hint = (inherited.ab, inherited.reliability) if inherited.ab is not None and self.opt.feedback else None
+        hint = None
+        if inherited.ab is not None and self.opt.feedback:
+            hint = (inherited.ab[..., -2:], inherited.reliability)
         if guide is not None:
             hint = _guided_hint(hint, guide)
         x = gray_input(gray) if hint is None else feedback_input(self.lut[gray], *hint)
         pred, confidence = predict(x)
-        return self._blend(inherited, pred, confidence, guide)
+        return self._blend(inherited, pred, confidence, guide)[..., :2]
 
     def _inherit(self, gray: np.ndarray) -> Inherited:
         """gray: (H, W) uint8 at the working resolution -> what it gets from the previous frame."""
@@ -183,7 +186,8 @@ class TemporalState:
         out = pred_ab if keep is None else keep[..., None] * inherited.ab + (1.0 - keep[..., None]) * pred_ab
         if guide is not None:
             w = guide.weight
-            out = w[..., None] * guide.ab + (1.0 - w[..., None]) * out
+            g = np.tile(guide.ab, (1, 1, out.shape[-1] // 2))
+            out = w[..., None] * g + (1.0 - w[..., None]) * out
             out_confidence = None if out_confidence is None else w + (1.0 - w) * out_confidence
         gray, hist = self._pending
         if hist is not None:  # a black frame leaves no state: nothing crosses a fade

@@ -281,7 +281,7 @@ class Trainer:
         self.ema.eval()
         x = torch.from_numpy(rgb).permute(0, 3, 1, 2).to(self.device)
         with autocast(self.device, self.dtype):
-            ab, _ = self.ema.colorize_ab(x, DecodeConfig())
+            _, _, ab = self.ema.colorize_ab(x, DecodeConfig())
         ab = F.interpolate(ab.float(), size=rgb.shape[1:3], mode="bilinear", align_corners=False)
         return ab.permute(0, 2, 3, 1).cpu().numpy()
 
