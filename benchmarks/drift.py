@@ -1,13 +1,13 @@
 """Drift over a long shot: colorfulness of the first and last 5 seconds of a 1-minute single shot.
 
-    python benchmarks/drift.py [CLIP] [--model M] [--no-feedback] [--seconds 60]
+    python benchmarks/drift.py [CLIP] [--model M] [--feedback] [--seconds 60]
     # default clip: ../shared/data/videos/dev01_juggling_park.mp4
 
 The dev clips are at most 250 frames, so the shot is made long by playing the
 clip forward, then backward, then forward... (no cut anywhere) until it lasts
 `--seconds`, re-encoded losslessly in a temp folder. It is whole round trips
 and ends on the frame it starts with, so the first 5 s and the last 5 s show the
-same frames (the last in reverse) and any difference between them is drift. Colorized with default settings (feedback on); the bar: within 10 %.
+same frames (the last in reverse) and any difference between them is drift. Colorized with default settings (or --feedback); the bar: within 10 %.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("clip", type=Path, nargs="?", default=DEFAULT)
     ap.add_argument("--model", type=Path, default=None, help="weights (default: the shipped ones)")
-    ap.add_argument("--no-feedback", action="store_true", help="as the CLI's --no-feedback")
+    ap.add_argument("--feedback", action="store_true", help="as the CLI's --feedback")
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--window", type=float, default=5.0, help="seconds compared at each end")
     args = ap.parse_args()
@@ -64,7 +64,7 @@ def main() -> None:
         long_shot = Path(tmp) / "long.mkv"
         rate = ping_pong(src, long_shot, args.seconds)
         out = Path(tmp) / "out.mkv"
-        temporal = TemporalOptions(feedback=not args.no_feedback)
+        temporal = TemporalOptions(feedback=args.feedback)
         opts = ColorizeOptions(model=args.model, temporal_options=temporal, encode=EncodeOptions(codec="ffv1"))
         colorize_video(long_shot, out, opts)
         frames = read_rgb_frames(out)
@@ -73,7 +73,7 @@ def main() -> None:
     first, last = float(np.mean(cf[:n])), float(np.mean(cf[-n:]))
     print(
         f"{src.name} as a {len(frames)}-frame ({len(frames) / rate:.0f} s) single shot, feedback "
-        f"{'off' if args.no_feedback else 'on'}: colorfulness first {args.window:g} s {first:.2f}, "
+        f"{'on' if args.feedback else 'off'}: colorfulness first {args.window:g} s {first:.2f}, "
         f"last {args.window:g} s {last:.2f} ({(last - first) / first * 100:+.1f} %, bar within 10 %)"
     )
 

@@ -42,9 +42,7 @@ def main() -> None:
     ap.add_argument("--temperature", type=float, default=None)
     ap.add_argument("--flow-preset", default=TemporalOptions().flow_preset, choices=["ultrafast", "fast", "medium"])
     ap.add_argument(
-        "--no-feedback",
-        action="store_true",
-        help="predict every frame from gray, blend only (the CLI's --no-feedback)",
+        "--feedback", action="store_true", help="feed the warped previous colours to the network (the CLI's --feedback)"
     )
     ap.add_argument(
         "--no-confidence", action="store_true", help="blend by flow reliability alone, ignoring the model's confidence"
@@ -67,7 +65,7 @@ def main() -> None:
         temporal_options=TemporalOptions(
             smoothing=args.smoothing,
             flow_preset=args.flow_preset,
-            feedback=not args.no_feedback,
+            feedback=args.feedback,
             use_confidence=not args.no_confidence,
         ),
     )

@@ -171,10 +171,10 @@ def colorize(
         help="How steady colours stay from frame to frame: 0 = each frame's own guess .. 1 = steadiest (the default).",
     ),
     feedback: bool = typer.Option(
-        True,
+        False,
         "--feedback/--no-feedback",
-        help="Show the network the previous frame's colours, carried along the motion (the default). "
-        "--no-feedback predicts each frame from gray and only blends with the past.",
+        help="Also show the network the previous frame's colours, carried along the motion. Off by default: "
+        "with the shipped weights it costs PSNR and colours can creep up over a shot (README).",
     ),
     keyframe: list[str] = typer.Option(
         [],

@@ -19,7 +19,7 @@ frames (`Window`) and the network (`temporal.Predict`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -68,8 +68,7 @@ def check_keyframes(specs: list[KeyframeSpec], start: float | None, end: float |
         lo, hi = start or 0.0, end if end is not None else (length or float("inf"))
         if not lo - EPS <= k.time < hi:
             raise VidcolorError(
-                f"--keyframe at {k.time:g} s is outside the range being colorized ({lo:g} s to {hi:g} s): "
-                "choose a time inside it"
+                f"--keyframe at {k.time:g} s is outside the range being colorized ({lo:g} s to {hi:g} s): choose a time inside it"
             )
 
 
@@ -92,11 +91,12 @@ def painted_guide(spec: KeyframeSpec, gray: np.ndarray, lut: np.ndarray) -> Guid
     return Guide(ab, painted)
 
 
-def carry_back(frames: list[np.ndarray], key: Guide, predict: Predict, lut: np.ndarray,
-               options: TemporalOptions) -> list[np.ndarray | None]:
+def carry_back(
+    frames: list[np.ndarray], key: Guide, predict: Predict, lut: np.ndarray, options: TemporalOptions
+) -> list[np.ndarray | None]:
     """frames: upright working-size grays, in time order, the last one the keyframe's -> for each earlier
     frame the colours carried back to it from the keyframe ((h, w, 2) float16), None from a cut back."""
-    state = TemporalState(options, lut)
+    state = TemporalState(replace(options, feedback=True), lut)
     out: list[np.ndarray | None] = [None] * len(frames)
     state.step(frames[-1], predict, key)
     cuts = state.cuts
@@ -108,11 +108,17 @@ def carry_back(frames: list[np.ndarray], key: Guide, predict: Predict, lut: np.n
     return out
 
 
+def _carry_on(shape: tuple[int, ...]) -> Guide:
+    """A guide that changes no colour; it only makes the state feed the past back (temporal.Guide)."""
+    return Guide(np.zeros(shape, np.float32), np.zeros(shape[:2], np.float32))
+
+
 class Keyframes:
     """The forward pass's keyframe guide: `guide(time, state)` for each frame, in order."""
 
-    def __init__(self, specs: list[KeyframeSpec], window: Window, predict: Predict, lut: np.ndarray,
-                 options: TemporalOptions, reach: float):
+    def __init__(
+        self, specs: list[KeyframeSpec], window: Window, predict: Predict, lut: np.ndarray, options: TemporalOptions, reach: float
+    ):
         self.specs = sorted(specs, key=lambda k: k.time)
         self.window, self.predict, self.lut, self.opt = window, predict, lut, options
         self.reach = reach
@@ -135,8 +141,8 @@ class Keyframes:
             if self.cuts_at_key is None:  # the state as the keyframe's own step left it
                 self.cuts_at_key = state.cuts
             self.since_key = None if state.cuts > self.cuts_at_key else self.since_key + 1
-        if self.next >= len(self.specs):
-            return None
+        if self.next >= len(self.specs):  # past the last keyframe
+            return None if self.since_key is None else _carry_on(self.keys[-1].ab.shape)
         spec = self.specs[self.next]
         if time >= spec.time - EPS:
             self.next += 1
@@ -146,8 +152,8 @@ class Keyframes:
         if time >= spec.time - self.reach - EPS and self.carried != self.next:
             self._carry_back(time, spec)
         ab, to_key = self.back.pop(round(time * 1000), (None, 0))
-        if ab is None:
-            return None
+        if ab is None:  # after a keyframe, in its shot: nothing to add, but the shot feeds its colours on
+            return None if self.since_key is None else _carry_on(self.keys[self.next - 1].ab.shape)
         # Between two keyframes: each frame's output is carried on to the next, so taking 1/(n+1) of the
         # later keyframe's colours n frames before it moves the mix linearly in time from one to the other.
         weight = 1.0 if self.since_key is None else 1.0 / (to_key + 1)

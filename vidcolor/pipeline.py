@@ -215,8 +215,12 @@ def colorize_video(src: Path, dst: Path, options: ColorizeOptions, progress: Cal
         if options.keyframes:
             if not options.temporal:
                 raise VidcolorError("--keyframe needs the temporal path that carries its colours: drop --no-temporal")
-            check_keyframes([KeyframeSpec(k.time + base, k.image) for k in options.keyframes], start, end,
-                            base + info.duration if info.duration else 0.0)
+            check_keyframes(
+                [KeyframeSpec(k.time + base, k.image) for k in options.keyframes],
+                start,
+                end,
+                base + info.duration if info.duration else 0.0,
+            )
         if start is not None and info.duration and start >= info.start + info.duration:
             raise VidcolorError(
                 f"the start {start - base:g} s is past the end of {src.name} ({info.duration:.2f} s long): "
@@ -355,8 +359,9 @@ class _Job:
         base = max(0.0, (self.container.start_time or 0) / av.time_base)
         specs = [KeyframeSpec(k.time + base, k.image) for k in self.options.keyframes]
         lut = self.state.lut
-        return Keyframes(specs, self._window, self.colorizer.predict, lut, self.options.temporal_options,
-                         self.options.keyframe_reach)
+        return Keyframes(
+            specs, self._window, self.colorizer.predict, lut, self.options.temporal_options, self.options.keyframe_reach
+        )
 
     def _window(self, start: float, key: float) -> list[tuple[float, np.ndarray]]:
         """keyframes.Window: upright working-size grays from `start` to the first frame at or after `key`."""
@@ -475,7 +480,13 @@ def _no_frames_error(src: Path, info: SourceInfo, start, end, stats: DecodeStats
 
 
 def _colorize_frame(
-    gray: np.ndarray, rotation: int, wsize: tuple[int, int], state: TemporalState, colorizer: Colorizer, times: StageTimes, guide: Guide | None = None
+    gray: np.ndarray,
+    rotation: int,
+    wsize: tuple[int, int],
+    state: TemporalState,
+    colorizer: Colorizer,
+    times: StageTimes,
+    guide: Guide | None = None,
 ) -> np.ndarray:
     """Full-res gray (H, W) uint8 -> ab (h, w, 2) float32 at the working resolution (stored orientation).
     Model time is what the network took; "flow" is the rest of the temporal step (flow, warps, blend)."""

@@ -37,9 +37,10 @@ Predict = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 class TemporalOptions:
     smoothing: float = 1.0  # 0 = no blending with the past, 1 = strong; max_keep still caps it (README: Temporal stability)
     flow_preset: str = "fast"
-    # Give the network the warped previous colours as its input (trained on such sequences,
-    # train.sequences); off, every frame is predicted from gray and only the blend carries colour.
-    feedback: bool = True
+    # Give the network the warped previous colours (the regression head's) as its input, as sequence
+    # training does (train.sequences). Off by default: with today's weights it costs PSNR against
+    # per-frame and lets colourfulness creep up on some clips (README: Temporal stability).
+    feedback: bool = False
     cut_threshold: float = 0.45  # histogram distance above which frames belong to different shots
     min_reliable: float = 0.3  # below this fraction of trustworthy flow, t-1 and t are different shots
     black_level: float = 12.0  # mean 8-bit gray below which a frame counts as black (fades)
@@ -52,7 +53,8 @@ class TemporalOptions:
 @dataclass(frozen=True)
 class Guide:
     """Colours from outside the network for one frame: a user's keyframe, or colours carried back from one
-    (keyframes.py). They are the network's hint there, and the output where weight is 1."""
+    (keyframes.py). They are the network's hint there, and the output where weight is 1. A guided frame
+    also gets the warped past as its hint (feedback), so the colours travel with the shot."""
 
     ab: np.ndarray  # (H, W, 2) float32, Lab units, at the working resolution
     weight: np.ndarray  # (H, W) float32 in [0, 1]: 1 = these colours, 0 = the network's and the past's
@@ -149,7 +151,7 @@ class TemporalState:
             return predict(gray_input(gray))[0][..., :2]
         inherited = self._inherit(gray)
         hint = None
-        if inherited.ab is not None and self.opt.feedback:
+        if inherited.ab is not None and (self.opt.feedback or guide is not None):  # a guided shot feeds back
             hint = (inherited.ab[..., -2:], inherited.reliability)
         if guide is not None:
             hint = _guided_hint(hint, guide)
@@ -177,8 +179,7 @@ class TemporalState:
         self._pending = (gray, hist)
         return Inherited(None, None, cut=True)
 
-    def _blend(self, inherited: Inherited, pred_ab: np.ndarray, confidence: np.ndarray,
-               guide: Guide | None = None) -> np.ndarray:
+    def _blend(self, inherited: Inherited, pred_ab: np.ndarray, confidence: np.ndarray, guide: Guide | None = None) -> np.ndarray:
         """pred_ab (H, W, 2) float32, the model's confidence (H, W) in [0, 1] -> output ab (H, W, 2);
         remembers it (and its confidence) for the next frame. A guide's colours replace it by their weight,
         and count as sure."""
