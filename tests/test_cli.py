@@ -186,8 +186,29 @@ def test_preview_writes_side_by_side_and_sheet(tmp_path, tiny_model):
     import cv2
 
     img = cv2.imread(str(sheet))
-    assert img is not None and img.shape[0] > img.shape[1] / 6  # two rows of frames
+    # Six frames 240 px wide, each 180 px high (48/64): rows gray, colour, uncertainty.
+    assert img is not None and img.shape[:2] == (3 * 180, 6 * 240)
+    gray_row, heat_row = img[:180], img[360:]
+    assert np.ptp(gray_row.astype(int), axis=2).max() <= 2  # the first row is the gray source
+    assert np.ptp(heat_row.astype(int), axis=2).mean() > 10  # the third is a coloured heat map
     assert not (tmp_path / "p.color.mp4").exists()
+
+
+def test_uncertainty_writes_a_heat_map_video_beside_an_unchanged_output(gray_clip, tiny_model, tmp_path):
+    base, out, heat = tmp_path / "base.mkv", tmp_path / "o.mkv", tmp_path / "unsure.mp4"
+    assert run(gray_clip, "-o", base, "--model", tiny_model, "--codec", "ffv1").exit_code == 0
+    res = run(gray_clip, "-o", out, "--model", tiny_model, "--codec", "ffv1", "--uncertainty", heat)
+    assert res.exit_code == 0, res.output
+    h = read_video(heat)
+    assert (h["width"], h["height"], h["frames"]) == (64, 48, 12) and h["times"] == read_video(gray_clip)["times"]
+    with av.open(str(heat)) as c:
+        assert not c.streams.audio  # the map alone
+    assert np.ptp(h["rgb"][4].astype(int), axis=2).mean() > 10  # a heat map, not gray
+    assert all(np.array_equal(x, y) for x, y in zip(read_video(base)["rgb"], read_video(out)["rgb"], strict=True))
+    res = run(gray_clip, "-o", tmp_path / "x.mp4", "--model", tiny_model, "--uncertainty", tmp_path / "x.mp4", "-y")
+    assert res.exit_code == 1 and "own name" in res.output
+    res = run(gray_clip, "-o", tmp_path / "y.mp4", "--model", tiny_model, "--uncertainty", heat)
+    assert res.exit_code == 1 and "-y" in res.output and not (tmp_path / "y.mp4").exists()
 
 
 def test_overwrite_rules(gray_clip, tiny_model, tmp_path):

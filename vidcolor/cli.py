@@ -156,7 +156,8 @@ def colorize(
     preview: bool = typer.Option(
         False,
         "--preview",
-        help="Write a side-by-side (gray | colour) clip and a PNG contact sheet for the range (default: 5 s from the middle).",
+        help="Write a side-by-side (gray | colour) clip and a PNG contact sheet (rows: gray, colour, the network's "
+        "uncertainty) for the range (default: 5 s from the middle).",
     ),
     temporal: bool = typer.Option(
         True,
@@ -184,6 +185,11 @@ def colorize(
     ),
     keyframe_reach: float = typer.Option(
         10.0, "--keyframe-reach", min=0.0, help="Seconds before a keyframe that its colours reach back to."
+    ),
+    uncertainty: Path | None = typer.Option(
+        None,
+        "--uncertainty",
+        help="Also write where the network is unsure, as a heat-map video (bright = unsure: where a keyframe pays).",
     ),
     saturation: float | None = typer.Option(
         None,
@@ -234,6 +240,7 @@ def colorize(
             feedback=feedback,
             keyframe=keyframe,
             keyframe_reach=keyframe_reach,
+            uncertainty=uncertainty,
             saturation=saturation,
             temperature=temperature,
             work_size=work_size,
@@ -287,6 +294,7 @@ def _colorize(
     feedback,
     keyframe,
     keyframe_reach,
+    uncertainty,
     saturation,
     temperature,
     work_size,
@@ -316,6 +324,8 @@ def _colorize(
     keys = tuple(parse_keyframe(k) for k in keyframe)
     dst = output if output is not None else _default_output(src)
     targets = list(preview_paths(dst)) if preview else [dst]
+    if uncertainty is not None:
+        targets.append(uncertainty)
     for target in targets:  # the input is never a target, whatever -y says
         check_output(src, target)
     if not all(_confirm_overwrite(t, yes, no) for t in targets):
@@ -334,6 +344,7 @@ def _colorize(
         preview=preview,
         keyframes=keys,
         keyframe_reach=keyframe_reach,
+        uncertainty=uncertainty,
     )
     progress = _Progress(not quiet)
     try:

@@ -33,7 +33,7 @@ from .errors import VidcolorError
 from .inference import Colorizer
 from .keyframes import Keyframes, KeyframeSpec, check_keyframes
 from .outfile import check_output, create_partial, remove_stale_partials
-from .sheet import SheetSampler
+from .sheet import SheetSampler, heat_map
 from .temporal import Guide, TemporalOptions, TemporalState
 from .video import (
     DecodeStats,
@@ -67,6 +67,7 @@ class ColorizeOptions:
     preview: bool = False  # side-by-side clip (gray | colour) + contact sheet instead of the plain output
     keyframes: tuple[KeyframeSpec, ...] = ()  # the user's coloured frames (keyframes.py)
     keyframe_reach: float = 10.0  # seconds before a keyframe its colours are carried back to
+    uncertainty: Path | None = None  # also write the network's uncertainty as a heat-map video here
     sheet_frames: int = 6
 
 
@@ -194,6 +195,11 @@ def colorize_video(src: Path, dst: Path, options: ColorizeOptions, progress: Cal
     if options.preview:
         for path in preview_paths(dst):
             check_output(src, path)
+    if options.uncertainty is not None:
+        container_format(options.uncertainty)
+        check_output(src, options.uncertainty)
+        if Path(options.uncertainty).resolve() in {Path(p).resolve() for p in (dst, *preview_paths(dst))}:
+            raise VidcolorError(f"--uncertainty {options.uncertainty} is also the colour output: give it its own name")
     check_encode(options.encode)
     if options.start is not None and options.end is not None and options.end <= options.start:
         raise VidcolorError(
@@ -246,9 +252,13 @@ def _run(
 ) -> Summary:
     fmt = container_format(dst)
     stale = remove_stale_partials(dst)
-    job = _Job(container, info, src, create_partial(dst), fmt, (start, end), options, colorizer, sheet, progress)
+    heat = options.uncertainty
+    heat_tmp = create_partial(heat) if heat is not None else None
+    job = _Job(container, info, src, create_partial(dst), fmt, (start, end), options, colorizer, sheet, progress, heat_tmp)
     try:
         summary = job.run()
+        if heat is not None:
+            os.replace(heat_tmp, heat)
         os.replace(job.tmp, dst)
         summary.output = dst
         summary.notices[:0] = stale
@@ -256,6 +266,8 @@ def _run(
     except BaseException:
         with _signals_ignored():  # a second Ctrl-C must not interrupt the cleanup itself
             job.abort()
+            if heat_tmp is not None:
+                heat_tmp.unlink(missing_ok=True)
         raise
 
 
@@ -288,7 +300,10 @@ class _Job:
         colorizer: Colorizer,
         sheet: Path | None,
         progress,
+        heat_tmp: Path | None = None,
     ):
+        self.heat_tmp = heat_tmp
+        self.heat: Writer | None = None
         self.container, self.info, self.src, self.tmp, self.fmt = container, info, src, tmp, fmt
         self.start, self.end = span
         self.options, self.colorizer, self.sheet, self.progress = options, colorizer, sheet, progress
@@ -342,11 +357,25 @@ class _Job:
             field_order=field_order(self.container, frame),
         )
         composer = Composer(info.width, info.height, self.writer.pix_fmt, side_by_side=opt.preview)
+        if self.heat_tmp is not None:
+            heat_fmt = container_format(opt.uncertainty)
+            self.heat = Writer(
+                self.heat_tmp,
+                heat_fmt,
+                self.container,
+                info,
+                EncodeOptions(),
+                self.rotation,
+                offset,
+                self.notices,
+                passthrough=False,
+            )
         self.state = TemporalState(opt.temporal_options, gray_to_lightness_lut(), enabled=opt.temporal)
         self.wsize = working_size(info.width, info.height, opt.work_size)
         self.keyframes = self._keyframes() if opt.keyframes else None
         self.encoder = _Stage(
-            lambda: _encode_loop(self.encode_q, self.writer, composer, self.stop, self.shots, self.times), "vidcolor-encode"
+            lambda: _encode_loop(self.encode_q, self.writer, composer, self.stop, self.shots, self.times, self.heat),
+            "vidcolor-encode",
         )
         self.encoder.start()
         self.first_time = frame.time
@@ -397,8 +426,8 @@ class _Job:
             if self.writer is None:
                 self._open_output(frame, pending)
             guide = self.keyframes.guide(frame.time, self.state) if self.keyframes else None
-            ab = _colorize_frame(gray, self.rotation, self.wsize, self.state, self.colorizer, self.times, guide)
-            _put(self.encode_q, (frame.pts, gray, ab, deep), self.stop)
+            ab, unc = _colorize_frame(gray, self.rotation, self.wsize, self.state, self.colorizer, self.times, guide)
+            _put(self.encode_q, (frame.pts, gray, ab, deep, unc), self.stop)
             frames, last_time = frames + 1, frame.time
             if self.encoder.error is not None:
                 raise self.encoder.error
@@ -453,8 +482,9 @@ class _Job:
         for stage in (self.encoder, self.decoder):
             if stage is not None and stage.is_alive():
                 stage.join(timeout=5)
-        if self.writer is not None:
-            self.writer.abort()
+        for writer in (self.writer, self.heat):
+            if writer is not None:
+                writer.abort()
         self.tmp.unlink(missing_ok=True)
 
 
@@ -487,8 +517,9 @@ def _colorize_frame(
     colorizer: Colorizer,
     times: StageTimes,
     guide: Guide | None = None,
-) -> np.ndarray:
-    """Full-res gray (H, W) uint8 -> ab (h, w, 2) float32 at the working resolution (stored orientation).
+) -> tuple[np.ndarray, np.ndarray]:
+    """Full-res gray (H, W) uint8 -> ab (h, w, 2) float32 at the working resolution (stored orientation),
+    and the network's uncertainty (h, w) float32 in [0, 1] (normalized entropy of its colour distribution).
     Model time is what the network took; "flow" is the rest of the temporal step (flow, warps, blend)."""
     t = time.perf_counter()
     small = cv2.resize(gray, wsize, interpolation=cv2.INTER_AREA)
@@ -500,16 +531,27 @@ def _colorize_frame(
         t_model = time.perf_counter()
         out = colorizer.predict(rgb)
         times.add("model", t_model)
+        confidence.append(out[1])
         return out
 
+    confidence: list[np.ndarray] = []
     ab = state.step(upright, predict, guide)
+    unc = 1.0 - confidence[-1]
     times.add("flow", t)
     times.seconds["flow"] -= times.seconds["model"] - model_before
-    return np.ascontiguousarray(np.rot90(ab, -k)) if k else ab
+    if k:
+        ab, unc = np.rot90(ab, -k), np.rot90(unc, -k)
+    return np.ascontiguousarray(ab), np.ascontiguousarray(unc)
 
 
 def _encode_loop(
-    q: queue.Queue, writer: Writer, composer: Composer, stop: threading.Event, shots: SheetSampler | None, times: StageTimes
+    q: queue.Queue,
+    writer: Writer,
+    composer: Composer,
+    stop: threading.Event,
+    shots: SheetSampler | None,
+    times: StageTimes,
+    heat: Writer | None = None,
 ) -> None:
     while not stop.is_set():
         try:
@@ -518,16 +560,26 @@ def _encode_loop(
             continue
         if item is _END:
             writer.close()
+            if heat is not None:
+                heat.close()
             return
         if isinstance(item, av.Packet):
             writer.write_packet(item)
             continue
-        pts, gray, ab, deep = item
+        pts, gray, ab, deep, unc = item
         t = time.perf_counter()
         frame = composer.frame(gray, ab, deep)
         frame.pts = pts
         t = times.add("compose", t)
         writer.write_frame(frame)
+        if heat is not None:
+            picture = heat_map(unc, gray.shape[1], gray.shape[0])
+            f = av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(format=heat.pix_fmt)
+            f.pts = pts
+            heat.write_frame(f)
         times.add("encode", t)
-        if shots is not None:
-            shots.add((composer.rgb(gray, np.zeros_like(ab), 240), composer.rgb(gray, ab, 240)) if shots.wants() else None)
+        if shots is not None and shots.wants():
+            renders = (composer.rgb(gray, np.zeros_like(ab), 240), composer.rgb(gray, ab, 240))
+            shots.add((*renders, heat_map(unc, 240, renders[0].shape[0])))
+        elif shots is not None:
+            shots.add(None)

@@ -310,7 +310,9 @@ class Writer:
         notices: list[str],
         width: int | None = None,
         field_order: int = PROGRESSIVE,
+        passthrough: bool = True,
     ):
+        """passthrough=False writes the video alone (no audio or subtitles: the uncertainty map)."""
         self.out = av.open(str(path), mode="w", format=fmt)
         self.fmt = fmt
         self.offset = offset
@@ -320,7 +322,7 @@ class Writer:
         self.pix_fmt = self.video.pix_fmt
         self.copies: dict[int, av.stream.Stream] = {}
         self.transcodes: dict[int, tuple[av.stream.Stream, av.stream.Stream, av.AudioResampler]] = {}
-        for stream in source.streams:
+        for stream in source.streams if passthrough else []:
             if stream.type in ("audio", "subtitle"):
                 self._add_passthrough(stream, notices)
 
