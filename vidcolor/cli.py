@@ -186,6 +186,11 @@ def colorize(
     keyframe_reach: float = typer.Option(
         10.0, "--keyframe-reach", min=0.0, help="Seconds before a keyframe that its colours reach back to."
     ),
+    reference: Path | None = typer.Option(
+        None,
+        "--reference",
+        help="A colour photo of a similar scene (not of the same frame): each shot's colours move toward its colours.",
+    ),
     uncertainty: Path | None = typer.Option(
         None,
         "--uncertainty",
@@ -241,6 +246,7 @@ def colorize(
             keyframe=keyframe,
             keyframe_reach=keyframe_reach,
             uncertainty=uncertainty,
+            reference=reference,
             saturation=saturation,
             temperature=temperature,
             work_size=work_size,
@@ -295,6 +301,7 @@ def _colorize(
     keyframe,
     keyframe_reach,
     uncertainty,
+    reference,
     saturation,
     temperature,
     work_size,
@@ -322,6 +329,8 @@ def _colorize(
             raise VidcolorError("give either --end or --duration, not both")
         t_end = (t_start or 0.0) + parse_time(duration, "duration")
     keys = tuple(parse_keyframe(k) for k in keyframe)
+    if reference is not None and not reference.is_file():
+        raise VidcolorError(f"--reference {reference}: not found. Check the photo's path")
     dst = output if output is not None else _default_output(src)
     targets = list(preview_paths(dst)) if preview else [dst]
     if uncertainty is not None:
@@ -345,6 +354,7 @@ def _colorize(
         keyframes=keys,
         keyframe_reach=keyframe_reach,
         uncertainty=uncertainty,
+        reference=reference,
     )
     progress = _Progress(not quiet)
     try:

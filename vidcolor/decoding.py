@@ -14,6 +14,7 @@ may override it (--saturation, --temperature); `ModelConfig` describes shapes on
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
@@ -33,6 +34,10 @@ class DecodeConfig:
     @classmethod
     def from_dict(cls, d: dict) -> DecodeConfig:
         return cls(**d)
+
+
+# (B, Q) a frame's mean posterior over the bins -> (B, Q) a bias added to its logits (reference.ReferenceMatch).
+Match = Callable[[torch.Tensor], torch.Tensor]
 
 
 def annealed_mean(logits: torch.Tensor, bins: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -64,13 +69,16 @@ class ColorDecoder(nn.Module):
     def num_bins(self) -> int:
         return self.bins.shape[0]
 
-    def forward(self, logits: torch.Tensor, cfg: DecodeConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, logits: torch.Tensor, cfg: DecodeConfig, match: Match | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """logits (B, Q, h, w) -> ab (B, 2, h, w) in Lab units, and confidence (B, 1, h, w) in [0, 1].
 
         Confidence is 1 - normalized entropy of the (saturation-corrected, untempered) distribution:
-        1 where the network is sure of one colour, 0 where it has no idea.
+        1 where the network is sure of one colour, 0 where it has no idea. `match` (a reference photo,
+        reference.py) adds one bias per bin, computed from the frame's mean posterior.
         """
         logits = logits.float() - (1.0 - cfg.saturation) * torch.log(self.class_weights)[None, :, None, None]
+        if match is not None:
+            logits = logits + match(torch.softmax(logits, dim=1).mean(dim=(2, 3)))[:, :, None, None]
         ab = annealed_mean(logits, self.bins, cfg.temperature)
         logp = torch.log_softmax(logits, dim=1)
         entropy = -(logp.exp() * logp).sum(1, keepdim=True)

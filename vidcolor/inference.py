@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .decoding import DecodeConfig
+from .decoding import DecodeConfig, Match
 from .errors import VidcolorError
 from .model import ColorNet
 from .precision import autocast, compute_dtype, pick_device
@@ -55,19 +55,19 @@ class Colorizer:
         preferred layout for it (not measured with this network: no bf16 machine at hand)."""
         return torch.contiguous_format if dtype == torch.float32 else torch.channels_last
 
-    def predict(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def predict(self, rgb: np.ndarray, match: Match | None = None) -> tuple[np.ndarray, np.ndarray]:
         """rgb (H, W, 3) float32 in [0, 1] -> ab (H, W, 4) float32 in Lab units (the colours to show, then
         the regression head's, to feed back: temporal.Predict) and confidence (H, W) float32 in [0, 1]. The network predicts at 1/4 size; this upsamples (bilinear) to the input size."""
-        out = self._run(np.ascontiguousarray(rgb)[None])[0]
+        out = self._run(np.ascontiguousarray(rgb)[None], match)[0]
         return np.ascontiguousarray(out[..., [0, 1, 3, 4]]), np.ascontiguousarray(out[..., 2])
 
     @torch.inference_mode()
-    def _run(self, batch: np.ndarray) -> np.ndarray:
+    def _run(self, batch: np.ndarray, match: Match | None = None) -> np.ndarray:
         """(B, H, W, 3) float32 -> (B, H, W, 5): a, b, confidence, regression a, b at the input size."""
         h, w = batch.shape[1:3]
         x = torch.from_numpy(batch).permute(0, 3, 1, 2).to(self.device)
         x = x.contiguous(memory_format=self.memory_format(self.dtype))
         with autocast(self.device, self.dtype):
-            ab, conf, carrier = self.model.colorize_ab(x.to(self.dtype), self.decode)
+            ab, conf, carrier = self.model.colorize_ab(x.to(self.dtype), self.decode, match)
         out = F.interpolate(torch.cat((ab, conf, carrier), 1).float(), size=(h, w), mode="bilinear", align_corners=False)
         return out.permute(0, 2, 3, 1).cpu().numpy()

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .backbone import LAST_CHANNELS, MobileNetV2
-from .decoding import ColorDecoder, DecodeConfig
+from .decoding import ColorDecoder, DecodeConfig, Match
 
 # Channels of the encoder's maps at strides 4, 8, 16, 32 (backbone.MobileNetV2.features).
 ENCODER_CHANNELS = (24, 32, 96, 320)
@@ -160,7 +160,9 @@ class ColorNet(nn.Module):
                 m.fuse()
         return self
 
-    def colorize_ab(self, rgb: torch.Tensor, decode: DecodeConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def colorize_ab(
+        self, rgb: torch.Tensor, decode: DecodeConfig, match: Match | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """rgb (B, 3, H, W) in [0, 1], any size -> ab (B, 2, ceil(H/4), ceil(W/4)) in Lab units (the
         decoded bins), confidence (B, 1, same) in [0, 1], and the regression head's ab (B, 2, same): the
         calibrated estimate (trained on the truth by Huber loss) that feedback carries to the next frame.
@@ -172,7 +174,7 @@ class ColorNet(nn.Module):
         if ph or pw:
             rgb = F.pad(rgb, (0, pw, 0, ph), mode="replicate")
         logits, reg = self(rgb)
-        ab, conf = self.colors(logits, decode)
+        ab, conf = self.colors(logits, decode, match)
         oh, ow = math.ceil(h / 4), math.ceil(w / 4)
         return ab[..., :oh, :ow], conf[..., :oh, :ow], reg.float()[..., :oh, :ow]
 

@@ -33,6 +33,7 @@ from .errors import VidcolorError
 from .inference import Colorizer
 from .keyframes import Keyframes, KeyframeSpec, check_keyframes
 from .outfile import check_output, create_partial, remove_stale_partials
+from .reference import ReferenceMatch, reference_histogram
 from .sheet import SheetSampler, heat_map
 from .temporal import Guide, TemporalOptions, TemporalState
 from .video import (
@@ -68,6 +69,7 @@ class ColorizeOptions:
     keyframes: tuple[KeyframeSpec, ...] = ()  # the user's coloured frames (keyframes.py)
     keyframe_reach: float = 10.0  # seconds before a keyframe its colours are carried back to
     uncertainty: Path | None = None  # also write the network's uncertainty as a heat-map video here
+    reference: Path | None = None  # a colour photo whose colours each shot moves toward (reference.py)
     sheet_frames: int = 6
 
 
@@ -233,6 +235,8 @@ def colorize_video(src: Path, dst: Path, options: ColorizeOptions, progress: Cal
                 "choose an earlier start"
             )
         colorizer = Colorizer.load(options.model, options.device, options.temperature, options.saturation)
+        if options.reference is not None:  # read before any output exists: a bad photo is a clean error
+            reference_histogram(options.reference, colorizer.model.colors.bins.cpu())
         return _run(container, info, src, dst, sheet, start, end, options, colorizer, progress)
     finally:
         container.close()
@@ -373,6 +377,9 @@ class _Job:
         self.state = TemporalState(opt.temporal_options, gray_to_lightness_lut(), enabled=opt.temporal)
         self.wsize = working_size(info.width, info.height, opt.work_size)
         self.keyframes = self._keyframes() if opt.keyframes else None
+        self.match = None
+        if opt.reference is not None:
+            self.match = ShotMatch(ReferenceMatch(reference_histogram(opt.reference, self.colorizer.model.colors.bins.cpu())))
         self.encoder = _Stage(
             lambda: _encode_loop(self.encode_q, self.writer, composer, self.stop, self.shots, self.times, self.heat),
             "vidcolor-encode",
@@ -426,7 +433,7 @@ class _Job:
             if self.writer is None:
                 self._open_output(frame, pending)
             guide = self.keyframes.guide(frame.time, self.state) if self.keyframes else None
-            ab, unc = _colorize_frame(gray, self.rotation, self.wsize, self.state, self.colorizer, self.times, guide)
+            ab, unc = _colorize_frame(gray, self.rotation, self.wsize, self.state, self.colorizer, self.times, guide, self.match)
             _put(self.encode_q, (frame.pts, gray, ab, deep, unc), self.stop)
             frames, last_time = frames + 1, frame.time
             if self.encoder.error is not None:
@@ -517,6 +524,7 @@ def _colorize_frame(
     colorizer: Colorizer,
     times: StageTimes,
     guide: Guide | None = None,
+    match: ShotMatch | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Full-res gray (H, W) uint8 -> ab (h, w, 2) float32 at the working resolution (stored orientation),
     and the network's uncertainty (h, w) float32 in [0, 1] (normalized entropy of its colour distribution).
@@ -529,7 +537,7 @@ def _colorize_frame(
 
     def predict(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         t_model = time.perf_counter()
-        out = colorizer.predict(rgb)
+        out = colorizer.predict(rgb, match.current(state) if match is not None else None)
         times.add("model", t_model)
         confidence.append(out[1])
         return out
@@ -542,6 +550,19 @@ def _colorize_frame(
     if k:
         ab, unc = np.rot90(ab, -k), np.rot90(unc, -k)
     return np.ascontiguousarray(ab), np.ascontiguousarray(unc)
+
+
+class ShotMatch:
+    """A ReferenceMatch that forgets the shot whenever the temporal state counts a cut."""
+
+    def __init__(self, match: ReferenceMatch):
+        self.match, self.cuts = match, 0
+
+    def current(self, state: TemporalState) -> ReferenceMatch:
+        if state.cuts != self.cuts:
+            self.cuts = state.cuts
+            self.match.reset()
+        return self.match
 
 
 def _encode_loop(

@@ -1,0 +1,78 @@
+"""--reference: one bias per colour bin moves each shot's colours toward a photo's; reset at cuts."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+from typer.testing import CliRunner
+
+from vidcolor.cli import app
+from vidcolor.color import gamut_bins
+from vidcolor.decoding import ColorDecoder, DecodeConfig
+from vidcolor.pipeline import ShotMatch
+from vidcolor.reference import ReferenceMatch, reference_histogram
+
+from .conftest import read_video
+
+BINS = gamut_bins(10.0)
+
+
+def solid(path, rgb):
+    cv2.imwrite(str(path), np.full((40, 60, 3), rgb[::-1], np.uint8))
+    return path
+
+
+def test_the_histogram_of_a_photo_peaks_at_its_colour(tmp_path):
+    t = reference_histogram(solid(tmp_path / "blue.png", (40, 60, 200)), BINS)
+    assert t.shape == (len(BINS),) and abs(float(t.sum()) - 1) < 1e-5 and (t > 0).all()
+    lab = cv2.cvtColor(np.float32([[[40, 60, 200]]]) / 255, cv2.COLOR_RGB2Lab)[0, 0]
+    assert torch.dist(BINS[t.argmax()], torch.from_numpy(lab[1:])) < 10
+
+
+def test_matching_moves_the_decoded_colours_toward_the_reference(tmp_path):
+    decoder = ColorDecoder(10.0)
+    logits = torch.randn(1, len(BINS), 8, 8) * 0.5
+    plain, _ = decoder(logits, DecodeConfig())
+    target = reference_histogram(solid(tmp_path / "red.png", (200, 30, 30)), BINS)
+    matched, conf = decoder(logits, DecodeConfig(), ReferenceMatch(target))
+    assert matched[:, 0].mean() > plain[:, 0].mean() + 15  # redder
+    assert torch.isfinite(matched).all() and ((conf >= 0) & (conf <= 1 + 1e-6)).all()
+
+
+def test_the_shot_statistics_reset_at_a_cut():
+    class State:
+        cuts = 1
+
+    match = ShotMatch(ReferenceMatch(torch.full((len(BINS),), 1 / len(BINS))))
+    state = State()
+    match.current(state)(torch.rand(1, len(BINS)))
+    assert match.match.shot is not None
+    assert match.current(state).shot is not None  # same shot: kept
+    state.cuts = 2
+    assert match.current(state).shot is None  # a cut: forgotten
+
+
+runner = CliRunner()
+
+
+def test_reference_end_to_end(gray_clip, tiny_model, tmp_path):
+    base, out = tmp_path / "base.mkv", tmp_path / "ref.mkv"
+    common = [str(gray_clip), "--model", str(tiny_model), "--codec", "ffv1"]
+    assert runner.invoke(app, [*common, "-o", str(base)]).exit_code == 0
+    red = solid(tmp_path / "red.png", (200, 30, 30))
+    res = runner.invoke(app, [*common, "-o", str(out), "--reference", str(red)])
+    assert res.exit_code == 0, res.output
+    a = lambda f: cv2.cvtColor(f.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)[..., 1].mean()  # noqa: E731
+    b, r = read_video(base)["rgb"], read_video(out)["rgb"]
+    assert np.mean([a(f) for f in r]) > np.mean([a(f) for f in b]) + 5
+
+
+def test_a_bad_reference_is_one_line_and_writes_nothing(gray_clip, tiny_model, tmp_path):
+    bad = tmp_path / "notaphoto.jpg"
+    bad.write_text("hello")
+    for ref, words in ((tmp_path / "missing.jpg", "not found"), (bad, "not an image")):
+        out = tmp_path / "o.mp4"
+        res = runner.invoke(app, [str(gray_clip), "-o", str(out), "--model", str(tiny_model), "--reference", str(ref)])
+        assert res.exit_code == 1 and words in res.output and len(res.output.strip().splitlines()) == 1
+        assert not out.exists() and not list(tmp_path.glob(".o*"))
