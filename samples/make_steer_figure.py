@@ -1,4 +1,4 @@
-"""Build docs/steer.png, the README's "steer the colours" picture, from the project's own sample.
+"""Build docs/steer.jpg, the README's "steer the colours" picture, from the project's own sample.
 
     python samples/make_steer_figure.py [--model M]
 
@@ -28,7 +28,7 @@ from vidcolor.video import EncodeOptions
 
 HERE = Path(__file__).resolve().parent
 SAMPLE = HERE / "sample.mp4"
-OUT = HERE.parent / "docs" / "steer.png"
+OUT = HERE.parent / "docs" / "steer.jpg"
 KEY, BEFORE, SHOT = 4.5, 3.5, (3.0, 6.0)  # seconds: the keyframe, a frame before it, the coffee shot
 PANEL = (320, 180)
 
@@ -76,7 +76,7 @@ def main() -> None:
     top = np.hstack([small(gray_rgb), small(painted), *map(small, results["keyed"])])
     bottom = np.hstack([small(gray_rgb), np.full_like(small(painted), 255), *map(small, results["plain"])])
     OUT.parent.mkdir(exist_ok=True)
-    cv2.imwrite(str(OUT), cv2.cvtColor(np.vstack((top, bottom)), cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(OUT), cv2.cvtColor(np.vstack((top, bottom)), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 88])
     print(f"wrote {OUT}")
 
 
