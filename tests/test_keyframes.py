@@ -189,3 +189,18 @@ def test_bad_keyframes_get_one_line_and_no_output(gray_clip, tiny_model, tmp_pat
     assert res.exit_code == 1, res.output
     assert words in res.output and len(res.output.strip().splitlines()) == 1 and "Traceback" not in res.output
     assert not out.exists() and not list(tmp_path.glob(".out*"))
+
+
+def test_keyframe_on_a_rotated_film(tmp_path, tiny_model):
+    from .conftest import make_video
+
+    clip = make_video(tmp_path / "rot.mp4", rotation=90, audio=False)
+    key = colour_export(clip, tmp_path, 0.5, 50.0, 20.0)  # exported upright: 48 wide, 64 high
+    out = tmp_path / "rot.mkv"
+    res = runner.invoke(
+        app, [str(clip), "-o", str(out), "--keyframe", f"0.5={key}", "--model", str(tiny_model), "--codec", "ffv1"]
+    )
+    assert res.exit_code == 0, res.output
+    frame = read_video(out)["rgb"][6]
+    lab = cv2.cvtColor(frame.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+    assert np.abs(lab[..., 1:] - np.float32([50.0, 20.0])).mean() < 4.0

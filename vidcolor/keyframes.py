@@ -76,19 +76,33 @@ def painted_guide(spec: KeyframeSpec, gray: np.ndarray, lut: np.ndarray) -> Guid
     """The user's colours for a frame whose upright working-size gray is `gray` (h, w) uint8 -> Guide:
     ab (h, w, 2) and weight 1 where painted, 0 where left gray. The image may be of any size (it is
     resized); its lightness must match the frame's, or it is another frame."""
-    bgr = cv2.imread(str(spec.image), cv2.IMREAD_COLOR)
-    h, w = gray.shape
-    rgb = cv2.cvtColor(cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
-    lab = cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+    lab = _image_lab(spec, *gray.shape)
     gap = float(np.abs(lab[..., 0] - lut[gray]).mean())
     if gap > MAX_LIGHTNESS_GAP:
         raise VidcolorError(
             f"--keyframe {spec.image.name} does not match the frame at {spec.time:g} s (lightness differs by "
             f"{gap:.0f} of 100 on average): colour the frame `vidcolor frame` exported for that time"
         )
+    return _painted(lab)
+
+
+def painted_full(spec: KeyframeSpec, height: int, width: int) -> Guide:
+    """The user's colours at the frame's full (upright) size, for the keyframe's own output frame: what they
+    painted is shown as painted, not as it survives the working resolution."""
+    return _painted(_image_lab(spec, height, width))
+
+
+def _image_lab(spec: KeyframeSpec, height: int, width: int) -> np.ndarray:
+    """The keyframe image resized to (height, width) -> Lab (height, width, 3) float32."""
+    bgr = cv2.imread(str(spec.image), cv2.IMREAD_COLOR)
+    shrink = bgr.shape[0] * bgr.shape[1] > height * width
+    resized = cv2.resize(bgr, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    return cv2.cvtColor(cv2.cvtColor(resized, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+
+
+def _painted(lab: np.ndarray) -> Guide:
     ab = np.ascontiguousarray(lab[..., 1:])
-    painted = (np.hypot(ab[..., 0], ab[..., 1]) > PAINTED_CHROMA).astype(np.float32)
-    return Guide(ab, painted)
+    return Guide(ab, (np.hypot(ab[..., 0], ab[..., 1]) > PAINTED_CHROMA).astype(np.float32))
 
 
 def carry_back(
@@ -128,6 +142,7 @@ class Keyframes:
         self.since_key: int | None = None  # frames since the last keyframe, in this shot
         self.cuts_at_key: int | None = None
         self.carried: int | None = None  # the keyframe whose frames before it are in self.back
+        self.at_key: KeyframeSpec | None = None  # set by guide() on a keyframe's own frame
 
     def _load(self, spec: KeyframeSpec) -> Guide:
         frames = self.window(spec.time, spec.time)
@@ -137,6 +152,7 @@ class Keyframes:
 
     def guide(self, time: float, state: TemporalState) -> Guide | None:
         """This frame's guide, or None; call before state.step on the frame at `time` (seconds)."""
+        self.at_key = None
         if self.since_key is not None:
             if self.cuts_at_key is None:  # the state as the keyframe's own step left it
                 self.cuts_at_key = state.cuts
@@ -145,6 +161,7 @@ class Keyframes:
             return None if self.since_key is None else _carry_on(self.keys[-1].ab.shape)
         spec = self.specs[self.next]
         if time >= spec.time - EPS:
+            self.at_key = spec
             self.next += 1
             self.back.clear()
             self.since_key, self.cuts_at_key = 0, None

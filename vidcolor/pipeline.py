@@ -31,7 +31,7 @@ from .color import gray_to_lightness_lut
 from .compose import Composer
 from .errors import VidcolorError
 from .inference import Colorizer
-from .keyframes import Keyframes, KeyframeSpec, check_keyframes
+from .keyframes import Keyframes, KeyframeSpec, check_keyframes, painted_full
 from .outfile import check_output, create_partial, remove_stale_partials
 from .reference import ReferenceMatch, reference_histogram
 from .sheet import SheetSampler, heat_map
@@ -434,6 +434,8 @@ class _Job:
                 self._open_output(frame, pending)
             guide = self.keyframes.guide(frame.time, self.state) if self.keyframes else None
             ab, unc = _colorize_frame(gray, self.rotation, self.wsize, self.state, self.colorizer, self.times, guide, self.match)
+            if self.keyframes is not None and self.keyframes.at_key is not None:
+                ab = _painted_at_full_size(ab, self.keyframes.at_key, gray.shape, self.rotation)
             _put(self.encode_q, (frame.pts, gray, ab, deep, unc), self.stop)
             frames, last_time = frames + 1, frame.time
             if self.encoder.error is not None:
@@ -550,6 +552,17 @@ def _colorize_frame(
     if k:
         ab, unc = np.rot90(ab, -k), np.rot90(unc, -k)
     return np.ascontiguousarray(ab), np.ascontiguousarray(unc)
+
+
+def _painted_at_full_size(ab: np.ndarray, spec: KeyframeSpec, shape: tuple[int, int], rotation: int) -> np.ndarray:
+    """A keyframe's own frame: ab (h, w, 2) at the working size -> (H, W, 2) at the frame's stored size, the
+    user's colours exactly where they painted (the composer takes ab of any size)."""
+    k = rotation // 90
+    h, w = shape if k % 2 == 0 else shape[::-1]
+    painted = painted_full(spec, h, w)
+    user, weight = (np.rot90(painted.ab, -k), np.rot90(painted.weight, -k)) if k else (painted.ab, painted.weight)
+    full = cv2.resize(ab, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+    return np.ascontiguousarray(weight[..., None] * user + (1.0 - weight[..., None]) * full, dtype=np.float32)
 
 
 class ShotMatch:
