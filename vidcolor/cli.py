@@ -64,6 +64,12 @@ Examples:
   vidcolor film.mp4 --saturation 0.6     more vivid colours (0 muted .. 1 vivid)
 
   vidcolor frame film.mp4 -ss 1:23.5 -o frame.png   the gray frame at 1:23.5, to colour by hand
+
+  vidcolor film.mp4 --keyframe 1:23.5=frame_coloured.png   your colours steer that shot
+
+  vidcolor film.mp4 --reference photo.jpg   each shot's colours move toward the photo's
+
+  vidcolor film.mp4 --uncertainty unsure.mp4   also where the network is unsure, as a heat map
 """
 
 FRAME_EXAMPLES = """
