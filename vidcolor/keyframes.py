@@ -122,9 +122,8 @@ def carry_back(
     return out
 
 
-def _carry_on(shape: tuple[int, ...]) -> Guide:
-    """A guide that changes no colour; it only makes the state feed the past back (temporal.Guide)."""
-    return Guide(np.zeros(shape, np.float32), np.zeros(shape[:2], np.float32))
+# Changes no colour; only makes the state feed the past back (temporal.Guide).
+CARRY_ON = Guide(None, None)
 
 
 class Keyframes:
@@ -158,7 +157,7 @@ class Keyframes:
                 self.cuts_at_key = state.cuts
             self.since_key = None if state.cuts > self.cuts_at_key else self.since_key + 1
         if self.next >= len(self.specs):  # past the last keyframe
-            return None if self.since_key is None else _carry_on(self.keys[-1].ab.shape)
+            return None if self.since_key is None else CARRY_ON
         spec = self.specs[self.next]
         if time >= spec.time - EPS:
             self.at_key = spec
@@ -170,7 +169,7 @@ class Keyframes:
             self._carry_back(time, spec)
         ab, to_key = self.back.pop(round(time * 1000), (None, 0))
         if ab is None:  # after a keyframe, in its shot: nothing to add, but the shot feeds its colours on
-            return None if self.since_key is None else _carry_on(self.keys[self.next - 1].ab.shape)
+            return None if self.since_key is None else CARRY_ON
         # Between two keyframes: each frame's output is carried on to the next, so taking 1/(n+1) of the
         # later keyframe's colours n frames before it moves the mix linearly in time from one to the other.
         weight = 1.0 if self.since_key is None else 1.0 / (to_key + 1)

@@ -235,9 +235,10 @@ def colorize_video(src: Path, dst: Path, options: ColorizeOptions, progress: Cal
                 "choose an earlier start"
             )
         colorizer = Colorizer.load(options.model, options.device, options.temperature, options.saturation)
+        match = None
         if options.reference is not None:  # read before any output exists: a bad photo is a clean error
-            reference_histogram(options.reference, colorizer.model.colors.bins.cpu())
-        return _run(container, info, src, dst, sheet, start, end, options, colorizer, progress)
+            match = ShotMatch(ReferenceMatch(reference_histogram(options.reference, colorizer.model.colors.bins.cpu())))
+        return _run(container, info, src, dst, sheet, start, end, options, colorizer, progress, match)
     finally:
         container.close()
 
@@ -253,12 +254,13 @@ def _run(
     options: ColorizeOptions,
     colorizer: Colorizer,
     progress,
+    match: ShotMatch | None = None,
 ) -> Summary:
     fmt = container_format(dst)
     stale = remove_stale_partials(dst)
     heat = options.uncertainty
     heat_tmp = create_partial(heat) if heat is not None else None
-    job = _Job(container, info, src, create_partial(dst), fmt, (start, end), options, colorizer, sheet, progress, heat_tmp)
+    job = _Job(container, info, src, create_partial(dst), fmt, (start, end), options, colorizer, sheet, progress, heat_tmp, match)
     try:
         summary = job.run()
         if heat is not None:
@@ -305,8 +307,10 @@ class _Job:
         sheet: Path | None,
         progress,
         heat_tmp: Path | None = None,
+        match: ShotMatch | None = None,
     ):
         self.heat_tmp = heat_tmp
+        self.match = match  # the reference photo's (reference.py), or None
         self.heat: Writer | None = None
         self.container, self.info, self.src, self.tmp, self.fmt = container, info, src, tmp, fmt
         self.start, self.end = span
@@ -377,9 +381,6 @@ class _Job:
         self.state = TemporalState(opt.temporal_options, gray_to_lightness_lut(), enabled=opt.temporal)
         self.wsize = working_size(info.width, info.height, opt.work_size)
         self.keyframes = self._keyframes() if opt.keyframes else None
-        self.match = None
-        if opt.reference is not None:
-            self.match = ShotMatch(ReferenceMatch(reference_histogram(opt.reference, self.colorizer.model.colors.bins.cpu())))
         self.encoder = _Stage(
             lambda: _encode_loop(self.encode_q, self.writer, composer, self.stop, self.shots, self.times, self.heat),
             "vidcolor-encode",

@@ -56,8 +56,9 @@ class Guide:
     (keyframes.py). They are the network's hint there, and the output where weight is 1. A guided frame
     also gets the warped past as its hint (feedback), so the colours travel with the shot."""
 
-    ab: np.ndarray  # (H, W, 2) float32, Lab units, at the working resolution
-    weight: np.ndarray  # (H, W) float32 in [0, 1]: 1 = these colours, 0 = the network's and the past's
+    # None, None: no colours of its own, only "feed the past back" (a keyframe's shot after the keyframe).
+    ab: np.ndarray | None  # (H, W, 2) float32, Lab units, at the working resolution
+    weight: np.ndarray | None  # (H, W) float32 in [0, 1]: 1 = these colours, 0 = the network's and the past's
 
 
 @dataclass
@@ -153,7 +154,7 @@ class TemporalState:
         hint = None
         if inherited.ab is not None and (self.opt.feedback or guide is not None):  # a guided shot feeds back
             hint = (inherited.ab[..., -2:], inherited.reliability)
-        if guide is not None:
+        if guide is not None and guide.weight is not None:
             hint = _guided_hint(hint, guide)
         x = gray_input(gray) if hint is None else feedback_input(self.lut[gray], *hint)
         pred, confidence = predict(x)
@@ -185,7 +186,7 @@ class TemporalState:
         and count as sure."""
         keep, out_confidence = self._keep_weight(inherited, confidence)
         out = pred_ab if keep is None else keep[..., None] * inherited.ab + (1.0 - keep[..., None]) * pred_ab
-        if guide is not None:
+        if guide is not None and guide.weight is not None:
             w = guide.weight
             g = np.tile(guide.ab, (1, 1, out.shape[-1] // 2))
             out = w[..., None] * g + (1.0 - w[..., None]) * out

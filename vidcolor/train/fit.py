@@ -276,8 +276,8 @@ class Trainer:
 
     @torch.no_grad()
     def _predict(self, rgb: np.ndarray) -> np.ndarray:
-        """(B, H, W, 3) float32 in [0, 1] -> ab (B, H, W, 2): the EMA network with the shipped decoding,
-        as the pipeline runs it (train.sequences)."""
+        """(B, H, W, 3) float32 in [0, 1] -> ab (B, H, W, 2): the EMA network's regression head, the colours
+        the pipeline feeds back (temporal.Predict, train.sequences)."""
         self.ema.eval()
         x = torch.from_numpy(rgb).permute(0, 3, 1, 2).to(self.device)
         with autocast(self.device, self.dtype):
@@ -407,29 +407,8 @@ def main() -> None:
         """Train (or resume, when RUN_DIR/last.pt exists). Example: python -m vidcolor.train fit --steps 10000
         (--init models/vidcolor-base.safetensors starts a new run from the shipped weights instead of the
         ImageNet encoder). A resumed run keeps the network it was started with."""
-        Trainer(
-            TrainConfig(
-                data_dir=data_dir,
-                clip_dir=clip_dir,
-                run_dir=run_dir,
-                steps=steps,
-                batch=batch,
-                crop=crop,
-                lr=lr,
-                encoder_lr_scale=encoder_lr_scale,
-                freeze_encoder_steps=freeze_encoder_steps,
-                eval_every=eval_every,
-                device=device,
-                init=init,
-                hint_prob=hint_prob,
-                clip_prob=clip_prob,
-                warmup=warmup,
-                weight_decay=weight_decay,
-                sequence_prob=sequence_prob,
-                sequence_frames=sequence_frames,
-                model=run_model_config(Path(run_dir), init),
-            )
-        ).fit()
+        options = dict(locals())  # exactly the parameters above, each a TrainConfig field of the same name
+        Trainer(TrainConfig(**options, model=run_model_config(Path(run_dir), init))).fit()
 
     @app.command()
     def export(

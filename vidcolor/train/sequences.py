@@ -41,10 +41,10 @@ def window_crops(
     """n windows of `frames` frames, each from one clip, every skip-th frame (skip 1..max_skip), the
     same random crop (rescaled, maybe flipped) in each: (n, frames, size, size, 3) uint8 RGB."""
     out = np.empty((n, frames, size, size, 3), dtype=np.uint8)
+    longest = max(s[2] for s in spans)
+    if longest < frames:
+        raise ValueError(f"no training clip has {frames} frames")
     for k in range(n):
-        longest = max(s[2] for s in spans)
-        if longest < frames:
-            raise ValueError(f"no training clip has {frames} frames")
         skip = int(rng.integers(1, min(max_skip, (longest - 1) // (frames - 1)) + 1))
         usable = [s for s in spans if s[2] > (frames - 1) * skip]
         _, first, count = usable[int(rng.integers(len(usable)))]
