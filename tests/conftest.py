@@ -44,8 +44,10 @@ def make_video(
     time_base: Fraction | None = None,
     pix_fmt: str | None = None,
     rotation: int = 0,
+    gop: int | None = None,
 ) -> Path:
-    """Write a synthetic clip; gray unless color=True; with a 440 Hz tone track unless audio=False."""
+    """Write a synthetic clip; gray unless color=True; with a 440 Hz tone track unless audio=False; a
+    keyframe every `gop` frames (default: the encoder's, only the first in a short clip)."""
     w, h = size
     with av.open(str(path), "w") as c:
         v = c.add_stream(codec, rate=rate)
@@ -56,6 +58,8 @@ def make_video(
         v.codec_context.time_base = tb
         if rotation:
             v.set_display_rotation(rotation)
+        if gop:
+            v.codec_context.gop_size = gop
         a = c.add_stream("aac", rate=22050, layout="mono") if audio else None
         for i in range(frames):
             img = scene(i, w, h)

@@ -150,9 +150,14 @@ def _os_error(e: OSError) -> str:
 
 @app.command(epilog=EXAMPLES, no_args_is_help=True)
 def colorize(
-    src: Path = typer.Argument(..., help="Black-and-white video to colorize (any container FFmpeg reads)."),
+    sources: list[Path] = typer.Argument(
+        ..., metavar="SRC...", help="Black-and-white video(s) to colorize (any container FFmpeg reads)."
+    ),
     output: Path | None = typer.Option(
-        None, "-o", "--output", help="Output file (.mp4, .mkv or .mov). Default: SRC's name + .color.mp4 beside it."
+        None,
+        "-o",
+        "--output",
+        help="Output file (.mp4, .mkv or .mov), or with several inputs a folder. Default: SRC's name + .color.mp4 beside it.",
     ),
     yes: bool = typer.Option(False, "-y", "--yes", help="Overwrite the output if it exists."),
     no: bool = typer.Option(False, "-n", "--no-overwrite", help="Leave an existing output as it is and exit."),
@@ -226,51 +231,98 @@ def colorize(
     model: Path | None = typer.Option(
         None, "--model", help="Weights (.safetensors with its .json beside it). Default: the shipped model."
     ),
+    segment: float = typer.Option(
+        60.0,
+        "--segment",
+        min=0.0,
+        help="Seconds per segment of a long film: finished segments survive an interruption and a rerun of the same "
+        "command reuses them. 0 = one pass.",
+    ),
+    fresh: bool = typer.Option(False, "--fresh", help="Ignore the finished segments of an earlier, interrupted run."),
+    jobs: int = typer.Option(
+        0, "--jobs", min=0, help="Worker processes, each on its own segments. 0 = from the core count (1 per 4 cores)."
+    ),
+    threads: int = typer.Option(0, "--threads", min=0, help="Torch threads per worker. 0 = the cores / --jobs."),
+    ray: str | None = typer.Option(
+        None, "--ray", help="Run the segments as Ray tasks: auto (the cluster in RAY_ADDRESS, else a local one) or an address."
+    ),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress, no summary; errors and warnings only."),
     _show_version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
 ) -> None:
-    """Colorize a black-and-white video; the original audio is kept."""
-
-    from .timecode import format_time
+    """Colorize black-and-white videos; the original audio is kept."""
 
     if yes and no:
         _fail("give -y (overwrite) or -n (never overwrite), not both")
+    settings = dict(
+        yes=yes,
+        no=no,
+        start=start,
+        end=end,
+        duration=duration,
+        preview=preview,
+        temporal=temporal,
+        smoothing=smoothing,
+        feedback=feedback,
+        keyframe=keyframe,
+        keyframe_reach=keyframe_reach,
+        uncertainty=uncertainty,
+        reference=reference,
+        saturation=saturation,
+        temperature=temperature,
+        work_size=work_size,
+        codec=codec,
+        crf=crf,
+        preset=preset,
+        device=device,
+        model=model,
+        segment=segment,
+        fresh=fresh,
+        jobs=jobs,
+        threads=threads,
+        ray=ray,
+        quiet=quiet,
+    )
+    if len(sources) == 1:
+        _one(sources[0], output, settings)
+        return
+    if output is not None and output.suffix and not output.is_dir():
+        _fail(f"{len(sources)} inputs need an output folder, not the file {output}: give -o FOLDER/")
+    if output is not None:
+        output.mkdir(parents=True, exist_ok=True)
+    failed = []
+    for src in sources:  # one bad file does not stop the others
+        dst = None if output is None else output / _default_output(src).name
+        if not quiet:
+            typer.echo(f"vidcolor: {src}", err=True)
+        try:
+            _one(src, dst, settings)
+        except typer.Exit as e:
+            if e.exit_code in (130, 143, 129):  # interrupted: stop here
+                raise
+            if e.exit_code:
+                failed.append(src)
+    if failed:
+        _fail(f"{len(failed)} of {len(sources)} inputs failed: {', '.join(str(f) for f in failed)} (errors above)")
+
+
+def _one(src: Path, output: Path | None, settings: dict) -> None:
+    """Colorize one input; errors end in _fail (typer.Exit with the code)."""
+    from .timecode import format_time
+
     handlers = {s: signal.signal(s, _raise_stopped) for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s}
     try:
-        summary = _colorize(
-            src=src,
-            output=output,
-            yes=yes,
-            no=no,
-            start=start,
-            end=end,
-            duration=duration,
-            preview=preview,
-            temporal=temporal,
-            smoothing=smoothing,
-            feedback=feedback,
-            keyframe=keyframe,
-            keyframe_reach=keyframe_reach,
-            uncertainty=uncertainty,
-            reference=reference,
-            saturation=saturation,
-            temperature=temperature,
-            work_size=work_size,
-            codec=codec,
-            crf=crf,
-            preset=preset,
-            device=device,
-            model=model,
-            quiet=quiet,
-        )
+        summary = _colorize(src=src, output=output, **settings)
     except VidcolorError as e:
         _fail(str(e))
         return
     except KeyboardInterrupt:
-        _fail("interrupted: no output was written", code=130)
+        _fail(f"interrupted: no output was written{_resumable(src, output, settings)}", code=130)
         return
     except Stopped as e:
-        _fail(f"stopped by {signal.Signals(e.signum).name}: no output was written", code=128 + e.signum)
+        _fail(
+            f"stopped by {signal.Signals(e.signum).name}: no output was written{_resumable(src, output, settings)}",
+            code=128 + e.signum,
+        )
         return
     except OSError as e:  # disk full, permissions changing under us
         _fail(_os_error(e))
@@ -282,13 +334,22 @@ def colorize(
         return
     for notice in summary.notices:
         typer.echo(f"vidcolor: warning: {notice}", err=True)
-    if not quiet:
+    if not settings["quiet"]:
         extra = f" and {summary.sheet}" if summary.sheet else ""
         typer.echo(
             f"{summary.frames} frames ({format_time(summary.duration)}) in {summary.elapsed:.1f} s, "
             f"{summary.fps:.1f} fps -> {summary.output}{extra}",
             err=True,
         )
+
+
+def _resumable(src: Path, output: Path | None, settings: dict) -> str:
+    """After an interruption: say so when finished segments wait for a rerun."""
+    dst = output if output is not None else _default_output(src)
+    parts = dst.with_name(f".{dst.name}.parts")
+    if any(parts.glob("part-*.json")):
+        return f" (finished segments are kept in {parts}: run the same command again to resume)"
+    return ""
 
 
 def _colorize(
@@ -316,6 +377,11 @@ def _colorize(
     preset,
     device,
     model,
+    segment,
+    fresh,
+    jobs,
+    threads,
+    ray,
     quiet,
 ):
     """Parse the options into ColorizeOptions and run; None when -n left an existing output alone."""
@@ -361,6 +427,11 @@ def _colorize(
         keyframe_reach=keyframe_reach,
         uncertainty=uncertainty,
         reference=reference,
+        segment=segment,
+        fresh=fresh,
+        jobs=jobs,
+        threads=threads,
+        ray=ray,
     )
     progress = _Progress(not quiet)
     try:

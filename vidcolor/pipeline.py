@@ -13,6 +13,7 @@ renamed into place only when everything succeeded.
 
 from __future__ import annotations
 
+import math
 import os
 import queue
 import signal
@@ -20,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import av
@@ -30,10 +31,12 @@ import numpy as np
 from .color import gray_to_lightness_lut
 from .compose import Composer
 from .errors import VidcolorError
+from .film import Workers, default_jobs, join_parts, run_parts
 from .inference import Colorizer
 from .keyframes import Keyframes, KeyframeSpec, check_keyframes, painted_full
 from .outfile import check_output, create_partial, remove_stale_partials
 from .reference import ReferenceMatch, reference_histogram
+from .segments import PartInfo, PartJob, Segment, WorkFolder, file_hash, file_identity, plan_segments
 from .sheet import SheetSampler, heat_map
 from .temporal import Guide, TemporalOptions, TemporalState
 from .video import (
@@ -48,9 +51,12 @@ from .video import (
     describe,
     ends_mid_packet,
     field_order,
+    first_frame_time,
+    keyframe_times,
     open_input,
     output_pix_fmt,
 )
+from .weights import default_model_path
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,14 @@ class ColorizeOptions:
     uncertainty: Path | None = None  # also write the network's uncertainty as a heat-map video here
     reference: Path | None = None  # a colour photo whose colours each shot moves toward (reference.py)
     sheet_frames: int = 6
+    # Long films (film.py, segments.py): segments of about this many seconds, each preceded by `warmup` s
+    # of frames that only warm the temporal state up; finished segments survive a kill and are reused.
+    segment: float = 60.0  # 0 = one pass, no segments
+    warmup: float = 2.0
+    fresh: bool = False  # ignore finished segments of an earlier run
+    jobs: int = 0  # worker processes; 0 = from the core count (film.default_jobs)
+    threads: int = 0  # torch threads per worker; 0 = the cores / jobs
+    ray: str | None = None  # run the segments as Ray tasks: "auto" or a cluster's address
 
 
 @dataclass
@@ -235,10 +249,155 @@ def colorize_video(src: Path, dst: Path, options: ColorizeOptions, progress: Cal
                 "choose an earlier start"
             )
         colorizer = Colorizer.load(options.model, options.device, options.temperature, options.saturation)
-        match = None
-        if options.reference is not None:  # read before any output exists: a bad photo is a clean error
-            match = ShotMatch(ReferenceMatch(reference_histogram(options.reference, colorizer.model.colors.bins.cpu())))
+        match = _shot_match(options.reference, colorizer)  # read before any output exists: a bad photo is a clean error
+        if _segmented(options):
+            plan = _plan(src, info, start, end, options.segment)
+            if len(plan) > 1:
+                return _run_film(container, info, src, dst, plan, (start, end), options, colorizer, progress)
         return _run(container, info, src, dst, sheet, start, end, options, colorizer, progress, match)
+    finally:
+        container.close()
+
+
+def _shot_match(reference: Path | None, colorizer: Colorizer) -> ShotMatch | None:
+    if reference is None:
+        return None
+    return ShotMatch(ReferenceMatch(reference_histogram(reference, colorizer.model.colors.bins.cpu())))
+
+
+def _segmented(options: ColorizeOptions) -> bool:
+    """Segments need each frame's colours to depend on a few seconds before it only: not with keyframes
+    (their colours reach a whole shot), and not for previews or the uncertainty map (one pass is enough)."""
+    return options.segment > 0 and not options.preview and not options.keyframes and options.uncertainty is None
+
+
+def _plan(src: Path, info: SourceInfo, start: float | None, end: float | None, length: float) -> list[Segment]:
+    """The range's segments, planned on the source's keyframes over its known end; the last one runs to
+    the range's own end (None: wherever the frames stop). Scanned with a container of its own."""
+    known_end = end if end is not None else (info.start + info.duration if info.duration else None)
+    if known_end is not None and known_end - (start or 0.0) < 1.5 * length:
+        return [Segment(0, start or 0.0, end)]  # too short to split: no need to read the index
+    container = open_input(src)
+    try:
+        keys = keyframe_times(container, start, known_end)
+    finally:
+        container.close()
+    plan = plan_segments(keys, start, known_end, length)
+    return [*plan[:-1], replace(plan[-1], end=end)]
+
+
+def _run_film(
+    container,
+    info: SourceInfo,
+    src: Path,
+    dst: Path,
+    plan: list[Segment],
+    span: tuple,
+    options: ColorizeOptions,
+    colorizer: Colorizer,
+    progress,
+) -> Summary:
+    """A range of several segments: the missing parts (film.run_parts), then one join into dst."""
+    t0 = time.perf_counter()
+    start, end = span
+    if start is not None:
+        offset = first_frame_time(container, start)
+        if offset is None:
+            raise _no_frames_error(src, info, start, end, DecodeStats())
+    else:
+        offset = max(0.0, (container.start_time or 0) / av.time_base)
+    notices = remove_stale_partials(dst)
+    manifest = _manifest(src, plan, span, offset, options, colorizer)
+    with WorkFolder(dst, manifest, fresh=options.fresh) as folder:
+        notices += folder.notices
+        finished = folder.done()
+        todo = [
+            PartJob(src, folder.partial(s.index), s, s.warm_start(options.warmup, start), offset, options)
+            for s in plan
+            if s.index not in finished
+        ]
+        base, total = sum(i.frames for i in finished.values()), _expected_frames(info, start, end)
+        jobs = options.jobs or default_jobs()
+        workers = Workers(jobs=jobs, threads=options.threads, ray=options.ray)
+
+        def done(n: int) -> None:
+            if progress is not None:
+                progress(Progress(base + n, total, time.perf_counter() - t0))
+
+        run_parts(folder, todo, colorize_part, workers, done, colorizer)
+        infos = [folder.done()[s.index] for s in plan]
+        for n in dict.fromkeys(x for i in infos for x in i.notices):  # each part says it again: once is enough
+            notices.append(n)
+        tmp = create_partial(dst)
+        try:
+            parts = [(folder.part(s.index), i) for s, i in zip(plan, infos, strict=True)]
+            join_parts(parts, src, tmp, container_format(dst), info, offset, span, notices)
+            os.replace(tmp, dst)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        folder.remove()
+    frames = sum(i.frames for i in infos)
+    duration = infos[-1].last - infos[0].first + float(1 / info.rate)
+    return Summary(dst, frames, duration, time.perf_counter() - t0, notices)
+
+
+def _manifest(src: Path, plan: list[Segment], span: tuple, offset: float, options: ColorizeOptions, colorizer: Colorizer) -> dict:
+    """Everything that changes a part's pixels or timestamps (segments.WorkFolder keeps parts only if it is
+    unchanged); --jobs, --threads and --ray are left out: a resumed run may use other workers."""
+    reference = None if options.reference is None else file_hash(Path(options.reference))
+    return {
+        "input": file_identity(src),
+        "model": file_hash(Path(options.model) if options.model is not None else default_model_path()),
+        "plan": [[s.start, s.end] for s in plan],
+        "range": list(span),
+        "offset": offset,
+        "settings": {
+            "work_size": options.work_size,
+            "decode": colorizer.decode.to_dict(),
+            "temporal": options.temporal,
+            "temporal_options": asdict(options.temporal_options),
+            "encode": asdict(options.encode),
+            "reference": reference,
+            "warmup": options.warmup,
+            "device": str(colorizer.device),
+            "dtype": str(colorizer.dtype),
+        },
+    }
+
+
+def colorize_part(job: PartJob, colorizer: Colorizer | None = None, progress: Callable[[int], None] | None = None) -> PartInfo:
+    """One segment into job.path, video alone: frames from job.decode_from warm the temporal state up, those
+    from the segment's start to its end are written (film.py runs this here, in a process or on Ray)."""
+    options: ColorizeOptions = job.options  # type: ignore[assignment]
+    if colorizer is None:
+        colorizer = Colorizer.load(options.model, options.device, options.temperature, options.saturation)
+    container = open_input(job.src)
+    try:
+        info = describe(container)
+        write_from = job.segment.start if job.segment.index > 0 else -math.inf
+        report = None if progress is None else (lambda p: progress(p.frames))
+        run = _Job(
+            container,
+            info,
+            job.src,
+            job.path,
+            container_format(job.path),
+            (job.decode_from, job.segment.end),
+            options,
+            colorizer,
+            None,
+            report,
+            match=_shot_match(options.reference, colorizer),
+            part=(write_from, job.offset),
+        )
+        try:
+            summary = run.run()
+        except BaseException:
+            with _signals_ignored():
+                run.abort()
+            raise
+        return PartInfo(summary.frames, run.first_time, run.last_time, tuple(summary.notices))
     finally:
         container.close()
 
@@ -308,7 +467,12 @@ class _Job:
         progress,
         heat_tmp: Path | None = None,
         match: ShotMatch | None = None,
+        part: tuple[float, float] | None = None,
     ):
+        # A segment's part (colorize_part): (write_from, offset) in seconds. Frames before write_from only
+        # warm the temporal state up; the part holds video alone, its timestamps the whole output's.
+        self.part = part
+        self.first_time: float | None = None
         self.heat_tmp = heat_tmp
         self.match = match  # the reference photo's (reference.py), or None
         self.heat: Writer | None = None
@@ -351,7 +515,10 @@ class _Job:
             )
         # A range starts the output at its first frame; a whole file keeps its own
         # timestamps, moved to 0 only when the container starts late (MPEG-TS).
-        offset = frame.time if self.start is not None else max(0.0, (self.container.start_time or 0) / av.time_base)
+        if self.part is not None:
+            offset = self.part[1]
+        else:
+            offset = frame.time if self.start is not None else max(0.0, (self.container.start_time or 0) / av.time_base)
         self.writer = Writer(
             self.tmp,
             self.fmt,
@@ -363,6 +530,7 @@ class _Job:
             self.notices,
             width=info.width * (2 if opt.preview else 1),
             field_order=field_order(self.container, frame),
+            passthrough=self.part is None,
         )
         composer = Composer(info.width, info.height, self.writer.pix_fmt, side_by_side=opt.preview)
         if self.heat_tmp is not None:
@@ -386,8 +554,7 @@ class _Job:
             "vidcolor-encode",
         )
         self.encoder.start()
-        self.first_time = frame.time
-        for p in pending:  # a range drops what comes before its first frame
+        for p in pending if self.part is None else ():  # a range drops what comes before its first frame
             if self.start is None or float(p.pts * p.time_base) >= offset - 5e-4:
                 _put(self.encode_q, p, self.stop)
 
@@ -425,6 +592,8 @@ class _Job:
         total = _expected_frames(self.info, self.start, self.end)
         while (item := _get(self.frames_q, self.stop, self.decoder)) is not _END:
             if isinstance(item, av.Packet):
+                if self.part is not None:
+                    continue  # a part is video alone: the join copies the audio once
                 if self.writer is None:
                     pending.append(item)  # held until the first frame fixes the time offset
                 else:
@@ -437,16 +606,21 @@ class _Job:
             ab, unc = _colorize_frame(gray, self.rotation, self.wsize, self.state, self.colorizer, self.times, guide, self.match)
             if self.keyframes is not None and self.keyframes.at_key is not None:
                 ab = _painted_at_full_size(ab, self.keyframes.at_key, gray.shape, self.rotation)
+            if self.part is not None and frame.time < self.part[0] - 5e-4:
+                continue  # warm-up: through flow and temporal state, not written
+            if self.first_time is None:
+                self.first_time = frame.time
             _put(self.encode_q, (frame.pts, gray, ab, deep, unc), self.stop)
             frames, last_time = frames + 1, frame.time
             if self.encoder.error is not None:
                 raise self.encoder.error
             if self.progress is not None:
                 self.progress(Progress(frames, total, time.perf_counter() - t0))
-        if self.writer is None:
+        if self.first_time is None:
             raise _no_frames_error(self.src, self.info, self.start, self.end, self.stats)
         self._finish()
         self._check_shortfall(last_time)
+        self.last_time = last_time
         duration = last_time - self.first_time + float(1 / self.info.rate)
         return Summary(
             self.tmp, frames, duration, time.perf_counter() - t0, self.notices, self.sheet, self.stats.corrupt_packets, self.times

@@ -164,6 +164,81 @@ def demux_range(
             yield frame
 
 
+def keyframe_times(container: av.container.InputContainer, start: float | None, end: float | None) -> list[float]:
+    """Times (s) of the video's keyframe packets inside (start, end), sorted: the points a seek lands on.
+    Reads packets only, decodes nothing (about a second for a feature film's index)."""
+    video = container.streams.video[0]
+    if start:
+        _seek_before(container, video, start)
+    else:
+        container.seek(0)
+    times = set()
+    for packet in container.demux(video):
+        if packet.pts is None or not packet.is_keyframe:
+            continue
+        t = float(packet.pts * packet.time_base)
+        if end is not None and t >= end:
+            break
+        if start is None or t > start:
+            times.add(t)
+    return sorted(times)
+
+
+def other_packets(container: av.container.InputContainer, start: float | None, end: float | None) -> Iterator[av.Packet]:
+    """The audio and subtitle packets with start <= time < end, in file order, without decoding the video."""
+    others = [s for s in container.streams if s.type in ("audio", "subtitle")]
+    if not others:
+        return
+    if start:
+        container.seek(max(0, int((start - 1.0) * av.time_base)), backward=True)
+    for packet in container.demux(others):
+        if packet.pts is None or packet.size == 0:
+            continue
+        t = float(packet.pts * packet.stream.time_base)
+        if end is not None and t >= end - 5e-4:
+            if t > end + 2.0:
+                return
+            continue
+        if start is None or t >= start - 5e-4:
+            yield packet
+
+
+def first_frame_time(container: av.container.InputContainer, start: float) -> float | None:
+    """Time of the first frame at or after `start` (s), as demux_range finds it; None if there is none."""
+    for item in demux_range(container, start, None, DecodeStats(), threads=1):
+        if isinstance(item, av.VideoFrame):
+            return float(item.time)
+    return None
+
+
+def video_packets(path: Path, first: float) -> Iterator[av.Packet]:
+    """The video packets of a file (a finished segment's part), in decode order, their timestamps moved so
+    that its first frame is at `first` seconds (an MP4's edit list shifts them by a few ticks). Matroska
+    stores no decode times: the leading packets' missing ones are counted back from the first it has."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        head = [p.pts for p, _ in zip(container.demux(stream), range(64), strict=False) if p.pts is not None]
+        shift = round(first / stream.time_base) - min(head) if head else 0
+        container.seek(0)
+        waiting: list[av.Packet] = []
+        for packet in container.demux(stream):
+            if not packet.size:  # the empty packet that marks the end
+                continue
+            if packet.pts is not None:
+                packet.pts += shift
+            if packet.dts is None and packet.pts is not None:
+                waiting.append(packet)
+                continue
+            if packet.dts is not None:
+                packet.dts += shift
+            for k, early in enumerate(waiting):
+                early.dts = (packet.dts or 0) - (len(waiting) - k) * (packet.duration or 1)
+                yield early
+            waiting = []
+            yield packet
+        yield from waiting
+
+
 def _seek_before(container: av.container.InputContainer, video: av.video.stream.VideoStream, start: float) -> None:
     """Seek so that decoding restarts at a keyframe at or before `start`.
 
@@ -311,14 +386,24 @@ class Writer:
         width: int | None = None,
         field_order: int = PROGRESSIVE,
         passthrough: bool = True,
+        video_from: av.video.stream.VideoStream | None = None,
     ):
-        """passthrough=False writes the video alone (no audio or subtitles: the uncertainty map)."""
+        """passthrough=False writes the video alone (no audio or subtitles: the uncertainty map, a segment).
+        video_from: copy that already-encoded stream's packets (write_video_packet) instead of encoding
+        frames (segments.py joins the segments' parts this way)."""
         self.out = av.open(str(path), mode="w", format=fmt)
         self.fmt = fmt
         self.offset = offset
         self.info = info
         self.out.metadata.update({k: v for k, v in source.metadata.items() if k.lower() not in _SKIP_METADATA})
-        self.video = self._add_video(source.streams.video[0], info, options, rotation, width or info.width, field_order)
+        self.encodes = video_from is None
+        if video_from is None:
+            self.video = self._add_video(source.streams.video[0], info, options, rotation, width or info.width, field_order)
+        else:
+            self.video = self.out.add_stream_from_template(video_from)
+            self.video.codec_context.framerate = info.rate  # a Matroska part's says its time base (1/12288)
+            if rotation:
+                self.video.set_display_rotation(rotation)
         self.pix_fmt = self.video.pix_fmt
         self.copies: dict[int, av.stream.Stream] = {}
         self.transcodes: dict[int, tuple[av.stream.Stream, av.stream.Stream, av.AudioResampler]] = {}
@@ -386,6 +471,12 @@ class Writer:
         with self._stage(f"encoding the video ({self.video.codec_context.name}, {self.video.pix_fmt})"):
             self.out.mux(self.video.encode(frame))
 
+    def write_video_packet(self, packet: av.Packet) -> None:
+        """A packet of the `video_from` stream, its timestamps already the output's."""
+        with self._stage("joining the segments"):
+            packet.stream = self.video
+            self.out.mux(packet)
+
     @contextmanager
     def _stage(self, what: str) -> Iterator[None]:
         """FFmpeg errors while writing become one line naming the stage and the stream, with FFmpeg's reason."""
@@ -425,7 +516,8 @@ class Writer:
 
     def close(self) -> None:
         with self._stage("finishing the file"):
-            self.out.mux(self.video.encode())
+            if self.encodes:
+                self.out.mux(self.video.encode())
             for _, enc, _ in self.transcodes.values():
                 self.out.mux(enc.encode())
             self.out.close()

@@ -1,0 +1,198 @@
+"""Long films as segments: the plan, the join (frames, timestamps, audio), resume, invalidation, the lock,
+worker processes, several inputs and Ray; on synthetic clips with a keyframe every half second."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from vidcolor.cli import app
+from vidcolor.errors import VidcolorError
+from vidcolor.pipeline import ColorizeOptions, Progress, colorize_video
+from vidcolor.segments import PartInfo, WorkFolder, plan_segments
+
+from .conftest import make_video, read_video
+
+runner = CliRunner()
+
+
+def run(*args) -> object:
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def parts_folder(dst: Path) -> Path:
+    return dst.with_name(f".{dst.name}.parts")
+
+
+def same_frames(a: Path, b: Path) -> bool:
+    x, y = read_video(a), read_video(b)
+    return x["pts"] == y["pts"] and all(np.array_equal(p, q) for p, q in zip(x["rgb"], y["rgb"], strict=True))
+
+
+@pytest.fixture()
+def film(tmp_path) -> Path:
+    """4 s at 12 fps, a keyframe every 0.5 s, with audio: 4 segments of 1 s."""
+    return make_video(tmp_path / "film.mp4", frames=48, rate=12, gop=6)
+
+
+def test_plan_cuts_at_the_keyframe_nearest_each_length():
+    plan = plan_segments([float(t) for t in range(1, 320)], None, 320.0, 60.0)
+    assert [(s.start, s.end) for s in plan] == [(0, 60), (60, 120), (120, 180), (180, 240), (240, 320)]
+    uneven = plan_segments([10.0, 55.0, 70.0, 200.0], None, 300.0, 60.0)
+    assert [s.start for s in uneven] == [0.0, 55.0, 200.0]  # nearest keyframe to 60, then to 115 (only 200 fits)
+    assert len(plan_segments([], None, 300.0, 60.0)) == 1  # no keyframe: one segment
+    assert len(plan_segments([1.0, 2.0], None, 3.0, 60.0)) == 1  # shorter than a segment
+
+
+def test_segment_warm_start_never_precedes_the_range():
+    seg = plan_segments([1.0, 2.0, 3.0], 0.5, 4.0, 1.0)[1]
+    assert seg.warm_start(2.0, 0.5) == 0.5 and seg.warm_start(0.25, 0.5) == pytest.approx(seg.start - 0.25)
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["mp4", "mkv", "range", "vfr", "mpegts", "rotated"],
+)
+def test_segments_keep_frames_timestamps_and_audio(tmp_path, tiny_model, kind):
+    """The joined output has the one-pass output's frame count, rate, timestamps and audio packets."""
+    args, ext = [], ".mp4"
+    if kind == "vfr":
+        pts = [i * 1000 + (500 if i % 3 == 2 else 0) for i in range(40)]
+        clip = make_video(tmp_path / "v.mp4", frames=40, pts=pts, time_base=Fraction(1, 12000), gop=6)
+    elif kind == "mpegts":
+        clip = make_video(tmp_path / "v.ts", frames=48, rate=12, gop=6, audio=False)
+    elif kind == "rotated":
+        clip = make_video(tmp_path / "v.mp4", frames=36, rate=12, gop=6, rotation=90, audio=False)
+    else:
+        clip = make_video(tmp_path / "v.mp4", frames=48, rate=12, gop=6)
+        ext = ".mkv" if kind == "mkv" else ".mp4"
+        args = ["-ss", "0.75", "-t", "2.5"] if kind == "range" else []
+    one, seg = tmp_path / f"one{ext}", tmp_path / f"seg{ext}"
+    assert run(clip, "-o", one, "--segment", "0", "--model", tiny_model, *args).exit_code == 0
+    res = run(clip, "-o", seg, "--segment", "1", "--model", tiny_model, *args)
+    assert res.exit_code == 0, res.output
+    a, b = read_video(one), read_video(seg)
+    assert b["frames"] == a["frames"] > 0 and b["rate"] == a["rate"]
+    assert b["times"] == pytest.approx(a["times"], abs=1e-4)
+    assert b["audio_packets"] == a["audio_packets"]
+    assert b["rotation"] == a["rotation"]
+    assert not parts_folder(seg).exists()  # removed once the output is complete
+    # Colours agree with the one-pass run's (up to the warm-up and the encoder's own choices).
+    assert np.mean([np.abs(x.astype(int) - y).mean() for x, y in zip(a["rgb"], b["rgb"], strict=True)]) < 3.0
+
+
+def interrupt_after(frames: int):
+    """A progress callback that acts like Ctrl-C once `frames` frames are done."""
+
+    def progress(p: Progress) -> None:
+        if p.frames >= frames:
+            raise KeyboardInterrupt
+
+    return progress
+
+
+def test_resume_reuses_finished_segments_and_gives_the_same_frames(film, tiny_model, tmp_path):
+    opts = ColorizeOptions(model=tiny_model, segment=1.0)
+    whole = tmp_path / "whole.mp4"
+    colorize_video(film, whole, opts)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(KeyboardInterrupt):
+        colorize_video(film, out, opts, progress=interrupt_after(18))  # in the second segment
+    folder = parts_folder(out)
+    assert not out.exists() and (folder / "part-0000.json").exists() and not (folder / "part-0001.json").exists()
+    # What a SIGKILL leaves: a half-written part, and a part file nobody recorded as finished.
+    (folder / "part-0001.partial.nut").write_bytes(b"half")
+    (folder / "part-0002.nut").write_bytes(b"junk")
+    seen: list[int] = []
+    summary = colorize_video(film, out, opts, progress=lambda p: seen.append(p.frames))
+    assert any("resuming: 1 finished segment" in n for n in summary.notices)
+    assert seen[0] > 12  # the progress counts the reused segment's 12 frames
+    assert summary.frames == 48 and same_frames(out, whole)
+    assert not folder.exists()
+
+
+def test_changed_option_invalidates_the_parts(film, tiny_model, tmp_path):
+    out = tmp_path / "out.mp4"
+    with pytest.raises(KeyboardInterrupt):
+        colorize_video(film, out, ColorizeOptions(model=tiny_model, segment=1.0), progress=interrupt_after(14))
+    manifest = json.loads((parts_folder(out) / "manifest.json").read_text())
+    assert manifest["settings"]["decode"]["saturation"] != 0.9
+    summary = colorize_video(film, out, ColorizeOptions(model=tiny_model, segment=1.0, saturation=0.9))
+    assert any("another input, settings or model" in n for n in summary.notices)
+    fresh = tmp_path / "fresh.mp4"
+    colorize_video(film, fresh, ColorizeOptions(model=tiny_model, segment=1.0, saturation=0.9))
+    assert same_frames(out, fresh)
+
+
+def test_fresh_ignores_finished_parts(film, tiny_model, tmp_path):
+    out = tmp_path / "out.mp4"
+    opts = ColorizeOptions(model=tiny_model, segment=1.0)
+    with pytest.raises(KeyboardInterrupt):
+        colorize_video(film, out, opts, progress=interrupt_after(14))
+    summary = colorize_video(film, out, ColorizeOptions(model=tiny_model, segment=1.0, fresh=True))
+    assert not any("resuming" in n for n in summary.notices) and summary.frames == 48
+
+
+def test_a_second_run_on_the_same_output_is_refused(film, tiny_model, tmp_path):
+    out = tmp_path / "out.mp4"
+    with WorkFolder(out, {"held": "by another run"}):
+        with pytest.raises(VidcolorError, match="another vidcolor run is writing"):
+            colorize_video(film, out, ColorizeOptions(model=tiny_model, segment=1.0))
+    assert not out.exists()
+
+
+def test_work_folder_keeps_only_recorded_parts(tmp_path):
+    dst = tmp_path / "o.mp4"
+    with WorkFolder(dst, {"a": 1}) as folder:
+        folder.partial(0).write_bytes(b"x")
+        folder.finish(0, PartInfo(3, 0.0, 0.2))
+        folder.partial(1).write_bytes(b"y")
+    with WorkFolder(dst, {"a": 1}) as folder:
+        assert set(folder.done()) == {0} and not folder.partial(1).exists()
+    with WorkFolder(dst, {"a": 2}) as folder:
+        assert folder.done() == {} and folder.notices
+
+
+def test_jobs_two_gives_the_frames_of_one_worker_with_as_many_threads(film, tiny_model, tmp_path):
+    one, two = tmp_path / "one.mp4", tmp_path / "two.mp4"
+    colorize_video(film, one, ColorizeOptions(model=tiny_model, segment=1.0, jobs=1, threads=1))
+    seen: list[int] = []
+    colorize_video(
+        film, two, ColorizeOptions(model=tiny_model, segment=1.0, jobs=2, threads=1), progress=lambda p: seen.append(p.frames)
+    )
+    assert same_frames(one, two)
+    assert seen and seen[-1] == 48  # one progress over the whole film
+
+
+def test_several_inputs_go_on_past_a_bad_one(film, tiny_model, tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video")
+    other = make_video(tmp_path / "other.mkv", frames=6)
+    outdir = tmp_path / "out"
+    res = run(film, bad, other, "-o", f"{outdir}/", "--model", tiny_model)
+    assert res.exit_code == 1
+    assert "bad.mp4" in res.output and "1 of 3 inputs failed" in res.output
+    assert sorted(p.name for p in outdir.iterdir()) == ["film.color.mp4", "other.color.mp4"]
+    assert read_video(outdir / "other.color.mp4")["frames"] == 6
+
+
+def test_several_inputs_refuse_an_output_file(film, tiny_model, tmp_path):
+    res = run(film, film, "-o", tmp_path / "x.mp4", "--model", tiny_model)
+    assert res.exit_code == 1 and "need an output folder" in res.output
+
+
+def test_ray_round_trip_equals_the_local_run(film, tiny_model, tmp_path):
+    ray = pytest.importorskip("ray")
+    local, remote = tmp_path / "local.mp4", tmp_path / "ray.mp4"
+    colorize_video(film, local, ColorizeOptions(model=tiny_model, segment=1.0, jobs=1, threads=1))
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        colorize_video(film, remote, ColorizeOptions(model=tiny_model, segment=1.0, threads=1, ray="auto"))
+    finally:
+        ray.shutdown()
+    assert same_frames(local, remote)

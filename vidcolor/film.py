@@ -1,0 +1,194 @@
+"""A long film as segments (segments.py): colorize the ones not yet finished, here, in worker processes
+(--jobs) or as Ray tasks (--ray), then join the parts into the output without re-encoding.
+
+The segment's own work is pipeline.colorize_part, handed in as `work` (a module-level function, so
+it pickles by name into worker processes and Ray tasks); this module never imports the pipeline.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import av
+
+from .errors import VidcolorError
+from .segments import PartInfo, PartJob, WorkFolder
+from .video import EncodeOptions, SourceInfo, Writer, open_input, other_packets, video_packets
+
+# pipeline.colorize_part(job, colorizer=None, progress=None) -> PartInfo; progress gets the frames written so far.
+Work = Callable[..., PartInfo]
+FramesDone = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Workers:
+    """Where segments run: `jobs` local processes (1 = in this process), or Ray tasks when `ray` is set
+    ("auto": the cluster RAY_ADDRESS names, else a local one; or a cluster's address), each with `threads`
+    torch threads."""
+
+    jobs: int = 1
+    threads: int = 0  # 0 = the cores / jobs
+    ray: str | None = None
+
+    def torch_threads(self) -> int:
+        return self.threads or max(1, (os.cpu_count() or 1) // max(1, self.jobs))
+
+
+def default_jobs(cores: int | None = None) -> int:
+    """One worker per 4 cores: below that a second worker only splits the same cores (1 on 2 cores)."""
+    return max(1, (cores or os.cpu_count() or 1) // 4)
+
+
+def run_parts(
+    folder: WorkFolder, todo: Sequence[PartJob], work: Work, workers: Workers, done: FramesDone, colorizer=None
+) -> None:
+    """Colorize every job into its part; each finished part is recorded at once (a later kill keeps it)."""
+    if not todo:
+        return
+    if workers.ray is not None:
+        _on_ray(folder, todo, work, workers, done)
+    elif workers.jobs > 1:
+        _in_processes(folder, todo, work, workers, done)
+    else:
+        total = 0
+        for job in todo:
+            info = work(job, colorizer, lambda n, base=total: done(base + n))
+            folder.finish(job.segment.index, info)
+            total += info.frames
+            done(total)
+
+
+def _in_processes(folder: WorkFolder, todo: Sequence[PartJob], work: Work, workers: Workers, done: FramesDone) -> None:
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools mid-use
+    with ctx.Manager() as manager:
+        q = manager.Queue()
+        pool = ProcessPoolExecutor(workers.jobs, mp_context=ctx)
+        try:
+            futures = {pool.submit(_worker, work, job, workers.torch_threads(), q): job for job in todo}
+            pending, counts = set(futures), {}
+            while pending:
+                finished, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+                while not q.empty():
+                    index, n = q.get()
+                    counts[index] = n
+                for f in finished:
+                    job = futures[f]
+                    info = f.result()
+                    folder.finish(job.segment.index, info)
+                    counts[job.segment.index] = info.frames
+                done(sum(counts.values()))
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            for child in multiprocessing.active_children():
+                child.terminate()
+            raise
+        pool.shutdown()
+
+
+def _worker(work: Work, job: PartJob, threads: int, q) -> PartInfo:
+    """In a worker process: fixed torch threads (results depend on the thread count), progress to q."""
+    import torch
+
+    torch.set_num_threads(threads)
+    return work(job, None, lambda n: q.put((job.segment.index, n)) if n % 10 == 0 else None)
+
+
+def _on_ray(folder: WorkFolder, todo: Sequence[PartJob], work: Work, workers: Workers, done: FramesDone) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise VidcolorError("--ray needs Ray: pip install 'vidcolor[ray]'") from None
+    started = not ray.is_initialized()
+    if started:
+        address = None if workers.ray == "auto" else workers.ray
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            raise VidcolorError(f"--ray {workers.ray}: cannot reach a Ray cluster ({e}); check the address") from None
+    try:
+        task = ray.remote(num_cpus=workers.torch_threads())(_ray_task)
+        refs = {task.remote(work, job, workers.torch_threads()): job for job in todo}
+        total = 0
+        while refs:
+            finished, _ = ray.wait(list(refs), num_returns=1)
+            for ref in finished:
+                job = refs.pop(ref)
+                data, info = ray.get(ref)
+                folder.partial(job.segment.index).write_bytes(data)
+                folder.finish(job.segment.index, info)
+                total += info.frames
+                done(total)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _ray_task(work: Work, job: PartJob, threads: int) -> tuple[bytes, PartInfo]:
+    """On a Ray worker: the part is written to the worker's own temporary folder and returned as bytes
+    through the object store, so workers need to read the input but never see the output folder."""
+    import torch
+
+    torch.set_num_threads(threads)
+    tmp = Path(tempfile.mkdtemp(prefix="vidcolor-"))
+    try:
+        local = replace(job, path=tmp / job.path.name)
+        info = work(local, None, None)
+        return local.path.read_bytes(), info
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def join_parts(
+    parts: Sequence[tuple[Path, PartInfo]],
+    src: Path,
+    dst: Path,
+    fmt: str,
+    info: SourceInfo,
+    offset: float,
+    span: tuple,
+    notices: list[str],
+) -> None:
+    """The parts' video packets (at the output's times: their first frame's source time - offset) and the
+    source's audio and subtitle packets over the whole range, interleaved by time, into dst: no re-encoding."""
+    container = open_input(src)
+    first = av.open(str(parts[0][0]))
+    try:
+        template = first.streams.video[0]
+        rotation = _rotation(first)
+        writer = Writer(dst, fmt, container, info, EncodeOptions(), rotation, offset, notices, video_from=template)
+        try:
+            start, end = span
+            video = ((_time(p), 0, p) for path, part in parts for p in video_packets(path, part.first - offset))
+            audio = ((_time(p) - offset, 1, p) for p in other_packets(container, offset if start is not None else None, end))
+            for _, kind, packet in heapq.merge(video, audio, key=lambda item: (item[0], item[1])):
+                if kind == 0:
+                    writer.write_video_packet(packet)
+                else:
+                    writer.write_packet(packet)
+            writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+    finally:
+        first.close()
+        container.close()
+
+
+def _time(packet: av.Packet) -> float:
+    ts = packet.dts if packet.dts is not None else packet.pts
+    return float(ts * packet.time_base)
+
+
+def _rotation(container: av.container.InputContainer) -> int:
+    for frame in container.decode(video=0):
+        return int(frame.rotation or 0) % 360
+    return 0

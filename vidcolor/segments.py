@@ -1,0 +1,198 @@
+"""A film as independent segments: the plan, the work folder that lets a run resume, and its lock.
+
+A segment is a time range [start, end) of the source. Its boundaries are source
+keyframes near every `segment` seconds (encoders also put keyframes at cuts), so
+a seek lands on them. Each segment is colorized on its own, after `warmup`
+seconds of frames before it that go through flow and temporal state without
+being written, so colours inside a shot do not jump at a boundary (pipeline.py).
+
+The work folder `.<output name>.parts/` beside the output holds:
+    manifest.json      what the parts were made from: the input's identity, every
+                       setting that changes pixels, the model's hash, the plan
+    part-0003.mp4      a finished segment (written as part-0003.partial.mp4, then renamed)
+    part-0003.json     written after the rename: the part is finished
+    lock               held (flock) by the run that owns the folder
+A rerun of the same command finds the folder, checks the manifest and reuses the
+finished parts; anything else in it (a part cut short by SIGKILL) is discarded.
+The folder is removed when the output is complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .errors import VidcolorError
+
+try:  # POSIX; where there is no fcntl (Windows) a second run on the same output is not detected
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
+
+MANIFEST_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Segment:
+    index: int
+    start: float  # seconds, source time: the first frame written has time >= start
+    end: float | None  # seconds (exclusive); None = to the end of the range
+
+    def warm_start(self, warmup: float, first: float | None) -> float | None:
+        """Where decoding starts: `warmup` s before the segment, never before the range's own start."""
+        if self.index == 0:
+            return first
+        return max(first or 0.0, self.start - warmup)
+
+
+def plan_segments(keyframes: Sequence[float], start: float | None, end: float | None, length: float) -> list[Segment]:
+    """Boundaries at the keyframe nearest to `length` s after the previous boundary; no segment is shorter
+    than length / 2. keyframes: sorted times strictly inside (start, end); end None = unknown."""
+    bounds: list[float] = []
+    last = start or 0.0
+    while length > 0 and (end is None or end - last >= 1.5 * length):
+        fits = [t for t in keyframes if t - last >= length / 2 and (end is None or end - t >= length / 2)]
+        if not fits:
+            break
+        last = min(fits, key=lambda t: abs(t - last - length))
+        bounds.append(last)
+    edges = [start or 0.0, *bounds]
+    return [Segment(i, s, e) for i, (s, e) in enumerate(zip(edges, [*bounds, end], strict=False))]
+
+
+def file_identity(path: Path) -> dict:
+    """Size, modification time and a hash of the first and last MiB: changes when the file does."""
+    st = path.stat()
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        h.update(f.read(1 << 20))
+        if st.st_size > 2 << 20:
+            f.seek(-(1 << 20), os.SEEK_END)
+        h.update(f.read(1 << 20))
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "head_tail_sha256": h.hexdigest()}
+
+
+def file_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class PartJob:
+    """One segment to colorize into its own file: what a worker (a process, a Ray task) is handed."""
+
+    src: Path
+    path: Path  # the part file to write
+    segment: Segment
+    decode_from: float | None  # seconds: where decoding starts (the warm-up before the segment)
+    offset: float  # seconds taken off every timestamp: the whole output's start
+    options: object  # pipeline.ColorizeOptions (this module knows nothing of the pipeline)
+
+
+@dataclass(frozen=True)
+class PartInfo:
+    """What a finished part says about itself (part-NNNN.json)."""
+
+    frames: int
+    first: float  # time (s) of its first written frame
+    last: float  # time (s) of its last written frame
+    notices: tuple[str, ...] = ()
+
+
+class WorkFolder:
+    """The parts of one output, locked by the run that holds them. Use as a context manager."""
+
+    def __init__(self, dst: Path, manifest: dict, fresh: bool = False):
+        self.dst = Path(dst)
+        self.path = self.dst.with_name(f".{self.dst.name}.parts")
+        # as it reads back from JSON (tuples become lists), so the two compare equal
+        self.manifest = json.loads(json.dumps({"version": MANIFEST_VERSION, **manifest}))
+        self.fresh = fresh
+        self.notices: list[str] = []
+        self._lock = None
+
+    def __enter__(self) -> WorkFolder:
+        self.path.mkdir(exist_ok=True)
+        self._lock = open(self.path / "lock", "w")
+        if fcntl is not None:
+            try:
+                fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                self._lock.close()
+                raise VidcolorError(
+                    f"another vidcolor run is writing {self.dst} right now: wait for it to finish, or stop it first"
+                ) from None
+        self._check()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._lock is not None:
+            self._lock.close()
+
+    def _check(self) -> None:
+        """Keep the finished parts only if they were made from the same input, settings and model."""
+        manifest = self.path / "manifest.json"
+        old = _read_json(manifest)
+        if old is not None and old != self.manifest:
+            self.notices.append(
+                f"the finished parts of {self.dst.name} were made from another input, settings or model: starting again"
+            )
+            self._clear()
+        elif old is not None and self.fresh:
+            self._clear()
+        elif old is not None and self.done():
+            self.notices.append(f"resuming: {len(self.done())} finished segment(s) of {self.dst.name} reused")
+        for p in self.path.glob("*.partial*"):  # cut short by a kill: its segment runs again
+            p.unlink(missing_ok=True)
+        _write_json(manifest, self.manifest)
+
+    def _clear(self) -> None:
+        for p in self.path.iterdir():
+            if p.name != "lock":
+                p.unlink(missing_ok=True)
+
+    def part(self, index: int) -> Path:
+        return self.path / f"part-{index:04d}{self.dst.suffix}"
+
+    def partial(self, index: int) -> Path:
+        return self.path / f"part-{index:04d}.partial{self.dst.suffix}"
+
+    def done(self) -> dict[int, PartInfo]:
+        """The finished parts by segment index."""
+        out = {}
+        for p in self.path.glob("part-*.json"):
+            info = _read_json(p)
+            index = int(p.stem.split("-")[1])
+            if info is not None and self.part(index).is_file():
+                out[index] = PartInfo(info["frames"], info["first"], info["last"], tuple(info.get("notices", ())))
+        return out
+
+    def finish(self, index: int, info: PartInfo) -> None:
+        """The partial file of a segment is complete: rename it into place, then record it."""
+        os.replace(self.partial(index), self.part(index))
+        _write_json(self.path / f"part-{index:04d}.json", asdict(info))
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_json(path: Path, data: dict) -> None:
+    """Written whole or not at all: a kill mid-write leaves the old file or none."""
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    os.replace(tmp, path)
