@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from vidcolor.cli import app
 from vidcolor.errors import VidcolorError
+from vidcolor.outfile import output_lock
 from vidcolor.pipeline import ColorizeOptions, Progress, colorize_video
 from vidcolor.segments import PartInfo, WorkFolder, plan_segments
 
@@ -138,24 +139,27 @@ def test_fresh_ignores_finished_parts(film, tiny_model, tmp_path):
     assert not any("resuming" in n for n in summary.notices) and summary.frames == 48
 
 
-def test_a_second_run_on_the_same_output_is_refused(film, tiny_model, tmp_path):
+@pytest.mark.parametrize("segment", [1.0, 0.0])
+def test_a_second_run_on_the_same_output_is_refused(film, tiny_model, tmp_path, segment):
     out = tmp_path / "out.mp4"
-    with WorkFolder(out, {"held": "by another run"}):
+    with output_lock(out):  # as another process running on it would hold it
         with pytest.raises(VidcolorError, match="another vidcolor run is writing"):
-            colorize_video(film, out, ColorizeOptions(model=tiny_model, segment=1.0))
-    assert not out.exists()
+            colorize_video(film, out, ColorizeOptions(model=tiny_model, segment=segment))
+    assert not out.exists() and not out.with_name(".out.mp4.lock").exists()
+    colorize_video(film, out, ColorizeOptions(model=tiny_model, segment=segment))  # released: runs
+    assert out.exists()
 
 
 def test_work_folder_keeps_only_recorded_parts(tmp_path):
     dst = tmp_path / "o.mp4"
-    with WorkFolder(dst, {"a": 1}) as folder:
-        folder.partial(0).write_bytes(b"x")
-        folder.finish(0, PartInfo(3, 0.0, 0.2))
-        folder.partial(1).write_bytes(b"y")
-    with WorkFolder(dst, {"a": 1}) as folder:
-        assert set(folder.done()) == {0} and not folder.partial(1).exists()
-    with WorkFolder(dst, {"a": 2}) as folder:
-        assert folder.done() == {} and folder.notices
+    folder = WorkFolder(dst, {"a": 1}).open()
+    folder.partial(0).write_bytes(b"x")
+    folder.finish(0, PartInfo(3, 0.0, 0.2))
+    folder.partial(1).write_bytes(b"y")
+    again = WorkFolder(dst, {"a": 1}).open()
+    assert set(again.done()) == {0} and not again.partial(1).exists()
+    changed = WorkFolder(dst, {"a": 2}).open()
+    assert changed.done() == {} and changed.notices
 
 
 def test_jobs_two_gives_the_frames_of_one_worker_with_as_many_threads(film, tiny_model, tmp_path):

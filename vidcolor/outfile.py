@@ -10,9 +10,16 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import VidcolorError
+
+try:  # POSIX; where there is no fcntl (Windows) a second run on the same output is not detected
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
 
 _MARK = ".vidcolor-"
 
@@ -85,3 +92,25 @@ def create_partial(dst: Path) -> Path:
     fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o666 & ~umask)
     os.close(fd)
     return tmp
+
+
+@contextmanager
+def output_lock(dst: Path) -> Iterator[None]:
+    """Refuse a second run on the same output while one holds `.<name>.lock` beside it. An flock, so
+    the kernel releases it when its process dies however it dies (a SIGKILL leaves no stale lock)."""
+    path = dst.with_name(f".{dst.name}.lock")
+    handle = open(path, "w")  # noqa: SIM115 - held for the whole run
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                raise VidcolorError(
+                    f"another vidcolor run is writing {dst} right now: wait for it to finish, or stop it first"
+                ) from None
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
+    finally:
+        handle.close()

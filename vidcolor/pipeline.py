@@ -34,7 +34,7 @@ from .errors import VidcolorError
 from .film import Workers, default_jobs, join_parts, run_parts
 from .inference import Colorizer
 from .keyframes import Keyframes, KeyframeSpec, check_keyframes, painted_full
-from .outfile import check_output, create_partial, remove_stale_partials
+from .outfile import check_output, create_partial, output_lock, remove_stale_partials
 from .reference import ReferenceMatch, reference_histogram
 from .segments import PartInfo, PartJob, Segment, WorkFolder, file_hash, file_identity, plan_segments
 from .sheet import SheetSampler, heat_map
@@ -250,11 +250,12 @@ def colorize_video(src: Path, dst: Path, options: ColorizeOptions, progress: Cal
             )
         colorizer = Colorizer.load(options.model, options.device, options.temperature, options.saturation)
         match = _shot_match(options.reference, colorizer)  # read before any output exists: a bad photo is a clean error
-        if _segmented(options):
-            plan = _plan(src, info, start, end, options.segment)
-            if len(plan) > 1:
-                return _run_film(container, info, src, dst, plan, (start, end), options, colorizer, progress)
-        return _run(container, info, src, dst, sheet, start, end, options, colorizer, progress, match)
+        with output_lock(dst):
+            if _segmented(options):
+                plan = _plan(src, info, start, end, options.segment)
+                if len(plan) > 1:
+                    return _run_film(container, info, src, dst, plan, (start, end), options, colorizer, progress)
+            return _run(container, info, src, dst, sheet, start, end, options, colorizer, progress, match)
     finally:
         container.close()
 
@@ -300,46 +301,49 @@ def _run_film(
     """A range of several segments: the missing parts (film.run_parts), then one join into dst."""
     t0 = time.perf_counter()
     start, end = span
-    if start is not None:
-        offset = first_frame_time(container, start)
-        if offset is None:
-            raise _no_frames_error(src, info, start, end, DecodeStats())
-    else:
-        offset = max(0.0, (container.start_time or 0) / av.time_base)
+    offset = _output_offset(container, src, info, span)
     notices = remove_stale_partials(dst)
-    manifest = _manifest(src, plan, span, offset, options, colorizer)
-    with WorkFolder(dst, manifest, fresh=options.fresh) as folder:
-        notices += folder.notices
-        finished = folder.done()
-        todo = [
-            PartJob(src, folder.partial(s.index), s, s.warm_start(options.warmup, start), offset, options)
-            for s in plan
-            if s.index not in finished
-        ]
-        base, total = sum(i.frames for i in finished.values()), _expected_frames(info, start, end)
-        jobs = options.jobs or default_jobs()
-        workers = Workers(jobs=jobs, threads=options.threads, ray=options.ray)
+    folder = WorkFolder(dst, _manifest(src, plan, span, offset, options, colorizer), fresh=options.fresh).open()
+    notices += folder.notices
+    finished = folder.done()
+    todo = [
+        PartJob(src, folder.partial(s.index), s, s.warm_start(options.warmup, start), offset, options)
+        for s in plan
+        if s.index not in finished
+    ]
+    base, total = sum(i.frames for i in finished.values()), _expected_frames(info, start, end)
 
-        def done(n: int) -> None:
-            if progress is not None:
-                progress(Progress(base + n, total, time.perf_counter() - t0))
+    def done(n: int) -> None:
+        if progress is not None:
+            progress(Progress(base + n, total, time.perf_counter() - t0))
 
-        run_parts(folder, todo, colorize_part, workers, done, colorizer)
-        infos = [folder.done()[s.index] for s in plan]
-        for n in dict.fromkeys(x for i in infos for x in i.notices):  # each part says it again: once is enough
-            notices.append(n)
-        tmp = create_partial(dst)
-        try:
-            parts = [(folder.part(s.index), i) for s, i in zip(plan, infos, strict=True)]
-            join_parts(parts, src, tmp, container_format(dst), info, offset, span, notices)
-            os.replace(tmp, dst)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        folder.remove()
-    frames = sum(i.frames for i in infos)
+    workers = Workers(jobs=options.jobs or default_jobs(), threads=options.threads, ray=options.ray)
+    run_parts(folder, todo, colorize_part, workers, done, colorizer)
+    infos = [folder.done()[s.index] for s in plan]
+    notices += dict.fromkeys(x for i in infos for x in i.notices)  # every part says it again: once is enough
+    tmp = create_partial(dst)
+    try:
+        parts = [(folder.part(s.index), i) for s, i in zip(plan, infos, strict=True)]
+        join_parts(parts, src, tmp, container_format(dst), info, offset, span, notices)
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    folder.remove()
     duration = infos[-1].last - infos[0].first + float(1 / info.rate)
-    return Summary(dst, frames, duration, time.perf_counter() - t0, notices)
+    return Summary(dst, sum(i.frames for i in infos), duration, time.perf_counter() - t0, notices)
+
+
+def _output_offset(container, src: Path, info: SourceInfo, span: tuple) -> float:
+    """Seconds taken off every timestamp, as the one-pass run does: a range starts at its first frame; a
+    whole file keeps its own times, moved to 0 only when the container starts late (MPEG-TS)."""
+    start, end = span
+    if start is None:
+        return max(0.0, (container.start_time or 0) / av.time_base)
+    offset = first_frame_time(container, start)
+    if offset is None:
+        raise _no_frames_error(src, info, start, end, DecodeStats())
+    return offset
 
 
 def _manifest(src: Path, plan: list[Segment], span: tuple, offset: float, options: ColorizeOptions, colorizer: Colorizer) -> dict:

@@ -1,4 +1,4 @@
-"""A film as independent segments: the plan, the work folder that lets a run resume, and its lock.
+"""A film as independent segments: the plan, and the work folder that lets a run resume.
 
 A segment is a time range [start, end) of the source. Its boundaries are source
 keyframes near every `segment` seconds (encoders also put keyframes at cuts), so
@@ -11,8 +11,7 @@ The work folder `.<output name>.parts/` beside the output holds:
                        setting that changes pixels, the model's hash, the plan
     part-0003.mp4      a finished segment (written as part-0003.partial.mp4, then renamed)
     part-0003.json     written after the rename: the part is finished
-    lock               held (flock) by the run that owns the folder
-A rerun of the same command finds the folder, checks the manifest and reuses the
+Only the run holding the output's lock (outfile.output_lock) touches it. A rerun of the same command finds the folder, checks the manifest and reuses the
 finished parts; anything else in it (a part cut short by SIGKILL) is discarded.
 The folder is removed when the output is complete.
 """
@@ -26,13 +25,6 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-from .errors import VidcolorError
-
-try:  # POSIX; where there is no fcntl (Windows) a second run on the same output is not detected
-    import fcntl
-except ImportError:  # pragma: no cover
-    fcntl = None  # type: ignore[assignment]
 
 MANIFEST_VERSION = 1
 
@@ -108,7 +100,7 @@ class PartInfo:
 
 
 class WorkFolder:
-    """The parts of one output, locked by the run that holds them. Use as a context manager."""
+    """The parts of one output; made (or checked and reused) by `open`, under the output's lock."""
 
     def __init__(self, dst: Path, manifest: dict, fresh: bool = False):
         self.dst = Path(dst)
@@ -117,25 +109,11 @@ class WorkFolder:
         self.manifest = json.loads(json.dumps({"version": MANIFEST_VERSION, **manifest}))
         self.fresh = fresh
         self.notices: list[str] = []
-        self._lock = None
 
-    def __enter__(self) -> WorkFolder:
+    def open(self) -> WorkFolder:
         self.path.mkdir(exist_ok=True)
-        self._lock = open(self.path / "lock", "w")
-        if fcntl is not None:
-            try:
-                fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                self._lock.close()
-                raise VidcolorError(
-                    f"another vidcolor run is writing {self.dst} right now: wait for it to finish, or stop it first"
-                ) from None
         self._check()
         return self
-
-    def __exit__(self, *exc) -> None:
-        if self._lock is not None:
-            self._lock.close()
 
     def _check(self) -> None:
         """Keep the finished parts only if they were made from the same input, settings and model."""
@@ -156,8 +134,7 @@ class WorkFolder:
 
     def _clear(self) -> None:
         for p in self.path.iterdir():
-            if p.name != "lock":
-                p.unlink(missing_ok=True)
+            p.unlink(missing_ok=True)
 
     def part(self, index: int) -> Path:
         return self.path / f"part-{index:04d}{self.dst.suffix}"
