@@ -1,6 +1,7 @@
-"""The benchmarks' synthetic clip: a camera panning over one of scikit-image's photos, in gray.
+"""The benchmarks' synthetic clips: a camera panning over scikit-image's photos, in gray.
 
-Shared by speed.py and memory.py (`python benchmarks/X.py` puts this folder on sys.path).
+`pan_clip`: one photo, one shot (speed.py). `film`: shots of 5-60 s over different photos with cuts
+between them (long.py). `python benchmarks/X.py` puts this folder on sys.path.
 """
 
 from __future__ import annotations
@@ -40,10 +41,55 @@ def pan_clip(
             f.pts, f.time_base = i, Fraction(1, rate)
             c.mux(v.encode(f))
         c.mux(v.encode())
-        if a is not None:  # one frame for the whole track: PyAV's encoder cuts it into AAC's 1,024-sample frames
-            tone = (0.1 * np.sin(2 * np.pi * 330 * np.arange(int(frames / rate * 22050)) / 22050)).astype(np.float32)
-            track = av.AudioFrame.from_ndarray(tone[None], format="fltp", layout="mono")
-            track.sample_rate, track.pts = 22050, 0
-            c.mux(a.encode(track))
-            c.mux(a.encode())
+        if a is not None:
+            _tone(c, a, frames / rate)
     return path
+
+
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "cat", "immunohistochemistry")
+
+
+def film(path: Path, seconds: float, rate: int, seed: int, one_shot: bool = False, gop: int = 0) -> Path:
+    """A 640x360 gray film with a 330 Hz tone: shots of 5-60 s (one shot if one_shot), each panning back
+    and forth over one of the PHOTOS, a cut between shots; a keyframe every `gop` frames (0: x264's own,
+    at most every 250 frames and at cuts)."""
+    rng = np.random.default_rng(seed)
+    width, height, frames = 640, 360, int(seconds * rate)
+    photos = [cv2.resize(_gray(getattr(data, name)()), (2 * width, 2 * width)) for name in PHOTOS]
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=rate, options={"crf": "23", "preset": "ultrafast"})
+        v.width, v.height, v.pix_fmt = width, height, "yuv420p"
+        if gop:
+            v.codec_context.gop_size = gop
+        a = c.add_stream("aac", rate=22050, layout="mono")
+        i = 0
+        while i < frames:
+            shot = frames - i if one_shot else min(frames - i, int(rng.uniform(5, 60) * rate))
+            photo, y, bounce = (
+                photos[int(rng.integers(len(photos)))],
+                int(rng.integers(0, height)),
+                int(rng.uniform(8, 20) * rate),
+            )
+            for k in range(shot):
+                u = (k % bounce) / bounce
+                x = int(width * (1 - abs(2 * u - 1)))
+                f = av.VideoFrame.from_ndarray(np.ascontiguousarray(photo[y : y + height, x : x + width]), format="gray")
+                f.pts, f.time_base = i + k, Fraction(1, rate)
+                c.mux(v.encode(f.reformat(format="yuv420p")))
+            i += shot
+        c.mux(v.encode())
+        _tone(c, a, frames / rate)
+    return path
+
+
+def _gray(rgb: np.ndarray) -> np.ndarray:
+    return rgb if rgb.ndim == 2 else cv2.cvtColor(rgb[..., :3], cv2.COLOR_RGB2GRAY)
+
+
+def _tone(c, a, seconds: float) -> None:
+    """One frame for the whole track: PyAV's encoder cuts it into AAC's 1,024-sample frames."""
+    tone = (0.1 * np.sin(2 * np.pi * 330 * np.arange(int(seconds * 22050)) / 22050)).astype(np.float32)
+    track = av.AudioFrame.from_ndarray(tone[None], format="fltp", layout="mono")
+    track.sample_rate, track.pts = 22050, 0
+    c.mux(a.encode(track))
+    c.mux(a.encode())
