@@ -39,7 +39,7 @@ import av
 import torch
 from synthetic import pan_clip
 
-from vidcolor.inference import Colorizer
+from vidcolor.inference import MEMORY_FORMAT, Colorizer
 from vidcolor.pipeline import ColorizeOptions, colorize_video, working_size
 from vidcolor.precision import compute_dtype
 from vidcolor.video import EncodeOptions
@@ -76,7 +76,7 @@ def model_forward_ms(paths: list[Path | None], fp32: bool = False, repeats: int 
             for col, ts in zip(cols, times, strict=True):
                 with torch.autocast("cpu", dtype=col.dtype, enabled=col.dtype != torch.float32):
                     t = time.perf_counter()
-                    col.model.colorize_ab(x.to(col.dtype).contiguous(memory_format=col.memory_format(col.dtype)), col.decode)
+                    col.model.colorize_ab(x.to(col.dtype).contiguous(memory_format=MEMORY_FORMAT), col.decode)
                     if i >= 5:
                         ts.append(time.perf_counter() - t)
     return [1000 * statistics.median(ts) for ts in times]
