@@ -10,6 +10,7 @@ from __future__ import annotations
 import heapq
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -71,7 +72,7 @@ def _in_processes(folder: WorkFolder, todo: Sequence[PartJob], work: Work, worke
     ctx = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools mid-use
     with ctx.Manager() as manager:
         q = manager.Queue()
-        pool = ProcessPoolExecutor(workers.jobs, mp_context=ctx)
+        pool = ProcessPoolExecutor(workers.jobs, mp_context=ctx, initializer=_leave_signals_to_the_parent)
         try:
             futures = {pool.submit(_worker, work, job, workers.torch_threads(), q): job for job in todo}
             pending, counts = set(futures), {}
@@ -92,6 +93,12 @@ def _in_processes(folder: WorkFolder, todo: Sequence[PartJob], work: Work, worke
                 child.terminate()
             raise
         pool.shutdown()
+
+
+def _leave_signals_to_the_parent() -> None:
+    """Ctrl-C reaches every process of the terminal's group: the parent stops the workers itself, so a
+    worker must not die of it with a traceback of its own."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _worker(work: Work, job: PartJob, threads: int, q) -> PartInfo:
