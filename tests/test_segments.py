@@ -15,7 +15,7 @@ from vidcolor.cli import app
 from vidcolor.errors import VidcolorError
 from vidcolor.outfile import output_lock
 from vidcolor.pipeline import ColorizeOptions, Progress, colorize_video
-from vidcolor.segments import PartInfo, WorkFolder, plan_segments
+from vidcolor.segments import PartInfo, WorkFolder, encoder_cuts, plan_segments
 
 from .conftest import make_video, read_video
 
@@ -48,6 +48,23 @@ def test_plan_cuts_at_the_keyframe_nearest_each_length():
     assert [s.start for s in uneven] == [0.0, 55.0, 200.0]  # nearest keyframe to 60, then to 115 (only 200 fits)
     assert len(plan_segments([], None, 300.0, 60.0)) == 1  # no keyframe: one segment
     assert len(plan_segments([1.0, 2.0], None, 3.0, 60.0)) == 1  # shorter than a segment
+
+
+def test_plan_prefers_the_keyframes_an_encoder_put_at_cuts():
+    def stream(cuts: list[float], end: float = 300.0) -> list[float]:
+        """Keyframes as x264 places them: every 10 s, and at each cut, counting 10 s again from there."""
+        keys, t = [], 0.0
+        while t < end:
+            nxt = min([c for c in cuts if t < c < t + 10.0] or [t + 10.0])
+            keys.append(nxt)
+            t = nxt
+        return [k for k in keys if k < end]
+
+    keys = stream([43.0, 97.0, 131.0])
+    assert encoder_cuts(keys) == [43.0, 97.0, 131.0]
+    plan = plan_segments(keys, None, 300.0, 60.0)
+    assert [s.start for s in plan[1:3]] == [43.0, 97.0]  # the cuts, though keyframes lie nearer 60 s
+    assert encoder_cuts(stream([])) == []  # evenly spaced: no cut
 
 
 def test_segment_warm_start_never_precedes_the_range():

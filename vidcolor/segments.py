@@ -1,8 +1,8 @@
 """A film as independent segments: the plan, and the work folder that lets a run resume.
 
 A segment is a time range [start, end) of the source. Its boundaries are source
-keyframes near every `segment` seconds (encoders also put keyframes at cuts), so
-a seek lands on them. Each segment is colorized on its own, after `warmup`
+keyframes near every `segment` seconds, so a seek lands on them: keyframes an
+encoder put at a cut when there are any near (`encoder_cuts`), else the nearest. Each segment is colorized on its own, after `warmup`
 seconds of frames before it that go through flow and temporal state without
 being written, so colours inside a shot do not jump at a boundary (pipeline.py).
 
@@ -43,18 +43,32 @@ class Segment:
 
 
 def plan_segments(keyframes: Sequence[float], start: float | None, end: float | None, length: float) -> list[Segment]:
-    """Boundaries at the keyframe nearest to `length` s after the previous boundary; no segment is shorter
+    """Boundaries at a cut between length / 2 and 1.5 x length after the previous boundary when there is
+    one (the one nearest to `length`), else at the keyframe nearest to `length`; no segment is shorter
     than length / 2. keyframes: sorted times strictly inside (start, end); end None = unknown."""
+    cuts = set(encoder_cuts(keyframes))
     bounds: list[float] = []
     last = start or 0.0
     while length > 0 and (end is None or end - last >= 1.5 * length):
         fits = [t for t in keyframes if t - last >= length / 2 and (end is None or end - t >= length / 2)]
         if not fits:
             break
-        last = min(fits, key=lambda t: abs(t - last - length))
+        near = [t for t in fits if t in cuts and t - last <= 1.5 * length] or fits
+        last = min(near, key=lambda t: abs(t - last - length))
         bounds.append(last)
     edges = [start or 0.0, *bounds]
     return [Segment(i, s, e) for i, (s, e) in enumerate(zip(edges, [*bounds, end], strict=False))]
+
+
+def encoder_cuts(keyframes: Sequence[float]) -> list[float]:
+    """The keyframes an encoder put at a cut: those that come sooner than its regular interval (x264 and
+    most encoders insert one at a scene change and count the interval again from there). The regular
+    interval is the commonest gap, to 0.1 s; a stream of evenly spaced keyframes shows no cut."""
+    gaps = [round(b - a, 1) for a, b in zip(keyframes, keyframes[1:])]
+    if len(gaps) < 3:
+        return []
+    regular = max(set(gaps), key=gaps.count)
+    return [t for t, g in zip(keyframes[1:], gaps) if g < 0.9 * regular]
 
 
 def file_identity(path: Path) -> dict:
