@@ -24,6 +24,7 @@ import os
 import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from itertools import pairwise
 from pathlib import Path
 
 MANIFEST_VERSION = 1
@@ -64,11 +65,11 @@ def encoder_cuts(keyframes: Sequence[float]) -> list[float]:
     """The keyframes an encoder put at a cut: those that come sooner than its regular interval (x264 and
     most encoders insert one at a scene change and count the interval again from there). The regular
     interval is the commonest gap, to 0.1 s; a stream of evenly spaced keyframes shows no cut."""
-    gaps = [round(b - a, 1) for a, b in zip(keyframes, keyframes[1:])]
+    gaps = [round(b - a, 1) for a, b in pairwise(keyframes)]
     if len(gaps) < 3:
         return []
     regular = max(set(gaps), key=gaps.count)
-    return [t for t, g in zip(keyframes[1:], gaps) if g < 0.9 * regular]
+    return [t for t, g in zip(keyframes[1:], gaps, strict=True) if g < 0.9 * regular]
 
 
 def file_identity(path: Path) -> dict:
