@@ -217,3 +217,16 @@ def test_ray_round_trip_equals_the_local_run(film, tiny_model, tmp_path):
     finally:
         ray.shutdown()
     assert same_frames(local, remote)
+
+
+def test_threads_option_sets_torch_threads_for_the_run_and_restores_them(film, tiny_model, tmp_path):
+    import torch
+
+    before, seen = torch.get_num_threads(), []
+    colorize_video(
+        film,
+        tmp_path / "o.mp4",
+        ColorizeOptions(model=tiny_model, segment=0, threads=1),
+        progress=lambda p: seen.append(torch.get_num_threads()),
+    )
+    assert set(seen) == {1} and torch.get_num_threads() == before

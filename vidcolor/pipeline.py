@@ -35,6 +35,7 @@ from .film import Workers, default_jobs, join_parts, run_parts
 from .inference import Colorizer
 from .keyframes import Keyframes, KeyframeSpec, check_keyframes, painted_full
 from .outfile import check_output, create_partial, output_lock, remove_stale_partials
+from .precision import torch_threads
 from .reference import ReferenceMatch, reference_histogram
 from .segments import PartInfo, PartJob, Segment, WorkFolder, file_hash, file_identity, plan_segments
 from .sheet import SheetSampler, heat_map
@@ -250,7 +251,7 @@ def colorize_video(src: Path, dst: Path, options: ColorizeOptions, progress: Cal
             )
         colorizer = Colorizer.load(options.model, options.device, options.temperature, options.saturation)
         match = _shot_match(options.reference, colorizer)  # read before any output exists: a bad photo is a clean error
-        with output_lock(dst):
+        with output_lock(dst), torch_threads(options.threads):
             if _segmented(options):
                 plan = _plan(src, info, start, end, options.segment)
                 if len(plan) > 1:

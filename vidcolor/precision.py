@@ -10,7 +10,8 @@ fp32, although `torch.ops.mkldnn._is_mkldnn_bf16_supported()` says yes there
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import torch
@@ -57,3 +58,16 @@ def pick_device(name: str) -> torch.device:
     if name not in ("cpu", "cuda"):
         raise VidcolorError(f"unknown device {name!r}: use auto, cpu or cuda")
     return torch.device(name)
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run with n torch threads (0: leave torch's own choice), restored after. Results depend on the
+    thread count (float sums in another order), so a resumed run must use the same one."""
+    before = torch.get_num_threads()
+    if n > 0:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
