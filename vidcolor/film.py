@@ -43,7 +43,9 @@ class Workers:
 
 
 def default_jobs(cores: int | None = None) -> int:
-    """One worker per 4 cores: below that a second worker only splits the same cores (1 on 2 cores)."""
+    """One worker per 4 cores (1 on 2 cores), so a default run holds one copy of the network per 4 cores.
+    Measured on 2 cores, though, --jobs 2 took 0.74x the time of --jobs 1 (benchmarks/long.py, README):
+    two one-thread workers keep both cores busier than one two-thread pipeline."""
     return max(1, (cores or os.cpu_count() or 1) // 4)
 
 
