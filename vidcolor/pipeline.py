@@ -41,6 +41,7 @@ from .segments import PartInfo, PartJob, Segment, WorkFolder, file_hash, file_id
 from .sheet import SheetSampler, heat_map
 from .temporal import Guide, TemporalOptions, TemporalState
 from .video import (
+    EPS,
     DecodeStats,
     EncodeOptions,
     SourceInfo,
@@ -560,7 +561,7 @@ class _Job:
         )
         self.encoder.start()
         for p in pending if self.part is None else ():  # a range drops what comes before its first frame
-            if self.start is None or float(p.pts * p.time_base) >= offset - 5e-4:
+            if self.start is None or float(p.pts * p.time_base) >= offset - EPS:
                 _put(self.encode_q, p, self.stop)
 
     def _keyframes(self) -> Keyframes:
@@ -583,7 +584,7 @@ class _Job:
                     continue
                 small = cv2.resize(_grays(item, False)[0], self.wsize, interpolation=cv2.INTER_AREA)
                 out.append((item.time, np.ascontiguousarray(np.rot90(small, k)) if k else small))
-                if item.time >= key - 5e-4:
+                if item.time >= key - EPS:
                     break
         finally:
             container.close()
@@ -611,7 +612,7 @@ class _Job:
             ab, unc = _colorize_frame(gray, self.rotation, self.wsize, self.state, self.colorizer, self.times, guide, self.match)
             if self.keyframes is not None and self.keyframes.at_key is not None:
                 ab = _painted_at_full_size(ab, self.keyframes.at_key, gray.shape, self.rotation)
-            if self.part is not None and frame.time < self.part[0] - 5e-4:
+            if self.part is not None and frame.time < self.part[0] - EPS:
                 continue  # warm-up: through flow and temporal state, not written
             if self.first_time is None:
                 self.first_time = frame.time

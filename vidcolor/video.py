@@ -110,6 +110,14 @@ class DecodeStats:
     corrupt_packets: int = 0
 
 
+# A frame or packet counts as "at" a time if it starts within half a millisecond of it.
+EPS = 5e-4
+
+
+def _in_span(t: float, start: float | None, end: float | None) -> bool:
+    return (start is None or t >= start - EPS) and (end is None or t < end - EPS)
+
+
 def demux_range(
     container: av.container.InputContainer,
     start: float | None,
@@ -129,8 +137,6 @@ def demux_range(
         video.thread_type = "AUTO"
         video.thread_count = threads
     others = [s for s in container.streams if s.type in ("audio", "subtitle")]
-    # A frame counts as "at" a time if it starts within half a millisecond of it.
-    eps = 5e-4
     if start:
         _seek_before(container, video, start)
     video_done = False
@@ -139,7 +145,7 @@ def demux_range(
             if packet.pts is None or packet.size == 0:
                 continue
             t = float(packet.pts * packet.stream.time_base)
-            if (start is None or t >= start - eps) and (end is None or t < end - eps):
+            if _in_span(t, start, end):
                 yield packet
             elif video_done and end is not None and t > end + 2.0:
                 return  # the other streams have passed the range too
@@ -155,9 +161,9 @@ def demux_range(
             if frame.pts is None:
                 continue
             t = frame.time
-            if start is not None and t < start - eps:
+            if start is not None and t < start - EPS:
                 continue
-            if end is not None and t >= end - eps:
+            if end is not None and t >= end - EPS:
                 video_done = True  # keep demuxing a little: audio interleaved after the last frame
                 break
             stats.frames += 1
@@ -195,12 +201,10 @@ def other_packets(container: av.container.InputContainer, start: float | None, e
         if packet.pts is None or packet.size == 0:
             continue
         t = float(packet.pts * packet.stream.time_base)
-        if end is not None and t >= end - 5e-4:
-            if t > end + 2.0:
-                return
-            continue
-        if start is None or t >= start - 5e-4:
+        if _in_span(t, start, end):
             yield packet
+        elif end is not None and t > end + 2.0:
+            return  # every stream has passed the range
 
 
 def first_frame_time(container: av.container.InputContainer, start: float) -> float | None:
@@ -252,7 +256,7 @@ def _seek_before(container: av.container.InputContainer, video: av.video.stream.
     for _ in range(8):
         _seek(container, video, target, first)
         t, key = _first_frame(container, video)
-        if t is None or (t <= start + 5e-4 and key) or target <= first:
+        if t is None or (t <= start + EPS and key) or target <= first:
             break
         target = max(first, target - max(1.0, 2 * (t - start)))
     _seek(container, video, target, first)
@@ -401,7 +405,7 @@ class Writer:
             self.video = self._add_video(source.streams.video[0], info, options, rotation, width or info.width, field_order)
         else:
             self.video = self.out.add_stream_from_template(video_from)
-            self.video.codec_context.framerate = info.rate  # a Matroska part's says its time base (1/12288)
+            self.video.codec_context.framerate = info.rate  # a Matroska part gives its time base as its rate
             if rotation:
                 self.video.set_display_rotation(rotation)
         self.pix_fmt = self.video.pix_fmt
