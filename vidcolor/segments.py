@@ -141,8 +141,8 @@ class WorkFolder:
             self._clear()
         elif old is not None and self.fresh:
             self._clear()
-        elif old is not None and self.done():
-            self.notices.append(f"resuming: {len(self.done())} finished segment(s) of {self.dst.name} reused")
+        elif old is not None and (finished := len(self.done())):
+            self.notices.append(f"resuming: {finished} finished segment(s) of {self.dst.name} reused")
         for p in self.path.glob("*.partial*"):  # cut short by a kill: its segment runs again
             p.unlink(missing_ok=True)
         _write_json(manifest, self.manifest)
