@@ -250,38 +250,10 @@ def colorize(
     _show_version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
 ) -> None:
     """Colorize black-and-white videos; the original audio is kept."""
-
+    # Every option but the inputs and the output, by name, for _colorize (first, while locals() holds only them).
+    settings = {k: v for k, v in locals().items() if k not in ("sources", "output", "_show_version")}
     if yes and no:
         _fail("give -y (overwrite) or -n (never overwrite), not both")
-    settings = dict(
-        yes=yes,
-        no=no,
-        start=start,
-        end=end,
-        duration=duration,
-        preview=preview,
-        temporal=temporal,
-        smoothing=smoothing,
-        feedback=feedback,
-        keyframe=keyframe,
-        keyframe_reach=keyframe_reach,
-        uncertainty=uncertainty,
-        reference=reference,
-        saturation=saturation,
-        temperature=temperature,
-        work_size=work_size,
-        codec=codec,
-        crf=crf,
-        preset=preset,
-        device=device,
-        model=model,
-        segment=segment,
-        fresh=fresh,
-        jobs=jobs,
-        threads=threads,
-        ray=ray,
-        quiet=quiet,
-    )
     if len(sources) == 1:
         _one(sources[0], output, settings)
         return

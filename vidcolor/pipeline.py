@@ -321,7 +321,8 @@ def _run_film(
 
     workers = Workers(jobs=options.jobs or default_jobs(), threads=options.threads, ray=options.ray)
     run_parts(folder, todo, colorize_part, workers, done, colorizer)
-    infos = [folder.done()[s.index] for s in plan]
+    recorded = folder.done()  # read once: it opens every part's record
+    infos = [recorded[s.index] for s in plan]
     notices += dict.fromkeys(x for i in infos for x in i.notices)  # every part says it again: once is enough
     tmp = create_partial(dst)
     try:
