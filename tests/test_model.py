@@ -68,6 +68,20 @@ def test_fuse_keeps_outputs(net):
     assert torch.allclose(before, after, atol=1e-4)
 
 
+def test_channels_last_matches_nchw(net):
+    # Inference runs channels_last, where 1x1 convolutions become matrix products (backbone.conv1x1)
+    # and the decoding works with the bins last; training runs NCHW. Both must give the same colours.
+    net.train()
+    net(torch.rand(4, 3, 64, 64))  # non-trivial batch-norm statistics
+    net.eval().fuse()
+    x = torch.rand(2, 3, 64, 96)
+    with torch.no_grad():
+        nchw = net.colorize_ab(x, DecodeConfig())
+        cl = net.colorize_ab(x.contiguous(memory_format=torch.channels_last), DecodeConfig())
+    for a, b in zip(nchw, cl):
+        assert torch.allclose(a, b, atol=1e-4)
+
+
 def test_annealed_mean_temperature(net):
     logits = torch.randn(1, net.colors.num_bins, 4, 4) * 3
     hot, _ = net.colors(logits, DecodeConfig(temperature=1.0))

@@ -29,7 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from .backbone import LAST_CHANNELS, MobileNetV2
+from .backbone import LAST_CHANNELS, MobileNetV2, conv1x1
 from .decoding import ColorDecoder, DecodeConfig, Match
 
 # Channels of the encoder's maps at strides 4, 8, 16, 32 (backbone.MobileNetV2.features).
@@ -65,7 +65,7 @@ class ConvBN(nn.Module):
         self.act = act
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.bn(self.conv(x))
+        x = self.bn(conv1x1(self.conv, x) if self.conv.kernel_size == (1, 1) else self.conv(x))
         return F.relu(x, inplace=True) if self.act else x
 
     def fuse(self) -> None:
@@ -145,7 +145,7 @@ class ColorNet(nn.Module):
         x = F.relu(self.top(top) + self.top_lateral(f32))
         x = self.context(x, top.mean(dim=(2, 3)))
         x = self.refine(self.up4(self.up8(self.up16(x, f16), f8), f4))
-        return self.logits(x), self.regress(x) * 64.0
+        return conv1x1(self.logits, x), conv1x1(self.regress, x) * 64.0
 
     def forward(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """rgb (B, 3, H, W) in [0, 1], H and W multiples of 32 ->
