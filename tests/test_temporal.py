@@ -118,7 +118,7 @@ def test_per_frame_mode_computes_no_flow(monkeypatch):
 
     monkeypatch.setattr(temporal, "flow_pair", no_flow)
     state = make_state(enabled=False)
-    assert state.dis is None
+    assert state.tracker is None
     outs = [state.step(gray(i, 0), constant(10.0 * i)) for i in range(3)]
     assert [float(o[..., 0].mean()) for o in outs] == [0.0, 10.0, 20.0]  # each frame its own prediction
 
@@ -175,3 +175,15 @@ def test_past_weight_is_capped():
     """Even at smoothing 1 with a much surer past, each frame lets some of its prediction in."""
     out = _after_two_frames(make_state(smoothing=1.0), 0.9, 0.1)
     assert 0.0 < 40.0 - out <= 40.0 * (1 - 0.97) + 0.5
+
+
+def test_a_prediction_made_ahead_serves_the_gray_input_only():
+    ahead = (np.full((96, 128, 2), 40.0, np.float32), np.full((96, 128), 0.5, np.float32))
+    seen: list = []
+    state = make_state(smoothing=0.0)
+    out = state.step(gray(0, 0), constant(-40.0, seen=seen), predicted=ahead)
+    assert seen == [] and float(out[..., 0].mean()) == 40.0  # the network was not run again
+    fed = make_state(smoothing=0.0, feedback=True)
+    fed.step(gray(0, 0), constant(-40.0, seen=seen), predicted=ahead)
+    out = fed.step(gray(1, 0), constant(-40.0, seen=seen), predicted=ahead)
+    assert len(seen) == 1 and float(out[..., 0].mean()) == -40.0  # a hinted input needs the network

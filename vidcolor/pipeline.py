@@ -32,14 +32,14 @@ from .color import gray_to_lightness_lut
 from .compose import Composer
 from .errors import VidcolorError
 from .film import Workers, default_jobs, join_parts, run_parts
-from .inference import Colorizer
+from .inference import Ahead, Colorizer
 from .keyframes import Keyframes, KeyframeSpec, check_keyframes, painted_full
 from .outfile import check_output, create_partial, output_lock, remove_stale_partials
 from .precision import torch_threads
 from .reference import ReferenceMatch, reference_histogram
 from .segments import PartInfo, PartJob, Segment, WorkFolder, file_hash, file_identity, plan_segments
 from .sheet import SheetSampler, heat_map
-from .temporal import Guide, TemporalOptions, TemporalState
+from .temporal import Guide, Link, TemporalOptions, TemporalState, Tracker, gray_input
 from .video import (
     EPS,
     DecodeStats,
@@ -97,16 +97,19 @@ class Progress:
 
 
 class StageTimes:
-    """Seconds spent per stage (each stage on its own thread, so they overlap)."""
+    """Seconds spent per stage (the decoder thread: decode, flow; the main one: model, blend; the encoder
+    thread: compose, encode), so stages on different threads overlap."""
 
-    names = ("decode", "flow", "model", "compose", "encode")
+    names = ("decode", "flow", "model", "blend", "compose", "encode")
 
     def __init__(self) -> None:
         self.seconds = {n: 0.0 for n in self.names}
+        self.lock = threading.Lock()  # the decoder, main and model threads add to it
 
     def add(self, name: str, since: float) -> float:
         now = time.perf_counter()
-        self.seconds[name] += now - since
+        with self.lock:
+            self.seconds[name] += now - since
         return now
 
     def per_frame_ms(self, frames: int) -> dict[str, float]:
@@ -498,16 +501,28 @@ class _Job:
         self.shots = SheetSampler(options.sheet_frames) if sheet is not None else None  # previews only
         # The source's luma at its own depth, for an output deeper than 8 bits (FFV1 keeps the source's).
         self.deep = bit_depth(output_pix_fmt(info, options.encode.codec)) > 8
+        self.wsize = working_size(info.width, info.height, options.work_size)
+        # Flow and shot boundaries need only the gray frames: found on the decoder's thread, beside the network.
+        self.tracker = Tracker(options.temporal_options, gray_to_lightness_lut()) if options.temporal else None
+        self.ahead: Ahead | None = None  # set by run() when frames can be predicted ahead
 
     def _decode(self) -> None:
-        """Decoder thread: video frames with their full-res gray, other packets as they come."""
+        """Decoder thread: video frames with their full-res gray (and deep luma), their upright working-size
+        gray and its temporal.Link to the frame before; other packets as they come."""
         t = time.perf_counter()
         for item in demux_range(self.container, self.start, self.end, self.stats):
             if self.stop.is_set():
                 return
             if isinstance(item, av.VideoFrame):
-                item = (item, *_grays(item, self.deep))
-            t = self.times.add("decode", t)
+                gray, deep = _grays(item, self.deep)
+                small = _working_gray(gray, self.wsize, int(item.rotation or 0) % 360)
+                t = self.times.add("decode", t)
+                link = self.tracker.link(small) if self.tracker is not None else None
+                t = self.times.add("flow", t)
+                ahead = self.ahead.submit(gray_input(small)) if self.ahead is not None else None
+                item = (item, gray, deep, small, link, ahead)
+            else:
+                t = self.times.add("decode", t)
             _put(self.frames_q, item, self.stop)
             t = time.perf_counter()
         _put(self.frames_q, _END, self.stop)
@@ -554,7 +569,6 @@ class _Job:
                 passthrough=False,
             )
         self.state = TemporalState(opt.temporal_options, gray_to_lightness_lut(), enabled=opt.temporal)
-        self.wsize = working_size(info.width, info.height, opt.work_size)
         self.keyframes = self._keyframes() if opt.keyframes else None
         self.encoder = _Stage(
             lambda: _encode_loop(self.encode_q, self.writer, composer, self.stop, self.shots, self.times, self.heat),
@@ -577,14 +591,12 @@ class _Job:
     def _window(self, start: float, key: float) -> list[tuple[float, np.ndarray]]:
         """keyframes.Window: upright working-size grays from `start` to the first frame at or after `key`."""
         out = []
-        k = self.rotation // 90
         container = open_input(self.src)
         try:
             for item in demux_range(container, start, None, DecodeStats(), threads=1):
                 if not isinstance(item, av.VideoFrame):
                     continue
-                small = cv2.resize(_grays(item, False)[0], self.wsize, interpolation=cv2.INTER_AREA)
-                out.append((item.time, np.ascontiguousarray(np.rot90(small, k)) if k else small))
+                out.append((item.time, _working_gray(_grays(item, False)[0], self.wsize, self.rotation)))
                 if item.time >= key - EPS:
                     break
         finally:
@@ -592,6 +604,16 @@ class _Job:
         return out
 
     def run(self) -> Summary:
+        if not _predicts_ahead(self.options, self.match):
+            return self._run_frames()
+        self.ahead = Ahead(self.colorizer, lambda t: self.times.add("model", t))
+        try:
+            with torch_threads(self.ahead.threads):
+                return self._run_frames()
+        finally:
+            self.ahead.close()
+
+    def _run_frames(self) -> Summary:
         t0 = time.perf_counter()
         self.decoder.start()
         pending: list[av.Packet] = []
@@ -606,11 +628,14 @@ class _Job:
                 else:
                     _put(self.encode_q, item, self.stop)
                 continue
-            frame, gray, deep = item
+            frame, gray, deep, small, link, ahead = item
             if self.writer is None:
                 self._open_output(frame, pending)
             guide = self.keyframes.guide(frame.time, self.state) if self.keyframes else None
-            ab, unc = _colorize_frame(gray, self.rotation, self.wsize, self.state, self.colorizer, self.times, guide, self.match)
+            predicted = ahead.result() if ahead is not None else None
+            ab, unc = _colorize_frame(
+                small, link, self.rotation, self.state, self.colorizer, self.times, guide, self.match, predicted
+            )
             if self.keyframes is not None and self.keyframes.at_key is not None:
                 ab = _painted_at_full_size(ab, self.keyframes.at_key, gray.shape, self.rotation)
             if self.part is not None and frame.time < self.part[0] - EPS:
@@ -670,6 +695,8 @@ class _Job:
     def abort(self) -> None:
         """Stop every stage and delete the temporary output; the input was only ever read."""
         self.stop.set()
+        if self.ahead is not None:
+            self.ahead.close()
         for stage in (self.encoder, self.decoder):
             if stage is not None and stage.is_alive():
                 stage.join(timeout=5)
@@ -700,37 +727,50 @@ def _no_frames_error(src: Path, info: SourceInfo, start, end, stats: DecodeStats
     return VidcolorError(f"{src.name} has a video stream but no frames: there is nothing to colorize")
 
 
+def _predicts_ahead(options: ColorizeOptions, match: ShotMatch | None) -> bool:
+    """True when each frame's network input is its gray alone (inference.Ahead): no feedback, no keyframes
+    (their colours are the input), no reference photo (its bias follows the shot's frames so far)."""
+    return not options.temporal_options.feedback and not options.keyframes and match is None
+
+
+def _working_gray(gray: np.ndarray, wsize: tuple[int, int], rotation: int) -> np.ndarray:
+    """Full-res gray (H, W) uint8 as stored -> (h, w) uint8 at the working size, upright (what the network sees)."""
+    small = cv2.resize(gray, wsize, interpolation=cv2.INTER_AREA)
+    k = rotation // 90
+    return np.ascontiguousarray(np.rot90(small, k)) if k else small
+
+
 def _colorize_frame(
-    gray: np.ndarray,
+    upright: np.ndarray,
+    link: Link | None,
     rotation: int,
-    wsize: tuple[int, int],
     state: TemporalState,
     colorizer: Colorizer,
     times: StageTimes,
     guide: Guide | None = None,
     match: ShotMatch | None = None,
+    predicted: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Full-res gray (H, W) uint8 -> ab (h, w, 2) float32 at the working resolution (stored orientation),
-    and the network's uncertainty (h, w) float32 in [0, 1] (normalized entropy of its colour distribution).
-    Model time is what the network took; "flow" is the rest of the temporal step (flow, warps, blend)."""
+    """Upright working-size gray (h, w) uint8 and its link to the frame before (decoder thread) -> ab
+    (h, w, 2) float32 at the working resolution (stored orientation), and the network's uncertainty (h, w)
+    float32 in [0, 1] (normalized entropy of its colour distribution). Model time is what the network
+    took; "blend" is the rest of the temporal step (warps, the network's input, the blend). predicted:
+    the network's output on the gray frame, computed ahead (inference.Ahead), or None."""
     t = time.perf_counter()
-    small = cv2.resize(gray, wsize, interpolation=cv2.INTER_AREA)
-    k = rotation // 90
-    upright = np.ascontiguousarray(np.rot90(small, k)) if k else small
-    model_before = times.seconds["model"]
+    in_model = [0.0]  # seconds in the network here (Ahead's workers add their own)
 
     def predict(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         t_model = time.perf_counter()
         out = colorizer.predict(rgb, match.current(state) if match is not None else None)
-        times.add("model", t_model)
+        in_model[0] += times.add("model", t_model) - t_model
         confidence.append(out[1])
         return out
 
-    confidence: list[np.ndarray] = []
-    ab = state.step(upright, predict, guide)
+    confidence: list[np.ndarray] = [] if predicted is None else [predicted[1]]
+    ab = state.step(upright, predict, guide, link, predicted)
     unc = 1.0 - confidence[-1]
-    times.add("flow", t)
-    times.seconds["flow"] -= times.seconds["model"] - model_before
+    times.add("blend", t + in_model[0])
+    k = rotation // 90
     if k:
         ab, unc = np.rot90(ab, -k), np.rot90(unc, -k)
     return np.ascontiguousarray(ab), np.ascontiguousarray(unc)

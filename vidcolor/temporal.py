@@ -130,55 +130,90 @@ def _guided_hint(hint: tuple[np.ndarray, np.ndarray] | None, guide: Guide) -> tu
     return w[..., None] * guide.ab + (1.0 - w[..., None]) * ab, np.maximum(w, rel)
 
 
+@dataclass
+class Link:
+    """How frame t follows frame t-1, found from the two gray frames alone (Tracker.link)."""
+
+    motion: Motion | None  # None: frame t inherits nothing (the first frame, a cut, a black frame)
+    black: bool = False  # a black frame leaves no state behind: nothing crosses a fade
+
+
+class Tracker:
+    """The motion between consecutive gray frames (H, W) uint8, and where shots start.
+
+    It needs no prediction, so the pipeline runs it on the decoder's thread, a few frames ahead of the
+    network (while the network works on frame t, the flow for t+1 is computed beside it)."""
+
+    def __init__(self, options: TemporalOptions, lightness_lut: np.ndarray):
+        self.opt = options
+        self.lut = lightness_lut
+        self.dis = make_dis(options.flow_preset)
+        self.prev_gray: np.ndarray | None = None
+        self.prev_hist: np.ndarray | None = None
+
+    def link(self, gray: np.ndarray) -> Link:
+        if float(gray.mean()) < self.opt.black_level:
+            self.prev_gray = self.prev_hist = None
+            return Link(None, black=True)
+        hist = histogram(gray)
+        prev_gray, prev_hist = self.prev_gray, self.prev_hist
+        self.prev_gray, self.prev_hist = gray, hist
+        if prev_gray is None or shot_distance(hist, prev_hist) > self.opt.cut_threshold:
+            return Link(None)
+        return Link(track(self.dis, prev_gray, gray, self.lut, self.opt))  # None: a cut of similar tones
+
+
 class TemporalState:
     def __init__(self, options: TemporalOptions, lightness_lut: np.ndarray, enabled: bool = True):
         """lightness_lut (256,) float32: Lab L of each 8-bit gray level (color.gray_to_lightness_lut)."""
         self.opt = options
         self.lut = lightness_lut
         self.enabled = enabled
-        self.dis = make_dis(options.flow_preset) if enabled else None
+        self.tracker = Tracker(options, lightness_lut) if enabled else None
         self.reset()
         self.cuts = 0
+        self._keep = False
 
     def reset(self) -> None:
-        self.prev_gray: np.ndarray | None = None
-        self.prev_hist: np.ndarray | None = None
         self.prev_ab: np.ndarray | None = None
         self.prev_confidence: np.ndarray | None = None
 
-    def step(self, gray: np.ndarray, predict: Predict, guide: Guide | None = None) -> np.ndarray:
-        """gray (H, W) uint8, upright, at the working resolution -> this frame's ab (H, W, 2) float32."""
+    def step(
+        self,
+        gray: np.ndarray,
+        predict: Predict,
+        guide: Guide | None = None,
+        link: Link | None = None,
+        predicted: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> np.ndarray:
+        """gray (H, W) uint8, upright, at the working resolution -> this frame's ab (H, W, 2) float32.
+        link: this frame's Link when a Tracker of its own already found it (the pipeline's decoder
+        thread); else the state's tracker finds it here. predicted: predict(gray_input(gray)) when it was
+        computed ahead (inference.Ahead); used when the network's input is the gray frame."""
         if not self.enabled:
-            return predict(gray_input(gray))[0][..., :2]
-        inherited = self._inherit(gray)
+            return (predicted if predicted is not None else predict(gray_input(gray)))[0][..., :2]
+        inherited = self._inherit(link if link is not None else self.tracker.link(gray))
         hint = None
         if inherited.ab is not None and (self.opt.feedback or guide is not None):  # a guided shot feeds back
             hint = (inherited.ab[..., -2:], inherited.reliability)
         if guide is not None and guide.weight is not None:
             hint = _guided_hint(hint, guide)
-        x = gray_input(gray) if hint is None else feedback_input(self.lut[gray], *hint)
-        pred, confidence = predict(x)
+        if hint is None and predicted is not None:
+            pred, confidence = predicted
+        else:
+            pred, confidence = predict(gray_input(gray) if hint is None else feedback_input(self.lut[gray], *hint))
         return self._blend(inherited, pred, confidence, guide)[..., :2]
 
-    def _inherit(self, gray: np.ndarray) -> Inherited:
-        """gray: (H, W) uint8 at the working resolution -> what it gets from the previous frame."""
-        hist = histogram(gray)
-        black = float(gray.mean()) < self.opt.black_level
-        first = self.prev_gray is None
-        if black or first or shot_distance(hist, self.prev_hist) > self.opt.cut_threshold:
-            return self._restart(gray, None if black else hist)
-        motion = track(self.dis, self.prev_gray, gray, self.lut, self.opt)
-        if motion is None:  # a cut between shots of similar tones
-            return self._restart(gray, hist)
+    def _inherit(self, link: Link) -> Inherited:
+        """What this frame gets from the previous one's output, along the link's motion."""
+        self._keep = not link.black
+        motion = link.motion
+        if motion is None or self.prev_ab is None:
+            self.cuts += 1
+            self.reset()
+            return Inherited(None, None, cut=True)
         confidence = None if self.prev_confidence is None else motion.carry(self.prev_confidence)
-        self._pending = (gray, hist)
         return Inherited(motion.carry(self.prev_ab), motion.reliability, cut=False, confidence=confidence)
-
-    def _restart(self, gray: np.ndarray, hist: np.ndarray | None) -> Inherited:
-        self.cuts += 1
-        self.reset()
-        self._pending = (gray, hist)
-        return Inherited(None, None, cut=True)
 
     def _blend(self, inherited: Inherited, pred_ab: np.ndarray, confidence: np.ndarray, guide: Guide | None = None) -> np.ndarray:
         """pred_ab (H, W, 2) float32, the model's confidence (H, W) in [0, 1] -> output ab (H, W, 2);
@@ -191,10 +226,8 @@ class TemporalState:
             g = np.tile(guide.ab, (1, 1, out.shape[-1] // 2))
             out = w[..., None] * g + (1.0 - w[..., None]) * out
             out_confidence = None if out_confidence is None else w + (1.0 - w) * out_confidence
-        gray, hist = self._pending
-        if hist is not None:  # a black frame leaves no state: nothing crosses a fade
-            self.prev_gray, self.prev_hist, self.prev_ab = gray, hist, out
-            self.prev_confidence = out_confidence
+        if self._keep:  # a black frame leaves no state: nothing crosses a fade
+            self.prev_ab, self.prev_confidence = out, out_confidence
         return out
 
     def _keep_weight(self, inherited: Inherited, confidence: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:

@@ -1,0 +1,73 @@
+"""The pipeline's concurrency: frames predicted ahead on the model's own threads, with unchanged output."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+import vidcolor.pipeline as pipeline
+from vidcolor.inference import Ahead, Colorizer
+from vidcolor.pipeline import ColorizeOptions, colorize_video
+from vidcolor.temporal import TemporalOptions
+from vidcolor.video import EncodeOptions
+
+from .conftest import read_video
+
+
+@pytest.fixture()
+def predict_threads(monkeypatch) -> list[str]:
+    """The name of the thread each prediction ran on."""
+    names: list[str] = []
+    original = Colorizer.predict
+
+    def spy(self, rgb, match=None):
+        names.append(threading.current_thread().name)
+        return original(self, rgb, match)
+
+    monkeypatch.setattr(Colorizer, "predict", spy)
+    return names
+
+
+def lossless(tiny_model, **kw) -> ColorizeOptions:
+    return ColorizeOptions(model=tiny_model, encode=EncodeOptions(codec="ffv1"), **kw)
+
+
+@pytest.mark.parametrize("temporal", [True, False])
+def test_gray_frames_are_predicted_ahead_on_the_model_threads(gray_clip, tiny_model, tmp_path, predict_threads, temporal):
+    colorize_video(gray_clip, tmp_path / "out.mkv", lossless(tiny_model, threads=2, temporal=temporal))
+    assert len(predict_threads) == 12
+    assert all(n.startswith("vidcolor-model") for n in predict_threads)
+
+
+def test_feedback_predicts_in_order_on_the_main_thread(gray_clip, tiny_model, tmp_path, predict_threads):
+    # Each frame's input holds the frame before's colours: nothing can be predicted ahead.
+    colorize_video(gray_clip, tmp_path / "out.mkv", lossless(tiny_model, temporal_options=TemporalOptions(feedback=True)))
+    assert predict_threads == ["MainThread"] * 12
+
+
+def test_predicting_ahead_changes_no_pixel(gray_clip, tiny_model, tmp_path, monkeypatch):
+    colorize_video(gray_clip, tmp_path / "ahead.mkv", lossless(tiny_model, threads=1))
+    monkeypatch.setattr(pipeline, "_predicts_ahead", lambda options, match: False)
+    colorize_video(gray_clip, tmp_path / "serial.mkv", lossless(tiny_model, threads=1))
+    a, b = read_video(tmp_path / "ahead.mkv"), read_video(tmp_path / "serial.mkv")
+    assert a["frames"] == b["frames"] == 12
+    assert all(np.array_equal(x, y) for x, y in zip(a["rgb"], b["rgb"], strict=True))
+
+
+@pytest.mark.parametrize("threads,workers,each", [(1, 1, 1), (2, 2, 1), (4, 2, 2)])
+def test_ahead_shares_the_threads_out(tiny_model, threads, workers, each):
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        ahead = Ahead(Colorizer.load(tiny_model, "cpu"), lambda t: None)
+    finally:
+        torch.set_num_threads(before)
+    try:
+        assert (ahead.workers, ahead.threads) == (workers, each)
+        out, confidence = ahead.submit(np.full((32, 48, 3), 0.5, np.float32)).result()
+        assert out.shape == (32, 48, 4) and confidence.shape == (32, 48)
+    finally:
+        ahead.close()
