@@ -26,7 +26,7 @@ from .color import gamut_bins
 @dataclass(frozen=True)
 class DecodeConfig:
     temperature: float = 0.5  # annealed-mean T (Zhang: 0.38); lower commits to the likeliest colour
-    saturation: float = 0.4  # 0 = the posterior mean (muted) .. 1 = fully rebalanced (vivid)
+    saturation: float = 0.3  # 0 = the posterior mean (muted) .. 1 = fully rebalanced (vivid)
 
     def to_dict(self) -> dict:
         return asdict(self)

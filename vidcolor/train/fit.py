@@ -414,7 +414,7 @@ def main() -> None:
     def export(
         checkpoint: Path, out: Path, temperature: float = DecodeConfig.temperature, saturation: float = DecodeConfig.saturation
     ) -> None:
-        """Example: python -m vidcolor.train export runs/mnv2/last.pt models/vidcolor-base.safetensors --saturation 0.4"""
+        """Example: python -m vidcolor.train export runs/r3/last.pt models/vidcolor-base.safetensors --saturation 0.3"""
         export_checkpoint(checkpoint, out, DecodeConfig(temperature=temperature, saturation=saturation))
 
     app()
