@@ -44,8 +44,8 @@ class Workers:
 
 def default_jobs(cores: int | None = None) -> int:
     """One worker per 4 cores (1 on 2 cores), so a default run holds one copy of the network per 4 cores.
-    Measured on 2 cores, though, --jobs 2 took 0.74x the time of --jobs 1 (benchmarks/long.py, README):
-    two one-thread workers keep both cores busier than one two-thread pipeline."""
+    Within a process two model threads share the cores out (inference.Ahead): on 2 cores --jobs 2 took
+    1.03x the time of --jobs 1 (benchmarks/long.py, README)."""
     return max(1, (cores or os.cpu_count() or 1) // 4)
 
 
