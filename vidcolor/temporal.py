@@ -2,10 +2,11 @@
 
 One call per frame, `TemporalState.step(gray, predict)`, owns the whole
 exchange (all arrays numpy, at the working resolution, (H, W[, C])):
-1. Flow between t-1 and t; the previous *output* chroma warped onto t; a
-   per-pixel reliability (forward-backward consistency, lightness match after
-   warping, inside the frame). On a scene cut or a black frame the state is
-   reset and nothing is inherited.
+1. Flow between t-1 and t (`Tracker.link`, from the gray frames alone, so the
+   pipeline finds it on another thread and passes it in); the previous *output*
+   chroma warped onto t; a per-pixel reliability (forward-backward consistency,
+   lightness match after warping, inside the frame). On a scene cut or a black
+   frame the state is reset and nothing is inherited.
 2. The network's input: the gray frame, or with `feedback` its lightness joined
    with the warped chroma (gray where unreliable), built by `feedback_input`,
    the one function training uses too.
