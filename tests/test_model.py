@@ -78,7 +78,7 @@ def test_channels_last_matches_nchw(net):
     with torch.no_grad():
         nchw = net.colorize_ab(x, DecodeConfig())
         cl = net.colorize_ab(x.contiguous(memory_format=torch.channels_last), DecodeConfig())
-    for a, b in zip(nchw, cl):
+    for a, b in zip(nchw, cl, strict=True):
         assert torch.allclose(a, b, atol=1e-4)
 
 
