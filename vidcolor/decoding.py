@@ -43,7 +43,12 @@ Match = Callable[[torch.Tensor], torch.Tensor]
 def annealed_mean(logits: torch.Tensor, bins: torch.Tensor, temperature: float) -> torch.Tensor:
     """logits (B, Q, h, w), bins (Q, 2) ab centres -> ab (B, 2, h, w): the mean of the distribution
     sharpened by temperature T."""
-    return torch.einsum("bqhw,qc->bchw", torch.softmax(logits / max(temperature, 1e-3), dim=1), bins)
+    return _annealed_mean_last(logits.permute(0, 2, 3, 1), bins, temperature).permute(0, 3, 1, 2)
+
+
+def _annealed_mean_last(z: torch.Tensor, bins: torch.Tensor, temperature: float) -> torch.Tensor:
+    """The same with the bins last: z (B, h, w, Q) -> ab (B, h, w, 2)."""
+    return torch.softmax(z / max(temperature, 1e-3), dim=-1) @ bins
 
 
 class ColorDecoder(nn.Module):
@@ -82,7 +87,7 @@ class ColorDecoder(nn.Module):
         z = logits.permute(0, 2, 3, 1).float() - (1.0 - cfg.saturation) * torch.log(self.class_weights)
         if match is not None:
             z = z + match(torch.softmax(z, dim=-1).mean(dim=(1, 2)))[:, None, None, :]
-        ab = torch.softmax(z / max(cfg.temperature, 1e-3), dim=-1) @ self.bins
+        ab = _annealed_mean_last(z, self.bins, cfg.temperature)
         # Entropy of softmax(z) without a second (log-)softmax: H = logsumexp(z) - sum(p * z).
         p = torch.softmax(z, dim=-1)
         entropy = torch.logsumexp(z, dim=-1) - (p * z).sum(-1)
