@@ -27,11 +27,10 @@ import numpy as np
 
 from .errors import VidcolorError
 from .temporal import Guide, Predict, TemporalOptions, TemporalState
-from .timecode import parse_time
+from .timecode import EPS, parse_time
 
 PAINTED_CHROMA = 4.0  # Lab units: below, the user left the pixel gray and the network decides
 MAX_LIGHTNESS_GAP = 12.0  # mean |L image - L frame| (Lab units) above which the image is not this frame
-EPS = 5e-4  # seconds: a frame is "at" a time within half a millisecond (video.EPS)
 
 # (start time, key time) -> the upright working-size gray (h, w) uint8 of every frame from the first at or
 # after start up to and including the first at or after the key time, with their times (seconds).

@@ -503,7 +503,8 @@ class _Job:
         self.deep = bit_depth(output_pix_fmt(info, options.encode.codec)) > 8
         self.wsize = working_size(info.width, info.height, options.work_size)
         # Flow and shot boundaries need only the gray frames: found on the decoder's thread, beside the network.
-        self.tracker = Tracker(options.temporal_options, gray_to_lightness_lut()) if options.temporal else None
+        self.lut = gray_to_lightness_lut()  # (256,) Lab L of each gray level, for the tracker and the state
+        self.tracker = Tracker(options.temporal_options, self.lut) if options.temporal else None
         self.ahead: Ahead | None = None  # set by run() when frames can be predicted ahead
 
     def _decode(self) -> None:
@@ -568,7 +569,7 @@ class _Job:
                 self.notices,
                 passthrough=False,
             )
-        self.state = TemporalState(opt.temporal_options, gray_to_lightness_lut(), enabled=opt.temporal)
+        self.state = TemporalState(opt.temporal_options, self.lut, enabled=opt.temporal)
         self.keyframes = self._keyframes() if opt.keyframes else None
         self.encoder = _Stage(
             lambda: _encode_loop(self.encode_q, self.writer, composer, self.stop, self.shots, self.times, self.heat),

@@ -6,6 +6,9 @@ import re
 
 from .errors import VidcolorError
 
+# A frame or packet counts as "at" a time if it starts within half a millisecond of it (seconds).
+EPS = 5e-4
+
 _PATTERN = re.compile(r"^(?:(?:(\d+):)?(\d+):)?(\d+(?:\.\d*)?|\.\d+)$")
 
 

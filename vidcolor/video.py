@@ -17,6 +17,7 @@ import av
 import av.error
 
 from .errors import VidcolorError
+from .timecode import EPS
 
 CONTAINERS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov"}
 # Codecs that can be copied into mp4/mov as they are. FFmpeg lists more as "supported" (PCM in mp4, say),
@@ -108,10 +109,6 @@ def describe(container: av.container.InputContainer) -> SourceInfo:
 class DecodeStats:
     frames: int = 0
     corrupt_packets: int = 0
-
-
-# A frame or packet counts as "at" a time if it starts within half a millisecond of it.
-EPS = 5e-4
 
 
 def _in_span(t: float, start: float | None, end: float | None) -> bool:
