@@ -8,7 +8,7 @@ import torch
 from typer.testing import CliRunner
 
 from vidcolor.cli import app
-from vidcolor.color import gamut_bins
+from vidcolor.color import gamut_bins, soft_histogram
 from vidcolor.decoding import ColorDecoder, DecodeConfig
 from vidcolor.pipeline import ShotMatch
 from vidcolor.reference import ReferenceMatch, reference_histogram
@@ -40,17 +40,42 @@ def test_matching_moves_the_decoded_colours_toward_the_reference(tmp_path):
     assert torch.isfinite(matched).all() and ((conf >= 0) & (conf <= 1 + 1e-6)).all()
 
 
-def test_the_shot_statistics_reset_at_a_cut():
+def test_the_shown_colours_settle_on_the_reference_within_a_shot(tmp_path):
+    # The same frame again and again (a still shot): the shown colours' histogram approaches the
+    # photo's frame after frame, and the output's chroma lands near the photo's, not at half of it.
+    decoder, cfg = ColorDecoder(10.0), DecodeConfig()
+    logits = torch.randn(1, len(BINS), 8, 8, generator=torch.Generator().manual_seed(0)) * 0.5
+    target = reference_histogram(solid(tmp_path / "teal.png", (40, 160, 150)), BINS)
+    match = ReferenceMatch(target)
+    shown = lambda ab: soft_histogram(ab.permute(0, 2, 3, 1).reshape(-1, 2), BINS)  # noqa: E731
+    gaps = [float((shown(decoder(logits, cfg, match)[0]) - target).abs().sum()) for _ in range(12)]
+    assert gaps[-1] < gaps[0] < float((shown(decoder(logits, cfg)[0]) - target).abs().sum())
+    chroma = lambda ab: float(ab.norm(dim=1).mean())  # noqa: E731
+    lab = cv2.cvtColor(np.float32([[[40, 160, 150]]]) / 255, cv2.COLOR_RGB2Lab)[0, 0]
+    assert chroma(decoder(logits, cfg, match)[0]) > 0.6 * float(np.hypot(lab[1], lab[2]))
+
+
+def test_a_gray_reference_takes_colour_away(tmp_path):
+    decoder, cfg = ColorDecoder(10.0), DecodeConfig(saturation=1.0)
+    logits = torch.randn(1, len(BINS), 8, 8, generator=torch.Generator().manual_seed(0))
+    match = ReferenceMatch(reference_histogram(solid(tmp_path / "gray.png", (128, 128, 128)), BINS))
+    chroma = lambda ab: float(ab.norm(dim=1).mean())  # noqa: E731
+    shown = [chroma(decoder(logits, cfg, match)[0]) for _ in range(8)]  # a still shot of 8 frames
+    assert shown[-1] < shown[0] < chroma(decoder(logits, cfg)[0])
+    assert shown[-1] < 0.5 * chroma(decoder(logits, cfg)[0])
+
+
+def test_the_shot_correction_resets_at_a_cut():
     class State:
         cuts = 1
 
     match = ShotMatch(ReferenceMatch(torch.full((len(BINS),), 1 / len(BINS))))
     state = State()
-    match.current(state)(torch.rand(1, len(BINS)))
-    assert match.match.shot is not None
-    assert match.current(state).shot is not None  # same shot: kept
+    match.current(state)(lambda bias: torch.rand(len(BINS)))
+    assert match.match.bias is not None
+    assert match.current(state).bias is not None  # same shot: kept
     state.cuts = 2
-    assert match.current(state).shot is None  # a cut: forgotten
+    assert match.current(state).bias is None  # a cut: forgotten
 
 
 runner = CliRunner()

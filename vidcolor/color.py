@@ -103,6 +103,17 @@ def gamut_bins(grid: float = 10.0, limit: float = 110.0, samples: int = 64) -> t
     return centres
 
 
+def soft_histogram(ab: torch.Tensor, bins: torch.Tensor, sigma: float = 5.0, chunk: int = 8192) -> torch.Tensor:
+    """ab (N, 2) Lab units -> (Q,) their distribution over the bins (Q, 2), each colour shared among the
+    bins near it by a Gaussian of `sigma` Lab units, so nearby colours count as alike. The one measure of
+    a colour distribution: a reference photo's and the output's are compared with it (reference.py)."""
+    total = torch.zeros(len(bins), dtype=torch.float32)
+    for i in range(0, len(ab), chunk):  # (chunk, Q) at a time: a 256x256 photo is 65k colours
+        d2 = torch.cdist(ab[i : i + chunk].float(), bins.float()) ** 2
+        total += torch.softmax(-d2 / (2 * sigma**2), dim=1).sum(0)
+    return total / max(1, len(ab))
+
+
 # --- numpy / OpenCV side, used per frame by the pipeline ----------------------------------
 
 

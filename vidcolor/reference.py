@@ -3,27 +3,39 @@
 Larsson et al. (seed 002, section 3.4, "energy minimization") match a target
 histogram by adding one global bias per colour bin to the network's logits, so
 every pixel keeps its own distribution and only the balance between colours
-moves. Here the bias is log(target / shot), where `shot` is the mean posterior
-over the frames of the shot so far (a running mean, reset at each cut), so the
-correction is one per shot, steady within it, and needs no second network pass.
+moves. What is matched is the distribution of the colours shown (the decoded
+ab, color.soft_histogram), not the mean posterior: the annealed mean of a
+spread-out posterior is grayer than the posterior's bins, so matching the
+posterior left the output at half the photo's colourfulness (docs/experiments.md).
+The bias has no closed form for that, so it is found by feedback: each frame
+nudges it by `rate` x log(target / shown), a few times on a shot's first frame
+and once a frame after that, so it settles within the shot and stays steady.
+Reset at each cut; no second network pass (only the decoding is repeated).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
+from .color import soft_histogram
 from .errors import VidcolorError
 
 MAX_BIAS = 3.0  # log units: never more than ~20x up or down, so a colour absent from the photo can still appear
-FLOOR = 0.1  # share of a uniform distribution mixed into the target, for the same reason
+FLOOR = 0.1  # share of a uniform distribution mixed into both histograms, for the same reason
 
 
-def reference_histogram(path: Path, bins: torch.Tensor, sigma: float = 5.0) -> torch.Tensor:
-    """A colour photo -> its ab distribution over the network's bins (Q,), Gaussian-smoothed, floored."""
+def floored(hist: torch.Tensor) -> torch.Tensor:
+    """(Q,) a distribution -> the same with FLOOR of a uniform one mixed in (no bin at 0: finite logs)."""
+    return (1 - FLOOR) * hist / hist.sum().clamp(min=1e-12) + FLOOR / len(hist)
+
+
+def reference_histogram(path: Path, bins: torch.Tensor) -> torch.Tensor:
+    """A colour photo -> its ab distribution over the network's bins (Q,), floored."""
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
         raise VidcolorError(f"--reference {path}: not an image OpenCV can read. Give a JPEG or PNG photo")
@@ -31,28 +43,28 @@ def reference_histogram(path: Path, bins: torch.Tensor, sigma: float = 5.0) -> t
     s = min(1.0, 256 / max(h, w))
     small = cv2.resize(bgr, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
     lab = cv2.cvtColor(cv2.cvtColor(small, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
-    ab = torch.from_numpy(lab[..., 1:].reshape(-1, 2))
-    nearest = torch.cdist(ab, bins.float()).argmin(1)
-    counts = torch.bincount(nearest, minlength=len(bins)).float()
-    smooth = torch.exp(-(torch.cdist(bins.float(), bins.float()) ** 2) / (2 * sigma**2))
-    t = smooth @ (counts / counts.sum())
-    return (1 - FLOOR) * t / t.sum() + FLOOR / len(bins)
+    return floored(soft_histogram(torch.from_numpy(lab[..., 1:].reshape(-1, 2)), bins))
 
 
 class ReferenceMatch:
-    """decoding.Match: (B, Q) a frame's mean posterior -> (B, Q) the bias that moves its shot toward the target."""
+    """decoding.Match: given shown(bias), the histogram (Q,) of the colours a frame shows with a bias (Q,)
+    added to its logits, -> the bias (Q,) to use for this frame."""
 
-    def __init__(self, target: torch.Tensor, memory: float = 0.9):
+    def __init__(self, target: torch.Tensor, rate: float = 0.3, settle: int = 3):
         self.log_target = torch.log(target)
-        self.memory = memory  # weight of the shot so far against this frame in the running mean
-        self.shot: torch.Tensor | None = None
+        self.rate = rate  # share of the remaining log-ratio corrected per step (1 overshoots: bins interact)
+        self.settle = settle  # steps on a shot's first frame
+        self.bias: torch.Tensor | None = None
 
     def reset(self) -> None:
-        """A new shot: forget the last one's colours."""
-        self.shot = None
+        """A new shot: forget the last one's correction."""
+        self.bias = None
 
-    def __call__(self, hist: torch.Tensor) -> torch.Tensor:
-        h = hist.float().mean(0)
-        self.shot = h if self.shot is None else self.memory * self.shot + (1 - self.memory) * h
-        bias = (self.log_target - torch.log(self.shot.clamp(min=1e-6))).clamp(-MAX_BIAS, MAX_BIAS)
-        return bias[None].expand(hist.shape[0], -1)
+    def __call__(self, shown: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        first = self.bias is None
+        bias = torch.zeros_like(self.log_target) if first else self.bias
+        for _ in range(self.settle if first else 1):
+            step = self.log_target - torch.log(floored(shown(bias)))
+            bias = (bias + self.rate * step).clamp(-MAX_BIAS, MAX_BIAS)
+        self.bias = bias
+        return bias
