@@ -157,6 +157,20 @@ def test_augmentations_keep_shapes_and_ranges():
     assert torch.allclose(1 - m.mean(dim=(1, 2, 3)), torch.full((4,), 0.3), atol=0.05)
 
 
+def test_clean_hints_are_only_moved_and_holed():
+    # A flat colour stays exactly that colour where a clean hint has it (no blur, recolouring or wrong
+    # patch), with holes; spoiled hints of the same colour come out recoloured some of the time.
+    ab = torch.tensor([30.0, -20.0])[None, :, None, None].expand(16, 2, 48, 48).contiguous()
+    centre = (slice(None), slice(None), slice(12, 36), slice(12, 36))  # away from the edges a shift empties
+    clean = degrade_hint(ab, torch.Generator().manual_seed(1), clean=1.0)[centre]
+    kept = clean.abs().sum(1) > 0
+    assert 0.3 < float(kept.float().mean()) < 0.99
+    assert torch.allclose(clean.permute(0, 2, 3, 1)[kept], torch.tensor([30.0, -20.0]), atol=1e-3)
+    spoiled = degrade_hint(ab, torch.Generator().manual_seed(1), clean=0.0)[centre]
+    some = spoiled.abs().sum(1) > 0
+    assert not torch.allclose(spoiled.permute(0, 2, 3, 1)[some], torch.tensor([30.0, -20.0]), atol=1e-3)
+
+
 def test_a_run_keeps_its_network_or_takes_the_one_of_its_init_weights(tmp_path):
 
     assert run_model_config(tmp_path) == TrainConfig().model

@@ -51,6 +51,7 @@ class TrainConfig:
     warmup: int = 300
     ema: float = 0.999
     hint_prob: float = 0.4
+    clean_hint_prob: float = 0.0  # share of the hints that are only warped and holed (augment.degrade_hint)
     clip_prob: float = 0.3  # share of samples that are frames of the training clips, not photos
     # Share of samples whose input carries the network's own colours of the previous frame(s), warped by
     # flow (train.sequences); windows of 2..sequence_frames frames, every 1..sequence_skip-th frame.
@@ -121,7 +122,9 @@ def color_loss(
     return cls + cfg.reg_weight * huber, {"cls": cls.item(), "reg": huber.item()}
 
 
-def make_inputs(rgb: torch.Tensor, g: torch.Generator, hint_prob: float) -> tuple[torch.Tensor, torch.Tensor]:
+def make_inputs(
+    rgb: torch.Tensor, g: torch.Generator, hint_prob: float, clean_hint_prob: float = 0.0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Ground truth rgb (B, 3, H, W) -> (model input RGB, target ab at full size).
 
     The input lightness gets the archival look; about hint_prob of the samples
@@ -129,7 +132,7 @@ def make_inputs(rgb: torch.Tensor, g: torch.Generator, hint_prob: float) -> tupl
     """
     lab = rgb_to_lab(rgb)
     L = archival_look(lab[:, :1], g)
-    hint = degrade_hint(lab[:, 1:], g)
+    hint = degrade_hint(lab[:, 1:], g, clean=clean_hint_prob)
     use = (torch.rand(len(rgb), generator=g) < hint_prob)[:, None, None, None]
     x = join_lab(L, torch.where(use, hint, torch.zeros_like(hint)))
     return x, lab[:, 1:]
@@ -266,7 +269,7 @@ class Trainer:
         """A batch: (model input (B, 3, crop, crop) RGB in [0, 1], target ab (B, 2, crop, crop))."""
         c = self.cfg
         k = int(self.rng.binomial(c.batch, c.sequence_prob)) if self.data.spans and c.sequence_frames > 1 else 0
-        x, ab = make_inputs(self.data.batch(c.batch - k, c.crop, self.rng), self.gen, c.hint_prob)
+        x, ab = make_inputs(self.data.batch(c.batch - k, c.crop, self.rng), self.gen, c.hint_prob, c.clean_hint_prob)
         if not k:
             return x, ab
         frames = int(self.rng.integers(2, c.sequence_frames + 1))
@@ -398,6 +401,7 @@ def main() -> None:
         device: str = d.device,
         init: str = "",
         hint_prob: float = d.hint_prob,
+        clean_hint_prob: float = d.clean_hint_prob,
         clip_prob: float = d.clip_prob,
         warmup: int = d.warmup,
         weight_decay: float = d.weight_decay,
