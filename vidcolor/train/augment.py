@@ -101,9 +101,9 @@ def hole_mask(b: int, h: int, w: int, g: torch.Generator, lo: float = 0.1, hi: f
 
 def degrade_hint(ab: torch.Tensor, g: torch.Generator, max_shift: float = 6.0, clean: float = 0.0) -> torch.Tensor:
     """Ground-truth ab (B, 2, H, W) -> a plausible warped-previous-frame hint, same shape; 0 = no hint.
-    A share `clean` of the samples are only warped and holed (a user's keyframe carried by flow): with
-    every hint blurred, recoloured or wrong now and then, the network learns to hedge even on right
-    colours (given the truth itself it gained +6.8 dB, where following it would give far more)."""
+    A share `clean` of the samples are only warped and holed (a user's keyframe carried by flow), to see
+    whether the spoiled hints teach the network to hedge on right ones too (given the truth itself as its
+    hint it gains +6.8 dB; 900 steps with half the hints clean did not change that: docs/experiments.md)."""
     b, _, h, w = ab.shape
     warped = F.grid_sample(ab, _warp_grid(b, h, w, g, max_shift), mode="bilinear", padding_mode="zeros", align_corners=False)
     mild = _chance(b, clean, g)[:, None, None, None]
