@@ -21,7 +21,7 @@ import av
 import cv2
 import numpy as np
 
-from vidcolor.color import gray_to_lightness_lut
+from vidcolor.color import gray_to_lightness_lut, lab_planes_to_rgb
 from vidcolor.inference import Colorizer
 from vidcolor.pipeline import working_size
 from vidcolor.temporal import TemporalOptions, TemporalState, Tracker, gray_input
@@ -34,8 +34,7 @@ VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "video
 
 def to_rgb8(L: np.ndarray, ab: np.ndarray) -> np.ndarray:
     """L (h, w) and ab (h, w, 2) float32 Lab -> (h, w, 3) uint8 sRGB."""
-    rgb = cv2.cvtColor(np.dstack((L, ab)).astype(np.float32), cv2.COLOR_Lab2RGB)
-    return (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
+    return (lab_planes_to_rgb(L, ab) * 255 + 0.5).astype(np.uint8)
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -43,9 +42,10 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return 10 * np.log10(1 / max(mse, 1e-10))
 
 
-def blend(order: list[int], grays: list[np.ndarray], preds: list, opt: TemporalOptions, col: Colorizer) -> dict[int, np.ndarray]:
+def blend(
+    order: list[int], grays: list[np.ndarray], preds: list, opt: TemporalOptions, col: Colorizer, lut: np.ndarray
+) -> dict[int, np.ndarray]:
     """The temporal state over the frames in `order`, each frame's prediction given: -> ab per frame."""
-    lut = gray_to_lightness_lut()
     state, tracker = TemporalState(opt, lut), Tracker(opt, lut)
     return {i: state.step(grays[i], col.predict, link=tracker.link(grays[i]), predicted=preds[i]).copy() for i in order}
 
@@ -59,8 +59,9 @@ def measure(clip: Path, col: Colorizer, opt: TemporalOptions, long_side: int) ->
     grays = [cv2.cvtColor(t, cv2.COLOR_RGB2GRAY) for t in truth]
     preds = [col.predict(gray_input(g)) for g in grays]
     n = len(frames)
-    fwd = blend(list(range(n)), grays, preds, opt, col)
-    bwd = blend(list(range(n - 1, -1, -1)), grays, preds, opt, col)
+    lut = gray_to_lightness_lut()
+    fwd = blend(list(range(n)), grays, preds, opt, col, lut)
+    bwd = blend(list(range(n - 1, -1, -1)), grays, preds, opt, col, lut)
     outs = {
         "per frame": [preds[i][0][..., :2] for i in range(n)],
         "causal": [fwd[i] for i in range(n)],
