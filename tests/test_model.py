@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -13,10 +15,10 @@ from vidcolor.weights import default_model_path, load_model, read_configs, save_
 from .conftest import TINY
 
 
-@pytest.fixture()
-def net() -> ColorNet:
+@pytest.fixture(params=[False, True], ids=["plain", "hint_path"])
+def net(request) -> ColorNet:
     torch.manual_seed(0)
-    return ColorNet(TINY)
+    return ColorNet(replace(TINY, hint_path=request.param))
 
 
 def test_forward_shapes_and_finite(net):
@@ -44,8 +46,8 @@ def test_every_parameter_gets_a_gradient(net):
         logits, reg = net.train()(x)
         return logits.logsumexp(1).mean() + reg.abs().mean()
 
-    # The global-context output layer starts at zero (an identity block), so the
-    # layer before it first sees a gradient after one step.
+    # The global-context output layer and the hint path's last norm start at zero (identity blocks),
+    # so the layers before them first see a gradient after one step.
     loss().backward()
     opt.step()
     opt.zero_grad()

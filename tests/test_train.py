@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import cv2
 import numpy as np
+import pytest
 import torch
 
+from vidcolor.color import join_lab
 from vidcolor.decoding import DecodeConfig
 from vidcolor.train.augment import archival_look, degrade_hint, hole_mask
 from vidcolor.train.clips import is_held_out_clip, list_clips, overlapping_photos, split_clips
 from vidcolor.train.data import is_held_out, list_images, split_images
-from vidcolor.train.fit import TrainConfig, Trainer, color_loss, export_checkpoint, rebalance_weights, run_model_config
+from vidcolor.train.fit import (
+    TrainConfig,
+    Trainer,
+    color_loss,
+    export_checkpoint,
+    init_model,
+    rebalance_weights,
+    run_model_config,
+)
 from vidcolor.weights import load_model, save_model
 
 from .conftest import TINY, make_video, scene
@@ -180,6 +190,27 @@ def test_a_run_keeps_its_network_or_takes_the_one_of_its_init_weights(tmp_path):
 
     save_model(ColorNet(TINY), tmp_path / "w.safetensors")
     assert run_model_config(tmp_path / "new", init=str(tmp_path / "w.safetensors")) == TINY
+    with_hint = run_model_config(tmp_path / "new", init=str(tmp_path / "w.safetensors"), hint_path=True)
+    assert with_hint == replace(TINY, hint_path=True)
+
+
+def test_a_hint_path_added_to_trained_weights_starts_as_the_network_without_it(tmp_path):
+    from vidcolor.model import ColorNet
+
+    torch.manual_seed(0)
+    plain = ColorNet(TINY)
+    plain.train()
+    plain(torch.rand(4, 3, 64, 64))  # non-trivial batch-norm statistics
+    save_model(plain.eval(), tmp_path / "w.safetensors", half=False)
+    grown = init_model(tmp_path / "w.safetensors", replace(TINY, hint_path=True)).eval()
+    assert grown.hint is not None
+    x = join_lab(torch.full((2, 1, 64, 64), 50.0), torch.full((2, 2, 64, 64), 30.0))  # a coloured input
+    with torch.no_grad():
+        for a, b in zip(plain(x), grown(x), strict=True):
+            assert torch.allclose(a, b, atol=1e-5)
+    save_model(grown, tmp_path / "grown.safetensors")
+    with pytest.raises(ValueError, match="does not fit"):  # weights with parts the network lacks
+        init_model(tmp_path / "grown.safetensors", TINY)
 
 
 def _panning_clip(frames=8, size=(96, 80), step=3):

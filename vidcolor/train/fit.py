@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 
 from ..color import gray_to_lightness_lut, join_lab, rgb_to_lab
 from ..decoding import DecodeConfig
@@ -24,7 +25,7 @@ from ..flow import make_dis
 from ..model import ColorNet, ModelConfig, count_parameters
 from ..precision import autocast, compute_dtype, pick_device
 from ..temporal import TemporalOptions
-from ..weights import load_model, read_configs, save_model
+from ..weights import read_configs, save_model
 from .augment import archival_look, degrade_hint
 from .clips import clip_cache, list_clips, overlapping_photos, split_clips
 from .data import ImageCache, cached, center_crops, list_images, random_crops, split_images
@@ -187,6 +188,17 @@ def new_model(cfg: TrainConfig) -> ColorNet:
     return model
 
 
+def init_model(path: Path, cfg: ModelConfig) -> ColorNet:
+    """A network of shape cfg holding the weights at path; a part those weights lack (a hint path added
+    to shipped weights) keeps its initialization, which leaves the network's output as it was."""
+    model = ColorNet(cfg)
+    state = {k: v.float() for k, v in load_file(str(path)).items()}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or any(not k.startswith("hint.") for k in missing):
+        raise ValueError(f"{path} does not fit the network {cfg}: missing {missing}, unexpected {unexpected}")
+    return model
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
@@ -197,7 +209,7 @@ class Trainer:
         (self.run / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
         torch.manual_seed(cfg.seed)
         self.data = TrainingData(cfg, self.log)
-        self.model = (load_model(Path(cfg.init))[0] if cfg.init else new_model(cfg)).train()
+        self.model = (init_model(Path(cfg.init), cfg.model) if cfg.init else new_model(cfg)).train()
         self.model = self.model.to(self.device).to(memory_format=torch.channels_last)
         self.ema = ColorNet(cfg.model).to(self.device)
         self.rng = np.random.default_rng(cfg.seed)
@@ -300,7 +312,7 @@ class Trainer:
         with autocast(self.device, self.dtype):
             with torch.set_grad_enabled(not self.frozen()):
                 feats = self.model.encode(x)
-            logits, reg = self.model.head(feats)
+            logits, reg = self.model.head(feats, x)
         loss, parts = color_loss(logits.cpu(), reg.cpu(), ab4, self.model.colors.bins.cpu(), self.weights, c)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -368,15 +380,14 @@ def export_checkpoint(checkpoint: Path, out: Path, decode: DecodeConfig, extra: 
     save_model(model.eval(), out, decode, {"step": int(state["step"]), **(extra or {})})
 
 
-def run_model_config(run_dir: Path, init: str = "") -> ModelConfig:
+def run_model_config(run_dir: Path, init: str = "", hint_path: bool = False) -> ModelConfig:
     """The network a run trains: the one RUN_DIR was started with (so resuming needs no repeated options),
-    else the one the --init weights were saved with, else the default."""
+    else the one the --init weights were saved with (plus a hint path if asked), else the default."""
     saved = run_dir / "config.json"
     if saved.is_file():
         return TrainConfig.from_dict(json.loads(saved.read_text())).model
-    if init:
-        return read_configs(Path(init))[0]
-    return ModelConfig()
+    base = read_configs(Path(init))[0] if init else ModelConfig()
+    return replace(base, hint_path=True) if hint_path else base
 
 
 def main() -> None:
@@ -407,12 +418,14 @@ def main() -> None:
         weight_decay: float = d.weight_decay,
         sequence_prob: float = d.sequence_prob,
         sequence_frames: int = d.sequence_frames,
+        hint_path: bool = typer.Option(False, help="add ModelConfig.hint_path to a new run's network"),
     ) -> None:
         """Train (or resume, when RUN_DIR/last.pt exists). Example: python -m vidcolor.train fit --steps 10000
         (--init models/vidcolor-base.safetensors starts a new run from the shipped weights instead of the
         ImageNet encoder). A resumed run keeps the network it was started with."""
-        options = dict(locals())  # exactly the parameters above, each a TrainConfig field of the same name
-        Trainer(TrainConfig(**options, model=run_model_config(Path(run_dir), init))).fit()
+        options = dict(locals())  # the parameters above: each a TrainConfig field of the same name, but
+        model = run_model_config(Path(run_dir), init, options.pop("hint_path"))  # a ModelConfig one
+        Trainer(TrainConfig(**options, model=model)).fit()
 
     @app.command()
     def export(
