@@ -46,7 +46,7 @@ def test_every_parameter_gets_a_gradient(net):
         logits, reg = net.train()(x)
         return logits.logsumexp(1).mean() + reg.abs().mean()
 
-    # The global-context output layer and the hint path's last norm start at zero (identity blocks),
+    # The global-context output layer and the hint path's output layer start at zero (identity blocks),
     # so the layers before them first see a gradient after one step.
     loss().backward()
     opt.step()
