@@ -15,10 +15,10 @@ from vidcolor.weights import default_model_path, load_model, read_configs, save_
 from .conftest import TINY
 
 
-@pytest.fixture(params=[False, True], ids=["plain", "hint_path"])
+@pytest.fixture(params=[False, True], ids=["plain", "hint_gate"])
 def net(request) -> ColorNet:
     torch.manual_seed(0)
-    return ColorNet(replace(TINY, hint_path=request.param))
+    return ColorNet(replace(TINY, hint_gate=request.param))
 
 
 def test_forward_shapes_and_finite(net):
@@ -46,8 +46,8 @@ def test_every_parameter_gets_a_gradient(net):
         logits, reg = net.train()(x)
         return logits.logsumexp(1).mean() + reg.abs().mean()
 
-    # The global-context output layer and the hint path's output layer start at zero (identity blocks),
-    # so the layers before them first see a gradient after one step.
+    # The global-context output layer starts at zero (an identity block), so the layer before it
+    # first sees a gradient after one step. The input is coloured, so a hint gate is at work.
     loss().backward()
     opt.step()
     opt.zero_grad()

@@ -190,11 +190,11 @@ def test_a_run_keeps_its_network_or_takes_the_one_of_its_init_weights(tmp_path):
 
     save_model(ColorNet(TINY), tmp_path / "w.safetensors")
     assert run_model_config(tmp_path / "new", init=str(tmp_path / "w.safetensors")) == TINY
-    with_hint = run_model_config(tmp_path / "new", init=str(tmp_path / "w.safetensors"), hint_path=True)
-    assert with_hint == replace(TINY, hint_path=True)
+    with_hint = run_model_config(tmp_path / "new", init=str(tmp_path / "w.safetensors"), hint_gate=True)
+    assert with_hint == replace(TINY, hint_gate=True)
 
 
-def test_a_hint_path_added_to_trained_weights_starts_as_the_network_without_it(tmp_path):
+def test_a_hint_gate_added_to_trained_weights_leaves_gray_inputs_alone_and_follows_a_hint(tmp_path):
     from vidcolor.model import ColorNet
 
     torch.manual_seed(0)
@@ -202,12 +202,20 @@ def test_a_hint_path_added_to_trained_weights_starts_as_the_network_without_it(t
     plain.train()
     plain(torch.rand(4, 3, 64, 64))  # non-trivial batch-norm statistics
     save_model(plain.eval(), tmp_path / "w.safetensors", half=False)
-    grown = init_model(tmp_path / "w.safetensors", replace(TINY, hint_path=True)).eval()
+    grown = init_model(tmp_path / "w.safetensors", replace(TINY, hint_gate=True)).eval()
     assert grown.hint is not None
-    x = join_lab(torch.full((2, 1, 64, 64), 50.0), torch.full((2, 2, 64, 64), 30.0))  # a coloured input
+    L = torch.rand(2, 1, 64, 64) * 60 + 20
+    gray = join_lab(L, torch.zeros(2, 2, 64, 64))
+    hint = torch.tensor([40.0, -30.0])[None, :, None, None].expand(2, 2, 64, 64)
     with torch.no_grad():
-        for a, b in zip(plain(x), grown(x), strict=True):
-            assert torch.allclose(a, b, atol=1e-5)
+        for a, b in zip(plain(gray), grown(gray), strict=True):
+            assert torch.equal(a, b.to(a.dtype))  # no colour in the input: exactly the network before
+        (lp, rp), (lg, rg) = plain(join_lab(L, hint)), grown(join_lab(L, hint))
+    target = hint[:, :, :16, :16]
+    assert (rg - target).norm(dim=1).mean() < (rp - target).norm(dim=1).mean()  # the regression moves toward it
+    bins = grown.colors.bins
+    near = ((bins - torch.tensor([40.0, -30.0])) ** 2).sum(1).argmin()
+    assert (lg.softmax(1)[:, near] > lp.softmax(1)[:, near]).all()  # and the hint's bin gains probability
     save_model(grown, tmp_path / "grown.safetensors")
     with pytest.raises(ValueError, match="does not fit"):  # weights with parts the network lacks
         init_model(tmp_path / "grown.safetensors", TINY)

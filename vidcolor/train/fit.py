@@ -380,14 +380,14 @@ def export_checkpoint(checkpoint: Path, out: Path, decode: DecodeConfig, extra: 
     save_model(model.eval(), out, decode, {"step": int(state["step"]), **(extra or {})})
 
 
-def run_model_config(run_dir: Path, init: str = "", hint_path: bool = False) -> ModelConfig:
+def run_model_config(run_dir: Path, init: str = "", hint_gate: bool = False) -> ModelConfig:
     """The network a run trains: the one RUN_DIR was started with (so resuming needs no repeated options),
     else the one the --init weights were saved with (plus a hint path if asked), else the default."""
     saved = run_dir / "config.json"
     if saved.is_file():
         return TrainConfig.from_dict(json.loads(saved.read_text())).model
     base = read_configs(Path(init))[0] if init else ModelConfig()
-    return replace(base, hint_path=True) if hint_path else base
+    return replace(base, hint_gate=True) if hint_gate else base
 
 
 def main() -> None:
@@ -418,13 +418,13 @@ def main() -> None:
         weight_decay: float = d.weight_decay,
         sequence_prob: float = d.sequence_prob,
         sequence_frames: int = d.sequence_frames,
-        hint_path: bool = typer.Option(False, help="add ModelConfig.hint_path to a new run's network"),
+        hint_gate: bool = typer.Option(False, help="add ModelConfig.hint_gate to a new run's network"),
     ) -> None:
         """Train (or resume, when RUN_DIR/last.pt exists). Example: python -m vidcolor.train fit --steps 10000
         (--init models/vidcolor-base.safetensors starts a new run from the shipped weights instead of the
         ImageNet encoder). A resumed run keeps the network it was started with."""
         options = dict(locals())  # the parameters above: each a TrainConfig field of the same name, but
-        model = run_model_config(Path(run_dir), init, options.pop("hint_path"))  # a ModelConfig one
+        model = run_model_config(Path(run_dir), init, options.pop("hint_gate"))  # a ModelConfig one
         Trainer(TrainConfig(**options, model=model)).fit()
 
     @app.command()
