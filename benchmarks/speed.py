@@ -63,13 +63,13 @@ def plain_transcode(src: Path, dst: Path, enc: EncodeOptions) -> float:
 
 
 def model_forward_ms(paths: list[Path | None], fp32: bool = False, repeats: int = 40) -> list[float]:
-    """Median forward time (ms) of each model on a 640x360 frame at the default working size,
-    the models taking turns so that a load on the machine hits them alike."""
+    """Median forward time (ms) of each model on a gray 640x360 frame at the default working size (what
+    the default pipeline feeds it), the models taking turns so that a load on the machine hits them alike."""
     cols = [Colorizer.load(p, "cpu") for p in paths]
     if fp32:
         cols = [replace(c, model=c.model.float(), dtype=torch.float32) for c in cols]
     w, h = working_size(640, 360, ColorizeOptions().work_size)
-    x = torch.rand(1, 3, h, w)
+    x = torch.rand(1, 1, h, w).expand(1, 3, h, w)
     times: list[list[float]] = [[] for _ in cols]
     with torch.inference_mode():
         for i in range(repeats + 5):

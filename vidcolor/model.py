@@ -145,6 +145,10 @@ class HintGate(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """x (B, c, h, w) decoder features; rgb (B, 3, 4h, 4w) the input in [0, 1]; logits (B, Q, h, w);
         reg (B, 2, h, w) Lab units; bins (Q, 2) -> logits and reg (fp32) moved toward the hint."""
+        if float((rgb.amax(1) - rgb.amin(1)).max()) < 0.5 / 255:
+            # A gray input (every frame without feedback or a keyframe): no cell carries colour, both gates
+            # are 0, and the Lab and distances below would cost the forward pass about a fifth more.
+            return logits, reg
         lab = rgb_to_lab(rgb)  # fp32 whatever autocast says: a hint's chroma may be a few Lab units
         colored = F.avg_pool2d((lab[:, 1:].abs().sum(1, keepdim=True) > 2.0).float(), 4)  # (B, 1, h, w)
         lab4 = F.avg_pool2d(lab, 4)  # (B, 3, h, w)
