@@ -15,7 +15,9 @@ which knows objects (faces, clothes, animals) that a network trained from scratc
 on a few thousand photos does not. The decoder climbs from stride 32 to 4, adding
 each encoder stage through a 1x1 lateral; a global-context path (the pooled
 1,280-channel classifier feature -> MLP -> per-channel scale and shift of the
-deepest decoder map, after Iizuka et al.) makes a scene's colours agree.
+deepest decoder map, after Iizuka et al.) makes a scene's colours agree. With
+`ModelConfig.hint_gate` (not in the shipped weights yet) the input's own colours also enter the outputs
+directly, as far as a per-pixel gate trusts them (HintGate).
 It imports nothing from video or I/O code.
 """
 

@@ -189,8 +189,8 @@ def new_model(cfg: TrainConfig) -> ColorNet:
 
 
 def init_model(path: Path, cfg: ModelConfig) -> ColorNet:
-    """A network of shape cfg holding the weights at path; a part those weights lack (a hint path added
-    to shipped weights) keeps its initialization, which leaves the network's output as it was."""
+    """A network of shape cfg holding the weights at path; a part those weights lack (a hint gate added
+    to shipped weights) keeps its initialization, under which a gray input's output is as it was."""
     model = ColorNet(cfg)
     state = {k: v.float() for k, v in load_file(str(path)).items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
@@ -382,7 +382,7 @@ def export_checkpoint(checkpoint: Path, out: Path, decode: DecodeConfig, extra: 
 
 def run_model_config(run_dir: Path, init: str = "", hint_gate: bool = False) -> ModelConfig:
     """The network a run trains: the one RUN_DIR was started with (so resuming needs no repeated options),
-    else the one the --init weights were saved with (plus a hint path if asked), else the default."""
+    else the one the --init weights were saved with (plus a hint gate if asked), else the default."""
     saved = run_dir / "config.json"
     if saved.is_file():
         return TrainConfig.from_dict(json.loads(saved.read_text())).model
