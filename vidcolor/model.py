@@ -158,9 +158,10 @@ class HintGate(nn.Module):
         z = self.GAIN * F.conv2d(feats, self.gate.weight.float(), self.gate.bias.float(), padding=1)
         g_cls = F.softplus(z[:, :1]) * colored
         g_reg = torch.sigmoid(z[:, 1:]) * colored
-        hint = lab4[:, 1:].permute(0, 2, 3, 1)  # (B, h, w, 2)
-        d2 = (hint**2).sum(-1, keepdim=True) - 2 * hint @ bins.T + (bins**2).sum(-1)  # (B, h, w, Q)
-        moved = logits.float() - g_cls * (d2.permute(0, 3, 1, 2) / (2 * self.sigma**2))
+        b, _, h, w = lab4.shape
+        hint = lab4[:, 1:].flatten(2).transpose(1, 2)  # (B, h*w, 2)
+        d2 = (torch.cdist(hint, bins.float()) ** 2).transpose(1, 2).reshape(b, -1, h, w)  # (B, Q, h, w)
+        moved = logits.float() - g_cls * d2 / (2 * self.sigma**2)
         return moved, reg.float() + g_reg * (lab4[:, 1:] - reg.float())
 
 
