@@ -9,7 +9,7 @@ import torch
 
 from vidcolor.color import gamut_bins, gray_rgb, join_lab, lab_to_rgb, rgb_to_lab
 from vidcolor.decoding import DecodeConfig
-from vidcolor.model import ColorNet, ModelConfig, count_parameters
+from vidcolor.model import ColorNet, ModelConfig, count_parameters, spread
 from vidcolor.weights import default_model_path, load_model, read_configs, save_model
 
 from .conftest import TINY
@@ -40,7 +40,9 @@ def test_any_size_is_padded_and_cropped(net, h, w):
 
 def test_every_parameter_gets_a_gradient(net):
     x = torch.rand(2, 3, 64, 64)
-    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    # A small step: after one at lr 0.1 the hint gate's sigmoid sits at 1.0 on this all-colour input, where
+    # the regression, following its hint in full, rightly gets no gradient.
+    opt = torch.optim.SGD(net.parameters(), lr=0.01)
 
     def loss():
         logits, reg = net.train()(x)
@@ -158,3 +160,13 @@ def test_decoder_buffers_stay_fp32_when_the_network_is_cast(net):
     net = net.to(torch.bfloat16)
     assert net.colors.bins.dtype == torch.float32 and net.colors.class_weights.dtype == torch.float32
     assert net.logits.weight.dtype == torch.bfloat16
+
+
+def test_a_hints_holes_are_filled_from_colour_nearby_and_far_cells_not_trusted():
+    colored = torch.zeros(1, 1, 8, 48)
+    colored[..., :4] = 1.0
+    ab = torch.tensor([30.0, -20.0]).view(1, 2, 1, 1) * colored  # a hint on the 4 left columns only
+    hint, trust = spread(ab, colored)
+    assert torch.allclose(hint[..., :8], torch.tensor([30.0, -20.0]).view(1, 2, 1, 1).expand(1, 2, 8, 8), atol=1e-3)
+    assert (trust[..., :8] == 1).all()  # coloured, or a hole next to colour
+    assert (trust[..., -8:] == 0).all()  # 40 cells away: nothing to follow

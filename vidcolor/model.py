@@ -125,8 +125,11 @@ class HintGate(nn.Module):
     residual path from the hint into the decoder did not learn to copy either (docs/experiments.md).
     So the hint is added in the output's own terms: its colour as bin logits (a Gaussian of `sigma` Lab
     units around it), weighted by a gate the network predicts from its features and the hint; the
-    regression moves toward the hint by a second gate. Both gates are multiplied by the share of the
-    4x4 cell that carries colour, so a gray input gets exactly the network without the gate.
+    regression moves toward the hint by a second gate. Holes in the hint (occlusions, a keyframe's colours
+    carried by flow) are filled with the colours around them (`spread`): copying the evaluation's hint
+    with its holes filled so gains +8.2 dB over gray, where the network without the fill gains +7.0.
+    Both gates are multiplied by how much of the cell carries colour, or how near colour is, so a gray
+    input gets exactly the network without the gate.
     """
 
     GAIN = 10.0  # the gates' logits are 10x the convolution: Adam moves them 10x faster than the decoder's
@@ -154,15 +157,44 @@ class HintGate(nn.Module):
         lab = rgb_to_lab(rgb)  # fp32 whatever autocast says: a hint's chroma may be a few Lab units
         colored = F.avg_pool2d((lab[:, 1:].abs().sum(1, keepdim=True) > 2.0).float(), 4)  # (B, 1, h, w)
         lab4 = F.avg_pool2d(lab, 4)  # (B, 3, h, w)
-        feats = torch.cat((x.float(), lab4[:, :1] / 100.0, lab4[:, 1:] / 64.0, colored), 1)
+        hint, trust = spread(lab4[:, 1:], colored)
+        feats = torch.cat((x.float(), lab4[:, :1] / 100.0, hint / 64.0, trust), 1)
         z = self.GAIN * F.conv2d(feats, self.gate.weight.float(), self.gate.bias.float(), padding=1)
-        g_cls = F.softplus(z[:, :1]) * colored
-        g_reg = torch.sigmoid(z[:, 1:]) * colored
-        b, _, h, w = lab4.shape
-        hint = lab4[:, 1:].flatten(2).transpose(1, 2)  # (B, h*w, 2)
-        d2 = (torch.cdist(hint, bins.float()) ** 2).transpose(1, 2).reshape(b, -1, h, w)  # (B, Q, h, w)
-        moved = logits.float() - g_cls * d2 / (2 * self.sigma**2)
-        return moved, reg.float() + g_reg * (lab4[:, 1:] - reg.float())
+        g_cls = F.softplus(z[:, :1]) * trust
+        g_reg = torch.sigmoid(z[:, 1:]) * trust
+        b, _, h, w = hint.shape
+        d2 = (torch.cdist(hint.flatten(2).transpose(1, 2), bins.float()) ** 2).transpose(1, 2).reshape(b, -1, h, w)
+        moved = logits.float() - g_cls * d2 / (2 * self.sigma**2)  # d2 (B, Q, h, w)
+        return moved, reg.float() + g_reg * (hint - reg.float())
+
+
+# Holes in a hint are filled from colour within about FILL_SIGMA cells of stride 4 (16 px at the default
+# working size): of the evaluation's hint copied with its holes filled, sigma 1 gained +2.8 dB over gray,
+# 2 +6.2, 4 +8.0, 8 +8.2 (96 held-out photos); 4 keeps the filled colours local. A hole is trusted in
+# full once the colour around it weighs REACH of the Gaussian, else not at all: with run r8's gate as
+# trained without the fill, that step gave +7.41 dB, trusting a hole by the weight itself +7.22.
+FILL_SIGMA = 4.0
+REACH = 0.05
+
+
+def spread(ab: torch.Tensor, colored: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """ab (B, 2, h, w): each cell's mean hint in Lab units, 0 where it has none; colored (B, 1, h, w) in
+    [0, 1]: the share of the cell carrying it -> the hint with holes filled (B, 2, h, w) and how far to
+    trust it (B, 1, h, w) in [0, 1]: the coloured share, or 1 in a hole with colour near, 0 far from any."""
+    own = ab / colored.clamp_min(1e-3)  # the mean over the cell's coloured pixels
+    near = gaussian_blur(colored, FILL_SIGMA)
+    fill = gaussian_blur(ab, FILL_SIGMA) / near.clamp_min(1e-6)
+    return colored * own + (1 - colored) * fill, colored + (1 - colored) * (near > REACH).float()
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """x (B, C, h, w) -> blurred by a Gaussian of `sigma` pixels, edges replicated; same shape."""
+    r = int(3 * sigma)
+    t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-(t**2) / (2 * sigma**2))
+    k = (k / k.sum()).repeat(x.shape[1], 1, 1, 1)  # (C, 1, 1, 2r+1)
+    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), k, groups=x.shape[1])
+    return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k.transpose(2, 3), groups=x.shape[1])
 
 
 class ColorNet(nn.Module):
