@@ -125,11 +125,11 @@ class HintGate(nn.Module):
     residual path from the hint into the decoder did not learn to copy either (docs/experiments.md).
     So the hint is added in the output's own terms: the class distribution becomes a mixture of the
     network's and a Gaussian of `sigma` Lab units around the hint, weighted by a gate the network predicts
-    from its features and the hint; the regression moves toward the hint by a second gate. Holes in the hint (occlusions, a keyframe's colours
-    carried by flow) are filled with the colours around them (`spread`): copying the evaluation's hint
-    with its holes so filled gains +8.0 dB over gray, where the gated network without the fill gained +7.0.
-    Both gates are multiplied by how much of the cell carries colour, or how near colour is, so a gray
-    input gets exactly the network without the gate.
+    from its features and the hint; the regression moves toward the hint by a second gate. Holes in the
+    hint (occlusions, a keyframe's colours carried by flow) are filled with the colours around them
+    (`spread`): copying the evaluation's hint with its holes so filled gains +8.0 dB over gray, where the
+    gated network without the fill gained +7.0. Both gates are multiplied by how much of the cell carries
+    colour, or how near colour is, so a gray input gets exactly the network without the gate.
     """
 
     GAIN = 10.0  # the gates' logits are 10x the convolution: Adam moves them 10x faster than the decoder's
@@ -185,7 +185,7 @@ def spread(ab: torch.Tensor, colored: torch.Tensor) -> tuple[torch.Tensor, torch
     """ab (B, 2, h, w): each cell's mean hint in Lab units, 0 where it has none; colored (B, 1, h, w) in
     [0, 1]: the share of the cell carrying it -> the hint with holes filled (B, 2, h, w) and how far to
     trust it (B, 1, h, w) in [0, 1]: the coloured share, or 1 in a hole with colour near, 0 far from any."""
-    own = ab / colored.clamp_min(1e-3)  # the mean over the cell's coloured pixels
+    own = ab / colored.clamp_min(1e-3)  # about the mean over the cell's coloured pixels
     near = gaussian_blur(colored, FILL_SIGMA)
     fill = gaussian_blur(ab, FILL_SIGMA) / near.clamp_min(1e-6)
     return colored * own + (1 - colored) * fill, colored + (1 - colored) * (near > REACH).float()
