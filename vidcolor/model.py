@@ -197,10 +197,11 @@ def spread(ab: torch.Tensor, colored: torch.Tensor) -> tuple[torch.Tensor, torch
     """ab (B, 2, h, w): each cell's mean hint in Lab units, 0 where it has none; colored (B, 1, h, w) in
     [0, 1]: the share of the cell carrying it -> the hint with holes filled (B, 2, h, w) and how far to
     trust it (B, 1, h, w) in [0, 1]: the coloured share, or 1 in a hole with colour near, 0 far from any."""
-    own = ab / colored.clamp_min(1e-3)  # about the mean over the cell's coloured pixels
-    near = gaussian_blur(colored, FILL_SIGMA)
-    fill = gaussian_blur(ab, FILL_SIGMA) / near.clamp_min(1e-6)
-    return colored * own + (1 - colored) * fill, colored + (1 - colored) * (near > REACH).float()
+    blurred = gaussian_blur(torch.cat((ab, colored), 1), FILL_SIGMA)  # one pass for both
+    near = blurred[:, 2:]
+    fill = blurred[:, :2] / near.clamp_min(1e-6)
+    # A cell's own colours keep their weight, the uncoloured rest takes the fill.
+    return ab + (1 - colored) * fill, colored + (1 - colored) * (near > REACH).float()
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
