@@ -84,13 +84,14 @@ def report_clips(model: ColorNet, clips: list[Path], decodings: list[DecodeConfi
         gains = [r[j]["psnr_cls"] - r[j]["psnr_gray"] for r in per_clip]
         colour = sum(r[j]["color_cls"] / r[j]["color_gt"] for r in per_clip) / len(clips)
         reg = sum(r[j]["psnr_reg"] - r[j]["psnr_gray"] for r in per_clip) / len(clips)
-        hint = sum(r[j]["psnr_hint"] - r[j]["psnr_gray"] for r in per_clip) / len(clips)
+        hints = [r[j]["psnr_hint"] - r[j]["psnr_gray"] for r in per_clip]
         print(
             f"{label(dec)}  "
             + " ".join(f"{g:+.2f}" for g in gains)
             + f" | mean {sum(gains) / len(gains):+.2f} dB, worst {min(gains):+.2f}, colour {100 * colour:.0f}% | "
-            f"reg {reg:+.2f} dB | hint {hint:+.2f} dB"
+            f"reg {reg:+.2f} dB | hint {sum(hints) / len(hints):+.2f} dB"
         )
+        print(f"{'':{len(label(dec))}}  hint per clip: " + " ".join(f"{h:+.2f}" for h in hints))
 
 
 def report(dec: DecodeConfig, f: dict[str, float]) -> None:

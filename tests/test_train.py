@@ -12,7 +12,9 @@ import torch
 
 from vidcolor.color import join_lab
 from vidcolor.decoding import DecodeConfig
+from vidcolor.model import ColorNet
 from vidcolor.train.augment import archival_look, degrade_hint, hole_mask
+from vidcolor.train.average import average_models
 from vidcolor.train.clips import is_held_out_clip, list_clips, overlapping_photos, split_clips
 from vidcolor.train.data import is_held_out, list_images, split_images
 from vidcolor.train.fit import (
@@ -99,6 +101,23 @@ def test_smoke_training_resumes_and_exports(tmp_path):
     assert decode == DecodeConfig(temperature=0.5, saturation=0.3)
     ab, _, _ = shipped.colorize_ab(torch.rand(1, 3, 32, 48), decode)
     assert torch.isfinite(ab).all()
+
+
+def test_averaging_two_networks_mixes_the_weights_they_share_and_keeps_the_gate(tmp_path):
+    torch.manual_seed(0)
+    a, b = ColorNet(TINY), ColorNet(replace(TINY, hint_gate=True))
+    save_model(a.eval(), tmp_path / "a.safetensors", half=False)
+    save_model(b.eval(), tmp_path / "b.safetensors", half=False)
+    for alpha in (0.0, 0.25, 1.0):
+        m = average_models(tmp_path / "a.safetensors", tmp_path / "b.safetensors", alpha).state_dict()
+        for name, w in m.items():
+            want = b.state_dict()[name]
+            if name in a.state_dict() and w.is_floating_point():
+                want = alpha * want + (1 - alpha) * a.state_dict()[name]
+            assert torch.allclose(w.float(), want.float(), atol=1e-6), name
+    assert any(k.startswith("hint.") for k in m) and m.keys() == b.state_dict().keys()
+    with pytest.raises(ValueError, match="alpha"):
+        average_models(tmp_path / "a.safetensors", tmp_path / "b.safetensors", 1.5)
 
 
 def test_clips_are_held_out_by_name_with_the_photos_that_show_them(tmp_path):

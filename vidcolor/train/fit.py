@@ -27,6 +27,7 @@ from ..precision import autocast, compute_dtype, pick_device
 from ..temporal import TemporalOptions
 from ..weights import read_configs, save_model
 from .augment import archival_look, degrade_hint
+from .average import average_models
 from .clips import clip_cache, list_clips, overlapping_photos, split_clips
 from .data import ImageCache, cached, center_crops, list_images, random_crops, split_images
 from .evaluate import evaluate_images
@@ -371,13 +372,16 @@ class Trainer:
         )
 
 
-def export_checkpoint(checkpoint: Path, out: Path, decode: DecodeConfig, extra: dict | None = None) -> None:
-    """Write a checkpoint's EMA weights as safetensors + configs (the shippable form), with this decoding."""
+def export_checkpoint(checkpoint: Path, out: Path, decode: DecodeConfig, weights: str = "ema", extra: dict | None = None) -> None:
+    """Write a checkpoint's weights ("ema", or "model": the last step's own) as safetensors + configs (the
+    shippable form), with this decoding."""
+    if weights not in ("ema", "model"):
+        raise ValueError(f"weights must be ema or model, got {weights!r}")
     cfg = TrainConfig.from_dict(json.loads((checkpoint.parent / "config.json").read_text()))
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     model = ColorNet(cfg.model)
-    model.load_state_dict(state["ema"])
-    save_model(model.eval(), out, decode, {"step": int(state["step"]), **(extra or {})})
+    model.load_state_dict(state[weights])
+    save_model(model.eval(), out, decode, {"step": int(state["step"]), "weights": weights, **(extra or {})})
 
 
 def run_model_config(run_dir: Path, init: str = "", hint_gate: bool = False) -> ModelConfig:
@@ -429,9 +433,33 @@ def main() -> None:
 
     @app.command()
     def export(
-        checkpoint: Path, out: Path, temperature: float = DecodeConfig.temperature, saturation: float = DecodeConfig.saturation
+        checkpoint: Path,
+        out: Path,
+        temperature: float = DecodeConfig.temperature,
+        saturation: float = DecodeConfig.saturation,
+        weights: str = typer.Option("ema", help="ema (the averaged weights) or model (the last step's own)"),
     ) -> None:
         """Example: python -m vidcolor.train export runs/r3/last.pt models/vidcolor-base.safetensors --saturation 0.3"""
-        export_checkpoint(checkpoint, out, DecodeConfig(temperature=temperature, saturation=saturation))
+        export_checkpoint(checkpoint, out, DecodeConfig(temperature=temperature, saturation=saturation), weights)
+
+    @app.command()
+    def average(
+        a: Path,
+        b: Path,
+        out: Path,
+        alpha: float = typer.Option(0.5, help="b's share of each weight"),
+        temperature: float = DecodeConfig.temperature,
+        saturation: float = DecodeConfig.saturation,
+    ) -> None:
+        """Average two networks fine-tuned from the same weights; B's network, and B's own weights where A has
+        none. Example: python -m vidcolor.train average models/vidcolor-base.safetensors runs/r11.safetensors
+        runs/soup.safetensors --alpha 0.5"""
+        model = average_models(a, b, alpha)
+        save_model(
+            model,
+            out,
+            DecodeConfig(temperature=temperature, saturation=saturation),
+            {"average": {"a": str(a), "b": str(b), "alpha": alpha}},
+        )
 
     app()
