@@ -105,7 +105,7 @@ def test_smoke_training_resumes_and_exports(tmp_path):
 
 def test_averaging_two_networks_mixes_the_weights_they_share_and_keeps_the_gate(tmp_path):
     torch.manual_seed(0)
-    a, b = ColorNet(TINY), ColorNet(replace(TINY, hint_gate=True))
+    a, b = ColorNet(replace(TINY, hint_gate=False)), ColorNet(TINY)
     save_model(a.eval(), tmp_path / "a.safetensors", half=False)
     save_model(b.eval(), tmp_path / "b.safetensors", half=False)
     for alpha in (0.0, 0.25, 1.0):
@@ -207,21 +207,22 @@ def test_a_run_keeps_its_network_or_takes_the_one_of_its_init_weights(tmp_path):
     assert run_model_config(tmp_path) == TINY
     from vidcolor.model import ColorNet
 
-    save_model(ColorNet(TINY), tmp_path / "w.safetensors")
-    assert run_model_config(tmp_path / "new", init=str(tmp_path / "w.safetensors")) == TINY
+    plain = replace(TINY, hint_gate=False)
+    save_model(ColorNet(plain), tmp_path / "w.safetensors")
+    assert run_model_config(tmp_path / "new", init=str(tmp_path / "w.safetensors")) == plain
     with_hint = run_model_config(tmp_path / "new", init=str(tmp_path / "w.safetensors"), hint_gate=True)
-    assert with_hint == replace(TINY, hint_gate=True)
+    assert with_hint == TINY
 
 
 def test_a_hint_gate_added_to_trained_weights_leaves_gray_inputs_alone_and_follows_a_hint(tmp_path):
     from vidcolor.model import ColorNet
 
     torch.manual_seed(0)
-    plain = ColorNet(TINY)
+    plain = ColorNet(replace(TINY, hint_gate=False))
     plain.train()
     plain(torch.rand(4, 3, 64, 64))  # non-trivial batch-norm statistics
     save_model(plain.eval(), tmp_path / "w.safetensors", half=False)
-    grown = init_model(tmp_path / "w.safetensors", replace(TINY, hint_gate=True)).eval()
+    grown = init_model(tmp_path / "w.safetensors", TINY).eval()
     assert grown.hint is not None
     L = torch.rand(2, 1, 64, 64) * 60 + 20
     gray = join_lab(L, torch.zeros(2, 2, 64, 64))
@@ -237,7 +238,7 @@ def test_a_hint_gate_added_to_trained_weights_leaves_gray_inputs_alone_and_follo
     assert (lg.softmax(1)[:, near] > lp.softmax(1)[:, near]).all()  # and the hint's bin gains probability
     save_model(grown, tmp_path / "grown.safetensors")
     with pytest.raises(ValueError, match="does not fit"):  # weights with parts the network lacks
-        init_model(tmp_path / "grown.safetensors", TINY)
+        init_model(tmp_path / "grown.safetensors", replace(TINY, hint_gate=False))
 
 
 def _panning_clip(frames=8, size=(96, 80), step=3):

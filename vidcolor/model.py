@@ -16,7 +16,7 @@ on a few thousand photos does not. The decoder climbs from stride 32 to 4, addin
 each encoder stage through a 1x1 lateral; a global-context path (the pooled
 1,280-channel classifier feature -> MLP -> per-channel scale and shift of the
 deepest decoder map, after Iizuka et al.) makes a scene's colours agree. With
-`ModelConfig.hint_gate` (not in the shipped weights yet) the input's own colours also enter the outputs
+`ModelConfig.hint_gate` (in the shipped weights) the input's own colours also enter the outputs
 directly, as far as a per-pixel gate trusts them (HintGate).
 It imports nothing from video or I/O code.
 """
@@ -47,8 +47,8 @@ class ModelConfig:
     decoder: tuple[int, ...] = (64, 96, 128, 256)  # decoder channels at strides 4, 8, 16, 32
     global_dim: int = 256  # hidden width of the global-context MLP
     bin_grid: float = 10.0  # ab quantization step (Zhang: 10)
-    # Follow the colours the input carries where the network trusts them (HintGate).
-    hint_gate: bool = False
+    # Follow the colours the input carries where the network trusts them (HintGate); a gray input skips it.
+    hint_gate: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -56,6 +56,7 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
         fields = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+        fields.setdefault("hint_gate", False)  # written before the gate existed: a network without one
         return cls(**fields)
 
 

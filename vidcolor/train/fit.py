@@ -422,7 +422,7 @@ def main() -> None:
         weight_decay: float = d.weight_decay,
         sequence_prob: float = d.sequence_prob,
         sequence_frames: int = d.sequence_frames,
-        hint_gate: bool = typer.Option(False, help="add ModelConfig.hint_gate to a new run's network"),
+        hint_gate: bool = typer.Option(False, help="add a hint gate to --init weights that have none"),
     ) -> None:
         """Train (or resume, when RUN_DIR/last.pt exists). Example: python -m vidcolor.train fit --steps 10000
         (--init models/vidcolor-base.safetensors starts a new run from the shipped weights instead of the
