@@ -3,6 +3,7 @@
     python benchmarks/speed.py [--frames 240] [--model OTHER.safetensors]
     # 640x360 is also run with --no-temporal (and with --model OTHER end to end), side by side
     python benchmarks/speed.py --busy 1     # also with 1 competing CPU-bound process: slowdowns side by side
+    python benchmarks/speed.py --feedback   # also 640x360 with --feedback: the network's hint path every frame
 
 For a 640x360 and a 1280x720 clip (generated here: a camera panning over
 scikit-image's photos, like samples/make_sample.py), reports:
@@ -42,6 +43,7 @@ from synthetic import pan_clip
 from vidcolor.inference import MEMORY_FORMAT, Colorizer
 from vidcolor.pipeline import ColorizeOptions, colorize_video, working_size
 from vidcolor.precision import compute_dtype
+from vidcolor.temporal import TemporalOptions
 from vidcolor.video import EncodeOptions
 
 
@@ -120,6 +122,7 @@ def main() -> None:
     ap.add_argument("--forward-only", action="store_true", help="time the forward pass only, not whole clips")
     ap.add_argument("--fp32", action="store_true", help="time the forward pass in fp32 (as without native bf16)")
     ap.add_argument("--busy", type=int, default=0, help="also run 640x360 beside N competing CPU-bound processes")
+    ap.add_argument("--feedback", action="store_true", help="also run 640x360 with --feedback (a hint on every frame)")
     args = ap.parse_args()
     dtype = torch.float32 if args.fp32 else compute_dtype(torch.device("cpu"))
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, model dtype {dtype}, CPU: {cpu_name()}")
@@ -138,6 +141,8 @@ def main() -> None:
             print("   per frame: " + "  ".join(f"{k} {v:5.1f} ms" for k, v in stages.items()))
             if h == 360:
                 variants = [("--no-temporal", ColorizeOptions(temporal=False))]
+                if args.feedback:
+                    variants.append(("--feedback", ColorizeOptions(temporal_options=TemporalOptions(feedback=True))))
                 if args.model:
                     variants.append((f"--model {args.model.name}", ColorizeOptions(model=args.model)))
                 for name, opts in variants:
