@@ -126,6 +126,14 @@ def test_shipped_model_loads_and_is_the_default_config():
     assert path.stat().st_size < 20_000_000
     assert all(torch.isfinite(b).all() for b in model.buffers())  # e.g. no running variance lost to fp16
     assert 0.0 <= decode.saturation <= 1.0
+    assert model.hint is not None  # the shipped network follows keyframes through its gate
+
+
+def test_a_config_written_before_the_hint_gate_existed_describes_a_network_without_one():
+    old = {"decoder": [8, 8, 8, 16], "global_dim": 8, "bin_grid": 10.0}
+    assert ModelConfig.from_dict(old) == replace(TINY, hint_gate=False)
+    assert ModelConfig.from_dict(TINY.to_dict()) == TINY and TINY.hint_gate
+    assert ColorNet(ModelConfig.from_dict(old)).hint is None
 
 
 def test_lab_roundtrip_and_gray():

@@ -101,6 +101,13 @@ def test_smoke_training_resumes_and_exports(tmp_path):
     assert decode == DecodeConfig(temperature=0.5, saturation=0.3)
     ab, _, _ = shipped.colorize_ab(torch.rand(1, 3, 32, 48), decode)
     assert torch.isfinite(ab).all()
+    # --weights model exports the last step's own weights, not their EMA.
+    export_checkpoint(tmp_path / "run" / "last.pt", out, DecodeConfig(), weights="model")
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    raw, _ = load_model(out)
+    stem = "encoder.stem.weight"
+    assert torch.allclose(raw.state_dict()[stem], state["model"][stem].half().float())
+    assert not torch.allclose(state["model"][stem], state["ema"][stem])
 
 
 def test_averaging_two_networks_mixes_the_weights_they_share_and_keeps_the_gate(tmp_path):
