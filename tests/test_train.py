@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from dataclasses import asdict, replace
 
 import cv2
@@ -43,10 +45,10 @@ def write_clips(folder, n=8):
     return [make_video(folder / f"clip{i}.mp4", frames=6, size=(96, 64), color=True, audio=False) for i in range(n)]
 
 
-def test_smoke_training_resumes_and_exports(tmp_path):
+def _tiny_run(tmp_path) -> TrainConfig:
     data = write_images(tmp_path / "imgs")
     write_clips(tmp_path / "clips")
-    cfg = TrainConfig(
+    return TrainConfig(
         data_dir=str(data),
         clip_dir=str(tmp_path / "clips"),
         pretrained="",
@@ -68,6 +70,10 @@ def test_smoke_training_resumes_and_exports(tmp_path):
         freeze_encoder_steps=2,
         sequence_prob=0.5,
     )
+
+
+def test_smoke_training_resumes_and_exports(tmp_path):
+    cfg = _tiny_run(tmp_path)
     trainer = Trainer(cfg)
     encoder_before = trainer.model.encoder.stem.weight.detach().clone()
     trainer.train_step()
@@ -108,6 +114,26 @@ def test_smoke_training_resumes_and_exports(tmp_path):
     stem = "encoder.stem.weight"
     assert torch.allclose(raw.state_dict()[stem], state["model"][stem].half().float())
     assert not torch.allclose(state["model"][stem], state["ema"][stem])
+
+
+def test_a_stop_signal_ends_training_with_a_checkpoint_to_resume_from(tmp_path):
+    cfg = replace(_tiny_run(tmp_path), steps=50, ckpt_every=1000, eval_every=1000)
+    trainer = Trainer(cfg)
+    step = trainer.train_step
+
+    def step_then_term():
+        if trainer.step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)  # as when the session ends
+        return step()
+
+    trainer.train_step = step_then_term
+    trainer.fit()
+    assert trainer.step == 3  # the step under way finished, none after it
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=True)["step"] == 3
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the handler is put back
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["event"] == "stopped"
+    assert Trainer(cfg).step == 3  # a rerun resumes there
 
 
 def test_averaging_two_networks_mixes_the_weights_they_share_and_keeps_the_gate(tmp_path):

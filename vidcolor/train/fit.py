@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import json
 import math
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -333,10 +337,20 @@ class Trainer:
         return figures
 
     def fit(self) -> None:
+        """Train to cfg.steps. SIGTERM, SIGHUP or Ctrl-C (a session ending, a kill) finishes the step under way,
+        writes last.pt and returns, so a resumed run loses nothing; SIGKILL loses the steps since the last
+        checkpoint (every ckpt_every)."""
+        with _stop_requests() as stop:
+            self._fit(stop)
+        self._checkpoint()
+        if stop:
+            self.log({"event": "stopped", "step": self.step, "signal": stop[0]})
+
+    def _fit(self, stop: list[int]) -> None:
         c = self.cfg
         self.log({"event": "start", "step": self.step, "params": count_parameters(self.model), "dtype": str(self.dtype)})
         t0, acc = time.time(), []
-        while self.step < c.steps:
+        while self.step < c.steps and not stop:
             acc.append(self.train_step())
             self.step += 1
             if self.step % 50 == 0:
@@ -355,7 +369,6 @@ class Trainer:
                 self._checkpoint()
             if self.step % c.eval_every == 0 or self.step == c.steps:
                 self._eval_and_export()
-        self._checkpoint()
 
     def _eval_and_export(self) -> None:
         fig = self.evaluate()
@@ -370,6 +383,28 @@ class Trainer:
         save_model(
             self.ema, self.run / "snapshots" / f"step{self.step:06d}.safetensors", extra={"step": self.step, "held_out": fig}
         )
+
+
+@contextmanager
+def _stop_requests() -> Iterator[list[int]]:
+    """A list that receives the number of each stop signal (SIGTERM, SIGHUP, SIGINT) while inside; the
+    handlers before are put back on leaving. Only the main thread may set handlers: elsewhere, none."""
+    caught: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
+
+    def on_signal(number: int, _frame: object) -> None:
+        if caught:  # a second Ctrl-C: stop now, as before
+            raise KeyboardInterrupt
+        caught.append(number)
+
+    before = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)}
+    try:
+        yield caught
+    finally:
+        for s, h in before.items():
+            signal.signal(s, h)
 
 
 def export_checkpoint(checkpoint: Path, out: Path, decode: DecodeConfig, weights: str = "ema", extra: dict | None = None) -> None:
