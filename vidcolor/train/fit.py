@@ -472,7 +472,7 @@ def main() -> None:
         out: Path,
         temperature: float = DecodeConfig.temperature,
         saturation: float = DecodeConfig.saturation,
-        weights: str = typer.Option("ema", help="ema (the averaged weights) or model (the last step's own)"),
+        weights: str = typer.Option("ema", help="ema (the moving average of the weights) or model (the last step's own)"),
     ) -> None:
         """Example: python -m vidcolor.train export runs/r3/last.pt models/vidcolor-base.safetensors --saturation 0.3"""
         export_checkpoint(checkpoint, out, DecodeConfig(temperature=temperature, saturation=saturation), weights)
