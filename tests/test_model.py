@@ -174,7 +174,20 @@ def test_a_hints_holes_are_filled_from_colour_nearby_and_far_cells_not_trusted()
     colored = torch.zeros(1, 1, 8, 48)
     colored[..., :4] = 1.0
     ab = torch.tensor([30.0, -20.0]).view(1, 2, 1, 1) * colored  # a hint on the 4 left columns only
-    hint, trust = spread(ab, colored)
+    hint, trust = spread(ab, colored, torch.full((1, 1, 8, 48), 50.0))
     assert torch.allclose(hint[..., :8], torch.tensor([30.0, -20.0]).view(1, 2, 1, 1).expand(1, 2, 8, 8), atol=1e-3)
     assert (trust[..., :8] == 1).all()  # coloured, or a hole next to colour
     assert (trust[..., -8:] == 0).all()  # 40 cells away: nothing to follow
+
+
+def test_a_hole_takes_the_colour_of_its_own_lightness():
+    # Rows 0-3 dark and blue, rows 4-7 light and yellow; a hole across both in columns 8-11.
+    lightness = torch.full((1, 1, 8, 20), 30.0)
+    lightness[..., 4:, :] = 80.0
+    colour = torch.where(lightness > 50, torch.tensor([0.0, 60.0]).view(1, 2, 1, 1), torch.tensor([10.0, -40.0]).view(1, 2, 1, 1))
+    colored = torch.ones(1, 1, 8, 20)
+    colored[..., 8:12] = 0.0
+    hint, trust = spread(colour * colored, colored, lightness)
+    assert (trust[..., 8:12] == 1).all()
+    assert torch.allclose(hint[..., :4, 8:12], colour[..., :4, 8:12], atol=0.5)  # blue, not blue-yellow
+    assert torch.allclose(hint[..., 4:, 8:12], colour[..., 4:, 8:12], atol=0.5)

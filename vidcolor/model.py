@@ -157,7 +157,7 @@ class HintGate(nn.Module):
         lab = rgb_to_lab(rgb)  # fp32 whatever autocast says: a hint's chroma may be a few Lab units
         colored = F.avg_pool2d((lab[:, 1:].abs().sum(1, keepdim=True) > 2.0).float(), 4)  # (B, 1, h, w)
         lab4 = F.avg_pool2d(lab, 4)  # (B, 3, h, w)
-        hint, trust = spread(lab4[:, 1:], colored)
+        hint, trust = spread(lab4[:, 1:], colored, lab4[:, :1])
         feats = torch.cat((x.float(), lab4[:, :1] / 100.0, hint / 64.0, trust), 1)
         z = self.GAIN * F.conv2d(feats, self.gate.weight.float(), self.gate.bias.float(), padding=1)
         g_cls = (torch.sigmoid(z[:, :1]) * trust).clamp(1e-6, 1 - 1e-6)  # (B, 1, h, w)
@@ -192,17 +192,52 @@ def _cells(t: torch.Tensor) -> torch.Tensor:
 # trained without the fill, that step gave +7.41 dB, trusting a hole by the weight itself +7.22.
 FILL_SIGMA = 4.0
 REACH = 0.05
+# The fill takes colour from cells of about the hole's own lightness (a joint bilateral filter, L-guided):
+# a hole on a white shirt takes the shirt's colour, not the lawn's beside it. Copying the evaluation's hint
+# so filled gains +1.9 dB over the Gaussian fill alone (64 held-out photos; lightness sigma 3 Lab units
+# beat 5 and 8); through the shipped gate, unchanged, +0.6 dB (+8.02 -> +8.60 over gray, 96 photos).
+# Taps every FILL_STEP cells out to FILL_RADIUS: 169 taps instead of 625 cost 0.02 dB of that.
+FILL_LIGHTNESS = 3.0
+FILL_RADIUS = 12
+FILL_STEP = 2
 
 
-def spread(ab: torch.Tensor, colored: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def spread(ab: torch.Tensor, colored: torch.Tensor, lightness: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """ab (B, 2, h, w): each cell's mean hint in Lab units, 0 where it has none; colored (B, 1, h, w) in
-    [0, 1]: the share of the cell carrying it -> the hint with holes filled (B, 2, h, w) and how far to
-    trust it (B, 1, h, w) in [0, 1]: the coloured share, or 1 in a hole with colour near, 0 far from any."""
+    [0, 1]: the share of the cell carrying it; lightness (B, 1, h, w): each cell's Lab L -> the hint with
+    holes filled (B, 2, h, w) and how far to trust it (B, 1, h, w) in [0, 1]: the coloured share, or 1 in a
+    hole with colour near, 0 far from any."""
     blurred = gaussian_blur(torch.cat((ab, colored), 1), FILL_SIGMA)  # one pass for both
     near = blurred[:, 2:]
-    fill = blurred[:, :2] / near.clamp_min(1e-6)
+    guided, weight = guided_fill(ab, colored, lightness)
+    # Where no colour of the hole's lightness is in reach, the nearest colour of any lightness.
+    fill = torch.where(weight > 1e-3, guided, blurred[:, :2] / near.clamp_min(1e-6))
     # A cell's own colours keep their weight, the uncoloured rest takes the fill.
     return ab + (1 - colored) * fill, colored + (1 - colored) * (near > REACH).float()
+
+
+def guided_fill(ab: torch.Tensor, colored: torch.Tensor, lightness: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mean colour of the coloured cells around each cell, weighted by distance (Gaussian, FILL_SIGMA
+    cells) and by likeness of lightness (Gaussian, FILL_LIGHTNESS): shapes as `spread`'s -> the colour
+    (B, 2, h, w) and the weight it rests on (B, 1, h, w)."""
+    b, _, h, w = ab.shape
+    r, step = FILL_RADIUS, FILL_STEP
+    offsets = torch.arange(-r, r + 1, step, dtype=ab.dtype, device=ab.device)
+    k = len(offsets)
+    near = torch.exp(-(offsets[:, None] ** 2 + offsets[None, :] ** 2) / (2 * FILL_SIGMA**2))  # (k, k)
+    # A cell with no coloured pixel may still hold the faint chroma (|a| + |b| <= 2) of near-gray ones: left
+    # in, it would count with no weight to divide it by (+8.33 against +8.62 dB with the shipped gate).
+    ab = ab * (colored > 0)
+    x = F.pad(torch.cat((ab, colored, lightness), 1), (r, r, r, r), mode="replicate").contiguous()
+    # Every tap as a view, (B, 4, k, k, h, w): no copy (F.unfold's took 14.5 ms against 8.4 for all of
+    # this, 256x160 input, AMD EPYC AVX2, 2 threads).
+    s = x.stride()
+    taps = x.as_strided((b, 4, k, k, h, w), (s[0], s[1], s[2] * step, s[3] * step, s[2], s[3]))
+    d = (taps[:, 3] - lightness[:, 0, None, None]) / (math.sqrt(2) * FILL_LIGHTNESS)
+    wt = torch.exp(-(d * d)) * near[None, :, :, None, None]  # (B, k, k, h, w)
+    # ab is each cell's colour times its coloured share, so the weight sums colored.
+    total = torch.einsum("bcijhw,bijhw->bchw", taps[:, :3], wt)
+    return total[:, :2] / total[:, 2:].clamp_min(1e-6), total[:, 2:]
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
