@@ -186,17 +186,19 @@ def _cells(t: torch.Tensor) -> torch.Tensor:
 
 
 # Holes in a hint are filled from colour within about FILL_SIGMA cells of stride 4 (16 px at the default
-# working size): of the evaluation's hint copied with its holes filled, sigma 1 gained +2.8 dB over gray,
-# 2 +6.2, 4 +8.0, 8 +8.2 (96 held-out photos); 4 keeps the filled colours local. A hole is trusted in
-# full once the colour around it weighs REACH of the Gaussian, else not at all: with run r8's gate as
-# trained without the fill, that step gave +7.41 dB, trusting a hole by the weight itself +7.22.
+# working size): with a plain Gaussian fill, sigma 1 gained +2.8 dB over gray, 2 +6.2, 4 +8.0, 8 +8.2
+# (the evaluation's hint copied, 96 held-out photos); 4 keeps the filled colours local. A hole is trusted
+# in full once the colour around it weighs REACH of that Gaussian, else not at all: with run r8's gate,
+# that step gave +7.41 dB, trusting a hole by the weight itself +7.22.
 FILL_SIGMA = 4.0
 REACH = 0.05
 # The fill takes colour from cells of about the hole's own lightness (a joint bilateral filter, L-guided):
-# a hole on a white shirt takes the shirt's colour, not the lawn's beside it. Copying the evaluation's hint
-# so filled gains +1.9 dB over the Gaussian fill alone (64 held-out photos; lightness sigma 3 Lab units
-# beat 5 and 8); through the shipped gate, unchanged, +0.6 dB (+8.02 -> +8.60 over gray, 96 photos).
-# Taps every FILL_STEP cells out to FILL_RADIUS: 169 taps instead of 625 cost 0.02 dB of that.
+# a hole on a white shirt takes the shirt's colour, not the lawn's beside it, and stays gray where no
+# colour of its lightness is near. Copying the evaluation's hint so filled gains +1.7 dB over the Gaussian
+# fill (64 held-out photos; lightness sigma 3 Lab units beat 5 and 8; falling back to the Gaussian fill
+# where no colour of like lightness is near lost those 1.7 dB); through the shipped gate, unchanged, +0.6 dB
+# (+8.02 -> +8.61 over gray, 96 photos). Taps every FILL_STEP cells out to FILL_RADIUS: 169 taps instead
+# of 625 cost 0.04 dB of that copy.
 FILL_LIGHTNESS = 3.0
 FILL_RADIUS = 12
 FILL_STEP = 2
@@ -207,19 +209,16 @@ def spread(ab: torch.Tensor, colored: torch.Tensor, lightness: torch.Tensor) -> 
     [0, 1]: the share of the cell carrying it; lightness (B, 1, h, w): each cell's Lab L -> the hint with
     holes filled (B, 2, h, w) and how far to trust it (B, 1, h, w) in [0, 1]: the coloured share, or 1 in a
     hole with colour near, 0 far from any."""
-    blurred = gaussian_blur(torch.cat((ab, colored), 1), FILL_SIGMA)  # one pass for both
-    near = blurred[:, 2:]
-    guided, weight = guided_fill(ab, colored, lightness)
-    # Where no colour of the hole's lightness is in reach, the nearest colour of any lightness.
-    fill = torch.where(weight > 1e-3, guided, blurred[:, :2] / near.clamp_min(1e-6))
+    near = gaussian_blur(colored, FILL_SIGMA)
+    fill = guided_fill(ab, colored, lightness)  # gray where no colour of the hole's lightness is in reach
     # A cell's own colours keep their weight, the uncoloured rest takes the fill.
     return ab + (1 - colored) * fill, colored + (1 - colored) * (near > REACH).float()
 
 
-def guided_fill(ab: torch.Tensor, colored: torch.Tensor, lightness: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def guided_fill(ab: torch.Tensor, colored: torch.Tensor, lightness: torch.Tensor) -> torch.Tensor:
     """The mean colour of the coloured cells around each cell, weighted by distance (Gaussian, FILL_SIGMA
-    cells) and by likeness of lightness (Gaussian, FILL_LIGHTNESS): shapes as `spread`'s -> the colour
-    (B, 2, h, w) and the weight it rests on (B, 1, h, w)."""
+    cells) and by likeness of lightness (Gaussian, FILL_LIGHTNESS): shapes as `spread`'s -> (B, 2, h, w),
+    near 0 (gray) where no colour of the cell's lightness is in reach."""
     b, _, h, w = ab.shape
     r, step = FILL_RADIUS, FILL_STEP
     offsets = torch.arange(-r, r + 1, step, dtype=ab.dtype, device=ab.device)
@@ -237,7 +236,7 @@ def guided_fill(ab: torch.Tensor, colored: torch.Tensor, lightness: torch.Tensor
     wt = torch.exp(-(d * d)) * near[None, :, :, None, None]  # (B, k, k, h, w)
     # ab is each cell's colour times its coloured share, so the weight sums colored.
     total = torch.einsum("bcijhw,bijhw->bchw", taps[:, :3], wt)
-    return total[:, :2] / total[:, 2:].clamp_min(1e-6), total[:, 2:]
+    return total[:, :2] / total[:, 2:].clamp_min(1e-6)
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
