@@ -191,3 +191,11 @@ def test_a_hole_takes_the_colour_of_its_own_lightness():
     assert (trust[..., 8:12] == 1).all()
     assert torch.allclose(hint[..., :4, 8:12], colour[..., :4, 8:12], atol=0.5)  # blue, not blue-yellow
     assert torch.allclose(hint[..., 4:, 8:12], colour[..., 4:, 8:12], atol=0.5)
+
+
+def test_the_hint_fill_stays_fp32_under_bf16_autocast():
+    ab, colored, lightness = torch.randn(1, 2, 8, 12) * 20, torch.rand(1, 1, 8, 12), torch.rand(1, 1, 8, 12) * 100
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        hint, _ = spread(ab, colored, lightness)
+    assert hint.dtype == torch.float32
+    assert torch.allclose(hint, spread(ab, colored, lightness)[0])
