@@ -209,16 +209,16 @@ def spread(ab: torch.Tensor, colored: torch.Tensor, lightness: torch.Tensor) -> 
     [0, 1]: the share of the cell carrying it; lightness (B, 1, h, w): each cell's Lab L -> the hint with
     holes filled (B, 2, h, w) and how far to trust it (B, 1, h, w) in [0, 1]: the coloured share, or 1 in a
     hole with colour near, 0 far from any."""
-    near = gaussian_blur(colored, FILL_SIGMA)
-    fill = guided_fill(ab, colored, lightness)  # gray where no colour of the hole's lightness is in reach
+    fill, near = guided_fill(ab, colored, lightness)
     # A cell's own colours keep their weight, the uncoloured rest takes the fill.
     return ab + (1 - colored) * fill, colored + (1 - colored) * (near > REACH).float()
 
 
-def guided_fill(ab: torch.Tensor, colored: torch.Tensor, lightness: torch.Tensor) -> torch.Tensor:
+def guided_fill(ab: torch.Tensor, colored: torch.Tensor, lightness: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The mean colour of the coloured cells around each cell, weighted by distance (Gaussian, FILL_SIGMA
-    cells) and by likeness of lightness (Gaussian, FILL_LIGHTNESS): shapes as `spread`'s -> (B, 2, h, w),
-    near 0 (gray) where no colour of the cell's lightness is in reach."""
+    cells) and by likeness of lightness (Gaussian, FILL_LIGHTNESS), near 0 (gray) where no colour of the
+    cell's lightness is in reach; and the share of colour around it by distance alone (the Gaussian's
+    weighted mean of colored, from the same taps). Shapes as `spread`'s -> (B, 2, h, w), (B, 1, h, w)."""
     b, _, h, w = ab.shape
     r, step = FILL_RADIUS, FILL_STEP
     offsets = torch.arange(-r, r + 1, step, dtype=ab.dtype, device=ab.device)
@@ -237,17 +237,8 @@ def guided_fill(ab: torch.Tensor, colored: torch.Tensor, lightness: torch.Tensor
     # ab is each cell's colour times its coloured share, so the weight sums colored. Products and sums, not
     # einsum: autocast would run einsum's matmuls in bf16 (and they took longer here).
     total = (taps[:, :3] * wt[:, None]).sum((2, 3))  # (B, 3, h, w)
-    return total[:, :2] / total[:, 2:].clamp_min(1e-6)
-
-
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """x (B, C, h, w) -> blurred by a Gaussian of `sigma` pixels, edges replicated; same shape."""
-    r = int(3 * sigma)
-    t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
-    k = torch.exp(-(t**2) / (2 * sigma**2))
-    k = (k / k.sum()).repeat(x.shape[1], 1, 1, 1)  # (C, 1, 1, 2r+1)
-    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), k, groups=x.shape[1])
-    return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k.transpose(2, 3), groups=x.shape[1])
+    share = (taps[:, 2] * near[None, :, :, None, None]).sum((1, 2)) / near.sum()  # (B, h, w)
+    return total[:, :2] / total[:, 2:].clamp_min(1e-6), share[:, None]
 
 
 class ColorNet(nn.Module):
