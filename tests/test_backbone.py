@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from vidcolor.backbone import MobileNetV2, SameConv
 
@@ -34,6 +35,27 @@ def test_feature_maps_have_the_documented_strides_and_channels():
         (320, 2, 3),
         (1280, 2, 3),
     ]
+
+
+def test_the_first_depthwise_convolution_stays_fp32_when_the_network_runs_in_bf16():
+    torch.manual_seed(0)
+    net = MobileNetV2().eval()
+    dw = net.blocks[0].layers[0]
+    assert dw.precise and not net.stem.precise
+    with torch.no_grad():
+        dw.weight.mul_(50.0)  # large folded batch-norm weights, as in the pretrained file
+    x = torch.rand(1, 32, 8, 8) * 6
+    ref = dw(x)
+    weight = dw.weight.detach().clone()
+    net = net.to(torch.bfloat16)
+    assert dw.weight.dtype == torch.float32 and torch.equal(dw.weight, weight)  # not rounded on the way
+    assert net.stem.weight.dtype == torch.bfloat16
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = dw(x)
+    assert out.dtype == torch.float32 and torch.allclose(out, ref)
+    with torch.no_grad():
+        bf16 = F.relu6(F.conv2d(x.bfloat16(), weight.bfloat16(), dw.bias.bfloat16(), 1, 1, 1, 32)).float()
+    assert (bf16 - ref).abs().max() > 0.1  # what it guards against: errors of a tenth of the ReLU6 range
 
 
 def test_the_pretrained_classifier_sees_a_cat():
