@@ -23,10 +23,12 @@ def net(request) -> ColorNet:
 
 def test_forward_shapes_and_finite(net):
     x = torch.rand(2, 3, 64, 96)
-    logits, reg = net(x)
+    logits, reg, follow = net(x)
     assert logits.shape == (2, net.colors.num_bins, 16, 24)
-    assert reg.shape == (2, 2, 16, 24)
+    assert reg.shape == (2, 2, 16, 24) and follow.shape == (2, 1, 16, 24)
     assert torch.isfinite(logits).all() and torch.isfinite(reg).all()
+    assert ((follow >= 0) & (follow <= 1)).all()
+    assert (net(gray_rgb(torch.rand(2, 1, 64, 96) * 100))[2] == 0).all()  # a gray input follows nothing
 
 
 @pytest.mark.parametrize("h,w", [(37, 53), (16, 16), (90, 160)])
@@ -45,7 +47,7 @@ def test_every_parameter_gets_a_gradient(net):
     opt = torch.optim.SGD(net.parameters(), lr=0.01)
 
     def loss():
-        logits, reg = net.train()(x)
+        logits, reg, _ = net.train()(x)
         return logits.logsumexp(1).mean() + reg.abs().mean()
 
     # The global-context output layer starts at zero (an identity block), so the layer before it
@@ -162,6 +164,18 @@ def test_lower_saturation_undoes_rebalancing_towards_rare_colors():
     muted = net.colors(logits, DecodeConfig(temperature=1.0, saturation=0.0))[0]
     vivid = net.colors(logits, DecodeConfig(temperature=1.0, saturation=1.0))[0]
     assert muted.norm(dim=1).mean() < vivid.norm(dim=1).mean()
+
+
+def test_a_followed_hint_keeps_its_regressed_colour_where_classes_would_round_it():
+    net = ColorNet(TINY)
+    logits = torch.randn(1, net.colors.num_bins, 4, 4)
+    reg = torch.full((1, 2, 4, 4), 13.0)  # between bins, 10 units apart
+    follow = torch.zeros(1, 1, 4, 4)
+    follow[..., :2] = 1.0
+    ab, conf = net.decode(logits, reg, follow, DecodeConfig())
+    classes, conf_classes = net.colors(logits, DecodeConfig())
+    assert torch.allclose(ab[..., :2], reg[..., :2]) and (conf[..., :2] == 1).all()
+    assert torch.equal(ab[..., 2:], classes[..., 2:]) and torch.equal(conf[..., 2:], conf_classes[..., 2:])
 
 
 def test_decoder_buffers_stay_fp32_when_the_network_is_cast(net):

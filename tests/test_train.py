@@ -264,7 +264,8 @@ def test_a_hint_gate_added_to_trained_weights_leaves_gray_inputs_alone_and_follo
     with torch.no_grad():
         for a, b in zip(plain(gray), grown(gray), strict=True):
             assert torch.equal(a, b.to(a.dtype))  # no colour in the input: exactly the network before
-        (lp, rp), (lg, rg) = plain(join_lab(L, hint)), grown(join_lab(L, hint))
+        (lp, rp, _), (lg, rg, follow) = plain(join_lab(L, hint)), grown(join_lab(L, hint))
+    assert (follow > 0).all()
     target = hint[:, :, :16, :16]
     assert (rg - target).norm(dim=1).mean() < (rp - target).norm(dim=1).mean()  # the regression moves toward it
     bins = grown.colors.bins
@@ -320,3 +321,22 @@ def test_sequence_inputs_carry_the_previous_prediction_along_the_flow():
     assert torch.allclose(ab, truth)  # the target is the last frame's own colours
     gray, _ = sequence_samples(windows, painter((0.0, 0.0)), *args, own_hint_prob=0.0)
     assert (gray.max(1).values - gray.min(1).values).max() < 0.02  # nothing predicted, nothing carried: gray
+
+
+def test_opening_the_hint_gate_follows_a_hint_further_and_leaves_gray_inputs_alone():
+    from vidcolor.model import ColorNet
+    from vidcolor.train.calibrate import open_hint_gate
+
+    torch.manual_seed(0)
+    net = ColorNet(TINY).eval()
+    L = torch.rand(1, 1, 64, 64) * 60 + 20
+    gray = join_lab(L, torch.zeros(1, 2, 64, 64))
+    hinted = join_lab(L, torch.tensor([40.0, -30.0])[None, :, None, None].expand(1, 2, 64, 64))
+    with torch.no_grad():
+        before_gray, before_follow = net(gray), net(hinted)[2]
+        open_hint_gate(net, 0.2)
+        after_gray, after_follow = net(gray), net(hinted)[2]
+    assert all(torch.equal(a, b) for a, b in zip(before_gray, after_gray, strict=True))
+    assert (after_follow > 2 * before_follow).all()  # a new gate: sigmoid(-4) = 0.02 -> sigmoid(-2) = 0.12
+    with pytest.raises(ValueError, match="no hint gate"):
+        open_hint_gate(ColorNet(replace(TINY, hint_gate=False)), 0.2)

@@ -43,15 +43,16 @@ def shifted_hint(ab: torch.Tensor, g: torch.Generator, max_shift: float = 4.0, h
     return moved * hole_mask(b, h, w, g, holes, holes)
 
 
-def run_network(model: ColorNet, rgb_in: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """rgb_in (B, 3, H, W), H and W multiples of 4 -> fp32 logits (B, Q, H/4, W/4) and regressed ab
-    (B, 2, H/4, W/4). Pads to the network's multiple with edge replication and crops the result."""
+def run_network(model: ColorNet, rgb_in: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """rgb_in (B, 3, H, W), H and W multiples of 4 -> fp32 logits (B, Q, H/4, W/4), regressed ab
+    (B, 2, H/4, W/4) and how far it follows a hint (B, 1, H/4, W/4). Pads to the network's multiple with
+    edge replication and crops the result."""
     h, w = rgb_in.shape[-2:]
     m = model.multiple
     x = F.pad(rgb_in, (0, (-w) % m, 0, (-h) % m), mode="replicate")
     with torch.inference_mode(), autocast(rgb_in.device, compute_dtype(rgb_in.device)):
-        logits, reg = model(x)
-    return logits[..., : h // 4, : w // 4].float(), reg[..., : h // 4, : w // 4].float()
+        out = model(x)
+    return tuple(t[..., : h // 4, : w // 4].float() for t in out)
 
 
 def to_rgb(ab: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
@@ -71,8 +72,9 @@ def sweep_decodings(
         gt = images[i : i + batch]
         lab = rgb_to_lab(gt)
         L = lab[:, :1]
-        logits, reg_ab = run_network(model, gray_rgb(L))
-        hint_logits, _ = run_network(model, join_lab(L, shifted_hint(lab[:, 1:], g)))
+        gray_out = run_network(model, gray_rgb(L))
+        hint_out = run_network(model, join_lab(L, shifted_hint(lab[:, 1:], g)))
+        reg_ab = gray_out[1]
         reg = to_rgb(reg_ab, L)
         shared = {
             "psnr_gray": psnr(gray_rgb(L), gt),
@@ -81,8 +83,8 @@ def sweep_decodings(
             "color_gt": colorfulness(gt),
         }
         for acc, dec in zip(sums, decodings, strict=True):
-            cls = to_rgb(model.colors(logits, dec)[0], L)
-            hinted = to_rgb(model.colors(hint_logits, dec)[0], L)
+            cls = to_rgb(model.decode(*gray_out, dec)[0], L)
+            hinted = to_rgb(model.decode(*hint_out, dec)[0], L)
             out = {**shared, "psnr_cls": psnr(cls, gt), "color_cls": colorfulness(cls), "psnr_hint": psnr(hinted, gt)}
             for k, v in out.items():
                 acc[k] = acc.get(k, 0.0) + float(v.sum())

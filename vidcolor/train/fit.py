@@ -29,9 +29,10 @@ from ..flow import make_dis
 from ..model import ColorNet, ModelConfig, count_parameters
 from ..precision import autocast, compute_dtype, pick_device
 from ..temporal import TemporalOptions
-from ..weights import read_configs, save_model
+from ..weights import load_model, read_configs, save_model
 from .augment import archival_look, degrade_hint
 from .average import average_models
+from .calibrate import open_hint_gate
 from .clips import clip_cache, list_clips, overlapping_photos, split_clips
 from .data import ImageCache, cached, center_crops, list_images, random_crops, split_images
 from .evaluate import evaluate_images
@@ -317,7 +318,7 @@ class Trainer:
         with autocast(self.device, self.dtype):
             with torch.set_grad_enabled(not self.frozen()):
                 feats = self.model.encode(x)
-            logits, reg = self.model.head(feats, x)
+            logits, reg, _ = self.model.head(feats, x)
         loss, parts = color_loss(logits.cpu(), reg.cpu(), ab4, self.model.colors.bins.cpu(), self.weights, c)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -495,6 +496,21 @@ def main() -> None:
             out,
             DecodeConfig(temperature=temperature, saturation=saturation),
             {"average": {"a": str(a), "b": str(b), "alpha": alpha}},
+        )
+
+    @app.command("open-gate")
+    def open_gate(
+        src: Path,
+        out: Path,
+        offset: float = typer.Option(0.2, help="added to both hint gates' bias (their logits x 10)"),
+    ) -> None:
+        """Open the hint gates of trained weights by OFFSET (vidcolor.train.calibrate); keeps their decoding
+        and training record. Example: python -m vidcolor.train open-gate runs/r13.safetensors runs/r13-open.safetensors"""
+        model, decode = load_model(src)
+        meta = json.loads(src.with_suffix(".json").read_text())
+        extra = {k: v for k, v in meta.items() if k not in ("model", "decode")}
+        save_model(
+            open_hint_gate(model, offset), out, decode, {**extra, "hint_gate_offset": extra.get("hint_gate_offset", 0.0) + offset}
         )
 
     app()
