@@ -117,7 +117,7 @@ class MobileNetV2(nn.Module):
         # The first depthwise convolution has folded batch-norm weights up to 56 (|w| summing to 432 over a
         # 3x3 window). In bf16 its rounding moved the held-out clips' gain over gray from +0.72 to +0.52 dB,
         # the worst clip from -1.40 to -1.84 (shipped weights, AMD EPYC with AVX512-BF16); in fp32, with the
-        # rest in bf16, +0.72 and -1.39. It is a 32-channel depthwise at half size: a sliver of the pass.
+        # rest in bf16, +0.72 and -1.39, for 0.6 % of the pass's time (18.13 against 18.01 ms, 256x144, 1 thread).
         blocks[0].layers[0].precise = True
         self.last = SameConv(cin, LAST_CHANNELS)
         self.classifier = nn.Conv2d(LAST_CHANNELS, IMAGENET_CLASSES, 1) if classifier else None
