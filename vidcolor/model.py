@@ -311,8 +311,9 @@ class ColorNet(nn.Module):
         self, rgb: torch.Tensor, decode: DecodeConfig, match: Match | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """rgb (B, 3, H, W) in [0, 1], any size -> ab (B, 2, ceil(H/4), ceil(W/4)) in Lab units (the
-        decoded bins, or a followed hint's colours: `decode`), confidence (B, 1, same) in [0, 1], and the regression head's ab (B, 2, same): the
-        calibrated estimate (trained on the truth by Huber loss) that feedback carries to the next frame.
+        decoded bins, or a followed hint's colours: `decode`), confidence (B, 1, same) in [0, 1], and the
+        regression head's ab (B, 2, same): the calibrated estimate (trained on the truth by Huber loss) that
+        feedback carries to the next frame.
         Pads to a multiple of 32 with edge replication and crops the result.
         """
         h, w = rgb.shape[-2:]

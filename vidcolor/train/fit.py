@@ -502,7 +502,7 @@ def main() -> None:
     def open_gate(
         src: Path,
         out: Path,
-        offset: float = typer.Option(0.2, help="added to both hint gates' bias (their logits x 10)"),
+        offset: float = typer.Option(0.05, help="added to both hint gates' bias (their logits x 10); 0.05 shipped"),
     ) -> None:
         """Open the hint gates of trained weights by OFFSET (vidcolor.train.calibrate); keeps their decoding
         and training record. Example: python -m vidcolor.train open-gate runs/r13.safetensors runs/r13-open.safetensors"""
