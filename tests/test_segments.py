@@ -31,8 +31,9 @@ def parts_folder(dst: Path) -> Path:
     return dst.with_name(f".{dst.name}.parts")
 
 
-# Frame-exact comparisons go through a lossless encoder: libx264 did not always give the same bytes for the
-# same frames within one process (seen on an AMD EPYC with AVX-512; the AVX2 ones always gave the same).
+# Frame-exact comparisons go through a lossless encoder: on frames this small libx264 does not always give
+# the same bytes for the same frames (64x48: 5 different files in 6 encodes, 160x96: 2, 640x360: 1; seen on
+# an AMD EPYC with AVX-512, with FFmpeg's default threads and with one).
 LOSSLESS = EncodeOptions(codec="ffv1")
 
 

@@ -340,3 +340,19 @@ def test_opening_the_hint_gate_follows_a_hint_further_and_leaves_gray_inputs_alo
     assert (after_follow > 2 * before_follow).all()  # a new gate: sigmoid(-4) = 0.02 -> sigmoid(-2) = 0.12
     with pytest.raises(ValueError, match="no hint gate"):
         open_hint_gate(ColorNet(replace(TINY, hint_gate=False)), 0.2)
+
+
+def test_open_gate_file_keeps_the_record_and_adds_up_the_offsets(tmp_path):
+    from vidcolor.model import ColorNet
+    from vidcolor.train.calibrate import open_gate_file
+    from vidcolor.weights import load_model, read_record
+
+    torch.manual_seed(0)
+    net = ColorNet(TINY).eval()
+    src = tmp_path / "w.safetensors"
+    save_model(net, src, extra={"step": 7}, half=False)
+    open_gate_file(src, tmp_path / "a.safetensors", 0.05)
+    open_gate_file(tmp_path / "a.safetensors", tmp_path / "b.safetensors", 0.05)
+    assert read_record(tmp_path / "b.safetensors") == {"step": 7, "hint_gate_offset": pytest.approx(0.1)}
+    opened, _ = load_model(tmp_path / "b.safetensors")
+    assert torch.allclose(opened.hint.gate.bias, net.hint.gate.bias + 0.1, atol=1e-3)  # stored in fp16

@@ -63,6 +63,12 @@ def read_configs(path: Path) -> tuple[ModelConfig, DecodeConfig]:
     return ModelConfig.from_dict(meta["model"]), DecodeConfig.from_dict(meta.get("decode", {}))
 
 
+def read_record(path: Path) -> dict:
+    """What the JSON beside path (.safetensors) holds besides the configs: the training record."""
+    meta = json.loads(path.with_suffix(".json").read_text())
+    return {k: v for k, v in meta.items() if k not in ("model", "decode")}
+
+
 def load_model(path: Path | None = None) -> tuple[ColorNet, DecodeConfig]:
     """Rebuild the network from the JSON beside the weights, then load them (fp32, eval mode);
     -> (network, the decoding it ships with)."""

@@ -11,9 +11,12 @@ input never reaches the gates, so its colours do not change.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from ..model import ColorNet
+from ..weights import load_model, read_record, save_model
 
 
 def open_hint_gate(model: ColorNet, offset: float) -> ColorNet:
@@ -23,3 +26,12 @@ def open_hint_gate(model: ColorNet, offset: float) -> ColorNet:
     with torch.no_grad():
         model.hint.gate.bias += offset
     return model
+
+
+def open_gate_file(src: Path, out: Path, offset: float) -> None:
+    """src's weights (.safetensors + .json) with the gates opened by offset, written to out (may be src),
+    keeping src's decoding and training record; the record's hint_gate_offset adds up."""
+    model, decode = load_model(src)
+    record = read_record(src)
+    record["hint_gate_offset"] = record.get("hint_gate_offset", 0.0) + offset
+    save_model(open_hint_gate(model, offset), out, decode, record)

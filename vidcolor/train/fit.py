@@ -29,10 +29,10 @@ from ..flow import make_dis
 from ..model import ColorNet, ModelConfig, count_parameters
 from ..precision import autocast, compute_dtype, pick_device
 from ..temporal import TemporalOptions
-from ..weights import load_model, read_configs, save_model
+from ..weights import read_configs, save_model
 from .augment import archival_look, degrade_hint
 from .average import average_models
-from .calibrate import open_hint_gate
+from .calibrate import open_gate_file
 from .clips import clip_cache, list_clips, overlapping_photos, split_clips
 from .data import ImageCache, cached, center_crops, list_images, random_crops, split_images
 from .evaluate import evaluate_images
@@ -506,11 +506,6 @@ def main() -> None:
     ) -> None:
         """Open the hint gates of trained weights by OFFSET (vidcolor.train.calibrate); keeps their decoding
         and training record. Example: python -m vidcolor.train open-gate runs/r13.safetensors runs/r13-open.safetensors"""
-        model, decode = load_model(src)
-        meta = json.loads(src.with_suffix(".json").read_text())
-        extra = {k: v for k, v in meta.items() if k not in ("model", "decode")}
-        save_model(
-            open_hint_gate(model, offset), out, decode, {**extra, "hint_gate_offset": extra.get("hint_gate_offset", 0.0) + offset}
-        )
+        open_gate_file(src, out, offset)
 
     app()
