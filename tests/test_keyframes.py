@@ -20,7 +20,7 @@ from .test_temporal import gray
 LUT = gray_to_lightness_lut()
 
 
-def follower(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def follower(rgb: np.ndarray, trusted: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """A stand-in network that keeps its hint's colours and leaves the rest gray."""
     ab = cv2.cvtColor(rgb.astype(np.float32), cv2.COLOR_RGB2Lab)[..., 1:]
     return np.ascontiguousarray(ab), np.full(rgb.shape[:2], 0.5, np.float32)

@@ -23,9 +23,9 @@ def predict_threads(monkeypatch) -> list[str]:
     names: list[str] = []
     original = Colorizer.predict
 
-    def spy(self, rgb, match=None):
+    def spy(self, rgb, match=None, trusted=False):
         names.append(threading.current_thread().name)
-        return original(self, rgb, match)
+        return original(self, rgb, match, trusted)
 
     monkeypatch.setattr(Colorizer, "predict", spy)
     return names

@@ -8,7 +8,7 @@ import pytest
 
 from vidcolor.color import gray_to_lightness_lut
 from vidcolor.flow import consistent, flow_pair, make_dis, warp
-from vidcolor.temporal import TemporalOptions, TemporalState
+from vidcolor.temporal import Guide, TemporalOptions, TemporalState
 
 from .conftest import scene
 
@@ -57,12 +57,15 @@ def gray(i: int, seed: int) -> np.ndarray:
     return cv2.cvtColor(scene(i, 128, 96, seed=seed, shift=1), cv2.COLOR_RGB2GRAY)
 
 
-def constant(a: float, b: float = 0.0, confidence: float = 0.5, seen: list | None = None):
-    """A stand-in network predicting one colour everywhere; records its inputs in `seen`."""
+def constant(a: float, b: float = 0.0, confidence: float = 0.5, seen: list | None = None, told: list | None = None):
+    """A stand-in network predicting one colour everywhere; records its inputs in `seen`, and whether it was
+    told they are true colours in `told`."""
 
-    def predict(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def predict(rgb: np.ndarray, trusted: bool = False) -> tuple[np.ndarray, np.ndarray]:
         if seen is not None:
             seen.append(rgb)
+        if told is not None:
+            told.append(trusted)
         h, w = rgb.shape[:2]
         return np.full((h, w, 2), (a, b), np.float32), np.full((h, w), confidence, np.float32)
 
@@ -139,10 +142,22 @@ def test_feedback_input_is_gray_where_unreliable():
 def test_feedback_gives_the_network_the_warped_past():
     state = make_state(feedback=True)
     seen: list = []
-    state.step(gray(0, 0), constant(30.0, 30.0, seen=seen))
-    state.step(gray(1, 0), constant(30.0, 30.0, seen=seen))
+    told: list = []
+    state.step(gray(0, 0), constant(30.0, 30.0, seen=seen, told=told))
+    state.step(gray(1, 0), constant(30.0, 30.0, seen=seen, told=told))
     assert np.ptp(seen[0], axis=2).max() < 1e-6  # first frame: gray only
     assert np.ptp(seen[1], axis=2).mean() > 0.05  # then: the previous colours as a hint
+    assert told == [False, False]  # the network's own guesses, not true colours
+
+
+def test_a_guided_frames_hint_counts_as_true_colours():
+    state = make_state()
+    told: list = []
+    state.step(gray(0, 0), constant(30.0, 30.0, told=told))
+    guide = Guide(np.full((96, 128, 2), (40.0, 10.0), np.float32), np.ones((96, 128), np.float32))
+    state.step(gray(1, 0), constant(30.0, 30.0, told=told), guide)
+    state.step(gray(2, 0), constant(30.0, 30.0, told=told), Guide(None, None))  # the shot after a keyframe
+    assert told == [False, True, True]
 
 
 def test_without_feedback_the_network_sees_gray_every_frame():

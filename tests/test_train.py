@@ -356,3 +356,42 @@ def test_open_gate_file_keeps_the_record_and_adds_up_the_offsets(tmp_path):
     assert read_record(tmp_path / "b.safetensors") == {"step": 7, "hint_gate_offset": pytest.approx(0.1)}
     opened, _ = load_model(tmp_path / "b.safetensors")
     assert torch.allclose(opened.hint.gate.bias, net.hint.gate.bias + 0.1, atol=1e-3)  # stored in fp16
+    assert float(opened.hint.trusted_offset) == 0.0
+    open_gate_file(tmp_path / "b.safetensors", tmp_path / "c.safetensors", 0.15, trusted=True)
+    record = read_record(tmp_path / "c.safetensors")
+    assert record["hint_gate_trusted_offset"] == pytest.approx(0.15) and record["hint_gate_offset"] == pytest.approx(0.1)
+    trusting, _ = load_model(tmp_path / "c.safetensors")
+    assert float(trusting.hint.trusted_offset) == pytest.approx(0.15, abs=1e-3)
+    assert torch.equal(trusting.hint.gate.bias, opened.hint.gate.bias)  # the guesses' gate is as it was
+
+
+def test_the_trusted_offset_opens_the_gate_for_true_colours_only():
+    from vidcolor.model import ColorNet
+    from vidcolor.train.calibrate import open_hint_gate
+
+    torch.manual_seed(0)
+    net = ColorNet(TINY).eval()
+    L = torch.rand(1, 1, 64, 64) * 60 + 20
+    gray = join_lab(L, torch.zeros(1, 2, 64, 64))
+    hinted = join_lab(L, torch.tensor([40.0, -30.0])[None, :, None, None].expand(1, 2, 64, 64))
+    with torch.no_grad():
+        guess = net(hinted)[2]
+        open_hint_gate(net, 0.2, trusted=True)
+        assert torch.equal(net(hinted)[2], guess)  # the network's own colours fed back: as trained
+        assert (net(hinted, trusted=True)[2] > 2 * guess).all()  # true colours: followed further
+        assert all(torch.equal(a, b) for a, b in zip(net(gray), net(gray, trusted=True), strict=True))
+
+
+def test_weights_saved_before_the_trusted_offset_load_with_none(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from vidcolor.model import ColorNet
+    from vidcolor.weights import load_model
+
+    path = tmp_path / "old.safetensors"
+    save_model(ColorNet(TINY).eval(), path, half=False)
+    state = load_file(str(path))
+    del state["hint.trusted_offset"]
+    save_file(state, str(path))
+    net, _ = load_model(path)
+    assert float(net.hint.trusted_offset) == 0.0

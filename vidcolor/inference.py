@@ -56,20 +56,22 @@ class Colorizer:
         model = model.fuse().to(dev, dtype=dtype, memory_format=MEMORY_FORMAT)
         return cls(model, decode, dev, dtype)
 
-    def predict(self, rgb: np.ndarray, match: Match | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def predict(self, rgb: np.ndarray, match: Match | None = None, trusted: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """rgb (H, W, 3) float32 in [0, 1] -> ab (H, W, 4) float32 in Lab units (the colours to show, then
-        the regression head's, to feed back: temporal.Predict) and confidence (H, W) float32 in [0, 1]. The network predicts at 1/4 size; this upsamples (bilinear) to the input size."""
-        out = self._run(np.ascontiguousarray(rgb)[None], match)[0]
+        the regression head's, to feed back: temporal.Predict) and confidence (H, W) float32 in [0, 1].
+        trusted: rgb's colours are true ones (a keyframe's), not the network's own (model.HintGate).
+        The network predicts at 1/4 size; this upsamples (bilinear) to the input size."""
+        out = self._run(np.ascontiguousarray(rgb)[None], match, trusted)[0]
         return np.ascontiguousarray(out[..., [0, 1, 3, 4]]), np.ascontiguousarray(out[..., 2])
 
     @torch.inference_mode()
-    def _run(self, batch: np.ndarray, match: Match | None = None) -> np.ndarray:
+    def _run(self, batch: np.ndarray, match: Match | None = None, trusted: bool = False) -> np.ndarray:
         """(B, H, W, 3) float32 -> (B, H, W, 5): a, b, confidence, regression a, b at the input size."""
         h, w = batch.shape[1:3]
         x = torch.from_numpy(batch).permute(0, 3, 1, 2).to(self.device)
         x = x.contiguous(memory_format=MEMORY_FORMAT)
         with autocast(self.device, self.dtype):
-            ab, conf, carrier = self.model.colorize_ab(x.to(self.dtype), self.decode, match)
+            ab, conf, carrier = self.model.colorize_ab(x.to(self.dtype), self.decode, match, trusted)
         out = F.interpolate(torch.cat((ab, conf, carrier), 1).float(), size=(h, w), mode="bilinear", align_corners=False)
         return out.permute(0, 2, 3, 1).cpu().numpy()
 

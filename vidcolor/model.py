@@ -144,13 +144,34 @@ class HintGate(nn.Module):
         # the hint's, the regression at sigmoid(-4) = 0.02 of the way to it.
         with torch.no_grad():
             self.gate.bias.copy_(torch.tensor([-0.1, -0.4]))
+        # Added to both gates' bias for a hint of true colours (a keyframe's, carried by flow), not for the
+        # network's own guesses fed back: training saw both kinds and cannot tell them apart, so its gates
+        # follow a true hint only partly. Set after training (train.calibrate); 0 in a new network.
+        self.register_buffer("trusted_offset", torch.zeros(()))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Weights written before the offset existed have none: 0, the gates as trained.
+        state_dict.setdefault(prefix + "trusted_offset", torch.zeros(()))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def _apply(self, fn, recurse: bool = True):
+        super()._apply(fn, recurse)
+        self.trusted_offset.data = self.trusted_offset.data.float()  # stays fp32, as the gate's sums do
+        return self
 
     def forward(
-        self, x: torch.Tensor, rgb: torch.Tensor, logits: torch.Tensor, reg: torch.Tensor, bins: torch.Tensor
+        self,
+        x: torch.Tensor,
+        rgb: torch.Tensor,
+        logits: torch.Tensor,
+        reg: torch.Tensor,
+        bins: torch.Tensor,
+        trusted: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x (B, c, h, w) decoder features; rgb (B, 3, 4h, 4w) the input in [0, 1]; logits (B, Q, h, w);
-        reg (B, 2, h, w) Lab units; bins (Q, 2) -> logits and reg (fp32) moved toward the hint, and how far
-        reg follows it (B, 1, h, w) in [0, 1] (fp32; 0 for a gray input)."""
+        reg (B, 2, h, w) Lab units; bins (Q, 2); trusted: the hint is true colours (gates opened by
+        trusted_offset) -> logits and reg (fp32) moved toward the hint, and how far reg follows it
+        (B, 1, h, w) in [0, 1] (fp32; 0 for a gray input)."""
         if float((rgb.amax(1) - rgb.amin(1)).max()) < 0.5 / 255:
             # A gray input (every frame without feedback or a keyframe): no cell carries colour, both gates
             # are 0, and the Lab and distances below would cost the forward pass about a fifth more.
@@ -160,7 +181,8 @@ class HintGate(nn.Module):
         lab4 = F.avg_pool2d(lab, 4)  # (B, 3, h, w)
         hint, trust = spread(lab4[:, 1:], colored, lab4[:, :1])
         feats = torch.cat((x.float(), lab4[:, :1] / 100.0, hint / 64.0, trust), 1)
-        z = self.GAIN * F.conv2d(feats, self.gate.weight.float(), self.gate.bias.float(), padding=1)
+        bias = self.gate.bias.float() + (self.trusted_offset if trusted else 0.0)
+        z = self.GAIN * F.conv2d(feats, self.gate.weight.float(), bias, padding=1)
         g_cls = (torch.sigmoid(z[:, :1]) * trust).clamp(1e-6, 1 - 1e-6)  # (B, 1, h, w)
         g_reg = torch.sigmoid(z[:, 1:]) * trust
         return self.mix(logits, hint, g_cls, bins), reg.float() + g_reg * (hint - reg.float()), g_reg
@@ -270,22 +292,26 @@ class ColorNet(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         return self.encoder.features(x)
 
-    def head(self, feats: list[torch.Tensor], rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def head(
+        self, feats: list[torch.Tensor], rgb: torch.Tensor, trusted: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The encoder's maps and its input rgb (B, 3, H, W) -> logits (B, Q, H/4, W/4), ab regression
-        (B, 2, H/4, W/4) in Lab units, and how far the regression follows a hint (B, 1, H/4, W/4) in [0, 1]."""
+        (B, 2, H/4, W/4) in Lab units, and how far the regression follows a hint (B, 1, H/4, W/4) in [0, 1].
+        trusted: the input's colours are true ones (HintGate.trusted_offset)."""
         f4, f8, f16, f32, top = feats
         x = F.relu(self.top(top) + self.top_lateral(f32))
         x = self.context(x, top.mean(dim=(2, 3)))
         x = self.refine(self.up4(self.up8(self.up16(x, f16), f8), f4))
         logits, reg = conv1x1(self.logits, x), conv1x1(self.regress, x) * 64.0
         if self.hint is not None:
-            return self.hint(x, rgb, logits, reg, self.colors.bins)
+            return self.hint(x, rgb, logits, reg, self.colors.bins, trusted)
         return logits, reg, torch.zeros_like(reg[:, :1], dtype=torch.float32)
 
-    def forward(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, rgb: torch.Tensor, trusted: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """rgb (B, 3, H, W) in [0, 1], H and W multiples of 32 -> logits (B, Q, H/4, W/4), ab regression
-        (B, 2, H/4, W/4) in Lab units, and how far the regression follows a hint (B, 1, H/4, W/4) in [0, 1]."""
-        return self.head(self.encode(rgb), rgb)
+        (B, 2, H/4, W/4) in Lab units, and how far the regression follows a hint (B, 1, H/4, W/4) in [0, 1].
+        trusted: the input's colours are true ones, not the network's own fed back (HintGate)."""
+        return self.head(self.encode(rgb), rgb, trusted)
 
     def decode(
         self, logits: torch.Tensor, reg: torch.Tensor, follow: torch.Tensor, decode: DecodeConfig, match: Match | None = None
@@ -308,12 +334,12 @@ class ColorNet(nn.Module):
         return self
 
     def colorize_ab(
-        self, rgb: torch.Tensor, decode: DecodeConfig, match: Match | None = None
+        self, rgb: torch.Tensor, decode: DecodeConfig, match: Match | None = None, trusted: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """rgb (B, 3, H, W) in [0, 1], any size -> ab (B, 2, ceil(H/4), ceil(W/4)) in Lab units (the
         decoded bins, or a followed hint's colours: `decode`), confidence (B, 1, same) in [0, 1], and the
         regression head's ab (B, 2, same): the calibrated estimate (trained on the truth by Huber loss) that
-        feedback carries to the next frame.
+        feedback carries to the next frame. trusted: rgb's colours are true ones (HintGate.trusted_offset).
         Pads to a multiple of 32 with edge replication and crops the result.
         """
         h, w = rgb.shape[-2:]
@@ -321,7 +347,7 @@ class ColorNet(nn.Module):
         ph, pw = (-h) % m, (-w) % m
         if ph or pw:
             rgb = F.pad(rgb, (0, pw, 0, ph), mode="replicate")
-        logits, reg, follow = self(rgb)
+        logits, reg, follow = self(rgb, trusted)
         ab, conf = self.decode(logits, reg, follow, decode, match)
         oh, ow = math.ceil(h / 4), math.ceil(w / 4)
         return ab[..., :oh, :ow], conf[..., :oh, :ow], reg.float()[..., :oh, :ow]

@@ -760,9 +760,9 @@ def _colorize_frame(
     t = time.perf_counter()
     in_model = [0.0]  # seconds in the network here (Ahead's workers add their own)
 
-    def predict(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def predict(rgb: np.ndarray, trusted: bool = False) -> tuple[np.ndarray, np.ndarray]:
         t_model = time.perf_counter()
-        out = colorizer.predict(rgb, match.current(state) if match is not None else None)
+        out = colorizer.predict(rgb, match.current(state) if match is not None else None, trusted)
         in_model[0] += times.add("model", t_model) - t_model
         confidence.append(out[1])
         return out

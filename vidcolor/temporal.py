@@ -19,8 +19,8 @@ It imports nothing from video I/O, so it is tested on plain arrays.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -28,10 +28,14 @@ import numpy as np
 from .color import lab_planes_to_rgb
 from .flow import flow_pair, make_dis, warp
 
-# The network as the temporal state sees it: RGB (H, W, 3) float32 in [0, 1] -> ab (H, W, 2) float32
-# in Lab units and confidence (H, W) float32 in [0, 1]. The ab may have 4 channels: the colours to show,
-# then the colours to feed back (see TemporalState.step); with 2, the shown ones are fed back.
-Predict = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+class Predict(Protocol):
+    """The network as the temporal state sees it: RGB (H, W, 3) float32 in [0, 1] -> ab (H, W, 2) float32
+    in Lab units and confidence (H, W) float32 in [0, 1]. The ab may have 4 channels: the colours to show,
+    then the colours to feed back (see TemporalState.step); with 2, the shown ones are fed back.
+    trusted: the input's colours are true ones (a keyframe's shot), not only the network's own fed back."""
+
+    def __call__(self, rgb: np.ndarray, trusted: bool = False) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 @dataclass(frozen=True)
@@ -202,7 +206,10 @@ class TemporalState:
         if hint is None and predicted is not None:
             pred, confidence = predicted
         else:
-            pred, confidence = predict(gray_input(gray) if hint is None else feedback_input(self.lut[gray], *hint))
+            # In a guided shot the hint is a keyframe's colours, carried: true colours, which the network
+            # may follow further than its own guesses (model.HintGate.trusted_offset).
+            x = gray_input(gray) if hint is None else feedback_input(self.lut[gray], *hint)
+            pred, confidence = predict(x, trusted=guide is not None)
         return self._blend(inherited, pred, confidence, guide)[..., :2]
 
     def _inherit(self, link: Link) -> Inherited:

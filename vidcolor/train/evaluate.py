@@ -43,15 +43,15 @@ def shifted_hint(ab: torch.Tensor, g: torch.Generator, max_shift: float = 4.0, h
     return moved * hole_mask(b, h, w, g, holes, holes)
 
 
-def run_network(model: ColorNet, rgb_in: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def run_network(model: ColorNet, rgb_in: torch.Tensor, trusted: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """rgb_in (B, 3, H, W), H and W multiples of 4 -> fp32 logits (B, Q, H/4, W/4), regressed ab
-    (B, 2, H/4, W/4) and how far it follows a hint (B, 1, H/4, W/4). Pads to the network's multiple with
-    edge replication and crops the result."""
+    (B, 2, H/4, W/4) and how far it follows a hint (B, 1, H/4, W/4). trusted: rgb_in's colours are true
+    ones (model.HintGate). Pads to the network's multiple with edge replication and crops the result."""
     h, w = rgb_in.shape[-2:]
     m = model.multiple
     x = F.pad(rgb_in, (0, (-w) % m, 0, (-h) % m), mode="replicate")
     with torch.inference_mode(), autocast(rgb_in.device, compute_dtype(rgb_in.device)):
-        out = model(x)
+        out = model(x, trusted)
     return tuple(t[..., : h // 4, : w // 4].float() for t in out)
 
 
@@ -73,7 +73,8 @@ def sweep_decodings(
         lab = rgb_to_lab(gt)
         L = lab[:, :1]
         gray_out = run_network(model, gray_rgb(L))
-        hint_out = run_network(model, join_lab(L, shifted_hint(lab[:, 1:], g)))
+        # The truth's colours, degraded: true colours, as a keyframe's carried by flow are.
+        hint_out = run_network(model, join_lab(L, shifted_hint(lab[:, 1:], g)), trusted=True)
         reg_ab = gray_out[1]
         reg = to_rgb(reg_ab, L)
         shared = {

@@ -502,10 +502,12 @@ def main() -> None:
     def open_gate(
         src: Path,
         out: Path,
-        offset: float = typer.Option(0.05, help="added to both hint gates' bias (their logits x 10); 0.05 shipped"),
+        offset: float = typer.Option(..., help="added to both hint gates' logits / 10; shipped: 0.05, and 0.15 --trusted"),
+        trusted: bool = typer.Option(False, help="for true colours only (a keyframe's shot), not the network's own fed back"),
     ) -> None:
         """Open the hint gates of trained weights by OFFSET (vidcolor.train.calibrate); keeps their decoding
-        and training record. Example: python -m vidcolor.train open-gate runs/r13.safetensors runs/r13-open.safetensors"""
-        open_gate_file(src, out, offset)
+        and training record. Example: python -m vidcolor.train open-gate runs/r13.safetensors
+        runs/r13-open.safetensors --offset 0.05"""
+        open_gate_file(src, out, offset, trusted)
 
     app()
