@@ -324,6 +324,7 @@ def test_sequence_inputs_carry_the_previous_prediction_along_the_flow():
 
 
 def test_opening_the_hint_gate_follows_a_hint_further_and_leaves_gray_inputs_alone():
+    """The bias opens the gate for every hint; the trusted offset for true colours only."""
     from vidcolor.model import ColorNet
     from vidcolor.train.calibrate import open_hint_gate
 
@@ -338,6 +339,11 @@ def test_opening_the_hint_gate_follows_a_hint_further_and_leaves_gray_inputs_alo
         after_gray, after_follow = net(gray), net(hinted)[2]
     assert all(torch.equal(a, b) for a, b in zip(before_gray, after_gray, strict=True))
     assert (after_follow > 2 * before_follow).all()  # a new gate: sigmoid(-4) = 0.02 -> sigmoid(-2) = 0.12
+    with torch.no_grad():
+        open_hint_gate(net, 0.2, trusted=True)
+        assert torch.equal(net(hinted)[2], after_follow)  # the network's own colours fed back: as before
+        assert (net(hinted, trusted=True)[2] > 2 * after_follow).all()  # true colours: followed further
+        assert all(torch.equal(a, b) for a, b in zip(net(gray), net(gray, trusted=True), strict=True))
     with pytest.raises(ValueError, match="no hint gate"):
         open_hint_gate(ColorNet(replace(TINY, hint_gate=False)), 0.2)
 
@@ -363,23 +369,6 @@ def test_open_gate_file_keeps_the_record_and_adds_up_the_offsets(tmp_path):
     trusting, _ = load_model(tmp_path / "c.safetensors")
     assert float(trusting.hint.trusted_offset) == pytest.approx(0.15, abs=1e-3)
     assert torch.equal(trusting.hint.gate.bias, opened.hint.gate.bias)  # the guesses' gate is as it was
-
-
-def test_the_trusted_offset_opens_the_gate_for_true_colours_only():
-    from vidcolor.model import ColorNet
-    from vidcolor.train.calibrate import open_hint_gate
-
-    torch.manual_seed(0)
-    net = ColorNet(TINY).eval()
-    L = torch.rand(1, 1, 64, 64) * 60 + 20
-    gray = join_lab(L, torch.zeros(1, 2, 64, 64))
-    hinted = join_lab(L, torch.tensor([40.0, -30.0])[None, :, None, None].expand(1, 2, 64, 64))
-    with torch.no_grad():
-        guess = net(hinted)[2]
-        open_hint_gate(net, 0.2, trusted=True)
-        assert torch.equal(net(hinted)[2], guess)  # the network's own colours fed back: as trained
-        assert (net(hinted, trusted=True)[2] > 2 * guess).all()  # true colours: followed further
-        assert all(torch.equal(a, b) for a, b in zip(net(gray), net(gray, trusted=True), strict=True))
 
 
 def test_weights_saved_before_the_trusted_offset_load_with_none(tmp_path):
