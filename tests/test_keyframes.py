@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from vidcolor.cli import app
 from vidcolor.color import gray_to_lightness_lut, lab_planes_to_rgb
 from vidcolor.errors import VidcolorError
-from vidcolor.keyframes import Keyframes, KeyframeSpec, check_keyframes, painted_guide, parse_keyframe
+from vidcolor.keyframes import Keyframes, KeyframeSpec, carry_back, check_keyframes, painted_guide, parse_keyframe
 from vidcolor.stills import export_stills
 from vidcolor.temporal import TemporalOptions, TemporalState
 
@@ -74,6 +74,20 @@ def test_a_keyframe_colours_its_shot_both_ways_and_stops_at_the_cut(tmp_path):
     assert [round(a_of(o)) for o in keyed[:10]] == [40] * 10  # before it and after it
     assert np.abs(keyed[5] - np.float32([40.0, 10.0])).mean() < 3.0  # its own frame: the user's colours
     assert all(np.array_equal(p, k) for p, k in zip(plain[10:], keyed[10:], strict=True))  # the next shot: untouched
+
+
+def test_colours_carried_from_a_keyframe_count_as_true_colours(tmp_path):
+    frames = film(shots=((0, 8),))
+    key = painted_guide(KeyframeSpec(0.7, painted(tmp_path / "k.png", frames[7][1], 40.0, 10.0)), frames[7][1], LUT)
+    told: list[bool] = []
+
+    def spy(rgb: np.ndarray, trusted: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        told.append(trusted)
+        return follower(rgb)
+
+    carried = carry_back([g for _, g in frames], key, spy, LUT, TemporalOptions())
+    assert all(c is not None for c in carried[:-1]) and len(told) == 8
+    assert all(told)  # the keyframe's own frame, and every frame its colours reach going back
 
 
 @pytest.mark.parametrize("index", [0, 9])

@@ -104,6 +104,10 @@ def _painted(lab: np.ndarray) -> Guide:
     return Guide(ab, (np.hypot(ab[..., 0], ab[..., 1]) > PAINTED_CHROMA).astype(np.float32))
 
 
+# Changes no colour; only makes the state feed the past back, as the keyframe's true colours (temporal.Guide).
+CARRY_ON = Guide(None, None)
+
+
 def carry_back(
     frames: list[np.ndarray], key: Guide, predict: Predict, lut: np.ndarray, options: TemporalOptions
 ) -> list[np.ndarray | None]:
@@ -114,15 +118,11 @@ def carry_back(
     state.step(frames[-1], predict, key)
     cuts = state.cuts
     for i in range(len(frames) - 2, -1, -1):
-        ab = state.step(frames[i], predict)
+        ab = state.step(frames[i], predict, CARRY_ON)
         if state.cuts > cuts:
             break
         out[i] = ab.astype(np.float16)
     return out
-
-
-# Changes no colour; only makes the state feed the past back (temporal.Guide).
-CARRY_ON = Guide(None, None)
 
 
 class Keyframes:
