@@ -220,6 +220,14 @@ def test_augmentations_keep_shapes_and_ranges():
     assert torch.allclose(1 - m.mean(dim=(1, 2, 3)), torch.full((4,), 0.3), atol=0.05)
 
 
+def test_a_spoiled_hints_saturation_error_is_unbiased_in_the_truths_terms():
+    from vidcolor.train.augment import saturation_errors
+
+    factors = saturation_errors(20000, torch.Generator().manual_seed(0))
+    assert (1.0 / factors).mean() == pytest.approx(1.0, abs=0.01)  # truth = hint / factor: no boost to learn
+    assert factors.min() < 0.8 and factors.max() > 1.35  # errors both ways
+
+
 def test_clean_hints_are_only_moved_and_holed():
     # A flat colour stays exactly that colour where a clean hint has it (no blur, recolouring or wrong
     # patch), with holes; spoiled hints of the same colour come out recoloured some of the time.
