@@ -150,6 +150,23 @@ def test_feedback_gives_the_network_the_warped_past():
     assert told == [False, False]  # the network's own guesses, not true colours
 
 
+def _hint_chroma(rgb: np.ndarray) -> float:
+    lab = cv2.cvtColor(rgb.astype(np.float32), cv2.COLOR_RGB2Lab)
+    return float(np.median(np.hypot(lab[..., 1], lab[..., 2])))
+
+
+def test_the_networks_own_colours_are_fed_back_damped_and_a_keyframes_are_not():
+    seen: list = []
+    state = make_state(feedback=True, feedback_gain=0.5, smoothing=0.0)
+    for i in range(2):
+        state.step(gray(i, 0), constant(30.0, 30.0, seen=seen))
+    assert _hint_chroma(seen[1]) == pytest.approx(0.5 * np.hypot(30.0, 30.0), rel=0.1)
+    guided = make_state(feedback=True, feedback_gain=0.5, smoothing=0.0)
+    guided.step(gray(0, 0), constant(30.0, 30.0))
+    guided.step(gray(1, 0), constant(30.0, 30.0, seen=seen), Guide(None, None))
+    assert _hint_chroma(seen[2]) == pytest.approx(np.hypot(30.0, 30.0), rel=0.1)
+
+
 def test_a_guided_frames_hint_counts_as_true_colours():
     state = make_state()
     told: list = []

@@ -185,8 +185,8 @@ def colorize(
     feedback: bool = typer.Option(
         False,
         "--feedback/--no-feedback",
-        help="Also show the network the previous frame's colours, carried along the motion. Off by default: "
-        "with the shipped weights it costs PSNR and colours can creep up over a shot (README).",
+        help="Also show the network the previous frame's colours, carried along the motion: steadier colour. "
+        "Off by default: it halves the speed, and with the shipped weights it costs some clips PSNR (README).",
     ),
     keyframe: list[str] = typer.Option(
         [],

@@ -43,9 +43,13 @@ class TemporalOptions:
     smoothing: float = 1.0  # 0 = no blending with the past, 1 = strong; max_keep still caps it (README: Temporal stability)
     flow_preset: str = "fast"
     # Give the network the warped previous colours (the regression head's) as its input, as sequence
-    # training does (train.sequences). Off by default: with today's weights it costs PSNR against
-    # per-frame and lets colourfulness creep up on some clips (README: Temporal stability).
+    # training does (train.sequences). Off by default: it halves the speed, and with today's weights it
+    # costs some clips up to 0.7 dB against per-frame (README: Temporal stability).
     feedback: bool = False
+    # The network's own colours are fed back times this: trained on hints whose truth was on average 1.044x
+    # their chroma, it boosts a hint, and fed back undamped its colours grew 1.87x over 40 frames of a still
+    # shot (docs/experiments.md, session 18). Colours carried from a keyframe are true ones: not damped.
+    feedback_gain: float = 0.95
     cut_threshold: float = 0.45  # histogram distance above which frames belong to different shots
     min_reliable: float = 0.3  # below this fraction of trustworthy flow, t-1 and t are different shots
     black_level: float = 12.0  # mean 8-bit gray below which a frame counts as black (fades)
@@ -91,11 +95,11 @@ def gray_input(gray: np.ndarray) -> np.ndarray:
     return np.repeat((gray.astype(np.float32) / 255.0)[..., None], 3, axis=2)
 
 
-def feedback_input(L: np.ndarray, ab: np.ndarray, reliability: np.ndarray) -> np.ndarray:
+def feedback_input(L: np.ndarray, ab: np.ndarray, reliability: np.ndarray, gain: float = 1.0) -> np.ndarray:
     """L (H, W) float32 in [0, 100], warped ab (H, W, 2), reliability (H, W) in [0, 1] -> the network's
-    hinted input (H, W, 3) float32 RGB in [0, 1]: the colours where the flow is trusted, gray elsewhere.
-    The one place this input is made: run time and sequence training both call it."""
-    return lab_planes_to_rgb(L, ab * (reliability > 0.5)[..., None])
+    hinted input (H, W, 3) float32 RGB in [0, 1]: the colours times gain where the flow is trusted, gray
+    elsewhere. The one place this input is made: run time and sequence training both call it."""
+    return lab_planes_to_rgb(L, ab * (gain * (reliability > 0.5))[..., None])
 
 
 @dataclass
@@ -208,7 +212,8 @@ class TemporalState:
         else:
             # In a guided shot the hint is a keyframe's colours, carried: true colours, which the network
             # may follow further than its own guesses (model.HintGate.trusted_offset).
-            x = gray_input(gray) if hint is None else feedback_input(self.lut[gray], *hint)
+            gain = 1.0 if guide is not None else self.opt.feedback_gain
+            x = gray_input(gray) if hint is None else feedback_input(self.lut[gray], *hint, gain)
             pred, confidence = predict(x, trusted=guide is not None)
         return self._blend(inherited, pred, confidence, guide)[..., :2]
 
