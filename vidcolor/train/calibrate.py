@@ -2,7 +2,7 @@
 
 Trained on hints that are often wrong (degraded copies, the network's own warped colours), the gates
 learn to follow a hint only partly; a user's keyframe, or a true colour carried by flow, deserves more.
-Two offsets, both added to the gates' logits (x `HintGate.GAIN`) wherever the hint is trusted:
+Two offsets, both added to the gates' logits (x `HintGate.GAIN`) wherever the hint carries colour:
 - the bias, for every hint. `--feedback` feeds the network its own guesses through it, and an open gate
   follows them further: 0.05 took the held-out clips' hint from +7.60 to +8.10 dB over gray with the
   feedback creep no worse than before, 0.2 to +8.78 with more creep (docs/experiments.md, session 17);
