@@ -154,11 +154,6 @@ class HintGate(nn.Module):
         state_dict.setdefault(prefix + "trusted_offset", torch.zeros(()))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    def _apply(self, fn, recurse: bool = True):
-        super()._apply(fn, recurse)
-        self.trusted_offset.data = self.trusted_offset.data.float()  # stays fp32, as the gate's sums do
-        return self
-
     def forward(
         self,
         x: torch.Tensor,
@@ -181,7 +176,7 @@ class HintGate(nn.Module):
         lab4 = F.avg_pool2d(lab, 4)  # (B, 3, h, w)
         hint, trust = spread(lab4[:, 1:], colored, lab4[:, :1])
         feats = torch.cat((x.float(), lab4[:, :1] / 100.0, hint / 64.0, trust), 1)
-        bias = self.gate.bias.float() + (self.trusted_offset if trusted else 0.0)
+        bias = self.gate.bias.float() + (self.trusted_offset.float() if trusted else 0.0)
         z = self.GAIN * F.conv2d(feats, self.gate.weight.float(), bias, padding=1)
         g_cls = (torch.sigmoid(z[:, :1]) * trust).clamp(1e-6, 1 - 1e-6)  # (B, 1, h, w)
         g_reg = torch.sigmoid(z[:, 1:]) * trust
