@@ -56,6 +56,9 @@ def main() -> None:
     ap.add_argument("clip", type=Path, nargs="?", default=DEFAULT)
     ap.add_argument("--model", type=Path, default=None, help="weights (default: the shipped ones)")
     ap.add_argument("--feedback", action="store_true", help="as the CLI's --feedback")
+    ap.add_argument(
+        "--feedback-gain", type=float, default=None, help="damp the fed-back colours by this (default: the weights' own)"
+    )
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--window", type=float, default=5.0, help="seconds compared at each end")
     args = ap.parse_args()
@@ -64,7 +67,7 @@ def main() -> None:
         long_shot = Path(tmp) / "long.mkv"
         rate = ping_pong(src, long_shot, args.seconds)
         out = Path(tmp) / "out.mkv"
-        temporal = TemporalOptions(feedback=args.feedback)
+        temporal = TemporalOptions(feedback=args.feedback, feedback_gain=args.feedback_gain)
         opts = ColorizeOptions(model=args.model, temporal_options=temporal, encode=EncodeOptions(codec="ffv1"))
         colorize_video(long_shot, out, opts)
         frames = read_rgb_frames(out)

@@ -45,6 +45,9 @@ def main() -> None:
         "--feedback", action="store_true", help="feed the warped previous colours to the network (the CLI's --feedback)"
     )
     ap.add_argument(
+        "--feedback-gain", type=float, default=None, help="damp the fed-back colours by this (default: the weights' own)"
+    )
+    ap.add_argument(
         "--no-confidence", action="store_true", help="blend by flow reliability alone, ignoring the model's confidence"
     )
     ap.add_argument("--held-out-clips", action="store_true", help="also the clips training leaves out of ../shared/data/clips")
@@ -66,6 +69,7 @@ def main() -> None:
             smoothing=args.smoothing,
             flow_preset=args.flow_preset,
             feedback=args.feedback,
+            feedback_gain=args.feedback_gain,
             use_confidence=not args.no_confidence,
         ),
     )

@@ -48,6 +48,32 @@ def test_feedback_predicts_in_order_on_the_main_thread(gray_clip, tiny_model, tm
     assert predict_threads == ["MainThread"] * 12
 
 
+def test_feedback_damps_by_the_weights_own_gain_unless_told_otherwise(gray_clip, tiny_model, tmp_path, monkeypatch):
+    import vidcolor.temporal as temporal
+    from vidcolor.train.calibrate import set_feedback_gain_file
+
+    gains: list[float] = []
+    original = temporal.feedback_input
+
+    def spy(L, ab, reliability, gain=1.0):
+        gains.append(gain)
+        return original(L, ab, reliability, gain)
+
+    monkeypatch.setattr(temporal, "feedback_input", spy)
+    damped = tmp_path / "damped.safetensors"
+    set_feedback_gain_file(tiny_model, damped, 0.5)
+    feedback = TemporalOptions(feedback=True)
+    colorize_video(gray_clip, tmp_path / "a.mkv", lossless(damped, temporal_options=feedback))
+    assert gains and set(gains) == {0.5}
+    gains.clear()
+    colorize_video(gray_clip, tmp_path / "b.mkv", lossless(tiny_model, temporal_options=feedback))
+    assert gains and set(gains) == {1.0}  # weights whose record says nothing: undamped
+    gains.clear()
+    told = TemporalOptions(feedback=True, feedback_gain=0.8)
+    colorize_video(gray_clip, tmp_path / "c.mkv", lossless(damped, temporal_options=told))
+    assert gains and set(gains) == {0.8}
+
+
 def test_predicting_ahead_changes_no_pixel(gray_clip, tiny_model, tmp_path, monkeypatch):
     colorize_video(gray_clip, tmp_path / "ahead.mkv", lossless(tiny_model, threads=1))
     monkeypatch.setattr(pipeline, "_predicts_ahead", lambda options, match: False)

@@ -165,6 +165,10 @@ def test_the_networks_own_colours_are_fed_back_damped_and_a_keyframes_are_not():
     guided.step(gray(0, 0), constant(30.0, 30.0))
     guided.step(gray(1, 0), constant(30.0, 30.0, seen=seen), Guide(None, None))
     assert _hint_chroma(seen[2]) == pytest.approx(np.hypot(30.0, 30.0), rel=0.1)
+    unset = make_state(feedback=True, smoothing=0.0)  # no gain filled in (the pipeline fills the weights'): 1
+    for i in range(2):
+        unset.step(gray(i, 0), constant(30.0, 30.0, seen=seen))
+    assert _hint_chroma(seen[4]) == pytest.approx(np.hypot(30.0, 30.0), rel=0.1)
 
 
 def test_a_guided_frames_hint_counts_as_true_colours():

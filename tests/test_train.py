@@ -28,7 +28,7 @@ from vidcolor.train.fit import (
     rebalance_weights,
     run_model_config,
 )
-from vidcolor.weights import load_model, save_model
+from vidcolor.weights import load_model, read_feedback_gain, save_model
 
 from .conftest import TINY, make_video, scene
 
@@ -95,6 +95,7 @@ def test_smoke_training_resumes_and_exports(tmp_path):
     assert all(np.isfinite(r["psnr_cls"]) for r in evals)
     model, _ = load_model(tmp_path / "run" / "best.safetensors")
     assert model.cfg == TINY
+    assert read_feedback_gain(tmp_path / "run" / "best.safetensors") == cfg.feedback_gain  # for the run time
     # A new run can start from exported weights.
     warm = Trainer(
         TrainConfig(**{**cfg.__dict__, "run_dir": str(tmp_path / "warm"), "init": str(tmp_path / "run" / "best.safetensors")})
@@ -105,6 +106,7 @@ def test_smoke_training_resumes_and_exports(tmp_path):
     export_checkpoint(tmp_path / "run" / "last.pt", out, DecodeConfig(temperature=0.5, saturation=0.3))
     shipped, decode = load_model(out)
     assert decode == DecodeConfig(temperature=0.5, saturation=0.3)
+    assert read_feedback_gain(out) == cfg.feedback_gain
     ab, _, _ = shipped.colorize_ab(torch.rand(1, 3, 32, 48), decode)
     assert torch.isfinite(ab).all()
     # --weights model exports the last step's own weights, not their EMA.
@@ -377,6 +379,22 @@ def test_open_gate_file_keeps_the_record_and_adds_up_the_offsets(tmp_path):
     trusting, _ = load_model(tmp_path / "c.safetensors")
     assert float(trusting.hint.trusted_offset) == pytest.approx(0.15, abs=1e-3)
     assert torch.equal(trusting.hint.gate.bias, opened.hint.gate.bias)  # the guesses' gate is as it was
+
+
+def test_feedback_gain_file_sets_the_gain_and_keeps_the_rest(tmp_path):
+    from vidcolor.model import ColorNet
+    from vidcolor.train.calibrate import set_feedback_gain_file
+    from vidcolor.weights import read_record
+
+    src, out = tmp_path / "w.safetensors", tmp_path / "damped.safetensors"
+    save_model(ColorNet(TINY).eval(), src, extra={"step": 7})
+    assert read_feedback_gain(src) == 1.0  # saved without one: undamped
+    set_feedback_gain_file(src, out, 0.9)
+    assert read_record(out) == {"step": 7, "feedback_gain": 0.9}
+    assert read_feedback_gain(out) == 0.9
+    assert out.read_bytes() == src.read_bytes()  # the network itself is untouched
+    with pytest.raises(ValueError, match="feedback gain"):
+        set_feedback_gain_file(src, out, 0.0)
 
 
 def test_weights_saved_before_the_trusted_offset_load_with_none(tmp_path):

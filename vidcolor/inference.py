@@ -20,7 +20,7 @@ from .decoding import DecodeConfig, Match
 from .errors import VidcolorError
 from .model import ColorNet
 from .precision import autocast, compute_dtype, pick_device
-from .weights import load_model
+from .weights import default_model_path, load_model, read_feedback_gain
 
 # oneDNN's preferred layout, in fp32 too: with this network (MobileNetV2 encoder) a 256x144 frame takes
 # 40 ms against 46 in NCHW (AMD EPYC, AVX2 only, 2 threads, medians of 60 interleaved runs). TorchScript's
@@ -34,6 +34,7 @@ class Colorizer:
     decode: DecodeConfig
     device: torch.device
     dtype: torch.dtype
+    feedback_gain: float = 1.0  # how much these weights' own colours are damped when fed back (weights.py)
 
     @classmethod
     def load(
@@ -42,6 +43,7 @@ class Colorizer:
         """The weights at path (None: the shipped ones); temperature and saturation override the decoding
         they ship with (decoding.DecodeConfig)."""
         dev = pick_device(device)
+        path = Path(path) if path is not None else default_model_path()
         try:
             model, decode = load_model(path)
         except FileNotFoundError as e:
@@ -54,7 +56,7 @@ class Colorizer:
             decode = replace(decode, saturation=saturation)
         dtype = compute_dtype(dev)
         model = model.fuse().to(dev, dtype=dtype, memory_format=MEMORY_FORMAT)
-        return cls(model, decode, dev, dtype)
+        return cls(model, decode, dev, dtype, read_feedback_gain(path))
 
     def predict(self, rgb: np.ndarray, match: Match | None = None, trusted: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """rgb (H, W, 3) float32 in [0, 1] -> ab (H, W, 4) float32 in Lab units (the colours to show, then

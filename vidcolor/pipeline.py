@@ -352,6 +352,11 @@ def _output_offset(container, src: Path, info: SourceInfo, span: tuple) -> float
     return offset
 
 
+def own_feedback_gain(options: TemporalOptions, colorizer: Colorizer) -> TemporalOptions:
+    """options with the weights' own feedback gain (weights.read_feedback_gain) where they set none."""
+    return options if options.feedback_gain is not None else replace(options, feedback_gain=colorizer.feedback_gain)
+
+
 def _manifest(src: Path, plan: list[Segment], span: tuple, offset: float, options: ColorizeOptions, colorizer: Colorizer) -> dict:
     """Everything that changes a part's pixels or timestamps (segments.WorkFolder keeps parts only if it is
     unchanged); --jobs, --threads and --ray are left out: a resumed run may use other workers."""
@@ -366,7 +371,7 @@ def _manifest(src: Path, plan: list[Segment], span: tuple, offset: float, option
             "work_size": options.work_size,
             "decode": colorizer.decode.to_dict(),
             "temporal": options.temporal,
-            "temporal_options": asdict(options.temporal_options),
+            "temporal_options": asdict(own_feedback_gain(options.temporal_options, colorizer)),
             "encode": asdict(options.encode),
             "reference": reference,
             "warmup": options.warmup,
@@ -489,6 +494,7 @@ class _Job:
         self.container, self.info, self.src, self.tmp, self.fmt = container, info, src, tmp, fmt
         self.start, self.end = span
         self.options, self.colorizer, self.sheet, self.progress = options, colorizer, sheet, progress
+        self.temporal_options = own_feedback_gain(options.temporal_options, colorizer)
         self.stop = threading.Event()
         self.stats = DecodeStats()
         self.times = StageTimes()
@@ -504,7 +510,7 @@ class _Job:
         self.wsize = working_size(info.width, info.height, options.work_size)
         # Flow and shot boundaries need only the gray frames: found on the decoder's thread, beside the network.
         self.lut = gray_to_lightness_lut()  # (256,) Lab L of each gray level, for the tracker and the state
-        self.tracker = Tracker(options.temporal_options, self.lut) if options.temporal else None
+        self.tracker = Tracker(self.temporal_options, self.lut) if options.temporal else None
         self.ahead: Ahead | None = None  # set by run() when frames can be predicted ahead
 
     def _decode(self) -> None:
@@ -569,7 +575,7 @@ class _Job:
                 self.notices,
                 passthrough=False,
             )
-        self.state = TemporalState(opt.temporal_options, self.lut, enabled=opt.temporal)
+        self.state = TemporalState(self.temporal_options, self.lut, enabled=opt.temporal)
         self.keyframes = self._keyframes() if opt.keyframes else None
         self.encoder = _Stage(
             lambda: _encode_loop(self.encode_q, self.writer, composer, self.stop, self.shots, self.times, self.heat),
@@ -585,9 +591,7 @@ class _Job:
         base = max(0.0, (self.container.start_time or 0) / av.time_base)
         specs = [KeyframeSpec(k.time + base, k.image) for k in self.options.keyframes]
         lut = self.state.lut
-        return Keyframes(
-            specs, self._window, self.colorizer.predict, lut, self.options.temporal_options, self.options.keyframe_reach
-        )
+        return Keyframes(specs, self._window, self.colorizer.predict, lut, self.temporal_options, self.options.keyframe_reach)
 
     def _window(self, start: float, key: float) -> list[tuple[float, np.ndarray]]:
         """keyframes.Window: upright working-size grays from `start` to the first frame at or after `key`."""

@@ -46,10 +46,12 @@ class TemporalOptions:
     # training does (train.sequences). Off by default: it halves the speed, and with today's weights it
     # costs some clips up to 0.7 dB against per-frame (README: Temporal stability).
     feedback: bool = False
-    # The network's own colours are fed back times this: trained on hints whose truth was on average 1.044x
-    # their chroma, it boosts a hint, and fed back undamped its colours grew 1.87x over 40 frames of a still
-    # shot (docs/experiments.md, session 18). Colours carried from a keyframe are true ones: not damped.
-    feedback_gain: float = 0.95
+    # The network's own colours are fed back times this. It belongs to the weights: one trained on hints
+    # paler than their truth boosts a hint, and fed back undamped the shipped network's colours grew 1.87x
+    # over 40 frames of a still shot (docs/experiments.md, session 18). None: the weights' own
+    # (weights.read_feedback_gain, filled in by the pipeline), 1 where nothing fills it in. Colours carried
+    # from a keyframe are true ones: never damped.
+    feedback_gain: float | None = None
     cut_threshold: float = 0.45  # histogram distance above which frames belong to different shots
     min_reliable: float = 0.3  # below this fraction of trustworthy flow, t-1 and t are different shots
     black_level: float = 12.0  # mean 8-bit gray below which a frame counts as black (fades)
@@ -57,6 +59,10 @@ class TemporalOptions:
     # Weigh past and prediction by the model's confidence in each (see TemporalState._keep_weight).
     use_confidence: bool = True
     max_keep: float = 0.97  # the past's weight never reaches 1: every frame lets a little of its prediction in
+
+    def own_colour_gain(self) -> float:
+        """What the network's own colours are fed back times: feedback_gain, 1 where it is unset."""
+        return 1.0 if self.feedback_gain is None else self.feedback_gain
 
 
 @dataclass(frozen=True)
@@ -212,7 +218,7 @@ class TemporalState:
         else:
             # In a guided shot the hint is a keyframe's colours, carried: true colours, which the network
             # may follow further than its own guesses (model.HintGate.trusted_offset).
-            gain = 1.0 if guide is not None else self.opt.feedback_gain
+            gain = 1.0 if guide is not None else self.opt.own_colour_gain()
             x = gray_input(gray) if hint is None else feedback_input(self.lut[gray], *hint, gain)
             pred, confidence = predict(x, trusted=guide is not None)
         return self._blend(inherited, pred, confidence, guide)[..., :2]

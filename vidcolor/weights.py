@@ -2,7 +2,9 @@
 
 `<name>.safetensors` holds the tensors and `<name>.json` the ModelConfig the
 network is rebuilt from, the DecodeConfig it ships with, and the training
-record. No pickle anywhere on the loading path.
+record. The record's "feedback_gain" is run-time calibration too: how much the
+network's own colours are damped when fed back (read_feedback_gain). No pickle
+anywhere on the loading path.
 
 The shipped weights are package data (`vidcolor/models/`, mapped from the
 checkout's top-level `models/` folder by pyproject), so a wheel carries them.
@@ -67,6 +69,12 @@ def read_record(path: Path) -> dict:
     """What the JSON beside path (.safetensors) holds besides the configs: the training record."""
     meta = json.loads(path.with_suffix(".json").read_text())
     return {k: v for k, v in meta.items() if k not in ("model", "decode")}
+
+
+def read_feedback_gain(path: Path) -> float:
+    """The factor path's network has its own colours fed back by (temporal.feedback_input): below 1 where
+    it was found to boost a hint it is fed, 1 (undamped) where its record says nothing."""
+    return float(read_record(path).get("feedback_gain", 1.0))
 
 
 def load_model(path: Path | None = None) -> tuple[ColorNet, DecodeConfig]:

@@ -9,6 +9,11 @@ Two offsets, both added to the gates' logits (x `HintGate.GAIN`) wherever the hi
 - `HintGate.trusted_offset`, for true colours only (a keyframe's shot): it opens the gates for them without
   touching feedback.
 A gray input never reaches the gates, so its colours do not change.
+
+And one factor outside the network: the record's `feedback_gain`, what `--feedback` multiplies the
+network's own colours by before feeding them back (weights.read_feedback_gain). A network that boosts a
+hint creeps when fed its own colours; 0.95 held the shipped one's creep over 80 s to +6.9 % against +30.6 %
+undamped (docs/experiments.md, session 18).
 """
 
 from __future__ import annotations
@@ -43,3 +48,12 @@ def open_gate_file(src: Path, out: Path, offset: float, trusted: bool = False) -
     key = "hint_gate_trusted_offset" if trusted else "hint_gate_offset"
     record[key] = record.get(key, 0.0) + offset
     save_model(open_hint_gate(model, offset, trusted), out, decode, record)
+
+
+def set_feedback_gain_file(src: Path, out: Path, gain: float) -> None:
+    """src's weights (.safetensors + .json) written to out (may be src) with the record's feedback_gain set
+    to gain; the network, its decoding and the rest of its record unchanged."""
+    if not 0.0 < gain <= 1.5:
+        raise ValueError(f"a feedback gain of {gain} makes no sense: use a factor near 1 (0.95 ships)")
+    model, decode = load_model(src)
+    save_model(model, out, decode, {**read_record(src), "feedback_gain": gain})

@@ -29,10 +29,10 @@ from ..flow import make_dis
 from ..model import ColorNet, ModelConfig, count_parameters
 from ..precision import autocast, compute_dtype, pick_device
 from ..temporal import TemporalOptions
-from ..weights import read_configs, save_model
+from ..weights import read_configs, read_feedback_gain, save_model
 from .augment import archival_look, degrade_hint
 from .average import average_models
-from .calibrate import open_gate_file
+from .calibrate import open_gate_file, set_feedback_gain_file
 from .clips import clip_cache, list_clips, overlapping_photos, split_clips
 from .data import ImageCache, cached, center_crops, list_images, random_crops, split_images
 from .evaluate import evaluate_images
@@ -65,6 +65,9 @@ class TrainConfig:
     sequence_prob: float = 0.25
     sequence_frames: int = 3
     sequence_skip: int = 3
+    # The network's own colours are fed back times this in the sequence samples, as at run time
+    # (temporal.TemporalOptions.feedback_gain); written into every record the run saves, for the run time.
+    feedback_gain: float = 0.95
     rebalance_lambda: float = 0.5  # Zhang et al.
     soft_sigma: float = 5.0  # soft-encoding Gaussian over the 5 nearest bins
     reg_weight: float = 1.0
@@ -292,7 +295,8 @@ class Trainer:
             return x, ab
         frames = int(self.rng.integers(2, c.sequence_frames + 1))
         windows = window_crops(self.data.frames, self.data.spans, k, frames, c.crop, self.rng, c.sequence_skip)
-        xs, abs_ = sequence_samples(windows, self._predict, self.dis, self.lut, TemporalOptions(), self.gen)
+        opt = TemporalOptions(feedback_gain=c.feedback_gain)
+        xs, abs_ = sequence_samples(windows, self._predict, self.dis, self.lut, opt, self.gen)
         return torch.cat((x, xs)), torch.cat((ab, abs_))
 
     @torch.no_grad()
@@ -377,13 +381,15 @@ class Trainer:
         score = fig["psnr_cls"] - fig["psnr_gray"]
         if score > self.best:
             self.best = score
-            save_model(self.ema, self.run / "best.safetensors", extra={"step": self.step, "held_out": fig})
+            save_model(self.ema, self.run / "best.safetensors", extra=self._record(fig))
             self.log({"event": "export", "step": self.step, "gain_db": round(score, 3)})
         # Every evaluated step is kept: the shipped one is picked later on the whole colour/PSNR
         # frontier, which one PSNR figure cannot rank.
-        save_model(
-            self.ema, self.run / "snapshots" / f"step{self.step:06d}.safetensors", extra={"step": self.step, "held_out": fig}
-        )
+        save_model(self.ema, self.run / "snapshots" / f"step{self.step:06d}.safetensors", extra=self._record(fig))
+
+    def _record(self, fig: dict) -> dict:
+        """What a saved network's JSON says of it besides its configs (weights.read_record)."""
+        return {"step": self.step, "held_out": fig, "feedback_gain": self.cfg.feedback_gain}
 
 
 @contextmanager
@@ -417,7 +423,8 @@ def export_checkpoint(checkpoint: Path, out: Path, decode: DecodeConfig, weights
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     model = ColorNet(cfg.model)
     model.load_state_dict(state[weights])
-    save_model(model.eval(), out, decode, {"step": int(state["step"]), "weights": weights, **(extra or {})})
+    record = {"step": int(state["step"]), "weights": weights, "feedback_gain": cfg.feedback_gain}
+    save_model(model.eval(), out, decode, {**record, **(extra or {})})
 
 
 def run_model_config(run_dir: Path, init: str = "", hint_gate: bool = False) -> ModelConfig:
@@ -458,6 +465,7 @@ def main() -> None:
         weight_decay: float = d.weight_decay,
         sequence_prob: float = d.sequence_prob,
         sequence_frames: int = d.sequence_frames,
+        feedback_gain: float = typer.Option(d.feedback_gain, help="the network's own colours are fed back times this"),
         hint_gate: bool = typer.Option(False, help="add a hint gate to --init weights that have none"),
     ) -> None:
         """Train (or resume, when RUN_DIR/last.pt exists). Example: python -m vidcolor.train fit --steps 10000
@@ -495,7 +503,7 @@ def main() -> None:
             model,
             out,
             DecodeConfig(temperature=temperature, saturation=saturation),
-            {"average": {"a": str(a), "b": str(b), "alpha": alpha}},
+            {"average": {"a": str(a), "b": str(b), "alpha": alpha}, "feedback_gain": read_feedback_gain(b)},
         )
 
     @app.command("open-gate")
@@ -509,5 +517,16 @@ def main() -> None:
         and training record. Example: python -m vidcolor.train open-gate runs/r13.safetensors
         runs/r13-open.safetensors --offset 0.05"""
         open_gate_file(src, out, offset, trusted)
+
+    @app.command("feedback-gain")
+    def feedback_gain_(
+        src: Path,
+        out: Path,
+        gain: float = typer.Option(..., help="what the network's own colours are fed back times; shipped: 0.95"),
+    ) -> None:
+        """Set how much trained weights' own colours are damped when fed back (vidcolor.train.calibrate);
+        keeps their decoding and the rest of their record. Example: python -m vidcolor.train feedback-gain
+        runs/r15.safetensors runs/r15.safetensors --gain 0.95"""
+        set_feedback_gain_file(src, out, gain)
 
     app()
