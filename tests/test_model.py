@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import pytest
@@ -205,6 +206,48 @@ def test_a_hole_takes_the_colour_of_its_own_lightness():
     assert (trust[..., 8:12] == 1).all()
     assert torch.allclose(hint[..., :4, 8:12], colour[..., :4, 8:12], atol=0.5)  # blue, not blue-yellow
     assert torch.allclose(hint[..., 4:, 8:12], colour[..., 4:, 8:12], atol=0.5)
+
+
+def test_the_hint_fill_is_the_lightness_weighted_mean_of_the_taps_around_each_hole():
+    from vidcolor.model import FILL_LIGHTNESS, FILL_RADIUS, FILL_SIGMA, FILL_STEP, REACH
+
+    g = torch.Generator().manual_seed(0)
+    h, w = 5, 7
+    colored = (torch.rand(1, 1, h, w, generator=g) > 0.4).float() * torch.rand(1, 1, h, w, generator=g)
+    ab = torch.randn(1, 2, h, w, generator=g) * 30 * (colored > 0)
+    lightness = torch.rand(1, 1, h, w, generator=g) * 100
+    hint, trust = spread(ab, colored, lightness)
+    taps = range(-FILL_RADIUS, FILL_RADIUS + 1, FILL_STEP)
+    for y in range(h):
+        for x in range(w):
+            c = float(colored[0, 0, y, x])
+            total, weight, share, norm = torch.zeros(2), 0.0, 0.0, 0.0
+            for dy in taps:
+                for dx in taps:
+                    ty, tx = min(max(y + dy, 0), h - 1), min(max(x + dx, 0), w - 1)  # edges replicated
+                    near = math.exp(-(dy * dy + dx * dx) / (2 * FILL_SIGMA**2))
+                    like = math.exp(-((float(lightness[0, 0, ty, tx] - lightness[0, 0, y, x])) ** 2) / (2 * FILL_LIGHTNESS**2))
+                    total += near * like * ab[0, :, ty, tx]
+                    weight += near * like * float(colored[0, 0, ty, tx])
+                    share, norm = share + near * float(colored[0, 0, ty, tx]), norm + near
+            fill = total / max(weight, 1e-6)
+            want = ab[0, :, y, x] + (1 - c) * fill
+            assert torch.allclose(hint[0, :, y, x], want, atol=1e-3), (y, x)
+            assert float(trust[0, 0, y, x]) == pytest.approx(c + (1 - c) * float(share / norm > REACH), abs=1e-6)
+
+
+def test_the_class_mixture_is_the_network_and_a_gaussian_around_the_hint_weighted_by_the_gate():
+    from vidcolor.model import HintGate
+
+    g = torch.Generator().manual_seed(0)
+    bins = gamut_bins(10.0).float()
+    logits = torch.randn(2, len(bins), 3, 4, generator=g) * 3
+    hint, gate = torch.randn(2, 2, 3, 4, generator=g) * 40, torch.rand(2, 1, 3, 4, generator=g)
+    theirs = torch.softmax(-((hint[:, None] - bins[None, :, :, None, None]) ** 2).sum(2) / (2 * 5.0**2), 1)
+    want = (1 - gate) * torch.softmax(logits, 1) + gate * theirs
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # the Gaussian's distances stay fp32
+        mixed = HintGate(8, 5.0).mix(logits, hint, gate, bins)
+    assert torch.allclose(mixed.exp(), want, atol=1e-5)
 
 
 def test_the_hint_fill_stays_fp32_under_bf16_autocast():
