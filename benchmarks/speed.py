@@ -142,7 +142,9 @@ def main() -> None:
             if h == 360:
                 variants = [("--no-temporal", ColorizeOptions(temporal=False))]
                 if args.feedback:
-                    variants.append(("--feedback", ColorizeOptions(temporal_options=TemporalOptions(feedback=True))))
+                    for lag in (2, 1):  # frame t-2's colours fed back (two frames at once), or frame t-1's
+                        fed = TemporalOptions(feedback=True, feedback_lag=lag)
+                        variants.append((f"--feedback, lag {lag}", ColorizeOptions(temporal_options=fed)))
                 if args.model:
                     variants.append((f"--model {args.model.name}", ColorizeOptions(model=args.model)))
                 for name, opts in variants:
@@ -154,13 +156,15 @@ def main() -> None:
 
 
 def cpu_name() -> str:
+    """The CPU's model name and the flags that decide the model's speed (bf16 needs avx512_bf16 or amx)."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        pass
-    return "unknown"
+        return "unknown"
+    name = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), "unknown")
+    flags = next((ln.split(":", 1)[1].split() for ln in lines if ln.startswith("flags")), [])
+    shown = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
+    return f"{name} ({' '.join(shown) or 'no AVX2'})"
 
 
 if __name__ == "__main__":

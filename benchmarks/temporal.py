@@ -48,6 +48,13 @@ def main() -> None:
         "--feedback-gain", type=float, default=None, help="damp the fed-back colours by this (default: the weights' own)"
     )
     ap.add_argument(
+        "--feedback-lag",
+        type=int,
+        default=TemporalOptions().feedback_lag,
+        choices=[1, 2],
+        help="feed back frame t-1's or t-2's output",
+    )
+    ap.add_argument(
         "--no-confidence", action="store_true", help="blend by flow reliability alone, ignoring the model's confidence"
     )
     ap.add_argument("--held-out-clips", action="store_true", help="also the clips training leaves out of ../shared/data/clips")
@@ -70,6 +77,7 @@ def main() -> None:
             flow_preset=args.flow_preset,
             feedback=args.feedback,
             feedback_gain=args.feedback_gain,
+            feedback_lag=args.feedback_lag,
             use_confidence=not args.no_confidence,
         ),
     )

@@ -42,10 +42,37 @@ def test_gray_frames_are_predicted_ahead_on_the_model_threads(gray_clip, tiny_mo
     assert all(n.startswith("vidcolor-model") for n in predict_threads)
 
 
-def test_feedback_predicts_in_order_on_the_main_thread(gray_clip, tiny_model, tmp_path, predict_threads):
+def test_feedback_lag_1_predicts_in_order_on_the_main_thread(gray_clip, tiny_model, tmp_path, predict_threads):
     # Each frame's input holds the frame before's colours: nothing can be predicted ahead.
-    colorize_video(gray_clip, tmp_path / "out.mkv", lossless(tiny_model, temporal_options=TemporalOptions(feedback=True)))
+    fed = TemporalOptions(feedback=True, feedback_lag=1)
+    colorize_video(gray_clip, tmp_path / "out.mkv", lossless(tiny_model, temporal_options=fed))
     assert predict_threads == ["MainThread"] * 12
+
+
+def test_lagged_feedback_predicts_two_frames_at_once_on_the_model_threads(gray_clip, tiny_model, tmp_path, predict_threads):
+    lagged = TemporalOptions(feedback=True)  # by default frame t's input holds frame t-2's output
+    colorize_video(gray_clip, tmp_path / "out.mkv", lossless(tiny_model, threads=2, temporal_options=lagged))
+    assert len(predict_threads) == 12 and all(n.startswith("vidcolor-model") for n in predict_threads)
+    assert len(set(predict_threads)) == 2
+
+
+def test_lagged_feedback_ahead_changes_no_pixel(gray_clip, tiny_model, tmp_path, monkeypatch):
+    seen: list[np.ndarray] = []
+    original = Colorizer.predict
+
+    def spy(self, rgb, match=None, trusted=False):
+        seen.append(rgb)
+        return original(self, rgb, match, trusted)
+
+    monkeypatch.setattr(Colorizer, "predict", spy)
+    lagged = TemporalOptions(feedback=True, feedback_lag=2)
+    colorize_video(gray_clip, tmp_path / "ahead.mkv", lossless(tiny_model, threads=1, temporal_options=lagged))
+    assert sum(np.ptp(x, axis=2).max() > 0.01 for x in seen) >= 8  # frames 2.. carry colours fed back
+    monkeypatch.setattr(pipeline, "_predicts_ahead", lambda options, match: None)  # each frame's own step
+    colorize_video(gray_clip, tmp_path / "serial.mkv", lossless(tiny_model, threads=1, temporal_options=lagged))
+    a, b = read_video(tmp_path / "ahead.mkv"), read_video(tmp_path / "serial.mkv")
+    assert a["frames"] == b["frames"] == 12
+    assert all(np.array_equal(x, y) for x, y in zip(a["rgb"], b["rgb"], strict=True))
 
 
 def test_feedback_damps_by_the_weights_own_gain_unless_told_otherwise(gray_clip, tiny_model, tmp_path, monkeypatch):
@@ -76,7 +103,7 @@ def test_feedback_damps_by_the_weights_own_gain_unless_told_otherwise(gray_clip,
 
 def test_predicting_ahead_changes_no_pixel(gray_clip, tiny_model, tmp_path, monkeypatch):
     colorize_video(gray_clip, tmp_path / "ahead.mkv", lossless(tiny_model, threads=1))
-    monkeypatch.setattr(pipeline, "_predicts_ahead", lambda options, match: False)
+    monkeypatch.setattr(pipeline, "_predicts_ahead", lambda options, match: None)
     colorize_video(gray_clip, tmp_path / "serial.mkv", lossless(tiny_model, threads=1))
     a, b = read_video(tmp_path / "ahead.mkv"), read_video(tmp_path / "serial.mkv")
     assert a["frames"] == b["frames"] == 12

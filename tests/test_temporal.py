@@ -140,7 +140,7 @@ def test_feedback_input_is_gray_where_unreliable():
 
 
 def test_feedback_gives_the_network_the_warped_past():
-    state = make_state(feedback=True)
+    state = make_state(feedback=True, feedback_lag=1)
     seen: list = []
     told: list = []
     state.step(gray(0, 0), constant(30.0, 30.0, seen=seen, told=told))
@@ -150,6 +150,20 @@ def test_feedback_gives_the_network_the_warped_past():
     assert told == [False, False]  # the network's own guesses, not true colours
 
 
+def test_feedback_lag_2_feeds_frame_t_the_output_of_frame_t_minus_2():
+    seen: list = []
+    state = make_state(feedback=True, feedback_lag=2, smoothing=0.0)
+    for i, colour in enumerate((10.0, 40.0, 20.0, 30.0)):  # each frame's prediction its own colour
+        state.step(gray(i, 0), constant(colour, 0.0, seen=seen))
+    assert np.ptp(seen[0], axis=2).max() < 1e-6 and np.ptp(seen[1], axis=2).max() < 1e-6  # no t-2 yet: gray
+    assert _hint_chroma(seen[2]) == pytest.approx(10.0, abs=1.5)  # frame 0's colour, not frame 1's 40
+    assert _hint_chroma(seen[3]) == pytest.approx(40.0, abs=1.5)  # frame 1's
+    cut = [gray(i, 7) for i in range(2)]  # a new shot starts gray again for two frames
+    for g in cut:
+        state.step(g, constant(25.0, 0.0, seen=seen))
+    assert all(np.ptp(x, axis=2).max() < 1e-6 for x in seen[4:6])
+
+
 def _hint_chroma(rgb: np.ndarray) -> float:
     lab = cv2.cvtColor(rgb.astype(np.float32), cv2.COLOR_RGB2Lab)
     return float(np.median(np.hypot(lab[..., 1], lab[..., 2])))
@@ -157,15 +171,15 @@ def _hint_chroma(rgb: np.ndarray) -> float:
 
 def test_the_networks_own_colours_are_fed_back_damped_and_a_keyframes_are_not():
     seen: list = []
-    state = make_state(feedback=True, feedback_gain=0.5, smoothing=0.0)
+    state = make_state(feedback=True, feedback_lag=1, feedback_gain=0.5, smoothing=0.0)
     for i in range(2):
         state.step(gray(i, 0), constant(30.0, 30.0, seen=seen))
     assert _hint_chroma(seen[1]) == pytest.approx(0.5 * np.hypot(30.0, 30.0), rel=0.1)
-    guided = make_state(feedback=True, feedback_gain=0.5, smoothing=0.0)
+    guided = make_state(feedback=True, feedback_lag=1, feedback_gain=0.5, smoothing=0.0)
     guided.step(gray(0, 0), constant(30.0, 30.0))
     guided.step(gray(1, 0), constant(30.0, 30.0, seen=seen), Guide(None, None))
     assert _hint_chroma(seen[2]) == pytest.approx(np.hypot(30.0, 30.0), rel=0.1)
-    unset = make_state(feedback=True, smoothing=0.0)  # no gain filled in (the pipeline fills the weights'): 1
+    unset = make_state(feedback=True, feedback_lag=1, smoothing=0.0)  # no gain filled in (the pipeline fills the weights'): 1
     for i in range(2):
         unset.step(gray(i, 0), constant(30.0, 30.0, seen=seen))
     assert _hint_chroma(seen[4]) == pytest.approx(np.hypot(30.0, 30.0), rel=0.1)
@@ -213,13 +227,17 @@ def test_past_weight_is_capped():
     assert 0.0 < 40.0 - out <= 40.0 * (1 - 0.97) + 0.5
 
 
-def test_a_prediction_made_ahead_serves_the_gray_input_only():
+def test_a_prediction_made_ahead_serves_an_input_that_does_not_wait_for_the_frame_before():
     ahead = (np.full((96, 128, 2), 40.0, np.float32), np.full((96, 128), 0.5, np.float32))
     seen: list = []
     state = make_state(smoothing=0.0)
     out = state.step(gray(0, 0), constant(-40.0, seen=seen), predicted=ahead)
     assert seen == [] and float(out[..., 0].mean()) == 40.0  # the network was not run again
-    fed = make_state(smoothing=0.0, feedback=True)
+    fed = make_state(smoothing=0.0, feedback=True, feedback_lag=1)
     fed.step(gray(0, 0), constant(-40.0, seen=seen), predicted=ahead)
     out = fed.step(gray(1, 0), constant(-40.0, seen=seen), predicted=ahead)
     assert len(seen) == 1 and float(out[..., 0].mean()) == -40.0  # a hinted input needs the network
+    lagged = make_state(smoothing=0.0, feedback=True, feedback_lag=2)  # its input does not wait for t-1
+    lagged.step(gray(0, 0), constant(-40.0, seen=seen), predicted=ahead)
+    out = lagged.step(gray(1, 0), constant(-40.0, seen=seen), predicted=ahead)
+    assert len(seen) == 1 and float(out[..., 0].mean()) == 40.0

@@ -19,10 +19,13 @@ import queue
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import av
 import cv2
@@ -465,6 +468,17 @@ def _signals_ignored() -> Iterator[None]:
             signal.signal(s, handler)
 
 
+class _Decoded(NamedTuple):
+    """A video frame as the decoder thread hands it on."""
+
+    frame: av.VideoFrame
+    gray: np.ndarray  # (H, W) uint8, full size, as stored
+    deep: np.ndarray | None  # the source's luma at its own depth, for outputs deeper than 8 bits
+    small: np.ndarray  # (h, w) uint8, upright, at the working size
+    link: Link | None  # how it follows the frame before (None without temporal)
+    ahead: Future | None  # the network's output on its input, under way (inference.Ahead), or None
+
+
 class _Job:
     """One run: the queues, the three stages, the writer and the temporary output file."""
 
@@ -512,6 +526,8 @@ class _Job:
         self.lut = gray_to_lightness_lut()  # (256,) Lab L of each gray level, for the tracker and the state
         self.tracker = Tracker(self.temporal_options, self.lut) if options.temporal else None
         self.ahead: Ahead | None = None  # set by run() when frames can be predicted ahead
+        self.ahead_mode = _predicts_ahead(options, match)
+        self.written, self.last_written = 0, 0.0  # frames on the encoder's queue, and the last one's time
 
     def _decode(self) -> None:
         """Decoder thread: video frames with their full-res gray (and deep luma), their upright working-size
@@ -526,8 +542,9 @@ class _Job:
                 t = self.times.add("decode", t)
                 link = self.tracker.link(small) if self.tracker is not None else None
                 t = self.times.add("flow", t)
-                ahead = self.ahead.submit(gray_input(small)) if self.ahead is not None else None
-                item = (item, gray, deep, small, link, ahead)
+                gray_ahead = self.ahead is not None and self.ahead_mode == "gray"
+                ahead = self.ahead.submit(gray_input(small)) if gray_ahead else None
+                item = _Decoded(item, gray, deep, small, link, ahead)
             else:
                 t = self.times.add("decode", t)
             _put(self.frames_q, item, self.stop)
@@ -609,7 +626,7 @@ class _Job:
         return out
 
     def run(self) -> Summary:
-        if not _predicts_ahead(self.options, self.match):
+        if self.ahead_mode is None:
             return self._run_frames()
         self.ahead = Ahead(self.colorizer, lambda t: self.times.add("model", t))
         try:
@@ -622,8 +639,14 @@ class _Job:
         t0 = time.perf_counter()
         self.decoder.start()
         pending: list[av.Packet] = []
-        frames, last_time = 0, 0.0
+        held: deque[_Decoded] = deque()  # with feedback_lag 2: the frames whose prediction is under way
         total = _expected_frames(self.info, self.start, self.end)
+
+        def finish(item: _Decoded) -> None:
+            self._finish_frame(item)
+            if self.progress is not None:
+                self.progress(Progress(self.written, total, time.perf_counter() - t0))
+
         while (item := _get(self.frames_q, self.stop, self.decoder)) is not _END:
             if isinstance(item, av.Packet):
                 if self.part is not None:
@@ -633,26 +656,20 @@ class _Job:
                 else:
                     _put(self.encode_q, item, self.stop)
                 continue
-            frame, gray, deep, small, link, ahead = item
             if self.writer is None:
-                self._open_output(frame, pending)
-            guide = self.keyframes.guide(frame.time, self.state) if self.keyframes else None
-            predicted = ahead.result() if ahead is not None else None
-            ab, unc = _colorize_frame(
-                small, link, self.rotation, self.state, self.colorizer, self.times, guide, self.match, predicted
-            )
-            if self.keyframes is not None and self.keyframes.at_key is not None:
-                ab = _painted_at_full_size(ab, self.keyframes.at_key, gray.shape, self.rotation)
-            if self.part is not None and frame.time < self.part[0] - EPS:
-                continue  # warm-up: through flow and temporal state, not written
-            if self.first_time is None:
-                self.first_time = frame.time
-            _put(self.encode_q, (frame.pts, gray, ab, deep, unc), self.stop)
-            frames, last_time = frames + 1, frame.time
-            if self.encoder.error is not None:
-                raise self.encoder.error
-            if self.progress is not None:
-                self.progress(Progress(frames, total, time.perf_counter() - t0))
+                self._open_output(item.frame, pending)
+            if self.ahead_mode != "lagged":
+                finish(item)
+                continue
+            # Frame t's input holds frame t-2's output: finish t-2, then predict t beside t-1.
+            if len(held) == 2:
+                finish(held.popleft())
+            before = held[-1].link if held else None
+            lagged = self.state.lagged_input(item.small, before, item.link)
+            held.append(item._replace(ahead=self.ahead.submit(lagged)))
+        while held:
+            finish(held.popleft())
+        frames, last_time = self.written, self.last_written
         if self.first_time is None:
             raise _no_frames_error(self.src, self.info, self.start, self.end, self.stats)
         self._finish()
@@ -662,6 +679,26 @@ class _Job:
         return Summary(
             self.tmp, frames, duration, time.perf_counter() - t0, self.notices, self.sheet, self.stats.corrupt_packets, self.times
         )
+
+    def _finish_frame(self, item: _Decoded) -> None:
+        """One decoded frame through the temporal state onto the encoder's queue; frames before a part's
+        start only warm the state up."""
+        frame, gray, deep, small, link, ahead = item
+        guide = self.keyframes.guide(frame.time, self.state) if self.keyframes else None
+        predicted = ahead.result() if ahead is not None else None
+        ab, unc = _colorize_frame(
+            small, link, self.rotation, self.state, self.colorizer, self.times, guide, self.match, predicted
+        )
+        if self.keyframes is not None and self.keyframes.at_key is not None:
+            ab = _painted_at_full_size(ab, self.keyframes.at_key, gray.shape, self.rotation)
+        if self.part is not None and frame.time < self.part[0] - EPS:
+            return  # warm-up: through flow and temporal state, not written
+        if self.first_time is None:
+            self.first_time = frame.time
+        _put(self.encode_q, (frame.pts, gray, ab, deep, unc), self.stop)
+        self.written, self.last_written = self.written + 1, frame.time
+        if self.encoder.error is not None:
+            raise self.encoder.error
 
     def _finish(self) -> None:
         _put(self.encode_q, _END, self.stop)
@@ -732,10 +769,17 @@ def _no_frames_error(src: Path, info: SourceInfo, start, end, stats: DecodeStats
     return VidcolorError(f"{src.name} has a video stream but no frames: there is nothing to colorize")
 
 
-def _predicts_ahead(options: ColorizeOptions, match: ShotMatch | None) -> bool:
-    """True when each frame's network input is its gray alone (inference.Ahead): no feedback, no keyframes
-    (their colours are the input), no reference photo (its bias follows the shot's frames so far)."""
-    return not options.temporal_options.feedback and not options.keyframes and match is None
+def _predicts_ahead(options: ColorizeOptions, match: ShotMatch | None) -> str | None:
+    """How frames are predicted ahead of their use (inference.Ahead): "gray" when each frame's network input
+    is its gray alone (no feedback), "lagged" when it holds frame t-2's output (feedback_lag 2: two frames
+    at once), None when it must wait for frame t-1's (feedback_lag 1), or with keyframes (their colours are
+    the input) or a reference photo (its bias follows the shot's frames so far)."""
+    if options.keyframes or match is not None:
+        return None
+    temporal = options.temporal_options
+    if not temporal.feedback or not options.temporal:
+        return "gray"
+    return "lagged" if temporal.feedback_lag == 2 else None
 
 
 def _working_gray(gray: np.ndarray, wsize: tuple[int, int], rotation: int) -> np.ndarray:
