@@ -185,8 +185,9 @@ def colorize(
     feedback: bool = typer.Option(
         False,
         "--feedback/--no-feedback",
-        help="Also show the network the previous frame's colours, carried along the motion: steadier colour. "
-        "Off by default: it halves the speed, and with the shipped weights it costs some clips PSNR (README).",
+        help="Also show the network its colours of two frames before, carried along the motion: steadier "
+        "colour. Off by default: about 0.75x the speed, and with the shipped weights it costs some clips PSNR "
+        "and fades colour in some shots (README).",
     ),
     keyframe: list[str] = typer.Option(
         [],
