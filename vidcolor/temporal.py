@@ -42,9 +42,10 @@ class Predict(Protocol):
 class TemporalOptions:
     smoothing: float = 1.0  # 0 = no blending with the past, 1 = strong; max_keep still caps it (README: Temporal stability)
     flow_preset: str = "fast"
-    # Give the network the warped previous colours (the regression head's) as its input, as sequence
-    # training does (train.sequences). Off by default: it halves the speed, and with today's weights it
-    # costs some clips up to 0.7 dB against per-frame (README: Temporal stability).
+    # Give the network the warped earlier colours (the regression head's) as its input, as sequence
+    # training does (train.sequences). Off by default: it runs at about 0.75x the default's speed, and with
+    # today's weights it costs some clips up to 0.6 dB against per-frame and fades colour within some shots
+    # (README: Temporal stability).
     feedback: bool = False
     # The network's own colours are fed back times this. It belongs to the weights: one trained on hints
     # paler than their truth boosts a hint, and fed back undamped the shipped network's colours grew 1.87x
@@ -53,7 +54,7 @@ class TemporalOptions:
     # from a keyframe are true ones: never damped.
     feedback_gain: float | None = None
     # Which earlier output feedback carries to frame t: 2 = frame t-2's (carried by both frames' motion), so
-    # that two frames are predicted at once: 1.36x the frames a second of frame t-1's (1), and on the
+    # that two frames are predicted at once: 1.36-1.45x the frames a second of frame t-1's (1), and on the
     # development clips +0.06 dB over per-frame against +0.04 (sequence training saw skips of 1-3 frames).
     feedback_lag: int = 2
     cut_threshold: float = 0.45  # histogram distance above which frames belong to different shots
