@@ -3,7 +3,7 @@
     python benchmarks/speed.py [--frames 240] [--model OTHER.safetensors]
     # 640x360 is also run with --no-temporal (and with --model OTHER end to end), side by side
     python benchmarks/speed.py --busy 1     # also with 1 competing CPU-bound process: slowdowns side by side
-    python benchmarks/speed.py --feedback   # also 640x360 with --feedback: the network's hint path every frame
+    python benchmarks/speed.py --feedback   # also 640x360 with --feedback (frame t-2's colours) and frame t-1's
 
 For a 640x360 and a 1280x720 clip (generated here: a camera panning over
 scikit-image's photos, like samples/make_sample.py), reports:

@@ -42,7 +42,7 @@ def main() -> None:
     ap.add_argument("--temperature", type=float, default=None)
     ap.add_argument("--flow-preset", default=TemporalOptions().flow_preset, choices=["ultrafast", "fast", "medium"])
     ap.add_argument(
-        "--feedback", action="store_true", help="feed the warped previous colours to the network (the CLI's --feedback)"
+        "--feedback", action="store_true", help="feed the network's warped earlier colours back to it (the CLI's --feedback)"
     )
     ap.add_argument(
         "--feedback-gain", type=float, default=None, help="damp the fed-back colours by this (default: the weights' own)"
