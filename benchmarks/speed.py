@@ -42,7 +42,7 @@ from synthetic import pan_clip
 
 from vidcolor.inference import MEMORY_FORMAT, Colorizer
 from vidcolor.pipeline import ColorizeOptions, colorize_video, working_size
-from vidcolor.precision import compute_dtype
+from vidcolor.precision import compute_dtype, cpu_flags
 from vidcolor.temporal import TemporalOptions
 from vidcolor.video import EncodeOptions
 
@@ -162,7 +162,7 @@ def cpu_name() -> str:
     except OSError:
         return "unknown"
     name = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), "unknown")
-    flags = next((ln.split(":", 1)[1].split() for ln in lines if ln.startswith("flags")), [])
+    flags = cpu_flags()
     shown = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
     return f"{name} ({' '.join(shown) or 'no AVX2'})"
 

@@ -89,8 +89,9 @@ class Inherited:
     reliability: np.ndarray | None  # (H, W) float32 in [0, 1]
     cut: bool  # True when this frame starts a new shot
     confidence: np.ndarray | None = None  # (H, W) float32 in [0, 1]: the warped previous output's confidence
-    # (ab (H, W, 2), reliability (H, W)): frame t-2's output carried to frame t (feedback_lag 2), or None
-    lagged: tuple[np.ndarray, np.ndarray] | None = None
+    # With feedback_lag 2: frame t-2's output (H, W, 4), the motion t-2 -> t-1 and the motion t-1 -> t, or
+    # None. Carried (_lagged_hint) only when the frame's input is made here: the pipeline makes it ahead.
+    lagged: tuple[np.ndarray, Motion, Motion] | None = None
 
 
 def histogram(gray: np.ndarray) -> np.ndarray:
@@ -246,8 +247,8 @@ class TemporalState:
         if guide is not None or (self.opt.feedback and self.opt.feedback_lag == 1):
             if inherited.ab is not None:  # frame t-1's colours (a guided shot always feeds them back)
                 hint = (inherited.ab[..., -2:], inherited.reliability)
-        elif self.opt.feedback:
-            hint = inherited.lagged
+        elif self.opt.feedback and inherited.lagged is not None:
+            hint = _lagged_hint(*inherited.lagged)
         if guide is not None and guide.weight is not None:
             hint = _guided_hint(hint, guide)
         return hint
@@ -273,7 +274,7 @@ class TemporalState:
         confidence = None if self.prev_confidence is None else motion.carry(self.prev_confidence)
         lagged = None
         if self.opt.feedback and self.opt.feedback_lag == 2:
-            lagged = _lagged_hint(*self._two_back, motion) if self._two_back is not None else None
+            lagged = (*self._two_back, motion) if self._two_back is not None else None
             self._two_back = (self.prev_ab, motion)  # for frame t+1: frame t-1's output, and how it lies on t
         return Inherited(motion.carry(self.prev_ab), motion.reliability, cut=False, confidence=confidence, lagged=lagged)
 
