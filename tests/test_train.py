@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -331,6 +332,57 @@ def test_sequence_inputs_carry_the_previous_prediction_along_the_flow():
     assert torch.allclose(ab, truth)  # the target is the last frame's own colours
     gray, _ = sequence_samples(windows, painter((0.0, 0.0)), *args, own_hint_prob=0.0)
     assert (gray.max(1).values - gray.min(1).values).max() < 0.02  # nothing predicted, nothing carried: gray
+
+
+def test_chains_carry_the_networks_colours_on_from_one_training_step_to_the_next():
+    from vidcolor.color import gray_to_lightness_lut, rgb_to_lab
+    from vidcolor.flow import make_dis
+    from vidcolor.temporal import TemporalOptions
+    from vidcolor.train.sequences import Chains, _crop
+
+    cache, spans = _panning_clip(frames=5)
+    chains = Chains(cache, spans, n=3, size=64, mean_frames=1e9, max_skip=1)
+    seen = []
+
+    def predict(x):  # paints every pixel (20 + 5 * calls so far, -10)
+        seen.append(x.shape)
+        return np.broadcast_to(np.float32((20.0 + 5 * len(seen), -10.0)), x.shape[:3] + (2,)).copy()
+
+    flow, rng, g = make_dis("fast"), np.random.default_rng(0), torch.Generator().manual_seed(0)
+    lut, opt = gray_to_lightness_lut(), TemporalOptions(feedback_gain=1.0)
+    x0, _ = chains.samples(predict, flow, lut, opt, rng, g, own_hint_prob=0.0)
+    assert (x0.max(1).values - x0.min(1).values).max() < 0.02  # a new chain starts from gray
+    indices = [[c.index] for c in chains.chains]
+    for call in range(2, 9):  # 8 calls walk 5 frames: forward, then back from the clip's end
+        x, ab = chains.samples(predict, flow, lut, opt, rng, g, own_hint_prob=0.0)
+        a = rgb_to_lab(x)[:, 1]
+        assert (a.median() - (20 + 5 * (call - 1))).abs() < 6  # the colours of the call before arrived
+        assert all(0 <= c.index < 5 for c in chains.chains)
+        frames = np.stack([_crop(cache.image(c.index), c.box, 64) for c in chains.chains])
+        truth = rgb_to_lab(torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255)[:, 1:]
+        assert torch.allclose(ab, truth)  # the target is each chain's frame's own colours
+        indices = [[*i, c.index] for i, c in zip(indices, chains.chains, strict=True)]
+    for walk in indices:  # one frame a step, turning back at the ends
+        assert all(abs(b - a) == 1 for a, b in itertools.pairwise(walk)) and len(set(walk)) >= 4
+    assert seen == [(3, 64, 64, 3)] * 8  # one forward pass a step
+    restart = Chains(cache, spans, n=2, size=64, mean_frames=1.0, max_skip=1)  # starts over every step
+    restart.samples(predict, flow, lut, opt, rng, g, own_hint_prob=0.0)
+    again, _ = restart.samples(predict, flow, lut, opt, rng, g, own_hint_prob=0.0)
+    assert (again.max(1).values - again.min(1).values).max() < 0.02
+
+
+def test_training_with_chains_puts_them_in_every_batch_and_carries_them_on(tmp_path):
+    cfg = replace(_tiny_run(tmp_path), sequence_chains=2, chain_frames=1e9)
+    trainer = Trainer(cfg)
+    x, ab = trainer.inputs()
+    assert x.shape == (4, 3, 64, 64) and ab.shape == (4, 2, 64, 64)
+    chains = trainer.chains.chains
+    assert len(chains) == 2 and all(c.ab is not None and c.ab.shape == (64, 64, 2) for c in chains)
+    where = [c.index for c in chains]
+    trainer.train_step()
+    assert [c.index for c in chains] != where and trainer.chains.chains == chains  # the same chains, moved on
+    with pytest.raises(ValueError, match="sequence_chains"):
+        Trainer(replace(cfg, sequence_chains=5, run_dir=str(tmp_path / "too-many")))
 
 
 def test_opening_the_hint_gate_follows_a_hint_further_and_leaves_gray_inputs_alone():

@@ -36,7 +36,7 @@ from .calibrate import open_gate_file, set_feedback_gain_file
 from .clips import clip_cache, list_clips, overlapping_photos, split_clips
 from .data import ImageCache, cached, center_crops, list_images, random_crops, split_images
 from .evaluate import evaluate_images
-from .sequences import sequence_samples, window_crops
+from .sequences import Chains, sequence_samples, window_crops
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,11 @@ class TrainConfig:
     sequence_prob: float = 0.25
     sequence_frames: int = 3
     sequence_skip: int = 3
+    # Samples of each batch (in place of the windows above) from chains carried on across steps
+    # (train.sequences.Chains): the network's own colours after tens of frames of its loop, as over a long
+    # shot at run time. A chain starts over with chance 1/chain_frames a step.
+    sequence_chains: int = 0
+    chain_frames: float = 40.0
     # The network's own colours are fed back times this in the sequence samples, as at run time
     # (temporal.TemporalOptions.feedback_gain); written into every record the run saves, for the run time.
     feedback_gain: float = 0.95
@@ -210,6 +215,8 @@ def init_model(path: Path, cfg: ModelConfig) -> ColorNet:
 
 class Trainer:
     def __init__(self, cfg: TrainConfig):
+        if cfg.sequence_chains > cfg.batch:
+            raise ValueError(f"sequence_chains ({cfg.sequence_chains}) must not exceed the batch ({cfg.batch})")
         self.cfg = cfg
         self.device = pick_device(cfg.device)
         self.dtype = compute_dtype(self.device, training=True)
@@ -224,6 +231,11 @@ class Trainer:
         self.rng = np.random.default_rng(cfg.seed)
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.dis = make_dis(TemporalOptions().flow_preset)
+        self.chains = (
+            Chains(self.data.frames, self.data.spans, cfg.sequence_chains, cfg.crop, cfg.chain_frames, cfg.sequence_skip)
+            if self.data.spans and cfg.sequence_chains
+            else None
+        )
         self.lut = gray_to_lightness_lut()
         self.step = 0
         self.best = -math.inf
@@ -289,14 +301,20 @@ class Trainer:
     def inputs(self) -> tuple[torch.Tensor, torch.Tensor]:
         """A batch: (model input (B, 3, crop, crop) RGB in [0, 1], target ab (B, 2, crop, crop))."""
         c = self.cfg
-        k = int(self.rng.binomial(c.batch, c.sequence_prob)) if self.data.spans and c.sequence_frames > 1 else 0
+        opt = TemporalOptions(feedback_gain=c.feedback_gain)
+        if self.chains is not None:
+            k = c.sequence_chains
+        else:
+            k = int(self.rng.binomial(c.batch, c.sequence_prob)) if self.data.spans and c.sequence_frames > 1 else 0
         x, ab = make_inputs(self.data.batch(c.batch - k, c.crop, self.rng), self.gen, c.hint_prob, c.clean_hint_prob)
         if not k:
             return x, ab
-        frames = int(self.rng.integers(2, c.sequence_frames + 1))
-        windows = window_crops(self.data.frames, self.data.spans, k, frames, c.crop, self.rng, c.sequence_skip)
-        opt = TemporalOptions(feedback_gain=c.feedback_gain)
-        xs, abs_ = sequence_samples(windows, self._predict, self.dis, self.lut, opt, self.gen)
+        if self.chains is not None:
+            xs, abs_ = self.chains.samples(self._predict, self.dis, self.lut, opt, self.rng, self.gen)
+        else:
+            frames = int(self.rng.integers(2, c.sequence_frames + 1))
+            windows = window_crops(self.data.frames, self.data.spans, k, frames, c.crop, self.rng, c.sequence_skip)
+            xs, abs_ = sequence_samples(windows, self._predict, self.dis, self.lut, opt, self.gen)
         return torch.cat((x, xs)), torch.cat((ab, abs_))
 
     @torch.no_grad()
@@ -465,6 +483,10 @@ def main() -> None:
         weight_decay: float = d.weight_decay,
         sequence_prob: float = d.sequence_prob,
         sequence_frames: int = d.sequence_frames,
+        sequence_chains: int = typer.Option(
+            d.sequence_chains, help="samples a batch from chains of frames carried on across steps (instead of windows)"
+        ),
+        chain_frames: float = typer.Option(d.chain_frames, help="frames a chain runs on average before it starts over"),
         feedback_gain: float = typer.Option(d.feedback_gain, help="the network's own colours are fed back times this"),
         hint_gate: bool = typer.Option(False, help="add a hint gate to --init weights that have none"),
     ) -> None:
