@@ -55,7 +55,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("clip", type=Path, nargs="?", default=DEFAULT)
     ap.add_argument("--model", type=Path, default=None, help="weights (default: the shipped ones)")
-    ap.add_argument("--feedback", action="store_true", help="as the CLI's --feedback")
+    ap.add_argument(
+        "--feedback",
+        action=argparse.BooleanOptionalAction,
+        default=TemporalOptions().feedback,
+        help="as the CLI's --feedback/--no-feedback (same default)",
+    )
     ap.add_argument(
         "--feedback-gain", type=float, default=None, help="damp the fed-back colours by this (default: the weights' own)"
     )

@@ -42,7 +42,10 @@ def main() -> None:
     ap.add_argument("--temperature", type=float, default=None)
     ap.add_argument("--flow-preset", default=TemporalOptions().flow_preset, choices=["ultrafast", "fast", "medium"])
     ap.add_argument(
-        "--feedback", action="store_true", help="feed the network's warped earlier colours back to it (the CLI's --feedback)"
+        "--feedback",
+        action=argparse.BooleanOptionalAction,
+        default=TemporalOptions().feedback,
+        help="feed the network its warped earlier colours (the CLI's --feedback/--no-feedback, same default)",
     )
     ap.add_argument(
         "--feedback-gain", type=float, default=None, help="damp the fed-back colours by this (default: the weights' own)"

@@ -76,6 +76,21 @@ def test_lagged_feedback_ahead_changes_no_pixel(gray_clip, tiny_model, tmp_path,
     assert all(np.array_equal(x, y) for x, y in zip(a["rgb"], b["rgb"], strict=True))
 
 
+def test_no_temporal_runs_neither_flow_nor_feedback(gray_clip, tiny_model, tmp_path, monkeypatch):
+    import vidcolor.temporal as temporal
+
+    calls: list[str] = []
+    link, fed = temporal.Tracker.link, temporal.feedback_input
+    monkeypatch.setattr(temporal.Tracker, "link", lambda self, gray: calls.append("flow") or link(self, gray))
+    monkeypatch.setattr(temporal, "feedback_input", lambda *a, **k: calls.append("feedback") or fed(*a, **k))
+    feedback = TemporalOptions(feedback=True)
+    colorize_video(gray_clip, tmp_path / "fed.mkv", lossless(tiny_model, temporal_options=feedback))
+    assert calls.count("flow") == 12 and calls.count("feedback") >= 9  # from frame 3 on (frame t-2's colours)
+    calls.clear()
+    colorize_video(gray_clip, tmp_path / "per-frame.mkv", lossless(tiny_model, temporal=False, temporal_options=feedback))
+    assert calls == []
+
+
 def test_feedback_damps_by_the_weights_own_gain_unless_told_otherwise(gray_clip, tiny_model, tmp_path, monkeypatch):
     import vidcolor.temporal as temporal
     from vidcolor.train.calibrate import set_feedback_gain_file
