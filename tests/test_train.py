@@ -341,7 +341,7 @@ def test_chains_carry_the_networks_colours_on_from_one_training_step_to_the_next
     from vidcolor.train.sequences import Chains, _crop
 
     cache, spans = _panning_clip(frames=5)
-    chains = Chains(cache, spans, n=3, size=64, mean_frames=1e9, max_skip=1)
+    chains = Chains(cache, spans, n=3, size=64, chain_frames=1e9, max_skip=1)
     seen = []
 
     def predict(x):  # paints every pixel (20 + 5 * calls so far, -10)
@@ -365,7 +365,7 @@ def test_chains_carry_the_networks_colours_on_from_one_training_step_to_the_next
     for walk in indices:  # one frame a step, turning back at the ends
         assert all(abs(b - a) == 1 for a, b in itertools.pairwise(walk)) and len(set(walk)) >= 4
     assert seen == [(3, 64, 64, 3)] * 8  # one forward pass a step
-    restart = Chains(cache, spans, n=2, size=64, mean_frames=1.0, max_skip=1)  # starts over every step
+    restart = Chains(cache, spans, n=2, size=64, chain_frames=1.0, max_skip=1)  # starts over every step
     restart.samples(predict, flow, lut, opt, rng, g, own_hint_prob=0.0)
     again, _ = restart.samples(predict, flow, lut, opt, rng, g, own_hint_prob=0.0)
     assert (again.max(1).values - again.min(1).values).max() < 0.02

@@ -67,7 +67,8 @@ class TrainConfig:
     sequence_skip: int = 3
     # Samples of each batch (in place of the windows above) from chains carried on across steps
     # (train.sequences.Chains): the network's own colours after tens of frames of its loop, as over a long
-    # shot at run time. A chain starts over with chance 1/chain_frames a step.
+    # shot at run time. A chain starts over with chance 1/chain_frames a step; a resumed run starts them
+    # over (they are not checkpointed).
     sequence_chains: int = 0
     chain_frames: float = 40.0
     # The network's own colours are fed back times this in the sequence samples, as at run time

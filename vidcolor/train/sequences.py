@@ -133,7 +133,7 @@ class Chains:
     """`n` chains of frames of the training clips, each carried one frame on per training step (every
     1..max_skip-th frame, turning back at the clip's ends), the network's colours of the frame before
     warped onto each frame as at run time. A chain starts over, on a new clip and crop, from gray or its
-    own degraded hint, with chance 1/mean_frames a step, so chains run mean_frames frames on average."""
+    own degraded hint, with chance 1/chain_frames a step, so chains run chain_frames frames on average."""
 
     def __init__(
         self,
@@ -141,11 +141,11 @@ class Chains:
         spans: list[tuple[str, int, int]],
         n: int,
         size: int,
-        mean_frames: float,
+        chain_frames: float,
         max_skip: int = 3,
         scale: tuple[float, float] = (0.55, 1.0),
     ):
-        self.cache, self.spans, self.size, self.mean_frames = cache, spans, size, mean_frames
+        self.cache, self.spans, self.size, self.chain_frames = cache, spans, size, chain_frames
         self.max_skip, self.scale = max_skip, scale
         self.chains: list[_Chain | None] = [None] * n
 
@@ -162,7 +162,7 @@ class Chains:
         """Every chain one frame on -> (their inputs (n, 3, S, S) in [0, 1], true ab (n, 2, S, S)); the
         network's colours of these inputs (predict) are what the next call carries on."""
         for i, chain in enumerate(self.chains):
-            if chain is None or rng.random() < 1.0 / self.mean_frames:
+            if chain is None or rng.random() < 1.0 / self.chain_frames:
                 self.chains[i] = self._new_chain(rng)
             else:
                 _advance(chain)
