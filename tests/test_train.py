@@ -378,9 +378,10 @@ def test_training_with_chains_puts_them_in_every_batch_and_carries_them_on(tmp_p
     assert x.shape == (4, 3, 64, 64) and ab.shape == (4, 2, 64, 64)
     chains = trainer.chains.chains
     assert len(chains) == 2 and all(c.ab is not None and c.ab.shape == (64, 64, 2) for c in chains)
-    where = [c.index for c in chains]
+    where, ids = [c.index for c in chains], [id(c) for c in chains]
     trainer.train_step()
-    assert [c.index for c in chains] != where and trainer.chains.chains == chains  # the same chains, moved on
+    assert [id(c) for c in trainer.chains.chains] == ids  # the same chains (none started over) ...
+    assert [c.index for c in trainer.chains.chains] != where  # ... moved on
     with pytest.raises(ValueError, match="sequence_chains"):
         Trainer(replace(cfg, sequence_chains=5, run_dir=str(tmp_path / "too-many")))
 
