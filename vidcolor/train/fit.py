@@ -231,7 +231,9 @@ class Trainer:
         self.ema = ColorNet(cfg.model).to(self.device)
         self.rng = np.random.default_rng(cfg.seed)
         self.gen = torch.Generator().manual_seed(cfg.seed)
-        self.dis = make_dis(TemporalOptions().flow_preset)
+        # The run time's options for the fed-back colours of the sequence samples: made once, not every step.
+        self.temporal = TemporalOptions(feedback_gain=cfg.feedback_gain)
+        self.dis = make_dis(self.temporal.flow_preset)
         self.chains = (
             Chains(self.data.frames, self.data.spans, cfg.sequence_chains, cfg.crop, cfg.chain_frames, cfg.sequence_skip)
             if self.data.spans and cfg.sequence_chains
@@ -302,7 +304,6 @@ class Trainer:
     def inputs(self) -> tuple[torch.Tensor, torch.Tensor]:
         """A batch: (model input (B, 3, crop, crop) RGB in [0, 1], target ab (B, 2, crop, crop))."""
         c = self.cfg
-        opt = TemporalOptions(feedback_gain=c.feedback_gain)
         if self.chains is not None:
             k = c.sequence_chains
         else:
@@ -311,11 +312,11 @@ class Trainer:
         if not k:
             return x, ab
         if self.chains is not None:
-            xs, abs_ = self.chains.samples(self._predict, self.dis, self.lut, opt, self.rng, self.gen)
+            xs, abs_ = self.chains.samples(self._predict, self.dis, self.lut, self.temporal, self.rng, self.gen)
         else:
             frames = int(self.rng.integers(2, c.sequence_frames + 1))
             windows = window_crops(self.data.frames, self.data.spans, k, frames, c.crop, self.rng, c.sequence_skip)
-            xs, abs_ = sequence_samples(windows, self._predict, self.dis, self.lut, opt, self.gen)
+            xs, abs_ = sequence_samples(windows, self._predict, self.dis, self.lut, self.temporal, self.gen)
         return torch.cat((x, xs)), torch.cat((ab, abs_))
 
     @torch.no_grad()
