@@ -29,6 +29,7 @@ from vidcolor.train.fit import (
     rebalance_weights,
     run_model_config,
 )
+from vidcolor.train.widen import widen_file, widened
 from vidcolor.weights import load_model, read_feedback_gain, save_model
 
 from .conftest import TINY, make_video, scene
@@ -155,6 +156,40 @@ def test_averaging_two_networks_mixes_the_weights_they_share_and_keeps_the_gate(
     assert any(k.startswith("hint.") for k in m) and m.keys() == b.state_dict().keys()
     with pytest.raises(ValueError, match="alpha"):
         average_models(tmp_path / "a.safetensors", tmp_path / "b.safetensors", 1.5)
+
+
+def test_a_widened_decoder_computes_what_the_narrow_one_did_and_its_new_channels_learn(tmp_path):
+    torch.manual_seed(0)
+    narrow = ColorNet(TINY)
+    with torch.no_grad():  # trained-looking batch-norm statistics, so that copying them is tested too
+        for m in narrow.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    save_model(narrow.eval(), tmp_path / "narrow.safetensors", half=False)
+    widen_file(tmp_path / "narrow.safetensors", tmp_path / "wide.safetensors", (8, 16, 12, 16))
+    wide, _ = load_model(tmp_path / "wide.safetensors")
+    assert (
+        wide.cfg.decoder == (8, 16, 12, 16) == run_model_config(tmp_path / "new-run", str(tmp_path / "wide.safetensors")).decoder
+    )
+    assert wide.up8.conv.conv.weight.shape[0] == 16
+    gray = torch.rand(2, 1, 64, 96).expand(-1, 3, -1, -1)
+    hinted = torch.rand(2, 3, 64, 96)
+    with torch.no_grad():
+        for x in (gray, hinted):
+            for a, b in zip(narrow(x), wide(x), strict=True):
+                assert torch.allclose(a, b, atol=1e-5)
+    wide.train()
+    logits, reg, _ = wide(gray)
+    (logits.square().mean() + reg.square().mean()).backward()
+    # The old channels' weights from the new ones start at zero, but they get gradients: they can learn.
+    g = wide.up8.conv.conv.weight.grad
+    assert g[:8, 8:].abs().sum() > 0 and g[8:].abs().sum() == 0
+    assert wide.up4.reduce.conv.weight.grad[:, 8:].abs().sum() > 0
+    with pytest.raises(ValueError, match="middle"):
+        widened(narrow, (16, 16, 12, 16))
+    with pytest.raises(ValueError, match="grow"):
+        widened(narrow, (8, 4, 12, 16))
 
 
 def test_clips_are_held_out_by_name_with_the_photos_that_show_them(tmp_path):

@@ -37,6 +37,7 @@ from .clips import clip_cache, list_clips, overlapping_photos, split_clips
 from .data import ImageCache, cached, center_crops, list_images, random_crops, split_images
 from .evaluate import evaluate_images
 from .sequences import Chains, sequence_samples, window_crops
+from .widen import widen_file
 
 
 @dataclass(frozen=True)
@@ -552,5 +553,16 @@ def main() -> None:
         keeps their decoding and the rest of their record. Example: python -m vidcolor.train feedback-gain
         runs/r15.safetensors runs/r15.safetensors --gain 0.95"""
         set_feedback_gain_file(src, out, gain)
+
+    @app.command()
+    def widen(
+        src: Path,
+        out: Path,
+        decoder: list[int] = typer.Option(..., help="the new decoder widths at strides 4, 8, 16, 32 (only 8 and 16 may grow)"),
+    ) -> None:
+        """Widen trained weights' decoder so that they compute the same colours (vidcolor.train.widen), to train
+        on with fit --init. Example: python -m vidcolor.train widen models/vidcolor-base.safetensors
+        runs/wide.safetensors --decoder 64 --decoder 192 --decoder 256 --decoder 256"""
+        widen_file(src, out, tuple(decoder))
 
     app()
