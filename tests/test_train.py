@@ -406,34 +406,9 @@ def test_chains_carry_the_networks_colours_on_from_one_training_step_to_the_next
     assert (again.max(1).values - again.min(1).values).max() < 0.02
 
 
-def test_chain_colour_jitter_scales_the_carried_colours_by_chain():
-    from vidcolor.color import gray_to_lightness_lut, rgb_to_lab
-    from vidcolor.flow import make_dis
-    from vidcolor.temporal import TemporalOptions
-    from vidcolor.train.sequences import Chains
-
-    cache, spans = _panning_clip(frames=5)
-    flow, lut, opt = make_dis("fast"), gray_to_lightness_lut(), TemporalOptions(feedback_gain=1.0)
-    rng, g = np.random.default_rng(1), torch.Generator().manual_seed(0)
-
-    def predict(x):  # a = 30 everywhere
-        return np.broadcast_to(np.float32((30.0, 0.0)), x.shape[:3] + (2,)).copy()
-
-    carried = {}
-    for jitter in (0.0, 0.4):
-        chains = Chains(cache, spans, n=6, size=64, chain_frames=1e9, max_skip=1, colour_jitter=jitter)
-        chains.samples(predict, flow, lut, opt, rng, g, own_hint_prob=0.0)
-        x, _ = chains.samples(predict, flow, lut, opt, rng, g, own_hint_prob=0.0)
-        carried[jitter] = rgb_to_lab(x)[:, 1].flatten(1).median(1).values
-    assert (carried[0.0] - 30).abs().max() < 2
-    assert carried[0.4].std() > 2  # each chain its own factor
-    assert carried[0.4].min() > 30 * np.exp(-0.4) - 2 and carried[0.4].max() < 30 * np.exp(0.4) + 2
-
-
 def test_training_with_chains_puts_them_in_every_batch_and_carries_them_on(tmp_path):
-    cfg = replace(_tiny_run(tmp_path), sequence_chains=2, chain_frames=1e9, chain_colour_jitter=0.2)
+    cfg = replace(_tiny_run(tmp_path), sequence_chains=2, chain_frames=1e9)
     trainer = Trainer(cfg)
-    assert trainer.chains.colour_jitter == 0.2
     x, ab = trainer.inputs()
     assert x.shape == (4, 3, 64, 64) and ab.shape == (4, 2, 64, 64)
     chains = trainer.chains.chains

@@ -72,7 +72,6 @@ class TrainConfig:
     # over (they are not checkpointed).
     sequence_chains: int = 0
     chain_frames: float = 40.0
-    chain_colour_jitter: float = 0.0  # the carried colours times exp(U(-j, j)) a step (train.sequences.Chains)
     # The network's own colours are fed back times this in the sequence samples, as at run time
     # (temporal.TemporalOptions.feedback_gain); written into every record the run saves, for the run time.
     feedback_gain: float = 0.95
@@ -237,15 +236,7 @@ class Trainer:
         self.temporal = TemporalOptions(feedback_gain=cfg.feedback_gain)
         self.dis = make_dis(self.temporal.flow_preset)
         self.chains = (
-            Chains(
-                self.data.frames,
-                self.data.spans,
-                cfg.sequence_chains,
-                cfg.crop,
-                cfg.chain_frames,
-                cfg.sequence_skip,
-                colour_jitter=cfg.chain_colour_jitter,
-            )
+            Chains(self.data.frames, self.data.spans, cfg.sequence_chains, cfg.crop, cfg.chain_frames, cfg.sequence_skip)
             if self.data.spans and cfg.sequence_chains
             else None
         )
@@ -499,9 +490,6 @@ def main() -> None:
             d.sequence_chains, help="samples a batch from chains of frames carried on across steps (instead of windows)"
         ),
         chain_frames: float = typer.Option(d.chain_frames, help="frames a chain runs on average before it starts over"),
-        chain_colour_jitter: float = typer.Option(
-            d.chain_colour_jitter, help="a chain's carried colours are multiplied by exp(U(-j, j)) each step"
-        ),
         feedback_gain: float = typer.Option(d.feedback_gain, help="the network's own colours are fed back times this"),
         hint_gate: bool = typer.Option(False, help="add a hint gate to --init weights that have none"),
     ) -> None:

@@ -133,13 +133,7 @@ class Chains:
     """`n` chains of frames of the training clips, each carried one frame on per training step (every
     1..max_skip-th frame, turning back at the clip's ends), the network's colours of the frame before
     warped onto each frame as at run time. A chain starts over, on a new clip and crop, from gray or its
-    own degraded hint, with chance 1/chain_frames a step, so chains run chain_frames frames on average.
-
-    colour_jitter j > 0 multiplies the colours a chain carries on by exp(U(-j, j)) each step, before the
-    run-time function makes the input: the network's own colours are muted against the truth, so without
-    it training only ever rewards raising what is fed back, and on a steady shot at run time the loop
-    raises its colours without end (benchmarks/drift.py). With it the fed-back strength is no evidence
-    of the truth's, and the colours a frame settles on come from the frame."""
+    own degraded hint, with chance 1/chain_frames a step, so chains run chain_frames frames on average."""
 
     def __init__(
         self,
@@ -150,10 +144,9 @@ class Chains:
         chain_frames: float,
         max_skip: int = 3,
         scale: tuple[float, float] = (0.55, 1.0),
-        colour_jitter: float = 0.0,
     ):
         self.cache, self.spans, self.size, self.chain_frames = cache, spans, size, chain_frames
-        self.max_skip, self.scale, self.colour_jitter = max_skip, scale, colour_jitter
+        self.max_skip, self.scale = max_skip, scale
         self.chains: list[_Chain | None] = [None] * n
 
     def samples(
@@ -181,8 +174,7 @@ class Chains:
             x[fresh] = _start_inputs(frames[fresh], grays[fresh], lut, g, own_hint_prob)
         for i, c in enumerate(self.chains):
             if c.ab is not None:
-                k = np.exp(rng.uniform(-self.colour_jitter, self.colour_jitter)) if self.colour_jitter else 1.0
-                x[i] = _next_input(dis, c.gray, grays[i], c.ab * np.float32(k), lut, opt)
+                x[i] = _next_input(dis, c.gray, grays[i], c.ab, lut, opt)
         pred = predict(x)
         for i, c in enumerate(self.chains):
             c.gray, c.ab = grays[i], pred[i]
