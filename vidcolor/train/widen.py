@@ -1,13 +1,13 @@
 """Widening a trained network's decoder without changing what it computes (after Net2Net, Chen et al. 2016).
 
 Issue 17 asks whether a wider decoder colours better. Training one from the ImageNet encoder alone would
-throw away the shipped weights' 10,000 steps, which these 2-core machines cannot repeat in a session. So
-the wider network starts as the shipped one: each widened layer keeps the old weights in its leading
+throw away the shipped weights' training (about 10,000 steps), which these 2-core machines cannot repeat in
+a session. So the wider network starts as the shipped one: each widened layer keeps the old weights in its leading
 channels, its new channels start at the layer's own random initialization, and the old channels read
 nothing from the new ones (those weights start at zero). A gray frame's output is then exactly the old
 network's, and training grows the new channels from there.
 
-Only the strides-8 and 16 widths may grow: the stride-4 width is read by the heads and the hint gate, and
+Only the stride-8 and stride-16 widths may grow: the stride-4 width is read by the heads and the hint gate, and
 the stride-32 width by the global-context MLP, whose output halves (scale, shift) a leading-slice copy
 would mix up.
 """
@@ -57,4 +57,5 @@ def grown_state(old: dict[str, torch.Tensor], new: dict[str, torch.Tensor]) -> d
 def widen_file(src: Path, out: Path, decoder: tuple[int, ...]) -> None:
     """Write src's network widened to `decoder` (with src's decoding and record) to out (.safetensors + .json)."""
     narrow, decode = load_model(src)
+    # fp32: a training start, not a shipped file; the copy stays exact whatever precision src holds.
     save_model(widened(narrow, decoder), out, decode, {**read_record(src), "widened_from": str(src)}, half=False)
