@@ -16,10 +16,11 @@ from vidcolor.weights import default_model_path, load_model, read_configs, save_
 from .conftest import TINY
 
 
-@pytest.fixture(params=[False, True], ids=["plain", "hint_gate"])
+@pytest.fixture(params=[(False, False), (True, False), (True, True)], ids=["plain", "hint_gate", "hypercolumns"])
 def net(request) -> ColorNet:
     torch.manual_seed(0)
-    return ColorNet(replace(TINY, hint_gate=request.param))
+    hint_gate, hypercolumns = request.param
+    return ColorNet(replace(TINY, hint_gate=hint_gate, hypercolumns=hypercolumns))
 
 
 def test_forward_shapes_and_finite(net):

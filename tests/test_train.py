@@ -322,6 +322,27 @@ def test_a_hint_gate_added_to_trained_weights_leaves_gray_inputs_alone_and_follo
         init_model(tmp_path / "grown.safetensors", replace(TINY, hint_gate=False))
 
 
+def test_hypercolumns_added_to_trained_weights_start_as_the_network_before_and_learn(tmp_path):
+    from vidcolor.model import ColorNet
+
+    torch.manual_seed(0)
+    plain = ColorNet(TINY)
+    plain.train()
+    plain(torch.rand(4, 3, 64, 64))  # non-trivial batch-norm statistics
+    save_model(plain.eval(), tmp_path / "w.safetensors", half=False)
+    cfg = run_model_config(tmp_path / "new", init=str(tmp_path / "w.safetensors"), hypercolumns=True)
+    assert cfg == replace(TINY, hypercolumns=True)
+    grown = init_model(tmp_path / "w.safetensors", cfg).eval()
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        for a, b in zip(plain(x), grown(x), strict=True):
+            assert torch.equal(a, b)  # the new laterals start at zero
+    logits, reg, _ = grown(x)
+    (logits.logsumexp(1).mean() + reg.abs().mean()).backward()
+    for up in (grown.up4, grown.up8, grown.up16):
+        assert up.hyper.weight.grad.abs().sum() > 0  # and learn from the first step
+
+
 def _panning_clip(frames=8, size=(96, 80), step=3):
     """One clip as an ImageCache: a colourful scene moving `step` px right per frame, and its span."""
     from vidcolor.train.data import ImageCache

@@ -205,12 +205,13 @@ def new_model(cfg: TrainConfig) -> ColorNet:
 
 
 def init_model(path: Path, cfg: ModelConfig) -> ColorNet:
-    """A network of shape cfg holding the weights at path; a part those weights lack (a hint gate added
-    to shipped weights) keeps its initialization, under which a gray input's output is as it was."""
+    """A network of shape cfg holding the weights at path; a part those weights lack (a hint gate or
+    hypercolumn laterals added to shipped weights) keeps its initialization, under which a gray input's
+    output is as it was."""
     model = ColorNet(cfg)
     state = {k: v.float() for k, v in load_file(str(path)).items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
-    if unexpected or any(not k.startswith("hint.") for k in missing):
+    if unexpected or any(not (k.startswith("hint.") or ".hyper." in k) for k in missing):
         raise ValueError(f"{path} does not fit the network {cfg}: missing {missing}, unexpected {unexpected}")
     return model
 
@@ -448,14 +449,16 @@ def export_checkpoint(checkpoint: Path, out: Path, decode: DecodeConfig, weights
     save_model(model.eval(), out, decode, {**record, **(extra or {})})
 
 
-def run_model_config(run_dir: Path, init: str = "", hint_gate: bool = False) -> ModelConfig:
+def run_model_config(run_dir: Path, init: str = "", hint_gate: bool = False, hypercolumns: bool = False) -> ModelConfig:
     """The network a run trains: the one RUN_DIR was started with (so resuming needs no repeated options),
-    else the one the --init weights were saved with (plus a hint gate if asked), else the default."""
+    else the one the --init weights were saved with (plus a hint gate or hypercolumns if asked), else the
+    default."""
     saved = run_dir / "config.json"
     if saved.is_file():
         return TrainConfig.from_dict(json.loads(saved.read_text())).model
     base = read_configs(Path(init))[0] if init else ModelConfig()
-    return replace(base, hint_gate=True) if hint_gate else base
+    base = replace(base, hint_gate=True) if hint_gate else base
+    return replace(base, hypercolumns=True) if hypercolumns else base
 
 
 def main() -> None:
@@ -492,12 +495,13 @@ def main() -> None:
         chain_frames: float = typer.Option(d.chain_frames, help="frames a chain runs on average before it starts over"),
         feedback_gain: float = typer.Option(d.feedback_gain, help="the network's own colours are fed back times this"),
         hint_gate: bool = typer.Option(False, help="add a hint gate to --init weights that have none"),
+        hypercolumns: bool = typer.Option(False, help="add hypercolumn laterals (ModelConfig.hypercolumns) to the network"),
     ) -> None:
         """Train (or resume, when RUN_DIR/last.pt exists). Example: python -m vidcolor.train fit --steps 10000
         (--init models/vidcolor-base.safetensors starts a new run from the shipped weights instead of the
         ImageNet encoder). A resumed run keeps the network it was started with."""
         options = dict(locals())  # the parameters above: each a TrainConfig field of the same name, but
-        model = run_model_config(Path(run_dir), init, options.pop("hint_gate"))  # a ModelConfig one
+        model = run_model_config(Path(run_dir), init, options.pop("hint_gate"), options.pop("hypercolumns"))  # a ModelConfig one
         Trainer(TrainConfig(**options, model=model)).fit()
 
     @app.command()
