@@ -64,6 +64,12 @@ def main() -> None:
     ap.add_argument(
         "--feedback-gain", type=float, default=None, help="damp the fed-back colours by this (default: the weights' own)"
     )
+    ap.add_argument(
+        "--smooth-carried",
+        action=argparse.BooleanOptionalAction,
+        default=TemporalOptions().smooth_carried,
+        help="blend the colours feedback carries with the past (TemporalOptions.smooth_carried)",
+    )
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--window", type=float, default=5.0, help="seconds compared at each end")
     args = ap.parse_args()
@@ -72,7 +78,7 @@ def main() -> None:
         long_shot = Path(tmp) / "long.mkv"
         rate = ping_pong(src, long_shot, args.seconds)
         out = Path(tmp) / "out.mkv"
-        temporal = TemporalOptions(feedback=args.feedback, feedback_gain=args.feedback_gain)
+        temporal = TemporalOptions(feedback=args.feedback, feedback_gain=args.feedback_gain, smooth_carried=args.smooth_carried)
         opts = ColorizeOptions(model=args.model, temporal_options=temporal, encode=EncodeOptions(codec="ffv1"))
         colorize_video(long_shot, out, opts)
         frames = read_rgb_frames(out)

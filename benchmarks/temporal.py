@@ -60,6 +60,12 @@ def main() -> None:
     ap.add_argument(
         "--no-confidence", action="store_true", help="blend by flow reliability alone, ignoring the model's confidence"
     )
+    ap.add_argument(
+        "--smooth-carried",
+        action=argparse.BooleanOptionalAction,
+        default=TemporalOptions().smooth_carried,
+        help="blend the colours feedback carries with the past (TemporalOptions.smooth_carried)",
+    )
     ap.add_argument("--held-out-clips", action="store_true", help="also the clips training leaves out of ../shared/data/clips")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--markdown", action="store_true", help="also print the README's table")
@@ -81,6 +87,7 @@ def main() -> None:
             feedback=args.feedback,
             feedback_gain=args.feedback_gain,
             feedback_lag=args.feedback_lag,
+            smooth_carried=args.smooth_carried,
             use_confidence=not args.no_confidence,
         ),
     )

@@ -185,6 +185,29 @@ def test_the_networks_own_colours_are_fed_back_damped_and_a_keyframes_are_not():
     assert _hint_chroma(seen[4]) == pytest.approx(np.hypot(30.0, 30.0), rel=0.1)
 
 
+def test_smooth_carried_off_feeds_back_the_networks_own_colours_and_still_smooths_the_shown_ones():
+    def run(smooth_carried: bool) -> tuple[float, np.ndarray]:
+        seen: list = []
+        state = make_state(feedback=True, feedback_lag=1, feedback_gain=1.0, smooth_carried=smooth_carried)
+        shown = []
+        for a in (10.0, 40.0, 40.0):  # a still shot whose prediction jumps after frame 0
+
+            def predict(rgb: np.ndarray, trusted: bool = False, a: float = a) -> tuple[np.ndarray, np.ndarray]:
+                seen.append(rgb)
+                h, w = rgb.shape[:2]
+                return np.full((h, w, 4), (a, 0.0, a, 0.0), np.float32), np.full((h, w), 0.5, np.float32)
+
+            shown.append(state.step(gray(0, 0), predict))
+        return _hint_chroma(seen[2]), shown[1]
+
+    own, shown_own = run(False)
+    blended, shown_blended = run(True)
+    assert own == pytest.approx(40.0, abs=1.5)  # frame 1's own colours, as it gave them
+    assert blended < 20.0  # frame 1's blended with frame 0's 10, as the shown ones are
+    np.testing.assert_array_equal(shown_own, shown_blended)  # the shown colours are smoothed either way
+    assert np.median(shown_own[..., 0]) < 20.0
+
+
 def test_a_guided_frames_hint_counts_as_true_colours():
     state = make_state()
     told: list = []
