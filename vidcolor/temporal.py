@@ -57,11 +57,12 @@ class TemporalOptions:
     # that two frames are predicted at once: 1.36-1.45x the frames a second of frame t-1's (1), and on the
     # development clips +0.06 dB over per-frame against +0.04 (sequence training saw skips of 1-3 frames).
     feedback_lag: int = 2
-    # Whether the colours feedback carries (the regression head's) are blended with the warped past like the
-    # shown ones. Off, they are the network's own as it gave them, as sequence chains train it
-    # (train.sequences). Blended, the loop moves toward its steady colours 1/(1 - keep) times slower: chain-
-    # trained weights (r18) crept +17 % over a minute's shot, and +3.5 % unblended; the shipped weights, not
-    # trained on chains, lose 0.1 dB on the held-out clips unblended (docs/experiments.md, session 22).
+    # Whether the colours carried to the next frame's input (the regression head's; under feedback, or in a
+    # keyframe's shot) are blended with the warped past like the shown ones. Off, they are the network's own
+    # as it gave them, as sequence chains train it (train.sequences). Blended, the loop settles on its
+    # steady colours 1/(1 - keep) times slower: chain-trained weights (run r18, step 1000) took ~20 s, which
+    # drift.py reads as +17.1 %, against +3.5 % unblended; the shipped weights, not trained on chains, lose
+    # 0.1 dB on the held-out clips unblended (docs/experiments.md, session 22).
     smooth_carried: bool = True
     cut_threshold: float = 0.45  # histogram distance above which frames belong to different shots
     min_reliable: float = 0.3  # below this fraction of trustworthy flow, t-1 and t are different shots
