@@ -126,7 +126,7 @@ class Up(nn.Module):
     def forward(self, x: torch.Tensor, skip: torch.Tensor, wide: torch.Tensor | None = None) -> torch.Tensor:
         x = F.interpolate(self.reduce(x), size=skip.shape[-2:], mode="bilinear", align_corners=False)
         x = x + self.lateral(skip)
-        if self.hyper is not None and wide is not None:
+        if self.hyper is not None:  # ColorNet.head passes `wide` exactly when the network has hypercolumns
             x = x + conv1x1(self.hyper, wide)
         return self.conv(F.relu(x))
 
