@@ -51,6 +51,9 @@ def ping_pong(src: Path, dst: Path, seconds: float) -> float:
     return float(rate)
 
 
+FEEDBACK_SHOWN = {True: "on", False: "off", None: "as the weights' record says"}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("clip", type=Path, nargs="?", default=DEFAULT)
@@ -58,8 +61,8 @@ def main() -> None:
     ap.add_argument(
         "--feedback",
         action=argparse.BooleanOptionalAction,
-        default=TemporalOptions().feedback,
-        help="as the CLI's --feedback/--no-feedback (same default)",
+        default=None,
+        help="as the CLI's --feedback/--no-feedback (default: the weights' own)",
     )
     ap.add_argument(
         "--feedback-gain", type=float, default=None, help="damp the fed-back colours by this (default: the weights' own)"
@@ -67,8 +70,8 @@ def main() -> None:
     ap.add_argument(
         "--smooth-carried",
         action=argparse.BooleanOptionalAction,
-        default=TemporalOptions().smooth_carried,
-        help="blend the colours feedback carries with the past (TemporalOptions.smooth_carried)",
+        default=None,
+        help="blend the colours feedback carries with the past (TemporalOptions.smooth_carried; default: the weights' own)",
     )
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--window", type=float, default=5.0, help="seconds compared at each end")
@@ -87,7 +90,7 @@ def main() -> None:
     first, last = float(np.mean(cf[:n])), float(np.mean(cf[-n:]))
     print(
         f"{src.name} as a {len(frames)}-frame ({len(frames) / rate:.0f} s) single shot, feedback "
-        f"{'on' if args.feedback else 'off'}: colorfulness first {args.window:g} s {first:.2f}, "
+        f"{FEEDBACK_SHOWN[args.feedback]}: colorfulness first {args.window:g} s {first:.2f}, "
         f"last {args.window:g} s {last:.2f} ({(last - first) / first * 100:+.1f} %, bar within 10 %)"
     )
 

@@ -44,8 +44,8 @@ def main() -> None:
     ap.add_argument(
         "--feedback",
         action=argparse.BooleanOptionalAction,
-        default=TemporalOptions().feedback,
-        help="feed the network its warped earlier colours (the CLI's --feedback/--no-feedback, same default)",
+        default=None,
+        help="feed the network its warped earlier colours (the CLI's --feedback/--no-feedback; default: the weights' own)",
     )
     ap.add_argument(
         "--feedback-gain", type=float, default=None, help="damp the fed-back colours by this (default: the weights' own)"
@@ -63,8 +63,8 @@ def main() -> None:
     ap.add_argument(
         "--smooth-carried",
         action=argparse.BooleanOptionalAction,
-        default=TemporalOptions().smooth_carried,
-        help="blend the colours feedback carries with the past (TemporalOptions.smooth_carried)",
+        default=None,
+        help="blend the colours feedback carries with the past (TemporalOptions.smooth_carried; default: the weights' own)",
     )
     ap.add_argument("--held-out-clips", action="store_true", help="also the clips training leaves out of ../shared/data/clips")
     ap.add_argument("--json", type=Path, default=None)

@@ -81,6 +81,21 @@ def test_temporal_modes_run_end_to_end_and_take_effect(gray_clip, tiny_model, tm
     assert np.abs(luma(a["rgb"][5]) - luma(b["rgb"][5])).mean() < 3.0
 
 
+def test_feedback_follows_the_weights_record_unless_a_flag_says_otherwise(gray_clip, tiny_model, tmp_path):
+    from vidcolor.train.calibrate import set_feedback_file
+
+    chained = tmp_path / "chained.safetensors"
+    set_feedback_file(tiny_model, chained, feedback=True)
+    outs = {}
+    for name, flags in (("record", []), ("on", ["--feedback"]), ("off", ["--no-feedback"])):
+        outs[name] = tmp_path / f"{name}.mkv"
+        res = run(gray_clip, "-o", outs[name], "--model", chained, "--codec", "ffv1", *flags)
+        assert res.exit_code == 0, res.output
+    record, on, off = (read_video(outs[k])["rgb"] for k in ("record", "on", "off"))
+    assert all(np.array_equal(x, y) for x, y in zip(record, on, strict=True))  # the record turned it on
+    assert any(not np.array_equal(x, y) for x, y in zip(record, off, strict=True))  # the flag turned it off
+
+
 @pytest.mark.parametrize("size", [(63, 47), (50, 36)])
 def test_odd_and_small_sizes(tmp_path, tiny_model, size):
     clip = make_video(tmp_path / "odd.mkv", size=size, frames=5)

@@ -11,7 +11,7 @@ import torch
 import vidcolor.pipeline as pipeline
 from vidcolor.inference import Ahead, Colorizer
 from vidcolor.pipeline import ColorizeOptions, colorize_video
-from vidcolor.temporal import TemporalOptions
+from vidcolor.temporal import TemporalOptions, TemporalState
 from vidcolor.video import EncodeOptions
 
 from .conftest import read_video
@@ -69,7 +69,7 @@ def test_lagged_feedback_ahead_changes_no_pixel(gray_clip, tiny_model, tmp_path,
     lagged = TemporalOptions(feedback=True, feedback_lag=2)
     colorize_video(gray_clip, tmp_path / "ahead.mkv", lossless(tiny_model, threads=1, temporal_options=lagged))
     assert sum(np.ptp(x, axis=2).max() > 0.01 for x in seen) >= 8  # frames 2.. carry colours fed back
-    monkeypatch.setattr(pipeline, "_predicts_ahead", lambda options, match: None)  # each frame's own step
+    monkeypatch.setattr(pipeline, "_predicts_ahead", lambda options, temporal, match: None)  # each frame's own step
     colorize_video(gray_clip, tmp_path / "serial.mkv", lossless(tiny_model, threads=1, temporal_options=lagged))
     a, b = read_video(tmp_path / "ahead.mkv"), read_video(tmp_path / "serial.mkv")
     assert a["frames"] == b["frames"] == 12
@@ -93,7 +93,7 @@ def test_no_temporal_runs_neither_flow_nor_feedback(gray_clip, tiny_model, tmp_p
 
 def test_feedback_damps_by_the_weights_own_gain_unless_told_otherwise(gray_clip, tiny_model, tmp_path, monkeypatch):
     import vidcolor.temporal as temporal
-    from vidcolor.train.calibrate import set_feedback_gain_file
+    from vidcolor.train.calibrate import set_feedback_file
 
     gains: list[float] = []
     original = temporal.feedback_input
@@ -104,7 +104,7 @@ def test_feedback_damps_by_the_weights_own_gain_unless_told_otherwise(gray_clip,
 
     monkeypatch.setattr(temporal, "feedback_input", spy)
     damped = tmp_path / "damped.safetensors"
-    set_feedback_gain_file(tiny_model, damped, 0.5)
+    set_feedback_file(tiny_model, damped, feedback_gain=0.5)
     feedback = TemporalOptions(feedback=True)
     colorize_video(gray_clip, tmp_path / "a.mkv", lossless(damped, temporal_options=feedback))
     assert gains and set(gains) == {0.5}
@@ -117,9 +117,30 @@ def test_feedback_damps_by_the_weights_own_gain_unless_told_otherwise(gray_clip,
     assert gains and set(gains) == {0.8}
 
 
+def test_weights_trained_on_chains_are_fed_back_by_default_unless_told_otherwise(gray_clip, tiny_model, tmp_path, monkeypatch):
+    import vidcolor.temporal as temporal
+    from vidcolor.train.calibrate import set_feedback_file
+
+    fed: list[float] = []
+    original = temporal.feedback_input
+    monkeypatch.setattr(temporal, "feedback_input", lambda L, ab, rel, gain=1.0: fed.append(gain) or original(L, ab, rel, gain))
+    settled: list[TemporalOptions] = []
+    monkeypatch.setattr(pipeline, "TemporalState", lambda opt, *a, **k: settled.append(opt) or TemporalState(opt, *a, **k))
+    chained = tmp_path / "chained.safetensors"
+    set_feedback_file(tiny_model, chained, feedback=True, smooth_carried=False)
+    colorize_video(gray_clip, tmp_path / "a.mkv", lossless(chained))  # the record's settings
+    assert fed and settled[-1].feedback is True and settled[-1].smooth_carried is False
+    fed.clear()
+    told = TemporalOptions(feedback=False, smooth_carried=True)
+    colorize_video(gray_clip, tmp_path / "b.mkv", lossless(chained, temporal_options=told))
+    assert not fed and settled[-1].feedback is False and settled[-1].smooth_carried is True
+    colorize_video(gray_clip, tmp_path / "c.mkv", lossless(tiny_model))  # a record that says nothing: off
+    assert not fed and settled[-1].feedback is False and settled[-1].smooth_carried is True
+
+
 def test_predicting_ahead_changes_no_pixel(gray_clip, tiny_model, tmp_path, monkeypatch):
     colorize_video(gray_clip, tmp_path / "ahead.mkv", lossless(tiny_model, threads=1))
-    monkeypatch.setattr(pipeline, "_predicts_ahead", lambda options, match: None)
+    monkeypatch.setattr(pipeline, "_predicts_ahead", lambda options, temporal, match: None)
     colorize_video(gray_clip, tmp_path / "serial.mkv", lossless(tiny_model, threads=1))
     a, b = read_video(tmp_path / "ahead.mkv"), read_video(tmp_path / "serial.mkv")
     assert a["frames"] == b["frames"] == 12

@@ -219,7 +219,7 @@ def test_a_guided_frames_hint_counts_as_true_colours():
 
 
 def test_without_feedback_the_network_sees_gray_every_frame():
-    assert not TemporalOptions().feedback  # off by default until it measures better (README)
+    assert TemporalOptions().settled().feedback is False  # off where no weights' record turns it on
     state = make_state(feedback=False)
     seen: list = []
     for i in range(3):

@@ -30,7 +30,7 @@ from vidcolor.train.fit import (
     run_model_config,
 )
 from vidcolor.train.widen import widen_file, widened
-from vidcolor.weights import load_model, read_feedback_gain, save_model
+from vidcolor.weights import FeedbackRecord, load_model, read_feedback, save_model
 
 from .conftest import TINY, make_video, scene
 
@@ -97,7 +97,8 @@ def test_smoke_training_resumes_and_exports(tmp_path):
     assert all(np.isfinite(r["psnr_cls"]) for r in evals)
     model, _ = load_model(tmp_path / "run" / "best.safetensors")
     assert model.cfg == TINY
-    assert read_feedback_gain(tmp_path / "run" / "best.safetensors") == cfg.feedback_gain  # for the run time
+    # For the run time: trained without chains of its own colours, not fed them back by default.
+    assert read_feedback(tmp_path / "run" / "best.safetensors") == FeedbackRecord(False, cfg.feedback_gain, True)
     # A new run can start from exported weights.
     warm = Trainer(
         TrainConfig(**{**cfg.__dict__, "run_dir": str(tmp_path / "warm"), "init": str(tmp_path / "run" / "best.safetensors")})
@@ -108,7 +109,7 @@ def test_smoke_training_resumes_and_exports(tmp_path):
     export_checkpoint(tmp_path / "run" / "last.pt", out, DecodeConfig(temperature=0.5, saturation=0.3))
     shipped, decode = load_model(out)
     assert decode == DecodeConfig(temperature=0.5, saturation=0.3)
-    assert read_feedback_gain(out) == cfg.feedback_gain
+    assert read_feedback(out) == FeedbackRecord(False, cfg.feedback_gain, True)
     ab, _, _ = shipped.colorize_ab(torch.rand(1, 3, 32, 48), decode)
     assert torch.isfinite(ab).all()
     # --weights model exports the last step's own weights, not their EMA.
@@ -442,6 +443,13 @@ def test_training_with_chains_puts_them_in_every_batch_and_carries_them_on(tmp_p
         Trainer(replace(cfg, sequence_chains=5, run_dir=str(tmp_path / "too-many")))
 
 
+def test_weights_trained_on_chains_ask_for_their_own_colours_fed_back(tmp_path):
+    """Chains train the network on its own colours, unblended: its record asks the run time for that."""
+    cfg = replace(_tiny_run(tmp_path), sequence_chains=2, steps=2, feedback_gain=0.9)
+    Trainer(cfg).fit()
+    assert read_feedback(tmp_path / "run" / "best.safetensors") == FeedbackRecord(True, 0.9, False)
+
+
 def test_opening_the_hint_gate_follows_a_hint_further_and_leaves_gray_inputs_alone():
     """The bias opens the gate for every hint; the trusted offset for true colours only."""
     from vidcolor.model import ColorNet
@@ -490,20 +498,21 @@ def test_open_gate_file_keeps_the_record_and_adds_up_the_offsets(tmp_path):
     assert torch.equal(trusting.hint.gate.bias, opened.hint.gate.bias)  # the guesses' gate is as it was
 
 
-def test_feedback_gain_file_sets_the_gain_and_keeps_the_rest(tmp_path):
+def test_set_feedback_file_sets_what_it_is_given_and_keeps_the_rest(tmp_path):
     from vidcolor.model import ColorNet
-    from vidcolor.train.calibrate import set_feedback_gain_file
+    from vidcolor.train.calibrate import set_feedback_file
     from vidcolor.weights import read_record
 
     src, out = tmp_path / "w.safetensors", tmp_path / "damped.safetensors"
     save_model(ColorNet(TINY).eval(), src, extra={"step": 7})
-    assert read_feedback_gain(src) == 1.0  # saved without one: undamped
-    set_feedback_gain_file(src, out, 0.9)
-    assert read_record(out) == {"step": 7, "feedback_gain": 0.9}
-    assert read_feedback_gain(out) == 0.9
+    assert read_feedback(src) == FeedbackRecord()  # saved without any: no feedback, undamped, blended
+    assert set_feedback_file(src, out, feedback_gain=0.9) == FeedbackRecord(False, 0.9, True)
+    assert read_record(out) == {"step": 7, "feedback": False, "feedback_gain": 0.9, "smooth_carried": True}
     assert out.read_bytes() == src.read_bytes()  # the network itself is untouched
+    set_feedback_file(out, out, feedback=True, smooth_carried=False)
+    assert read_feedback(out) == FeedbackRecord(True, 0.9, False)  # the gain set before is kept
     with pytest.raises(ValueError, match="feedback gain"):
-        set_feedback_gain_file(src, out, 0.0)
+        set_feedback_file(src, out, feedback_gain=0.0)
 
 
 def test_weights_saved_before_the_trusted_offset_load_with_none(tmp_path):

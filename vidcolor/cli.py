@@ -182,12 +182,13 @@ def colorize(
         max=1.0,
         help="How steady colours stay from frame to frame: 0 = each frame's own guess .. 1 = steadiest (the default).",
     ),
-    feedback: bool = typer.Option(
-        False,
+    feedback: bool | None = typer.Option(
+        None,
         "--feedback/--no-feedback",
         help="Also show the network its colours of two frames before, carried along the motion: steadier "
-        "colour. Off by default: about 0.75x the speed, and with the shipped weights it costs some clips PSNR "
-        "and fades colour in some shots (README).",
+        "colour. Default: what the weights were trained for (the shipped weights: off; on, they cost some "
+        "clips PSNR and fade colour in some shots, README).",
+        show_default=False,
     ),
     keyframe: list[str] = typer.Option(
         [],

@@ -20,7 +20,7 @@ from .decoding import DecodeConfig, Match
 from .errors import VidcolorError
 from .model import ColorNet
 from .precision import autocast, compute_dtype, pick_device
-from .weights import default_model_path, load_model, read_feedback_gain
+from .weights import FeedbackRecord, default_model_path, load_model, read_feedback
 
 # oneDNN's preferred layout, in fp32 too: with this network (MobileNetV2 encoder) a 256x144 frame takes
 # 40 ms against 46 in NCHW (AMD EPYC, AVX2 only, 2 threads, medians of 60 interleaved runs). TorchScript's
@@ -34,7 +34,7 @@ class Colorizer:
     decode: DecodeConfig
     device: torch.device
     dtype: torch.dtype
-    feedback_gain: float = 1.0  # how much these weights' own colours are damped when fed back (weights.py)
+    feedback: FeedbackRecord = FeedbackRecord()  # how these weights want their own colours fed back (weights.py)
 
     @classmethod
     def load(
@@ -56,7 +56,7 @@ class Colorizer:
             decode = replace(decode, saturation=saturation)
         dtype = compute_dtype(dev)
         model = model.fuse().to(dev, dtype=dtype, memory_format=MEMORY_FORMAT)
-        return cls(model, decode, dev, dtype, read_feedback_gain(path))
+        return cls(model, decode, dev, dtype, read_feedback(path))
 
     def predict(self, rgb: np.ndarray, match: Match | None = None, trusted: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """rgb (H, W, 3) float32 in [0, 1] -> ab (H, W, 4) float32 in Lab units (the colours to show, then

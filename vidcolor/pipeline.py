@@ -355,9 +355,15 @@ def _output_offset(container, src: Path, info: SourceInfo, span: tuple) -> float
     return offset
 
 
-def own_feedback_gain(options: TemporalOptions, colorizer: Colorizer) -> TemporalOptions:
-    """options with the weights' own feedback gain (weights.read_feedback_gain) where they set none."""
-    return options if options.feedback_gain is not None else replace(options, feedback_gain=colorizer.feedback_gain)
+def own_feedback(options: TemporalOptions, colorizer: Colorizer) -> TemporalOptions:
+    """options with the weights' own feedback settings (weights.FeedbackRecord) where they set none."""
+    record = colorizer.feedback
+    return replace(
+        options,
+        feedback=record.feedback if options.feedback is None else options.feedback,
+        feedback_gain=record.feedback_gain if options.feedback_gain is None else options.feedback_gain,
+        smooth_carried=record.smooth_carried if options.smooth_carried is None else options.smooth_carried,
+    )
 
 
 def _manifest(src: Path, plan: list[Segment], span: tuple, offset: float, options: ColorizeOptions, colorizer: Colorizer) -> dict:
@@ -374,7 +380,7 @@ def _manifest(src: Path, plan: list[Segment], span: tuple, offset: float, option
             "work_size": options.work_size,
             "decode": colorizer.decode.to_dict(),
             "temporal": options.temporal,
-            "temporal_options": asdict(own_feedback_gain(options.temporal_options, colorizer)),
+            "temporal_options": asdict(own_feedback(options.temporal_options, colorizer)),
             "encode": asdict(options.encode),
             "reference": reference,
             "warmup": options.warmup,
@@ -508,7 +514,7 @@ class _Job:
         self.container, self.info, self.src, self.tmp, self.fmt = container, info, src, tmp, fmt
         self.start, self.end = span
         self.options, self.colorizer, self.sheet, self.progress = options, colorizer, sheet, progress
-        self.temporal_options = own_feedback_gain(options.temporal_options, colorizer)
+        self.temporal_options = own_feedback(options.temporal_options, colorizer)
         self.stop = threading.Event()
         self.stats = DecodeStats()
         self.times = StageTimes()
@@ -526,7 +532,7 @@ class _Job:
         self.lut = gray_to_lightness_lut()  # (256,) Lab L of each gray level, for the tracker and the state
         self.tracker = Tracker(self.temporal_options, self.lut) if options.temporal else None
         self.ahead: Ahead | None = None  # set by run() when frames can be predicted ahead
-        self.ahead_mode = _predicts_ahead(options, match)
+        self.ahead_mode = _predicts_ahead(options, self.temporal_options, match)
         self.written, self.last_written = 0, 0.0  # frames on the encoder's queue, and the last one's time
 
     def _decode(self) -> None:
@@ -769,14 +775,13 @@ def _no_frames_error(src: Path, info: SourceInfo, start, end, stats: DecodeStats
     return VidcolorError(f"{src.name} has a video stream but no frames: there is nothing to colorize")
 
 
-def _predicts_ahead(options: ColorizeOptions, match: ShotMatch | None) -> str | None:
+def _predicts_ahead(options: ColorizeOptions, temporal: TemporalOptions, match: ShotMatch | None) -> str | None:
     """How frames are predicted ahead of their use (inference.Ahead): "gray" when each frame's network input
     is its gray alone (no feedback), "lagged" when it holds frame t-2's output (feedback_lag 2: two frames
     at once), None when it must wait for frame t-1's (feedback_lag 1), or with keyframes (their colours are
     the input) or a reference photo (its bias follows the shot's frames so far)."""
     if options.keyframes or match is not None:
         return None
-    temporal = options.temporal_options
     if not temporal.feedback or not options.temporal:
         return "gray"
     return "lagged" if temporal.feedback_lag == 2 else None

@@ -19,7 +19,7 @@ It imports nothing from video I/O, so it is tested on plain arrays.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import cv2
@@ -43,10 +43,11 @@ class TemporalOptions:
     smoothing: float = 1.0  # 0 = no blending with the past, 1 = strong; max_keep still caps it (README: Temporal stability)
     flow_preset: str = "fast"
     # Give the network the warped earlier colours (the regression head's) as its input, as sequence
-    # training does (train.sequences). Off by default: it runs at about 0.75x the default's speed, and with
-    # today's weights it costs some clips up to 0.6 dB against per-frame and fades colour within some shots
-    # (README: Temporal stability).
-    feedback: bool = False
+    # training does (train.sequences). None: what the weights' record says (weights.FeedbackRecord, filled
+    # in by the pipeline): on for weights trained on chains of their own colours; off where nothing fills
+    # it in, and for the shipped weights, with which it costs some clips up to 0.6 dB against per-frame and
+    # fades colour within some shots (README: Temporal stability).
+    feedback: bool | None = None
     # The network's own colours are fed back times this. It belongs to the weights: one trained on hints
     # paler than their truth boosts a hint, and fed back undamped the shipped network's colours grew 1.87x
     # over 40 frames of a still shot (docs/experiments.md, session 18). None: the weights' own
@@ -62,8 +63,9 @@ class TemporalOptions:
     # as it gave them, as sequence chains train it (train.sequences). Blended, the loop settles on its
     # steady colours 1/(1 - keep) times slower: chain-trained weights (run r18, step 1000) took ~20 s, which
     # drift.py reads as +17.1 %, against +3.5 % unblended; the shipped weights, not trained on chains, lose
-    # 0.1 dB on the held-out clips unblended (docs/experiments.md, session 22).
-    smooth_carried: bool = True
+    # 0.1 dB on the held-out clips unblended (docs/experiments.md, session 22). None: the weights' record's,
+    # as for feedback; blended where nothing fills it in.
+    smooth_carried: bool | None = None
     cut_threshold: float = 0.45  # histogram distance above which frames belong to different shots
     min_reliable: float = 0.3  # below this fraction of trustworthy flow, t-1 and t are different shots
     black_level: float = 12.0  # mean 8-bit gray below which a frame counts as black (fades)
@@ -75,6 +77,16 @@ class TemporalOptions:
     def own_colour_gain(self) -> float:
         """What the network's own colours are fed back times: feedback_gain, 1 where it is unset."""
         return 1.0 if self.feedback_gain is None else self.feedback_gain
+
+    def settled(self) -> TemporalOptions:
+        """These options with what no weights' record filled in set as a record that says nothing would:
+        no feedback, undamped, carried colours blended (weights.FeedbackRecord's defaults)."""
+        return replace(
+            self,
+            feedback=bool(self.feedback),
+            feedback_gain=self.own_colour_gain(),
+            smooth_carried=self.smooth_carried is None or self.smooth_carried,
+        )
 
 
 @dataclass(frozen=True)
@@ -205,7 +217,7 @@ class Tracker:
 class TemporalState:
     def __init__(self, options: TemporalOptions, lightness_lut: np.ndarray, enabled: bool = True):
         """lightness_lut (256,) float32: Lab L of each 8-bit gray level (color.gray_to_lightness_lut)."""
-        self.opt = options
+        self.opt = options.settled()
         self.lut = lightness_lut
         self.enabled = enabled
         self.tracker = Tracker(options, lightness_lut) if enabled else None

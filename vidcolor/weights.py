@@ -2,8 +2,10 @@
 
 `<name>.safetensors` holds the tensors and `<name>.json` the ModelConfig the
 network is rebuilt from, the DecodeConfig it ships with, and the training
-record. The record's "feedback_gain" is run-time calibration too: how much the
-network's own colours are damped when fed back (read_feedback_gain). No pickle
+record. Three of the record's keys are run-time settings too (read_feedback):
+whether the network is fed its own warped colours by default ("feedback": it
+was trained on chains of them), how much they are damped ("feedback_gain"), and
+whether the colours carried are smoothed first ("smooth_carried"). No pickle
 anywhere on the loading path.
 
 The shipped weights are package data (`vidcolor/models/`, mapped from the
@@ -13,6 +15,7 @@ checkout's top-level `models/` folder by pyproject), so a wheel carries them.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -71,10 +74,24 @@ def read_record(path: Path) -> dict:
     return {k: v for k, v in meta.items() if k not in ("model", "decode")}
 
 
-def read_feedback_gain(path: Path) -> float:
-    """The factor path's network has its own colours fed back by (temporal.feedback_input): below 1 where
-    it was found to boost a hint it is fed, 1 (undamped) where its record says nothing."""
-    return float(read_record(path).get("feedback_gain", 1.0))
+@dataclass(frozen=True)
+class FeedbackRecord:
+    """How a network wants its own colours fed back at run time (temporal.TemporalOptions' fields of the
+    same names, where a run leaves them unset). The defaults are a record that says nothing."""
+
+    feedback: bool = False  # fed back by default: trained on chains of its own colours (train.sequences)
+    feedback_gain: float = 1.0  # below 1 where it was found to boost a hint it is fed
+    smooth_carried: bool = True  # False: fed back as it gave them, unblended, as chains train it
+
+
+def read_feedback(path: Path) -> FeedbackRecord:
+    """The feedback settings path's record holds (FeedbackRecord's defaults where it holds none)."""
+    record, d = read_record(path), FeedbackRecord()
+    return FeedbackRecord(
+        bool(record.get("feedback", d.feedback)),
+        float(record.get("feedback_gain", d.feedback_gain)),
+        bool(record.get("smooth_carried", d.smooth_carried)),
+    )
 
 
 def load_model(path: Path | None = None) -> tuple[ColorNet, DecodeConfig]:

@@ -10,20 +10,21 @@ Two offsets, both added to the gates' logits (x `HintGate.GAIN`) wherever the hi
   touching feedback.
 A gray input never reaches the gates, so its colours do not change.
 
-And one factor outside the network: the record's `feedback_gain`, what `--feedback` multiplies the
-network's own colours by before feeding them back (weights.read_feedback_gain). A network that boosts a
-hint creeps when fed its own colours; 0.95 held the shipped one's creep over 80 s to +6.9 % against +30.6 %
-undamped (docs/experiments.md, session 18).
+And the record's feedback settings outside the network (weights.FeedbackRecord): whether it is fed its
+own colours by default, `feedback_gain`, what they are multiplied by before they are fed back, and
+`smooth_carried`. A network that boosts a hint creeps when fed its own colours; 0.95 held the shipped
+one's creep over 80 s to +6.9 % against +30.6 % undamped (docs/experiments.md, session 18).
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 
 from ..model import ColorNet
-from ..weights import load_model, read_record, save_model
+from ..weights import FeedbackRecord, load_model, read_feedback, read_record, save_model
 
 
 def open_hint_gate(model: ColorNet, offset: float, trusted: bool = False) -> ColorNet:
@@ -50,10 +51,13 @@ def open_gate_file(src: Path, out: Path, offset: float, trusted: bool = False) -
     save_model(open_hint_gate(model, offset, trusted), out, decode, record)
 
 
-def set_feedback_gain_file(src: Path, out: Path, gain: float) -> None:
-    """src's weights (.safetensors + .json) written to out (may be src) with the record's feedback_gain set
-    to gain; the network, its decoding and the rest of its record unchanged."""
-    if not 0.0 < gain <= 1.5:
-        raise ValueError(f"a feedback gain of {gain} makes no sense: use a factor near 1 (0.95 ships)")
+def set_feedback_file(src: Path, out: Path, **settings: bool | float) -> FeedbackRecord:
+    """src's weights (.safetensors + .json) written to out (may be src) with the given FeedbackRecord
+    fields set in the record (feedback, feedback_gain, smooth_carried); the network, its decoding and the
+    rest of its record unchanged. -> the record's feedback settings now."""
+    wanted = replace(read_feedback(src), **settings)
+    if not 0.0 < wanted.feedback_gain <= 1.5:
+        raise ValueError(f"a feedback gain of {wanted.feedback_gain} makes no sense: use a factor near 1 (0.95 ships)")
     model, decode = load_model(src)
-    save_model(model, out, decode, {**read_record(src), "feedback_gain": gain})
+    save_model(model, out, decode, {**read_record(src), **asdict(wanted)})
+    return wanted

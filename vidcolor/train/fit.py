@@ -29,10 +29,10 @@ from ..flow import make_dis
 from ..model import ColorNet, ModelConfig, count_parameters
 from ..precision import autocast, compute_dtype, pick_device
 from ..temporal import TemporalOptions
-from ..weights import read_configs, read_feedback_gain, save_model
+from ..weights import FeedbackRecord, read_configs, read_feedback, save_model
 from .augment import archival_look, degrade_hint
 from .average import average_models
-from .calibrate import open_gate_file, set_feedback_gain_file
+from .calibrate import open_gate_file, set_feedback_file
 from .clips import clip_cache, list_clips, overlapping_photos, split_clips
 from .data import ImageCache, cached, center_crops, list_images, random_crops, split_images
 from .evaluate import evaluate_images
@@ -411,7 +411,7 @@ class Trainer:
 
     def _record(self, fig: dict) -> dict:
         """What a saved network's JSON says of it besides its configs (weights.read_record)."""
-        return {"step": self.step, "held_out": fig, "feedback_gain": self.cfg.feedback_gain}
+        return {"step": self.step, "held_out": fig, **feedback_record(self.cfg)}
 
 
 @contextmanager
@@ -436,6 +436,13 @@ def _stop_requests() -> Iterator[list[int]]:
             signal.signal(s, h)
 
 
+def feedback_record(cfg: TrainConfig) -> dict:
+    """The run-time feedback settings a run's weights are saved with (weights.FeedbackRecord): trained on
+    chains of their own colours, unblended, they are fed them back by default, unblended."""
+    chains = cfg.sequence_chains > 0
+    return asdict(FeedbackRecord(feedback=chains, feedback_gain=cfg.feedback_gain, smooth_carried=not chains))
+
+
 def export_checkpoint(checkpoint: Path, out: Path, decode: DecodeConfig, weights: str = "ema", extra: dict | None = None) -> None:
     """Write a checkpoint's weights ("ema", or "model": the last step's own) as safetensors + configs (the
     shippable form), with this decoding."""
@@ -445,7 +452,7 @@ def export_checkpoint(checkpoint: Path, out: Path, decode: DecodeConfig, weights
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     model = ColorNet(cfg.model)
     model.load_state_dict(state[weights])
-    record = {"step": int(state["step"]), "weights": weights, "feedback_gain": cfg.feedback_gain}
+    record = {"step": int(state["step"]), "weights": weights, **feedback_record(cfg)}
     save_model(model.eval(), out, decode, {**record, **(extra or {})})
 
 
@@ -532,7 +539,7 @@ def main() -> None:
             model,
             out,
             DecodeConfig(temperature=temperature, saturation=saturation),
-            {"average": {"a": str(a), "b": str(b), "alpha": alpha}, "feedback_gain": read_feedback_gain(b)},
+            {"average": {"a": str(a), "b": str(b), "alpha": alpha}, **asdict(read_feedback(b))},
         )
 
     @app.command("open-gate")
@@ -547,16 +554,22 @@ def main() -> None:
         runs/r13-open.safetensors --offset 0.05"""
         open_gate_file(src, out, offset, trusted)
 
-    @app.command("feedback-gain")
-    def feedback_gain_(
+    @app.command("set-feedback")
+    def set_feedback(
         src: Path,
         out: Path,
-        gain: float = typer.Option(..., help="what the network's own colours are fed back times; shipped: 0.95"),
+        feedback: bool | None = typer.Option(None, "--feedback/--no-feedback", help="fed their own colours by default"),
+        feedback_gain: float | None = typer.Option(None, help="what their own colours are fed back times; shipped: 0.95"),
+        smooth_carried: bool | None = typer.Option(
+            None, "--smooth-carried/--no-smooth-carried", help="the colours fed back blended with the past first"
+        ),
     ) -> None:
-        """Set how much trained weights' own colours are damped when fed back (vidcolor.train.calibrate);
-        keeps their decoding and the rest of their record. Example: python -m vidcolor.train feedback-gain
-        runs/r15.safetensors runs/r15.safetensors --gain 0.95"""
-        set_feedback_gain_file(src, out, gain)
+        """Set the run-time feedback settings in trained weights' record (weights.FeedbackRecord); keeps their
+        network, decoding and the rest of their record; unset options keep theirs. Example: python -m
+        vidcolor.train set-feedback runs/r15.safetensors runs/r15.safetensors --feedback-gain 0.95"""
+        given = {"feedback": feedback, "feedback_gain": feedback_gain, "smooth_carried": smooth_carried}
+        now = set_feedback_file(src, out, **{k: v for k, v in given.items() if v is not None})
+        typer.echo(f"{out}: {now}")
 
     @app.command()
     def widen(
