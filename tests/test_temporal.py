@@ -8,7 +8,7 @@ import pytest
 
 from vidcolor.color import gray_to_lightness_lut
 from vidcolor.flow import consistent, flow_pair, make_dis, warp
-from vidcolor.temporal import Guide, TemporalOptions, TemporalState
+from vidcolor.temporal import Guide, TemporalOptions, TemporalState, Tracker
 
 from .conftest import scene
 
@@ -87,6 +87,19 @@ def test_cuts_and_fades_are_detected_and_reset_the_state():
     assert all(c not in cuts for c in (1, 2, 3, 4, 6, 7, 8, 9))  # no false cuts inside shots
     after_fade = len(frames) - 4
     assert any(c in cuts for c in range(after_fade - 3, after_fade + 1))  # the black frames reset it
+
+
+def test_a_cut_between_shots_of_the_same_tones_is_found_and_a_small_move_is_not_one():
+    """Same histogram on both sides, so only the flow can tell: smooth noise turned over or moved far is
+    another shot; moved by a few pixels, the same one."""
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        noise = cv2.GaussianBlur(rng.uniform(0, 255, (96, 128)).astype(np.float32), (0, 0), 3)
+        a = cv2.normalize(noise, None, 20, 235, cv2.NORM_MINMAX).astype(np.uint8)
+        for b, cut in ((a[::-1, ::-1], True), (np.roll(a, (40, 50), (0, 1)), True), (np.roll(a, (2, 3), (0, 1)), False)):
+            tracker = Tracker(TemporalOptions(), gray_to_lightness_lut())
+            tracker.link(a)
+            assert (tracker.link(np.ascontiguousarray(b)).motion is None) == cut
 
 
 def test_no_color_crosses_a_cut():

@@ -67,7 +67,10 @@ class TemporalOptions:
     # as for feedback; blended where nothing fills it in.
     smooth_carried: bool | None = None
     cut_threshold: float = 0.45  # histogram distance above which frames belong to different shots
-    min_reliable: float = 0.3  # below this fraction of trustworthy flow, t-1 and t are different shots
+    # Below this fraction of trustworthy flow, t-1 and t are different shots. Cuts between shots of alike
+    # tones leave 0.00-0.08 (dev04) and same-histogram noise 0.19 at most (tests); a fast pan inside a shot
+    # 0.30 (motocross-jump), which 0.3 reset mid-shot (docs/experiments.md, session 23).
+    min_reliable: float = 0.2
     black_level: float = 12.0  # mean 8-bit gray below which a frame counts as black (fades)
     lightness_tolerance: float = 10.0  # L units; a warped pixel further off is not trusted
     # Weigh past and prediction by the model's confidence in each (see TemporalState._keep_weight).
