@@ -14,8 +14,8 @@ scikit-image's photos, like samples/make_sample.py), reports:
 Also the model's forward time alone on a 640x360 frame at the default working size,
 for the shipped weights and, with --model, for other weights measured alternately
 beside them (the ratio is what to trust on a noisy machine). --forward-only stops
-there; --fp32 times the forward pass in fp32, as on a CPU without native bf16
-(with ONEDNN_MAX_CPU_ISA=AVX2 it stands in for an AVX2-only machine).
+there; --fp32 runs the forward pass and the clips in fp32, as on a CPU without native
+bf16 (with ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 it stands in for an AVX2-only machine).
 
 --busy N runs the 640x360 clip again while N other processes keep the CPU busy
 (a user's desktop is never idle), and prints how much vidcolor and the plain
@@ -40,6 +40,7 @@ import av
 import torch
 from synthetic import pan_clip
 
+import vidcolor.precision
 from vidcolor.inference import MEMORY_FORMAT, Colorizer
 from vidcolor.pipeline import ColorizeOptions, colorize_video, working_size
 from vidcolor.precision import compute_dtype, cpu_flags
@@ -120,10 +121,12 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=240)
     ap.add_argument("--model", type=Path, default=None, help="also time these weights' forward pass, beside the shipped ones")
     ap.add_argument("--forward-only", action="store_true", help="time the forward pass only, not whole clips")
-    ap.add_argument("--fp32", action="store_true", help="time the forward pass in fp32 (as without native bf16)")
+    ap.add_argument("--fp32", action="store_true", help="run in fp32 (as without native bf16), the clips too")
     ap.add_argument("--busy", type=int, default=0, help="also run 640x360 beside N competing CPU-bound processes")
     ap.add_argument("--feedback", action="store_true", help="also run 640x360 with --feedback (a hint on every frame)")
     args = ap.parse_args()
+    if args.fp32:  # the pipeline picks bf16 from the CPU's flags (precision.compute_dtype): show it none
+        vidcolor.precision.cpu_has_native_bf16 = lambda flags=None: False
     dtype = torch.float32 if args.fp32 else compute_dtype(torch.device("cpu"))
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, model dtype {dtype}, CPU: {cpu_name()}")
     ms = model_forward_ms([None] + ([args.model] if args.model else []), args.fp32)
