@@ -232,7 +232,7 @@ def test_a_guided_frames_hint_counts_as_true_colours():
 
 
 def test_without_feedback_the_network_sees_gray_every_frame():
-    assert TemporalOptions().settled().feedback is False  # off where no weights' record turns it on
+    assert TemporalOptions().filled().feedback is False  # off where no weights' record turns it on
     state = make_state(feedback=False)
     seen: list = []
     for i in range(3):

@@ -16,6 +16,7 @@ import torch
 from vidcolor.color import join_lab
 from vidcolor.decoding import DecodeConfig
 from vidcolor.model import ColorNet
+from vidcolor.temporal import FeedbackRecord
 from vidcolor.train.augment import archival_look, degrade_hint, hole_mask
 from vidcolor.train.average import average_models
 from vidcolor.train.clips import is_held_out_clip, list_clips, overlapping_photos, split_clips
@@ -30,7 +31,7 @@ from vidcolor.train.fit import (
     run_model_config,
 )
 from vidcolor.train.widen import widen_file, widened
-from vidcolor.weights import FeedbackRecord, load_model, read_feedback, save_model
+from vidcolor.weights import load_model, read_feedback, save_model
 
 from .conftest import TINY, make_video, scene
 

@@ -355,17 +355,6 @@ def _output_offset(container, src: Path, info: SourceInfo, span: tuple) -> float
     return offset
 
 
-def own_feedback(options: TemporalOptions, colorizer: Colorizer) -> TemporalOptions:
-    """options with the weights' own feedback settings (weights.FeedbackRecord) where they set none."""
-    record = colorizer.feedback
-    return replace(
-        options,
-        feedback=record.feedback if options.feedback is None else options.feedback,
-        feedback_gain=record.feedback_gain if options.feedback_gain is None else options.feedback_gain,
-        smooth_carried=record.smooth_carried if options.smooth_carried is None else options.smooth_carried,
-    )
-
-
 def _manifest(src: Path, plan: list[Segment], span: tuple, offset: float, options: ColorizeOptions, colorizer: Colorizer) -> dict:
     """Everything that changes a part's pixels or timestamps (segments.WorkFolder keeps parts only if it is
     unchanged); --jobs, --threads and --ray are left out: a resumed run may use other workers."""
@@ -380,7 +369,7 @@ def _manifest(src: Path, plan: list[Segment], span: tuple, offset: float, option
             "work_size": options.work_size,
             "decode": colorizer.decode.to_dict(),
             "temporal": options.temporal,
-            "temporal_options": asdict(own_feedback(options.temporal_options, colorizer)),
+            "temporal_options": asdict(options.temporal_options.filled(colorizer.feedback)),
             "encode": asdict(options.encode),
             "reference": reference,
             "warmup": options.warmup,
@@ -514,7 +503,7 @@ class _Job:
         self.container, self.info, self.src, self.tmp, self.fmt = container, info, src, tmp, fmt
         self.start, self.end = span
         self.options, self.colorizer, self.sheet, self.progress = options, colorizer, sheet, progress
-        self.temporal_options = own_feedback(options.temporal_options, colorizer)
+        self.temporal_options = options.temporal_options.filled(colorizer.feedback)  # the weights' own where unset
         self.stop = threading.Event()
         self.stats = DecodeStats()
         self.times = StageTimes()

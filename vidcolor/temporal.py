@@ -39,12 +39,23 @@ class Predict(Protocol):
 
 
 @dataclass(frozen=True)
+class FeedbackRecord:
+    """How a network wants its own colours fed back, as the JSON beside its weights says
+    (weights.read_feedback): TemporalOptions' fields of the same names, where a run leaves them unset. The
+    defaults are a record that says nothing."""
+
+    feedback: bool = False  # fed back by default: trained on chains of its own colours (train.sequences)
+    feedback_gain: float = 1.0  # below 1 where it was found to boost a hint it is fed
+    smooth_carried: bool = True  # False: fed back as it gave them, unblended, as chains train it
+
+
+@dataclass(frozen=True)
 class TemporalOptions:
     smoothing: float = 1.0  # 0 = no blending with the past, 1 = strong; max_keep still caps it (README: Temporal stability)
     flow_preset: str = "fast"
     # Give the network the warped earlier colours (the regression head's) as its input, as sequence
-    # training does (train.sequences). None: what the weights' record says (weights.FeedbackRecord, filled
-    # in by the pipeline): on for weights trained on chains of their own colours; off where nothing fills
+    # training does (train.sequences). None: what the weights' record says (FeedbackRecord, filled in by
+    # the pipeline): on for weights trained on chains of their own colours; off where nothing fills
     # it in, and for the shipped weights, with which it costs some clips up to 0.6 dB against per-frame and
     # fades colour within some shots (README: Temporal stability).
     feedback: bool | None = None
@@ -81,14 +92,14 @@ class TemporalOptions:
         """What the network's own colours are fed back times: feedback_gain, 1 where it is unset."""
         return 1.0 if self.feedback_gain is None else self.feedback_gain
 
-    def settled(self) -> TemporalOptions:
-        """These options with what no weights' record filled in set as a record that says nothing would:
-        no feedback, undamped, carried colours blended (weights.FeedbackRecord's defaults)."""
+    def filled(self, record: FeedbackRecord = FeedbackRecord()) -> TemporalOptions:
+        """These options with the feedback settings they leave unset (None) taken from a weights' record;
+        from a record that says nothing (no feedback, undamped, carried colours blended) by default."""
         return replace(
             self,
-            feedback=bool(self.feedback),
-            feedback_gain=self.own_colour_gain(),
-            smooth_carried=self.smooth_carried is None or self.smooth_carried,
+            feedback=record.feedback if self.feedback is None else self.feedback,
+            feedback_gain=record.feedback_gain if self.feedback_gain is None else self.feedback_gain,
+            smooth_carried=record.smooth_carried if self.smooth_carried is None else self.smooth_carried,
         )
 
 
@@ -220,7 +231,7 @@ class Tracker:
 class TemporalState:
     def __init__(self, options: TemporalOptions, lightness_lut: np.ndarray, enabled: bool = True):
         """lightness_lut (256,) float32: Lab L of each 8-bit gray level (color.gray_to_lightness_lut)."""
-        self.opt = options.settled()
+        self.opt = options.filled()
         self.lut = lightness_lut
         self.enabled = enabled
         self.tracker = Tracker(options, lightness_lut) if enabled else None

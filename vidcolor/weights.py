@@ -15,7 +15,6 @@ checkout's top-level `models/` folder by pyproject), so a wheel carries them.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from safetensors.torch import load_file, save_file
 
 from .decoding import DecodeConfig
 from .model import ColorNet, ModelConfig
+from .temporal import FeedbackRecord
 
 DEFAULT_MODEL = "vidcolor-base"
 
@@ -72,16 +72,6 @@ def read_record(path: Path) -> dict:
     """What the JSON beside path (.safetensors) holds besides the configs: the training record."""
     meta = json.loads(path.with_suffix(".json").read_text())
     return {k: v for k, v in meta.items() if k not in ("model", "decode")}
-
-
-@dataclass(frozen=True)
-class FeedbackRecord:
-    """How a network wants its own colours fed back at run time (temporal.TemporalOptions' fields of the
-    same names, where a run leaves them unset). The defaults are a record that says nothing."""
-
-    feedback: bool = False  # fed back by default: trained on chains of its own colours (train.sequences)
-    feedback_gain: float = 1.0  # below 1 where it was found to boost a hint it is fed
-    smooth_carried: bool = True  # False: fed back as it gave them, unblended, as chains train it
 
 
 def read_feedback(path: Path) -> FeedbackRecord:

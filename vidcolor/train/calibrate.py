@@ -10,7 +10,7 @@ Two offsets, both added to the gates' logits (x `HintGate.GAIN`) wherever the hi
   touching feedback.
 A gray input never reaches the gates, so its colours do not change.
 
-And the record's feedback settings outside the network (weights.FeedbackRecord): whether it is fed its
+And the record's feedback settings outside the network (temporal.FeedbackRecord): whether it is fed its
 own colours by default, `feedback_gain`, what they are multiplied by before they are fed back, and
 `smooth_carried`. A network that boosts a hint creeps when fed its own colours; 0.95 held the shipped
 one's creep over 80 s to +6.9 % against +30.6 % undamped (docs/experiments.md, session 18).
@@ -24,7 +24,8 @@ from pathlib import Path
 import torch
 
 from ..model import ColorNet
-from ..weights import FeedbackRecord, load_model, read_feedback, read_record, save_model
+from ..temporal import FeedbackRecord
+from ..weights import load_model, read_feedback, read_record, save_model
 
 
 def open_hint_gate(model: ColorNet, offset: float, trusted: bool = False) -> ColorNet:

@@ -28,8 +28,8 @@ from ..decoding import DecodeConfig
 from ..flow import make_dis
 from ..model import ColorNet, ModelConfig, count_parameters
 from ..precision import autocast, compute_dtype, pick_device
-from ..temporal import TemporalOptions
-from ..weights import FeedbackRecord, read_configs, read_feedback, save_model
+from ..temporal import FeedbackRecord, TemporalOptions
+from ..weights import read_configs, read_feedback, save_model
 from .augment import archival_look, degrade_hint
 from .average import average_models
 from .calibrate import open_gate_file, set_feedback_file
@@ -437,7 +437,7 @@ def _stop_requests() -> Iterator[list[int]]:
 
 
 def feedback_record(cfg: TrainConfig) -> dict:
-    """The run-time feedback settings a run's weights are saved with (weights.FeedbackRecord): trained on
+    """The run-time feedback settings a run's weights are saved with (temporal.FeedbackRecord): trained on
     chains of their own colours, unblended, they are fed them back by default, unblended."""
     chains = cfg.sequence_chains > 0
     return asdict(FeedbackRecord(feedback=chains, feedback_gain=cfg.feedback_gain, smooth_carried=not chains))
@@ -564,7 +564,7 @@ def main() -> None:
             None, "--smooth-carried/--no-smooth-carried", help="the colours fed back blended with the past first"
         ),
     ) -> None:
-        """Set the run-time feedback settings in trained weights' record (weights.FeedbackRecord); keeps their
+        """Set the run-time feedback settings in trained weights' record (temporal.FeedbackRecord); keeps their
         network, decoding and the rest of their record; unset options keep theirs. Example: python -m
         vidcolor.train set-feedback runs/r15.safetensors runs/r15.safetensors --feedback-gain 0.95"""
         given = {"feedback": feedback, "feedback_gain": feedback_gain, "smooth_carried": smooth_carried}
