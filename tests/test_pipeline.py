@@ -124,18 +124,18 @@ def test_weights_trained_on_chains_are_fed_back_by_default_unless_told_otherwise
     fed: list[float] = []
     original = temporal.feedback_input
     monkeypatch.setattr(temporal, "feedback_input", lambda L, ab, rel, gain=1.0: fed.append(gain) or original(L, ab, rel, gain))
-    settled: list[TemporalOptions] = []
-    monkeypatch.setattr(pipeline, "TemporalState", lambda opt, *a, **k: settled.append(opt) or TemporalState(opt, *a, **k))
+    given: list[TemporalOptions] = []  # what the pipeline hands the state
+    monkeypatch.setattr(pipeline, "TemporalState", lambda opt, *a, **k: given.append(opt) or TemporalState(opt, *a, **k))
     chained = tmp_path / "chained.safetensors"
     set_feedback_file(tiny_model, chained, feedback=True, smooth_carried=False)
     colorize_video(gray_clip, tmp_path / "a.mkv", lossless(chained))  # the record's settings
-    assert fed and settled[-1].feedback is True and settled[-1].smooth_carried is False
+    assert fed and given[-1].feedback is True and given[-1].smooth_carried is False
     fed.clear()
     told = TemporalOptions(feedback=False, smooth_carried=True)
     colorize_video(gray_clip, tmp_path / "b.mkv", lossless(chained, temporal_options=told))
-    assert not fed and settled[-1].feedback is False and settled[-1].smooth_carried is True
+    assert not fed and given[-1].feedback is False and given[-1].smooth_carried is True
     colorize_video(gray_clip, tmp_path / "c.mkv", lossless(tiny_model))  # a record that says nothing: off
-    assert not fed and settled[-1].feedback is False and settled[-1].smooth_carried is True
+    assert not fed and given[-1].feedback is False and given[-1].smooth_carried is True
 
 
 def test_predicting_ahead_changes_no_pixel(gray_clip, tiny_model, tmp_path, monkeypatch):
