@@ -62,7 +62,7 @@ class TemporalOptions:
     # The network's own colours are fed back times this. It belongs to the weights: one trained on hints
     # paler than their truth boosts a hint, and fed back undamped the shipped network's colours grew 1.87x
     # over 40 frames of a still shot (docs/experiments.md, session 18). None: the weights' own
-    # (weights.read_feedback_gain, filled in by the pipeline), 1 where nothing fills it in. Colours carried
+    # (FeedbackRecord, filled in by the pipeline), 1 where nothing fills it in. Colours carried
     # from a keyframe are true ones: never damped.
     feedback_gain: float | None = None
     # Which earlier output feedback carries to frame t: 2 = frame t-2's (carried by both frames' motion), so
@@ -87,10 +87,6 @@ class TemporalOptions:
     # Weigh past and prediction by the model's confidence in each (see TemporalState._keep_weight).
     use_confidence: bool = True
     max_keep: float = 0.97  # the past's weight never reaches 1: every frame lets a little of its prediction in
-
-    def own_colour_gain(self) -> float:
-        """What the network's own colours are fed back times: feedback_gain, 1 where it is unset."""
-        return 1.0 if self.feedback_gain is None else self.feedback_gain
 
     def filled(self, record: FeedbackRecord = FeedbackRecord()) -> TemporalOptions:
         """These options with the feedback settings they leave unset (None) taken from a weights' record;
@@ -269,7 +265,7 @@ class TemporalState:
         else:
             # In a guided shot the hint is a keyframe's colours, carried: true colours, which the network
             # may follow further than its own guesses (model.HintGate.trusted_offset).
-            gain = 1.0 if guide is not None else self.opt.own_colour_gain()
+            gain = 1.0 if guide is not None else self.opt.feedback_gain
             x = gray_input(gray) if hint is None else feedback_input(self.lut[gray], *hint, gain)
             pred, confidence = predict(x, trusted=guide is not None)
         return self._blend(inherited, pred, confidence, guide)[..., :2]
@@ -294,7 +290,7 @@ class TemporalState:
         if self.prev_ab is None or before is None:
             return gray_input(gray)
         hint = _lagged_hint(self.prev_ab, before.motion, link.motion)
-        return gray_input(gray) if hint is None else feedback_input(self.lut[gray], *hint, self.opt.own_colour_gain())
+        return gray_input(gray) if hint is None else feedback_input(self.lut[gray], *hint, self.opt.feedback_gain)
 
     def _inherit(self, link: Link) -> Inherited:
         """What this frame gets from the previous one's output, along the link's motion."""

@@ -200,4 +200,4 @@ def _next_input(
     motion = track(dis, prev_gray, gray, lut, opt)
     if motion is None:
         return gray_input(gray)
-    return feedback_input(lut[gray], motion.carry(prev_ab), motion.reliability, opt.own_colour_gain())
+    return feedback_input(lut[gray], motion.carry(prev_ab), motion.reliability, opt.filled().feedback_gain)
