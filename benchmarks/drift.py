@@ -73,6 +73,12 @@ def main() -> None:
         default=None,
         help="blend the colours feedback carries with the past (TemporalOptions.smooth_carried; default: the weights' own)",
     )
+    ap.add_argument(
+        "--gray-every",
+        type=int,
+        default=None,
+        help="every n-th fed-back input is the gray frame alone (TemporalOptions.gray_every; default: the weights' own)",
+    )
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--window", type=float, default=5.0, help="seconds compared at each end")
     args = ap.parse_args()
@@ -81,7 +87,12 @@ def main() -> None:
         long_shot = Path(tmp) / "long.mkv"
         rate = ping_pong(src, long_shot, args.seconds)
         out = Path(tmp) / "out.mkv"
-        temporal = TemporalOptions(feedback=args.feedback, feedback_gain=args.feedback_gain, smooth_carried=args.smooth_carried)
+        temporal = TemporalOptions(
+            feedback=args.feedback,
+            feedback_gain=args.feedback_gain,
+            smooth_carried=args.smooth_carried,
+            gray_every=args.gray_every,
+        )
         opts = ColorizeOptions(model=args.model, temporal_options=temporal, encode=EncodeOptions(codec="ffv1"))
         colorize_video(long_shot, out, opts)
         frames = read_rgb_frames(out)

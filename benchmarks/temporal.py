@@ -66,6 +66,12 @@ def main() -> None:
         default=None,
         help="blend the colours feedback carries with the past (TemporalOptions.smooth_carried; default: the weights' own)",
     )
+    ap.add_argument(
+        "--gray-every",
+        type=int,
+        default=None,
+        help="every n-th fed-back input is the gray frame alone (TemporalOptions.gray_every; default: the weights' own)",
+    )
     ap.add_argument("--held-out-clips", action="store_true", help="also the clips training leaves out of ../shared/data/clips")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--markdown", action="store_true", help="also print the README's table")
@@ -88,6 +94,7 @@ def main() -> None:
             feedback_gain=args.feedback_gain,
             feedback_lag=args.feedback_lag,
             smooth_carried=args.smooth_carried,
+            gray_every=args.gray_every,
             use_confidence=not args.no_confidence,
         ),
     )

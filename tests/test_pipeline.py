@@ -127,9 +127,9 @@ def test_weights_trained_on_chains_are_fed_back_by_default_unless_told_otherwise
     given: list[TemporalOptions] = []  # what the pipeline hands the state
     monkeypatch.setattr(pipeline, "TemporalState", lambda opt, *a, **k: given.append(opt) or TemporalState(opt, *a, **k))
     chained = tmp_path / "chained.safetensors"
-    set_feedback_file(tiny_model, chained, feedback=True, smooth_carried=False)
+    set_feedback_file(tiny_model, chained, feedback=True, smooth_carried=False, gray_every=4)
     colorize_video(gray_clip, tmp_path / "a.mkv", lossless(chained))  # the record's settings
-    assert fed and given[-1].feedback is True and given[-1].smooth_carried is False
+    assert fed and given[-1].feedback is True and given[-1].smooth_carried is False and given[-1].gray_every == 4
     fed.clear()
     told = TemporalOptions(feedback=False, smooth_carried=True)
     colorize_video(gray_clip, tmp_path / "b.mkv", lossless(chained, temporal_options=told))

@@ -277,3 +277,17 @@ def test_a_prediction_made_ahead_serves_an_input_that_does_not_wait_for_the_fram
     lagged.step(gray(0, 0), constant(-40.0, seen=seen), predicted=ahead)
     out = lagged.step(gray(1, 0), constant(-40.0, seen=seen), predicted=ahead)
     assert len(seen) == 1 and float(out[..., 0].mean()) == 40.0
+
+
+@pytest.mark.parametrize("lag", [1, 2])
+def test_gray_every_gives_every_nth_fed_back_input_its_gray_alone(lag):
+    def gray_inputs(gray_every: int) -> list[int]:
+        state = make_state(feedback=True, feedback_lag=lag, feedback_gain=1.0, gray_every=gray_every)
+        seen: list = []
+        for i in range(9):
+            state.step(gray(i, 0), constant(30.0, 30.0, seen=seen))
+        return [i for i, x in enumerate(seen) if np.ptp(x, axis=2).max() < 1e-6]
+
+    first = [0] if lag == 1 else [0, 1]  # frames with nothing to feed back yet
+    assert gray_inputs(0) == first
+    assert gray_inputs(3) == first + [lag + 2, lag + 5]  # the 3rd and 6th input that would carry colours

@@ -508,12 +508,14 @@ def test_set_feedback_file_sets_what_it_is_given_and_keeps_the_rest(tmp_path):
     save_model(ColorNet(TINY).eval(), src, extra={"step": 7})
     assert read_feedback(src) == FeedbackRecord()  # saved without any: no feedback, undamped, blended
     assert set_feedback_file(src, out, feedback_gain=0.9) == FeedbackRecord(False, 0.9, True)
-    assert read_record(out) == {"step": 7, "feedback": False, "feedback_gain": 0.9, "smooth_carried": True}
+    assert read_record(out) == {"step": 7, "feedback": False, "feedback_gain": 0.9, "smooth_carried": True, "gray_every": 0}
     assert out.read_bytes() == src.read_bytes()  # the network itself is untouched
-    set_feedback_file(out, out, feedback=True, smooth_carried=False)
-    assert read_feedback(out) == FeedbackRecord(True, 0.9, False)  # the gain set before is kept
+    set_feedback_file(out, out, feedback=True, smooth_carried=False, gray_every=8)
+    assert read_feedback(out) == FeedbackRecord(True, 0.9, False, 8)  # the gain set before is kept
     with pytest.raises(ValueError, match="feedback gain"):
         set_feedback_file(src, out, feedback_gain=0.0)
+    with pytest.raises(ValueError, match="gray_every"):
+        set_feedback_file(src, out, gray_every=1)
 
 
 def test_weights_saved_before_the_trusted_offset_load_with_none(tmp_path):

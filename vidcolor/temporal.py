@@ -47,6 +47,7 @@ class FeedbackRecord:
     feedback: bool = False  # fed back by default: trained on chains of its own colours (train.sequences)
     feedback_gain: float = 1.0  # below 1 where it was found to boost a hint it is fed
     smooth_carried: bool = True  # False: fed back as it gave them, unblended, as chains train it
+    gray_every: int = 0  # every n-th input that would carry fed-back colours is the gray frame alone; 0: none
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,14 @@ class TemporalOptions:
     # 0.1 dB on the held-out clips unblended (docs/experiments.md, session 22). None: the weights' record's,
     # as for feedback; blended where nothing fills it in.
     smooth_carried: bool | None = None
+    # With feedback, every gray_every-th frame whose input would carry fed-back colours gets its gray alone
+    # (0: never): the loop starts again from the network's own per-frame guess, with no second forward
+    # pass, and the blend still carries the shown colours across. Fed back for long, chain-trained weights
+    # spread colours where the flow smears them (dev03: a face's orange over the hair beside it); every 8th
+    # frame gray took a quarter of a dB off the worst clip on both clip sets, at the cost of the ab CDC
+    # (docs/experiments.md, session 24). None: the weights' record's, as for feedback; 0 where nothing
+    # fills it in.
+    gray_every: int | None = None
     cut_threshold: float = 0.45  # histogram distance above which frames belong to different shots
     # Below this fraction of trustworthy flow, t-1 and t are different shots. Cuts between shots of alike
     # tones leave 0.00-0.08 (dev04) and same-histogram noise 0.19 at most (tests); a fast pan inside a shot
@@ -96,6 +105,7 @@ class TemporalOptions:
             feedback=record.feedback if self.feedback is None else self.feedback,
             feedback_gain=record.feedback_gain if self.feedback_gain is None else self.feedback_gain,
             smooth_carried=record.smooth_carried if self.smooth_carried is None else self.smooth_carried,
+            gray_every=record.gray_every if self.gray_every is None else self.gray_every,
         )
 
 
@@ -234,6 +244,7 @@ class TemporalState:
         self.reset()
         self.cuts = 0
         self._keep = False
+        self._fed = 0  # inputs so far that carried (or, gray_every, would have carried) fed-back colours
 
     def reset(self) -> None:
         self.prev_ab: np.ndarray | None = None
@@ -276,8 +287,9 @@ class TemporalState:
         if guide is not None or (self.opt.feedback and self.opt.feedback_lag == 1):
             if inherited.ab is not None:  # frame t-1's colours (a guided shot always feeds them back)
                 hint = (inherited.ab[..., -2:], inherited.reliability)
+                hint = hint if guide is not None else self._fed_back(hint)
         elif self.opt.feedback and inherited.lagged is not None:
-            hint = _lagged_hint(*inherited.lagged)
+            hint = self._fed_back(_lagged_hint(*inherited.lagged))
         if guide is not None and guide.weight is not None:
             hint = _guided_hint(hint, guide)
         return hint
@@ -289,8 +301,16 @@ class TemporalState:
         The same input step() makes when it predicts frame t itself; pass the output as its `predicted`."""
         if self.prev_ab is None or before is None:
             return gray_input(gray)
-        hint = _lagged_hint(self.prev_ab, before.motion, link.motion)
+        hint = self._fed_back(_lagged_hint(self.prev_ab, before.motion, link.motion))
         return gray_input(gray) if hint is None else feedback_input(self.lut[gray], *hint, self.opt.feedback_gain)
+
+    def _fed_back(self, hint: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray] | None:
+        """The network's own colours a frame's input would carry (ab (H, W, 2), reliability (H, W)), or
+        None (its gray) where gray_every says this one goes without. Called once per such input, in order."""
+        if hint is None or self.opt.gray_every <= 0:
+            return hint
+        self._fed += 1
+        return None if self._fed % self.opt.gray_every == 0 else hint
 
     def _inherit(self, link: Link) -> Inherited:
         """What this frame gets from the previous one's output, along the link's motion."""

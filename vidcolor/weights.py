@@ -2,11 +2,12 @@
 
 `<name>.safetensors` holds the tensors and `<name>.json` the ModelConfig the
 network is rebuilt from, the DecodeConfig it ships with, and the training
-record. Three of the record's keys are run-time settings too (read_feedback):
+record. Four of the record's keys are run-time settings too (read_feedback):
 whether the network is fed its own warped colours by default ("feedback": it
-was trained on chains of them), how much they are damped ("feedback_gain"), and
-whether the colours carried are smoothed first ("smooth_carried"). No pickle
-anywhere on the loading path.
+was trained on chains of them), how much they are damped ("feedback_gain"),
+whether the colours carried are smoothed first ("smooth_carried"), and how often
+an input goes without them ("gray_every"). No pickle anywhere on the loading
+path.
 
 The shipped weights are package data (`vidcolor/models/`, mapped from the
 checkout's top-level `models/` folder by pyproject), so a wheel carries them.
@@ -81,6 +82,7 @@ def read_feedback(path: Path) -> FeedbackRecord:
         bool(record.get("feedback", d.feedback)),
         float(record.get("feedback_gain", d.feedback_gain)),
         bool(record.get("smooth_carried", d.smooth_carried)),
+        int(record.get("gray_every", d.gray_every)),
     )
 
 

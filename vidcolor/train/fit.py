@@ -563,11 +563,12 @@ def main() -> None:
         smooth_carried: bool | None = typer.Option(
             None, "--smooth-carried/--no-smooth-carried", help="the colours fed back blended with the past first"
         ),
+        gray_every: int | None = typer.Option(None, help="every n-th input that would be fed back is gray alone; 0: never"),
     ) -> None:
         """Set the run-time feedback settings in trained weights' record (temporal.FeedbackRecord); keeps their
         network, decoding and the rest of their record; unset options keep theirs. Example: python -m
-        vidcolor.train set-feedback runs/r15.safetensors runs/r15.safetensors --feedback-gain 0.95"""
-        given = {"feedback": feedback, "feedback_gain": feedback_gain, "smooth_carried": smooth_carried}
+        vidcolor.train set-feedback runs/r15.safetensors runs/r15.safetensors --feedback-gain 0.95 --gray-every 8"""
+        given = {"feedback": feedback, "feedback_gain": feedback_gain, "smooth_carried": smooth_carried, "gray_every": gray_every}
         now = set_feedback_file(src, out, **{k: v for k, v in given.items() if v is not None})
         typer.echo(f"{out}: {now}")
 
