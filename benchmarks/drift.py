@@ -79,6 +79,12 @@ def main() -> None:
         default=None,
         help="every n-th fed-back input is the gray frame alone (TemporalOptions.gray_every; default: the weights' own)",
     )
+    ap.add_argument(
+        "--snap-radius",
+        type=int,
+        default=None,
+        help="snap fed-back colours to the frame's edges over this (px; TemporalOptions.snap_radius; default: the weights' own)",
+    )
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--window", type=float, default=5.0, help="seconds compared at each end")
     args = ap.parse_args()
@@ -92,6 +98,7 @@ def main() -> None:
             feedback_gain=args.feedback_gain,
             smooth_carried=args.smooth_carried,
             gray_every=args.gray_every,
+            snap_radius=args.snap_radius,
         )
         opts = ColorizeOptions(model=args.model, temporal_options=temporal, encode=EncodeOptions(codec="ffv1"))
         colorize_video(long_shot, out, opts)

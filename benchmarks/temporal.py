@@ -72,6 +72,12 @@ def main() -> None:
         default=None,
         help="every n-th fed-back input is the gray frame alone (TemporalOptions.gray_every; default: the weights' own)",
     )
+    ap.add_argument(
+        "--snap-radius",
+        type=int,
+        default=None,
+        help="snap fed-back colours to the frame's edges over this (px; TemporalOptions.snap_radius; default: the weights' own)",
+    )
     ap.add_argument("--held-out-clips", action="store_true", help="also the clips training leaves out of ../shared/data/clips")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--markdown", action="store_true", help="also print the README's table")
@@ -95,6 +101,7 @@ def main() -> None:
             feedback_lag=args.feedback_lag,
             smooth_carried=args.smooth_carried,
             gray_every=args.gray_every,
+            snap_radius=args.snap_radius,
             use_confidence=not args.no_confidence,
         ),
     )

@@ -98,9 +98,9 @@ def test_feedback_damps_by_the_weights_own_gain_unless_told_otherwise(gray_clip,
     gains: list[float] = []
     original = temporal.feedback_input
 
-    def spy(L, ab, reliability, gain=1.0):
+    def spy(L, ab, reliability, gain=1.0, snap=0):
         gains.append(gain)
-        return original(L, ab, reliability, gain)
+        return original(L, ab, reliability, gain, snap)
 
     monkeypatch.setattr(temporal, "feedback_input", spy)
     damped = tmp_path / "damped.safetensors"
@@ -123,13 +123,16 @@ def test_weights_trained_on_chains_are_fed_back_by_default_unless_told_otherwise
 
     fed: list[float] = []
     original = temporal.feedback_input
-    monkeypatch.setattr(temporal, "feedback_input", lambda L, ab, rel, gain=1.0: fed.append(gain) or original(L, ab, rel, gain))
+    monkeypatch.setattr(
+        temporal, "feedback_input", lambda L, ab, rel, gain=1.0, snap=0: fed.append(gain) or original(L, ab, rel, gain, snap)
+    )
     given: list[TemporalOptions] = []  # what the pipeline hands the state
     monkeypatch.setattr(pipeline, "TemporalState", lambda opt, *a, **k: given.append(opt) or TemporalState(opt, *a, **k))
     chained = tmp_path / "chained.safetensors"
-    set_feedback_file(tiny_model, chained, feedback=True, smooth_carried=False, gray_every=4)
+    set_feedback_file(tiny_model, chained, feedback=True, smooth_carried=False, gray_every=4, snap_radius=3)
     colorize_video(gray_clip, tmp_path / "a.mkv", lossless(chained))  # the record's settings
-    assert fed and given[-1].feedback is True and given[-1].smooth_carried is False and given[-1].gray_every == 4
+    assert fed and given[-1].feedback is True and given[-1].smooth_carried is False
+    assert given[-1].gray_every == 4 and given[-1].snap_radius == 3
     fed.clear()
     told = TemporalOptions(feedback=False, smooth_carried=True)
     colorize_video(gray_clip, tmp_path / "b.mkv", lossless(chained, temporal_options=told))

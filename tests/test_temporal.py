@@ -291,3 +291,40 @@ def test_gray_every_gives_every_nth_fed_back_input_its_gray_alone(lag):
     first = [0] if lag == 1 else [0, 1]  # frames with nothing to feed back yet
     assert gray_inputs(0) == first
     assert gray_inputs(3) == first + [lag + 2, lag + 5]  # the 3rd and 6th input that would carry colours
+
+
+def test_snap_to_edges_moves_a_drifted_colour_edge_back_onto_the_frames_edge():
+    from vidcolor.temporal import feedback_input, snap_to_edges
+
+    L = np.full((64, 96), 30.0, np.float32)
+    L[:, 48:] = 70.0  # the frame's edge at column 48
+    ab = np.zeros((64, 96, 2), np.float32)
+    ab[:, 42:, 0] = 40.0  # the colour smeared 6 px onto the dark side
+    snapped = snap_to_edges(L, ab, 8)
+    assert snapped[:, 42:48, 0].mean() < 0.65 * 40.0  # a guided filter takes back part of the smear
+    assert snapped[:, 52:, 0].mean() > 33.0  # the coloured side keeps most of its colour
+    assert np.abs(snapped[:, :20]).max() < 0.5  # far from either edge nothing changes
+    assert snapped[:, 48, 0].mean() - snapped[:, 47, 0].mean() > 10.0  # a sharp step at the frame's edge
+    reliable = np.ones((64, 96), np.float32)
+    assert not np.allclose(feedback_input(L, ab, reliable, snap=8), feedback_input(L, ab, reliable))
+    np.testing.assert_allclose(feedback_input(L, ab, reliable, snap=0), feedback_input(L, ab, reliable))
+
+
+def test_snap_radius_snaps_the_networks_own_colours_and_not_a_keyframes():
+    def inputs(snap_radius: int, keyframe: bool) -> np.ndarray:
+        state = make_state(feedback=True, feedback_lag=1, feedback_gain=1.0, snap_radius=snap_radius)
+        seen: list = []
+        half = np.zeros((96, 128, 2), np.float32)
+        half[:, 40:] = 30.0  # a colour edge that is not the frame's
+
+        def predict(rgb: np.ndarray, trusted: bool = False) -> tuple[np.ndarray, np.ndarray]:
+            seen.append(rgb)
+            return half, np.full((96, 128), 0.5, np.float32)
+
+        guide = Guide(half, np.full((96, 128), 0.5, np.float32)) if keyframe else None
+        state.step(gray(0, 0), predict, guide)
+        state.step(gray(1, 0), predict, guide)
+        return seen[1]
+
+    assert not np.allclose(inputs(8, keyframe=False), inputs(0, keyframe=False))
+    np.testing.assert_array_equal(inputs(8, keyframe=True), inputs(0, keyframe=True))

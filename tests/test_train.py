@@ -446,9 +446,11 @@ def test_training_with_chains_puts_them_in_every_batch_and_carries_them_on(tmp_p
 
 def test_weights_trained_on_chains_ask_for_their_own_colours_fed_back(tmp_path):
     """Chains train the network on its own colours, unblended: its record asks the run time for that."""
-    cfg = replace(_tiny_run(tmp_path), sequence_chains=2, steps=2, feedback_gain=0.9)
-    Trainer(cfg).fit()
-    assert read_feedback(tmp_path / "run" / "best.safetensors") == FeedbackRecord(True, 0.9, False)
+    cfg = replace(_tiny_run(tmp_path), sequence_chains=2, steps=2, feedback_gain=0.9, snap_radius=5)
+    trainer = Trainer(cfg)
+    assert trainer.temporal.snap_radius == 5  # the chains' inputs are made as the record will ask the run time to
+    trainer.fit()
+    assert read_feedback(tmp_path / "run" / "best.safetensors") == FeedbackRecord(True, 0.9, False, 0, 5)
 
 
 def test_opening_the_hint_gate_follows_a_hint_further_and_leaves_gray_inputs_alone():
@@ -508,14 +510,23 @@ def test_set_feedback_file_sets_what_it_is_given_and_keeps_the_rest(tmp_path):
     save_model(ColorNet(TINY).eval(), src, extra={"step": 7})
     assert read_feedback(src) == FeedbackRecord()  # saved without any: no feedback, undamped, blended
     assert set_feedback_file(src, out, feedback_gain=0.9) == FeedbackRecord(False, 0.9, True)
-    assert read_record(out) == {"step": 7, "feedback": False, "feedback_gain": 0.9, "smooth_carried": True, "gray_every": 0}
+    assert read_record(out) == {
+        "step": 7,
+        "feedback": False,
+        "feedback_gain": 0.9,
+        "smooth_carried": True,
+        "gray_every": 0,
+        "snap_radius": 0,
+    }
     assert out.read_bytes() == src.read_bytes()  # the network itself is untouched
-    set_feedback_file(out, out, feedback=True, smooth_carried=False, gray_every=8)
-    assert read_feedback(out) == FeedbackRecord(True, 0.9, False, 8)  # the gain set before is kept
+    set_feedback_file(out, out, feedback=True, smooth_carried=False, gray_every=8, snap_radius=8)
+    assert read_feedback(out) == FeedbackRecord(True, 0.9, False, 8, 8)  # the gain set before is kept
     with pytest.raises(ValueError, match="feedback gain"):
         set_feedback_file(src, out, feedback_gain=0.0)
     with pytest.raises(ValueError, match="gray_every"):
         set_feedback_file(src, out, gray_every=1)
+    with pytest.raises(ValueError, match="snap radius"):
+        set_feedback_file(src, out, snap_radius=-1)
 
 
 def test_weights_saved_before_the_trusted_offset_load_with_none(tmp_path):

@@ -48,6 +48,7 @@ class FeedbackRecord:
     feedback_gain: float = 1.0  # below 1 where it was found to boost a hint it is fed
     smooth_carried: bool = True  # False: fed back as it gave them, unblended, as chains train it
     gray_every: int = 0  # every n-th input that would carry fed-back colours is the gray frame alone; 0: none
+    snap_radius: int = 0  # fed-back colours snapped to the frame's edges by a guided filter this wide (px); 0: not
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,12 @@ class TemporalOptions:
     # (docs/experiments.md, session 24). None: the weights' record's, as for feedback; 0 where nothing
     # fills it in.
     gray_every: int | None = None
+    # Before they are fed back, the network's own colours are guided-filtered (He et al. 2010) by the frame's
+    # lightness over this radius (px at the working size; 0: not), so that colour edges follow the frame's
+    # edges again instead of the smear that warping them frame after frame leaves (docs/experiments.md,
+    # session 24). A keyframe's colours are carried as they are. None: the weights' record's; 0 where
+    # nothing fills it in.
+    snap_radius: int | None = None
     cut_threshold: float = 0.45  # histogram distance above which frames belong to different shots
     # Below this fraction of trustworthy flow, t-1 and t are different shots. Cuts between shots of alike
     # tones leave 0.00-0.08 (dev04) and same-histogram noise 0.19 at most (tests); a fast pan inside a shot
@@ -106,6 +113,7 @@ class TemporalOptions:
             feedback_gain=record.feedback_gain if self.feedback_gain is None else self.feedback_gain,
             smooth_carried=record.smooth_carried if self.smooth_carried is None else self.smooth_carried,
             gray_every=record.gray_every if self.gray_every is None else self.gray_every,
+            snap_radius=record.snap_radius if self.snap_radius is None else self.snap_radius,
         )
 
 
@@ -148,11 +156,35 @@ def gray_input(gray: np.ndarray) -> np.ndarray:
     return np.repeat((gray.astype(np.float32) / 255.0)[..., None], 3, axis=2)
 
 
-def feedback_input(L: np.ndarray, ab: np.ndarray, reliability: np.ndarray, gain: float = 1.0) -> np.ndarray:
+def feedback_input(L: np.ndarray, ab: np.ndarray, reliability: np.ndarray, gain: float = 1.0, snap: int = 0) -> np.ndarray:
     """L (H, W) float32 in [0, 100], warped ab (H, W, 2), reliability (H, W) in [0, 1] -> the network's
-    hinted input (H, W, 3) float32 RGB in [0, 1]: the colours times gain where the flow is trusted, gray
-    elsewhere. The one place this input is made: run time and sequence training both call it."""
+    hinted input (H, W, 3) float32 RGB in [0, 1]: the colours (snapped to L's edges over `snap` px, see
+    snap_to_edges) times gain where the flow is trusted, gray elsewhere. The one place this input is made:
+    run time and sequence training both call it."""
+    if snap > 0:
+        ab = snap_to_edges(L, ab, snap)
     return lab_planes_to_rgb(L, ab * (gain * (reliability > 0.5))[..., None])
+
+
+def snap_to_edges(L: np.ndarray, ab: np.ndarray, radius: int, eps: float = 1e-3) -> np.ndarray:
+    """A guided filter (He et al. 2010) of ab (H, W, 2) with lightness L (H, W) in [0, 100] as the guide:
+    within each (2 radius + 1)^2 window the colours become a linear function of the lightness, so a colour
+    edge that has drifted off the frame's edge moves back onto it. eps (in (L / 100)^2) sets how strong an
+    edge must be to hold colours apart: 1e-3 is a lightness step of about 3."""
+
+    def box(x: np.ndarray) -> np.ndarray:
+        return cv2.boxFilter(x, -1, (2 * radius + 1, 2 * radius + 1), borderType=cv2.BORDER_REFLECT)
+
+    guide = (L / 100.0).astype(np.float32)
+    mean_g = box(guide)
+    var_g = box(guide * guide) - mean_g * mean_g
+    out = np.empty(ab.shape, np.float32)
+    for c in range(ab.shape[-1]):
+        p = np.ascontiguousarray(ab[..., c], dtype=np.float32)
+        mean_p = box(p)
+        a = (box(guide * p) - mean_g * mean_p) / (var_g + eps)
+        out[..., c] = box(a) * guide + box(mean_p - a * mean_g)
+    return out
 
 
 @dataclass
@@ -276,8 +308,8 @@ class TemporalState:
         else:
             # In a guided shot the hint is a keyframe's colours, carried: true colours, which the network
             # may follow further than its own guesses (model.HintGate.trusted_offset).
-            gain = 1.0 if guide is not None else self.opt.feedback_gain
-            x = gray_input(gray) if hint is None else feedback_input(self.lut[gray], *hint, gain)
+            gain, snap = (1.0, 0) if guide is not None else (self.opt.feedback_gain, self.opt.snap_radius)
+            x = gray_input(gray) if hint is None else feedback_input(self.lut[gray], *hint, gain, snap)
             pred, confidence = predict(x, trusted=guide is not None)
         return self._blend(inherited, pred, confidence, guide)[..., :2]
 
@@ -302,7 +334,9 @@ class TemporalState:
         if self.prev_ab is None or before is None:
             return gray_input(gray)
         hint = self._fed_back(_lagged_hint(self.prev_ab, before.motion, link.motion))
-        return gray_input(gray) if hint is None else feedback_input(self.lut[gray], *hint, self.opt.feedback_gain)
+        if hint is None:
+            return gray_input(gray)
+        return feedback_input(self.lut[gray], *hint, self.opt.feedback_gain, self.opt.snap_radius)
 
     def _fed_back(self, hint: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray] | None:
         """The network's own colours a frame's input would carry (ab (H, W, 2), reliability (H, W)), or

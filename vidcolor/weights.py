@@ -2,12 +2,12 @@
 
 `<name>.safetensors` holds the tensors and `<name>.json` the ModelConfig the
 network is rebuilt from, the DecodeConfig it ships with, and the training
-record. Four of the record's keys are run-time settings too (read_feedback):
+record. Five of the record's keys are run-time settings too (read_feedback):
 whether the network is fed its own warped colours by default ("feedback": it
 was trained on chains of them), how much they are damped ("feedback_gain"),
-whether the colours carried are smoothed first ("smooth_carried"), and how often
-an input goes without them ("gray_every"). No pickle anywhere on the loading
-path.
+whether the colours carried are smoothed first ("smooth_carried"), how often an
+input goes without them ("gray_every") and how far they are snapped to the
+frame's edges ("snap_radius"). No pickle anywhere on the loading path.
 
 The shipped weights are package data (`vidcolor/models/`, mapped from the
 checkout's top-level `models/` folder by pyproject), so a wheel carries them.
@@ -83,6 +83,7 @@ def read_feedback(path: Path) -> FeedbackRecord:
         float(record.get("feedback_gain", d.feedback_gain)),
         bool(record.get("smooth_carried", d.smooth_carried)),
         int(record.get("gray_every", d.gray_every)),
+        int(record.get("snap_radius", d.snap_radius)),
     )
 
 

@@ -75,6 +75,9 @@ class TrainConfig:
     # The network's own colours are fed back times this in the sequence samples, as at run time
     # (temporal.TemporalOptions.feedback_gain); written into every record the run saves, for the run time.
     feedback_gain: float = 0.95
+    # The colours fed back in the sequence samples are snapped to the frame's edges over this many px, as at
+    # run time (TemporalOptions.snap_radius); 0: not. Written into the record beside the gain.
+    snap_radius: int = 0
     rebalance_lambda: float = 0.5  # Zhang et al.
     soft_sigma: float = 5.0  # soft-encoding Gaussian over the 5 nearest bins
     reg_weight: float = 1.0
@@ -234,7 +237,7 @@ class Trainer:
         self.rng = np.random.default_rng(cfg.seed)
         self.gen = torch.Generator().manual_seed(cfg.seed)
         # The run time's options for the fed-back colours of the sequence samples: made once, not every step.
-        self.temporal = TemporalOptions(feedback_gain=cfg.feedback_gain)
+        self.temporal = TemporalOptions(feedback_gain=cfg.feedback_gain, snap_radius=cfg.snap_radius)
         self.dis = make_dis(self.temporal.flow_preset)
         self.chains = (
             Chains(self.data.frames, self.data.spans, cfg.sequence_chains, cfg.crop, cfg.chain_frames, cfg.sequence_skip)
@@ -440,7 +443,10 @@ def feedback_record(cfg: TrainConfig) -> dict:
     """The run-time feedback settings a run's weights are saved with (temporal.FeedbackRecord): trained on
     chains of their own colours, unblended, they are fed them back by default, unblended."""
     chains = cfg.sequence_chains > 0
-    return asdict(FeedbackRecord(feedback=chains, feedback_gain=cfg.feedback_gain, smooth_carried=not chains))
+    record = FeedbackRecord(
+        feedback=chains, feedback_gain=cfg.feedback_gain, smooth_carried=not chains, snap_radius=cfg.snap_radius
+    )
+    return asdict(record)
 
 
 def export_checkpoint(checkpoint: Path, out: Path, decode: DecodeConfig, weights: str = "ema", extra: dict | None = None) -> None:
@@ -501,6 +507,7 @@ def main() -> None:
         ),
         chain_frames: float = typer.Option(d.chain_frames, help="frames a chain runs on average before it starts over"),
         feedback_gain: float = typer.Option(d.feedback_gain, help="the network's own colours are fed back times this"),
+        snap_radius: int = typer.Option(d.snap_radius, help="the colours fed back snapped to the frame's edges over this (px)"),
         hint_gate: bool = typer.Option(False, help="add a hint gate to --init weights that have none"),
         hypercolumns: bool = typer.Option(False, help="add hypercolumn laterals (ModelConfig.hypercolumns) to the network"),
     ) -> None:
@@ -564,11 +571,18 @@ def main() -> None:
             None, "--smooth-carried/--no-smooth-carried", help="the colours fed back blended with the past first"
         ),
         gray_every: int | None = typer.Option(None, help="every n-th input that would be fed back is gray alone; 0: never"),
+        snap_radius: int | None = typer.Option(None, help="fed-back colours snapped to the frame's edges over this (px); 0: not"),
     ) -> None:
         """Set the run-time feedback settings in trained weights' record (temporal.FeedbackRecord); keeps their
         network, decoding and the rest of their record; unset options keep theirs. Example: python -m
-        vidcolor.train set-feedback runs/r15.safetensors runs/r15.safetensors --feedback-gain 0.95 --gray-every 8"""
-        given = {"feedback": feedback, "feedback_gain": feedback_gain, "smooth_carried": smooth_carried, "gray_every": gray_every}
+        vidcolor.train set-feedback runs/r15.safetensors runs/r15.safetensors --feedback-gain 0.95 --gray-every 8 --snap-radius 8"""
+        given = {
+            "feedback": feedback,
+            "feedback_gain": feedback_gain,
+            "smooth_carried": smooth_carried,
+            "gray_every": gray_every,
+            "snap_radius": snap_radius,
+        }
         now = set_feedback_file(src, out, **{k: v for k, v in given.items() if v is not None})
         typer.echo(f"{out}: {now}")
 

@@ -200,4 +200,5 @@ def _next_input(
     motion = track(dis, prev_gray, gray, lut, opt)
     if motion is None:
         return gray_input(gray)
-    return feedback_input(lut[gray], motion.carry(prev_ab), motion.reliability, opt.filled().feedback_gain)
+    opt = opt.filled()
+    return feedback_input(lut[gray], motion.carry(prev_ab), motion.reliability, opt.feedback_gain, opt.snap_radius)
