@@ -8,8 +8,9 @@ exchange (all arrays numpy, at the working resolution, (H, W[, C])):
    lightness match after warping, inside the frame). On a scene cut or a black
    frame the state is reset and nothing is inherited.
 2. The network's input: the gray frame, or with `feedback` its lightness joined
-   with the warped chroma (gray where unreliable), built by `feedback_input`,
-   the one function training uses too.
+   with the warped chroma (gray where unreliable; snapped to the frame's edges
+   with `snap_radius`), built by `feedback_input`, the one function training
+   uses too; with `gray_every`, every n-th such input is the gray frame alone.
 3. The blend: prediction and warped previous output mixed by reliability x
    smoothing x relative confidence; the result (and its confidence) becomes the
    previous output.
@@ -83,7 +84,7 @@ class TemporalOptions:
     # (0: never): the loop starts again from the network's own per-frame guess, with no second forward
     # pass, and the blend still carries the shown colours across. Fed back for long, chain-trained weights
     # spread colours where the flow smears them (dev03: a face's orange over the hair beside it); every 8th
-    # frame gray took a quarter of a dB off the worst clip on both clip sets, at the cost of the ab CDC
+    # frame gray cut the worst clip's loss by a quarter of a dB on both clip sets, at the cost of the ab CDC
     # (docs/experiments.md, session 24). None: the weights' record's, as for feedback; 0 where nothing
     # fills it in.
     gray_every: int | None = None
@@ -276,7 +277,7 @@ class TemporalState:
         self.reset()
         self.cuts = 0
         self._keep = False
-        self._fed = 0  # inputs so far that carried (or, gray_every, would have carried) fed-back colours
+        self._fed = 0  # with gray_every: the inputs so far that would carry fed-back colours
 
     def reset(self) -> None:
         self.prev_ab: np.ndarray | None = None

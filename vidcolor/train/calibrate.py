@@ -54,15 +54,15 @@ def open_gate_file(src: Path, out: Path, offset: float, trusted: bool = False) -
 
 def set_feedback_file(src: Path, out: Path, **settings: bool | float) -> FeedbackRecord:
     """src's weights (.safetensors + .json) written to out (may be src) with the given FeedbackRecord
-    fields set in the record (feedback, feedback_gain, smooth_carried, gray_every, snap_radius); the network, its decoding and the
-    rest of its record unchanged. -> the record's feedback settings now."""
+    fields set in the record (feedback, feedback_gain, smooth_carried, gray_every, snap_radius); the
+    network, its decoding and the rest of its record unchanged. -> the record's feedback settings now."""
     wanted = replace(read_feedback(src), **settings)
     if not 0.0 < wanted.feedback_gain <= 1.5:
         raise ValueError(f"a feedback gain of {wanted.feedback_gain} makes no sense: use a factor near 1 (0.95 ships)")
     if wanted.gray_every < 0 or wanted.gray_every == 1:
         raise ValueError(f"gray_every {wanted.gray_every} makes no sense: 0 (never) or every 2nd frame or more")
     if not 0 <= wanted.snap_radius <= 64:
-        raise ValueError(f"a snap radius of {wanted.snap_radius} px makes no sense: 0 (off) to 64 (8 measured best)")
+        raise ValueError(f"a snap radius of {wanted.snap_radius} px makes no sense: 0 (off) to 64 (8 is the one measured)")
     model, decode = load_model(src)
     save_model(model, out, decode, {**read_record(src), **asdict(wanted)})
     return wanted

@@ -441,7 +441,8 @@ def _stop_requests() -> Iterator[list[int]]:
 
 def feedback_record(cfg: TrainConfig) -> dict:
     """The run-time feedback settings a run's weights are saved with (temporal.FeedbackRecord): trained on
-    chains of their own colours, unblended, they are fed them back by default, unblended."""
+    chains of their own colours, unblended, they are fed them back by default, unblended and snapped to the
+    frame's edges as the chains were."""
     chains = cfg.sequence_chains > 0
     record = FeedbackRecord(
         feedback=chains, feedback_gain=cfg.feedback_gain, smooth_carried=not chains, snap_radius=cfg.snap_radius
