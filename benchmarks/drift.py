@@ -23,7 +23,7 @@ import torch
 
 from vidcolor.pipeline import ColorizeOptions, colorize_video
 from vidcolor.temporal import TemporalOptions
-from vidcolor.train.clipeval import read_rgb_frames
+from vidcolor.train.clipeval import add_record_overrides, read_rgb_frames, record_overrides
 from vidcolor.train.metrics import colorfulness
 from vidcolor.video import EncodeOptions
 
@@ -58,33 +58,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("clip", type=Path, nargs="?", default=DEFAULT)
     ap.add_argument("--model", type=Path, default=None, help="weights (default: the shipped ones)")
-    ap.add_argument(
-        "--feedback",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="as the CLI's --feedback/--no-feedback (default: the weights' own)",
-    )
-    ap.add_argument(
-        "--feedback-gain", type=float, default=None, help="damp the fed-back colours by this (default: the weights' own)"
-    )
-    ap.add_argument(
-        "--smooth-carried",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="blend the colours feedback carries with the past (TemporalOptions.smooth_carried; default: the weights' own)",
-    )
-    ap.add_argument(
-        "--gray-every",
-        type=int,
-        default=None,
-        help="every n-th fed-back input is the gray frame alone (TemporalOptions.gray_every; default: the weights' own)",
-    )
-    ap.add_argument(
-        "--snap-radius",
-        type=int,
-        default=None,
-        help="snap fed-back colours to the frame's edges over this (px; TemporalOptions.snap_radius; default: the weights' own)",
-    )
+    add_record_overrides(ap)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--window", type=float, default=5.0, help="seconds compared at each end")
     args = ap.parse_args()
@@ -93,13 +67,7 @@ def main() -> None:
         long_shot = Path(tmp) / "long.mkv"
         rate = ping_pong(src, long_shot, args.seconds)
         out = Path(tmp) / "out.mkv"
-        temporal = TemporalOptions(
-            feedback=args.feedback,
-            feedback_gain=args.feedback_gain,
-            smooth_carried=args.smooth_carried,
-            gray_every=args.gray_every,
-            snap_radius=args.snap_radius,
-        )
+        temporal = TemporalOptions(**record_overrides(args))
         opts = ColorizeOptions(model=args.model, temporal_options=temporal, encode=EncodeOptions(codec="ffv1"))
         colorize_video(long_shot, out, opts)
         frames = read_rgb_frames(out)

@@ -23,7 +23,7 @@ import numpy as np
 
 from vidcolor.pipeline import ColorizeOptions
 from vidcolor.temporal import TemporalOptions
-from vidcolor.train.clipeval import evaluate_clip
+from vidcolor.train.clipeval import add_record_overrides, evaluate_clip, record_overrides
 from vidcolor.train.clips import list_clips, split_clips
 from vidcolor.train.fit import TrainConfig
 
@@ -41,15 +41,7 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=None)
     ap.add_argument("--temperature", type=float, default=None)
     ap.add_argument("--flow-preset", default=TemporalOptions().flow_preset, choices=["ultrafast", "fast", "medium"])
-    ap.add_argument(
-        "--feedback",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="feed the network its warped earlier colours (the CLI's --feedback/--no-feedback; default: the weights' own)",
-    )
-    ap.add_argument(
-        "--feedback-gain", type=float, default=None, help="damp the fed-back colours by this (default: the weights' own)"
-    )
+    add_record_overrides(ap)
     ap.add_argument(
         "--feedback-lag",
         type=int,
@@ -59,24 +51,6 @@ def main() -> None:
     )
     ap.add_argument(
         "--no-confidence", action="store_true", help="blend by flow reliability alone, ignoring the model's confidence"
-    )
-    ap.add_argument(
-        "--smooth-carried",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="blend the colours feedback carries with the past (TemporalOptions.smooth_carried; default: the weights' own)",
-    )
-    ap.add_argument(
-        "--gray-every",
-        type=int,
-        default=None,
-        help="every n-th fed-back input is the gray frame alone (TemporalOptions.gray_every; default: the weights' own)",
-    )
-    ap.add_argument(
-        "--snap-radius",
-        type=int,
-        default=None,
-        help="snap fed-back colours to the frame's edges over this (px; TemporalOptions.snap_radius; default: the weights' own)",
     )
     ap.add_argument("--held-out-clips", action="store_true", help="also the clips training leaves out of ../shared/data/clips")
     ap.add_argument("--json", type=Path, default=None)
@@ -96,12 +70,8 @@ def main() -> None:
         temporal_options=TemporalOptions(
             smoothing=args.smoothing,
             flow_preset=args.flow_preset,
-            feedback=args.feedback,
-            feedback_gain=args.feedback_gain,
             feedback_lag=args.feedback_lag,
-            smooth_carried=args.smooth_carried,
-            gray_every=args.gray_every,
-            snap_radius=args.snap_radius,
+            **record_overrides(args),
             use_confidence=not args.no_confidence,
         ),
     )

@@ -66,3 +66,24 @@ def test_clip_evaluation_end_to_end(tmp_path, tiny_model):
         assert 5 < f["psnr"] < 60
     assert r["gray"]["colorfulness"] < 1.0 < r["truth"]["colorfulness"]  # the luma floor has no colour
     assert shot_starts([np.zeros((8, 8, 3), np.uint8)] * 3 + [np.full((8, 8, 3), 200, np.uint8)] * 3) == [3]
+
+
+def test_the_benchmarks_override_each_record_setting_they_are_given_and_leave_the_rest_to_the_weights():
+    import argparse
+
+    from vidcolor.temporal import FeedbackRecord, TemporalOptions
+    from vidcolor.train.clipeval import add_record_overrides, record_overrides
+
+    ap = argparse.ArgumentParser()
+    add_record_overrides(ap)
+    told = record_overrides(ap.parse_args(["--no-feedback", "--gray-every", "8", "--feedback-gain", "0.9"]))
+    assert told == {"feedback": False, "feedback_gain": 0.9, "smooth_carried": None, "gray_every": 8, "snap_radius": None}
+    filled = TemporalOptions(**told).filled(FeedbackRecord(True, 0.95, False, 0, 8))
+    assert (filled.feedback, filled.feedback_gain, filled.smooth_carried, filled.gray_every, filled.snap_radius) == (
+        False,
+        0.9,
+        False,
+        8,
+        8,
+    )
+    assert set(record_overrides(ap.parse_args([])).values()) == {None}

@@ -9,8 +9,9 @@ ground truth's own warp error and CDC are the target.
 
 from __future__ import annotations
 
+import argparse
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from itertools import pairwise
 from pathlib import Path
 
@@ -21,8 +22,35 @@ import torch
 
 from ..flow import consistent, make_dis, warp
 from ..pipeline import ColorizeOptions, colorize_video
+from ..temporal import FeedbackRecord
 from ..video import EncodeOptions
 from .metrics import cdc, chroma_cdc, colorfulness, psnr, warp_error
+
+# The weights' record's run-time settings (temporal.FeedbackRecord), as the benchmarks let a run override them.
+_RECORD_HELP = {
+    "feedback": "feed the network its warped earlier colours (the CLI's --feedback/--no-feedback)",
+    "feedback_gain": "damp the fed-back colours by this",
+    "smooth_carried": "blend the colours feedback carries with the past",
+    "gray_every": "every n-th fed-back input is the gray frame alone",
+    "snap_radius": "snap the fed-back colours to the frame's edges over this (px)",
+}
+
+
+def add_record_overrides(ap: argparse.ArgumentParser) -> None:
+    """One flag per FeedbackRecord field (--feedback-gain for feedback_gain, ...), each None unless given:
+    the weights' own. TemporalOptions takes the parsed values by the same names (record_overrides)."""
+    for f in fields(FeedbackRecord):
+        flag = "--" + f.name.replace("_", "-")
+        help_ = f"{_RECORD_HELP[f.name]} (TemporalOptions.{f.name}; default: the weights' own)"
+        if isinstance(f.default, bool):
+            ap.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_)
+        else:
+            ap.add_argument(flag, type=type(f.default), default=None, help=help_)
+
+
+def record_overrides(args: argparse.Namespace) -> dict:
+    """The parsed add_record_overrides flags, as TemporalOptions keyword arguments."""
+    return {f.name: getattr(args, f.name) for f in fields(FeedbackRecord)}
 
 
 def read_rgb_frames(path: Path) -> list[np.ndarray]:
