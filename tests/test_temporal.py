@@ -293,6 +293,22 @@ def test_gray_every_gives_every_nth_fed_back_input_its_gray_alone(lag):
     assert gray_inputs(3) == first + [lag + 2, lag + 5]  # the 3rd and 6th input that would carry colours
 
 
+@pytest.mark.parametrize("lag", [1, 2])
+def test_gray_every_counts_from_each_shots_start(lag):
+    """A shot's gray inputs fall where they would if it were the film's first: so a keyframe, which changes
+    how many inputs of its shot carry fed-back colours, changes nothing past the cut."""
+
+    def gray_inputs(before: int) -> list[int]:
+        state = make_state(feedback=True, feedback_lag=lag, feedback_gain=1.0, gray_every=3)
+        frames = [gray(i, 0) for i in range(before)] + [gray(i, 7) for i in range(8)]  # a cut after `before`
+        seen: list = []
+        for f in frames:
+            state.step(f, constant(30.0, 30.0, seen=seen))
+        return [i - before for i, x in enumerate(seen) if i >= before and np.ptp(x, axis=2).max() < 1e-6]
+
+    assert gray_inputs(4) == gray_inputs(5) == gray_inputs(0)
+
+
 def test_snap_to_edges_moves_a_drifted_colour_edge_back_onto_the_frames_edge():
     from vidcolor.temporal import feedback_input, snap_to_edges
 

@@ -277,12 +277,15 @@ class TemporalState:
         self.reset()
         self.cuts = 0
         self._keep = False
-        self._fed = 0  # with gray_every: the inputs so far that would carry fed-back colours
 
     def reset(self) -> None:
         self.prev_ab: np.ndarray | None = None
         self.prev_confidence: np.ndarray | None = None
         self._two_back: tuple[np.ndarray, Motion] | None = None  # frame t-2's output, how it lies on t-1
+        # With gray_every: the inputs of this shot so far that would carry fed-back colours. Counted per shot,
+        # so that where a shot's gray inputs fall does not depend on the shots before it: a keyframe changes
+        # nothing past its shot's cuts.
+        self._fed = 0
 
     def step(
         self,
