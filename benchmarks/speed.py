@@ -3,7 +3,7 @@
     python benchmarks/speed.py [--frames 240] [--model OTHER.safetensors]
     # 640x360 is also run with --no-temporal (and with --model OTHER end to end), side by side
     python benchmarks/speed.py --busy 1     # also with 1 competing CPU-bound process: slowdowns side by side
-    python benchmarks/speed.py --feedback   # also 640x360 with --feedback (frame t-2's colours) and frame t-1's
+    python benchmarks/speed.py --feedback   # also 640x360 with --no-feedback, and feedback of frame t-2's and t-1's colours
 
 For a 640x360 and a 1280x720 clip (generated here: a camera panning over
 scikit-image's photos, like samples/make_sample.py), reports:
@@ -123,7 +123,9 @@ def main() -> None:
     ap.add_argument("--forward-only", action="store_true", help="time the forward pass only, not whole clips")
     ap.add_argument("--fp32", action="store_true", help="run in fp32 (as without native bf16), the clips too")
     ap.add_argument("--busy", type=int, default=0, help="also run 640x360 beside N competing CPU-bound processes")
-    ap.add_argument("--feedback", action="store_true", help="also run 640x360 with --feedback (a hint on every frame)")
+    ap.add_argument(
+        "--feedback", action="store_true", help="also run 640x360 with --no-feedback and with --feedback (lag 2 and 1)"
+    )
     args = ap.parse_args()
     if args.fp32:  # the pipeline picks bf16 from the CPU's flags (precision.compute_dtype): show it none
         vidcolor.precision.cpu_has_native_bf16 = lambda flags=None: False
@@ -145,6 +147,7 @@ def main() -> None:
             if h == 360:
                 variants = [("--no-temporal", ColorizeOptions(temporal=False))]
                 if args.feedback:
+                    variants.append(("--no-feedback", ColorizeOptions(temporal_options=TemporalOptions(feedback=False))))
                     for lag in (2, 1):  # frame t-2's colours fed back (two frames at once), or frame t-1's
                         fed = TemporalOptions(feedback=True, feedback_lag=lag)
                         variants.append((f"--feedback, lag {lag}", ColorizeOptions(temporal_options=fed)))
