@@ -221,6 +221,30 @@ def test_smooth_carried_off_feeds_back_the_networks_own_colours_and_still_smooth
     assert np.median(shown_own[..., 0]) < 20.0
 
 
+def test_a_keyframes_shot_carries_blended_colours_even_where_the_networks_own_are_fed_back():
+    """smooth_carried off (chain-trained weights) feeds back the network's own colours; in a keyframe's shot
+    the carried colours stay the blend that holds the keyframe's, or its reach fades frame by frame."""
+
+    def gray_network(rgb: np.ndarray, trusted: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        seen.append(rgb)
+        h, w = rgb.shape[:2]
+        return np.zeros((h, w, 4), np.float32), np.full((h, w), 0.5, np.float32)  # shown and regressed: gray
+
+    seen: list = []
+    state = make_state(feedback=True, feedback_lag=1, feedback_gain=1.0, smooth_carried=False)
+    key = Guide(np.full((96, 128, 2), (40.0, 10.0), np.float32), np.ones((96, 128), np.float32))
+    state.step(gray(0, 0), gray_network, key)
+    state.step(gray(1, 0), gray_network, Guide(None, None))
+    state.step(gray(2, 0), gray_network, Guide(None, None))
+    assert _hint_chroma(seen[2]) > 10.0  # frame 1's carried colours: the keyframe's, blended on, not gray
+    unguided: list = []
+    seen = unguided
+    state = make_state(feedback=True, feedback_lag=1, feedback_gain=1.0, smooth_carried=False)
+    for i in range(3):
+        state.step(gray(i, 0), gray_network)
+    assert _hint_chroma(unguided[2]) < 1.0  # outside a keyframe's shot the network's own: gray
+
+
 def test_a_guided_frames_hint_counts_as_true_colours():
     state = make_state()
     told: list = []

@@ -371,8 +371,10 @@ class TemporalState:
         and count as sure."""
         keep, out_confidence = self._keep_weight(inherited, confidence)
         out = pred_ab if keep is None else keep[..., None] * inherited.ab + (1.0 - keep[..., None]) * pred_ab
-        if not self.opt.smooth_carried and keep is not None and out.shape[-1] == 4:
-            out[..., 2:] = pred_ab[..., 2:]  # shown colours smoothed, carried ones the network's own
+        if not self.opt.smooth_carried and guide is None and keep is not None and out.shape[-1] == 4:
+            # Shown colours smoothed, carried ones the network's own. Not in a keyframe's shot: there the
+            # carried colours are the keyframe's, blended on, or its reach would fade with each frame.
+            out[..., 2:] = pred_ab[..., 2:]
         if guide is not None and guide.weight is not None:
             w = guide.weight
             g = np.tile(guide.ab, (1, 1, out.shape[-1] // 2))
