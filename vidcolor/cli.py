@@ -185,9 +185,9 @@ def colorize(
     feedback: bool | None = typer.Option(
         None,
         "--feedback/--no-feedback",
-        help="Also show the network its colours of two frames before, carried along the motion: steadier "
-        "colour. Default: what the weights were trained for (the shipped weights: off; on, they cost some "
-        "clips PSNR and fade colour in some shots, README).",
+        help="Show the network its own colours of two frames before, carried along the motion: steadier "
+        "colour. Default: what the weights were trained for (the shipped weights: on). --no-feedback: each "
+        "frame's gray alone, its colours still smoothed along the motion. Example: vidcolor film.mp4 --no-feedback",
         show_default=False,
     ),
     keyframe: list[str] = typer.Option(

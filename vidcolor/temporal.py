@@ -58,9 +58,9 @@ class TemporalOptions:
     flow_preset: str = "fast"
     # Give the network the warped earlier colours (the regression head's) as its input, as sequence
     # training does (train.sequences). None: what the weights' record says (FeedbackRecord, filled in by
-    # the pipeline): on for weights trained on chains of their own colours; off where nothing fills
-    # it in, and for the shipped weights, with which it costs some clips up to 0.6 dB against per-frame and
-    # fades colour within some shots (README: Temporal stability).
+    # the pipeline): on for weights trained on chains of their own colours (the shipped ones); off where
+    # nothing fills it in, and for weights trained without chains, with which it cost some clips up to
+    # 0.6 dB against per-frame and faded colour within some shots (docs/experiments.md, session 18).
     feedback: bool | None = None
     # The network's own colours are fed back times this. It belongs to the weights: one trained on hints
     # paler than their truth boosts a hint, and fed back undamped the shipped network's colours grew 1.87x
