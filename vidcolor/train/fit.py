@@ -271,7 +271,9 @@ class Trainer:
         self._resume()
 
     def _teacher(self) -> ColorNet | None:
-        """The --init network, frozen, which the gray samples' output is kept near (cfg.distill)."""
+        """The --init network, frozen, which the gray samples' output is kept near (cfg.distill). Read from
+        cfg.init at every start, a resumed run's too: a run that starts from the shipped weights distills
+        toward whatever they are when it resumes, so start it from a copy that stays put."""
         if not self.cfg.distill:
             return None
         if not self.cfg.init:
