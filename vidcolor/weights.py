@@ -16,6 +16,7 @@ checkout's top-level `models/` folder by pyproject), so a wheel carries them.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
 
@@ -77,14 +78,9 @@ def read_record(path: Path) -> dict:
 
 def read_feedback(path: Path) -> FeedbackRecord:
     """The feedback settings path's record holds (FeedbackRecord's defaults where it holds none)."""
-    record, d = read_record(path), FeedbackRecord()
-    return FeedbackRecord(
-        bool(record.get("feedback", d.feedback)),
-        float(record.get("feedback_gain", d.feedback_gain)),
-        bool(record.get("smooth_carried", d.smooth_carried)),
-        int(record.get("gray_every", d.gray_every)),
-        int(record.get("snap_radius", d.snap_radius)),
-    )
+    record, d = read_record(path), asdict(FeedbackRecord())
+    # Each field cast to its default's type (a JSON 1 for a gain is a float), so a new field needs no edit here.
+    return FeedbackRecord(**{k: type(v)(record.get(k, v)) for k, v in d.items()})
 
 
 def load_model(path: Path | None = None) -> tuple[ColorNet, DecodeConfig]:
