@@ -429,6 +429,28 @@ def test_chains_carry_the_networks_colours_on_from_one_training_step_to_the_next
     assert (again.max(1).values - again.min(1).values).max() < 0.02
 
 
+def test_chains_give_every_gray_every_th_fed_back_input_its_gray_alone_as_the_run_time_does():
+    from vidcolor.color import gray_to_lightness_lut
+    from vidcolor.flow import make_dis
+    from vidcolor.temporal import TemporalOptions
+    from vidcolor.train.sequences import Chains
+
+    cache, spans = _panning_clip(frames=5)
+    chains = Chains(cache, spans, n=2, size=64, chain_frames=1e9, max_skip=1)
+
+    def predict(x):  # paints every pixel (30, -10)
+        return np.broadcast_to(np.float32((30.0, -10.0)), x.shape[:3] + (2,)).copy()
+
+    flow, rng, g = make_dis("fast"), np.random.default_rng(0), torch.Generator().manual_seed(0)
+    lut, opt = gray_to_lightness_lut(), TemporalOptions(feedback_gain=1.0, gray_every=3)
+    colourless = []
+    for _ in range(10):  # the first call starts the chains from gray; then 9 fed-back inputs each
+        x, _ = chains.samples(predict, flow, lut, opt, rng, g, own_hint_prob=0.0)
+        colourless.append(bool((x.max(1).values - x.min(1).values).max() < 0.02))
+    assert colourless == [True, False, False, True, False, False, True, False, False, True]
+    assert [c.fed for c in chains.chains] == [9, 9]
+
+
 def test_training_with_chains_puts_them_in_every_batch_and_carries_them_on(tmp_path):
     cfg = replace(_tiny_run(tmp_path), sequence_chains=2, chain_frames=1e9)
     trainer = Trainer(cfg)
@@ -446,11 +468,12 @@ def test_training_with_chains_puts_them_in_every_batch_and_carries_them_on(tmp_p
 
 def test_weights_trained_on_chains_ask_for_their_own_colours_fed_back(tmp_path):
     """Chains train the network on its own colours, unblended: its record asks the run time for that."""
-    cfg = replace(_tiny_run(tmp_path), sequence_chains=2, steps=2, feedback_gain=0.9, snap_radius=5)
+    cfg = replace(_tiny_run(tmp_path), sequence_chains=2, steps=2, feedback_gain=0.9, snap_radius=5, gray_every=7)
     trainer = Trainer(cfg)
-    assert trainer.temporal.snap_radius == 5  # the chains' inputs are made as the record will ask the run time to
+    # The chains' inputs are made as the record will ask the run time to.
+    assert trainer.temporal.snap_radius == 5 and trainer.temporal.gray_every == 7
     trainer.fit()
-    assert read_feedback(tmp_path / "run" / "best.safetensors") == FeedbackRecord(True, 0.9, False, 0, 5)
+    assert read_feedback(tmp_path / "run" / "best.safetensors") == FeedbackRecord(True, 0.9, False, 7, 5)
 
 
 def test_distilling_pulls_the_gray_inputs_output_toward_the_init_weights(tmp_path):

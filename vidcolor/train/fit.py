@@ -78,6 +78,9 @@ class TrainConfig:
     # The colours fed back in the sequence samples are snapped to the frame's edges over this many px, as at
     # run time (TemporalOptions.snap_radius); 0: not. Written into the record beside the gain.
     snap_radius: int = 0
+    # Every n-th fed-back input of a chain is its gray frame alone, as at run time (TemporalOptions.gray_every),
+    # so the chains see the restarts the run time makes; 0: none. Written into the record beside the gain.
+    gray_every: int = 0
     # Weight of a loss that keeps the network's output on gray inputs near the --init weights' (learning
     # without forgetting, Li & Hoiem 2016): chains teach trusting fed-back colours through the same weights
     # that colour a gray frame, and cost the per-frame output 0.05 dB without it (run r20). 0: none.
@@ -241,7 +244,7 @@ class Trainer:
         self.rng = np.random.default_rng(cfg.seed)
         self.gen = torch.Generator().manual_seed(cfg.seed)
         # The run time's options for the fed-back colours of the sequence samples: made once, not every step.
-        self.temporal = TemporalOptions(feedback_gain=cfg.feedback_gain, snap_radius=cfg.snap_radius)
+        self.temporal = TemporalOptions(feedback_gain=cfg.feedback_gain, snap_radius=cfg.snap_radius, gray_every=cfg.gray_every)
         self.dis = make_dis(self.temporal.flow_preset)
         self.chains = (
             Chains(self.data.frames, self.data.spans, cfg.sequence_chains, cfg.crop, cfg.chain_frames, cfg.sequence_skip)
@@ -478,7 +481,11 @@ def feedback_record(cfg: TrainConfig) -> dict:
     frame's edges as the chains were."""
     chains = cfg.sequence_chains > 0
     record = FeedbackRecord(
-        feedback=chains, feedback_gain=cfg.feedback_gain, smooth_carried=not chains, snap_radius=cfg.snap_radius
+        feedback=chains,
+        feedback_gain=cfg.feedback_gain,
+        smooth_carried=not chains,
+        snap_radius=cfg.snap_radius,
+        gray_every=cfg.gray_every,
     )
     return asdict(record)
 
@@ -542,6 +549,7 @@ def main() -> None:
         chain_frames: float = typer.Option(d.chain_frames, help="frames a chain runs on average before it starts over"),
         feedback_gain: float = typer.Option(d.feedback_gain, help="the network's own colours are fed back times this"),
         snap_radius: int = typer.Option(d.snap_radius, help="the colours fed back snapped to the frame's edges over this (px)"),
+        gray_every: int = typer.Option(d.gray_every, help="every n-th fed-back input of a chain is its gray frame alone"),
         distill: float = typer.Option(d.distill, help="keep the gray inputs' output near the --init weights' by this weight"),
         hint_gate: bool = typer.Option(False, help="add a hint gate to --init weights that have none"),
         hypercolumns: bool = typer.Option(False, help="add hypercolumn laterals (ModelConfig.hypercolumns) to the network"),

@@ -127,6 +127,7 @@ class _Chain:
     index: int  # the frame within the clip
     gray: np.ndarray | None = None  # (S, S) uint8: the frame last used
     ab: np.ndarray | None = None  # (S, S, 2) float32: the network's colours of it, what is carried on
+    fed: int = 0  # inputs that would have carried fed-back colours so far (for gray_every)
 
 
 class Chains:
@@ -174,7 +175,7 @@ class Chains:
             x[fresh] = _start_inputs(frames[fresh], grays[fresh], lut, g, own_hint_prob)
         for i, c in enumerate(self.chains):
             if c.ab is not None:
-                x[i] = _next_input(dis, c.gray, grays[i], c.ab, lut, opt)
+                x[i] = _chain_input(dis, c, grays[i], lut, opt)
         pred = predict(x)
         for i, c in enumerate(self.chains):
             c.gray, c.ab = grays[i], pred[i]
@@ -197,8 +198,23 @@ def _advance(c: _Chain) -> None:
 def _next_input(
     dis: cv2.DISOpticalFlow, prev_gray: np.ndarray, gray: np.ndarray, prev_ab: np.ndarray, lut: np.ndarray, opt: TemporalOptions
 ) -> np.ndarray:
+    """prev_ab (S, S, 2) carried from prev_gray onto gray (S, S) uint8 -> the network's input (S, S, 3); gray at a cut."""
     motion = track(dis, prev_gray, gray, lut, opt)
     if motion is None:
         return gray_input(gray)
     opt = opt.filled()
     return feedback_input(lut[gray], motion.carry(prev_ab), motion.reliability, opt.feedback_gain, opt.snap_radius)
+
+
+def _chain_input(dis: cv2.DISOpticalFlow, c: _Chain, gray: np.ndarray, lut: np.ndarray, opt: TemporalOptions) -> np.ndarray:
+    """A chain's next input, as `temporal.TemporalState` makes it: every gray_every-th input that would carry
+    colours is the gray frame alone (a cut restarts the count, as a shot does at run time)."""
+    motion = track(dis, c.gray, gray, lut, opt)
+    if motion is None:
+        c.fed = 0
+        return gray_input(gray)
+    opt = opt.filled()
+    c.fed += 1
+    if opt.gray_every > 0 and c.fed % opt.gray_every == 0:
+        return gray_input(gray)
+    return feedback_input(lut[gray], motion.carry(c.ab), motion.reliability, opt.feedback_gain, opt.snap_radius)
