@@ -240,3 +240,25 @@ def test_threads_option_sets_torch_threads_for_the_run_and_restores_them(film, t
         progress=lambda p: seen.append(torch.get_num_threads()),
     )
     assert set(seen) == {1} and torch.get_num_threads() == before
+
+
+def test_a_finished_segment_leaves_nothing_behind_for_the_next_one(film, tiny_model, tmp_path, monkeypatch):
+    """A segment's job (its decoder, encoder, frames and model workers) refers to itself in cycles, which
+    Python frees only at a full collection, rare in a long run: every segment's ~50 MB stayed (RSS grew
+    from 490 MB for a 1-minute film to 840 MB for a 6-minute one). With automatic collection off, as
+    between those rare collections, no segment's job may outlive it."""
+    import gc
+
+    from vidcolor import pipeline
+
+    parts = []
+    real = pipeline.colorize_part
+    monkeypatch.setattr(pipeline, "colorize_part", lambda job, *a: parts.append(job) or real(job, *a))
+    gc.collect()
+    gc.disable()
+    try:
+        colorize_video(film, tmp_path / "out.mkv", ColorizeOptions(model=tiny_model, segment=1.0, encode=LOSSLESS))
+        jobs = [o for o in gc.get_objects() if isinstance(o, pipeline._Job)]
+    finally:
+        gc.enable()
+    assert len(parts) >= 3 and jobs == []

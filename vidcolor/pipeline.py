@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
@@ -170,6 +171,10 @@ class _Stage(threading.Thread):
             self._target_fn()
         except BaseException as e:  # noqa: BLE001 - handed to the caller
             self.error = e
+        finally:
+            # The target is a bound method of the job that holds this stage: a cycle, freed only by a full
+            # collection, rare in a long run. Dropped here as threading.Thread drops its own target.
+            self._target_fn = None
 
 
 def _put(q: queue.Queue, item: object, stop: threading.Event) -> None:
@@ -626,7 +631,7 @@ class _Job:
     def run(self) -> Summary:
         if self.ahead_mode is None:
             return self._run_frames()
-        self.ahead = Ahead(self.colorizer, lambda t: self.times.add("model", t))
+        self.ahead = Ahead(self.colorizer, partial(self.times.add, "model"))  # not a closure over self: a cycle
         try:
             with torch_threads(self.ahead.threads):
                 return self._run_frames()
