@@ -47,6 +47,19 @@ def test_saturation_one_is_the_rebalanced_mean_and_zero_the_posterior_mean():
     assert torch.allclose(muted, annealed_mean(posterior, net.colors.bins, 1.0), atol=1e-4)
 
 
+def test_decoding_gives_the_tempered_softmaxs_mean_and_the_plain_ones_entropy_at_any_temperature():
+    """The decoder takes both from one exp over the bins (and squares it at the shipped temperature 0.5):
+    the same as the definitions."""
+    net = rebalanced_net()
+    logits = torch.randn(2, net.colors.num_bins, 3, 3) * 8
+    for temperature in (0.5, 0.38, 1.0):
+        ab, conf = net.colors(logits, DecodeConfig(temperature=temperature, saturation=1.0))
+        assert torch.allclose(ab, annealed_mean(logits, net.colors.bins, temperature), atol=1e-3)
+        p = torch.softmax(logits, 1)
+        entropy = -(p * torch.log_softmax(logits, 1)).sum(1, keepdim=True)
+        assert torch.allclose(conf, 1 - entropy / math.log(net.colors.num_bins), atol=1e-5)
+
+
 def test_sweep_reports_each_decoding_and_shares_the_rest():
     net = rebalanced_net()
     images = torch.rand(3, 3, 40, 56)  # not multiples of 32: the evaluation pads
