@@ -45,7 +45,7 @@ class Workers:
 def default_jobs(cores: int | None = None) -> int:
     """One worker per 4 cores (1 on 2 cores), so a default run holds one copy of the network per 4 cores.
     Within a process two model threads share the cores out (inference.Ahead): on 2 cores --jobs 2 took
-    1.03x the time of --jobs 1 (benchmarks/long.py, README)."""
+    0.94x the time of --jobs 1 with feedback, 1.03x without (benchmarks/long.py, README)."""
     return max(1, (cores or os.cpu_count() or 1) // 4)
 
 
