@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..color import lab_planes_to_rgb, rgb_to_lab
-from ..temporal import TemporalOptions, feedback_input, gray_input, track
+from ..temporal import Motion, TemporalOptions, feedback_input, gray_input, track
 from .augment import degrade_hint
 from .data import ImageCache
 
@@ -198,23 +198,26 @@ def _advance(c: _Chain) -> None:
 def _next_input(
     dis: cv2.DISOpticalFlow, prev_gray: np.ndarray, gray: np.ndarray, prev_ab: np.ndarray, lut: np.ndarray, opt: TemporalOptions
 ) -> np.ndarray:
-    """prev_ab (S, S, 2) carried from prev_gray onto gray (S, S) uint8 -> the network's input (S, S, 3); gray at a cut."""
-    motion = track(dis, prev_gray, gray, lut, opt)
-    if motion is None:
-        return gray_input(gray)
-    opt = opt.filled()
-    return feedback_input(lut[gray], motion.carry(prev_ab), motion.reliability, opt.feedback_gain, opt.snap_radius)
+    """prev_ab (S, S, 2) carried from prev_gray onto gray (S, S) uint8 -> the network's input (S, S, 3)."""
+    return _carried_input(track(dis, prev_gray, gray, lut, opt), gray, prev_ab, lut, opt)
 
 
 def _chain_input(dis: cv2.DISOpticalFlow, c: _Chain, gray: np.ndarray, lut: np.ndarray, opt: TemporalOptions) -> np.ndarray:
     """A chain's next input, as `temporal.TemporalState` makes it: every gray_every-th input that would carry
     colours is the gray frame alone (a cut restarts the count, as a shot does at run time)."""
     motion = track(dis, c.gray, gray, lut, opt)
+    c.fed = 0 if motion is None else c.fed + 1
+    every = opt.filled().gray_every
+    if every > 0 and c.fed > 0 and c.fed % every == 0:
+        return gray_input(gray)
+    return _carried_input(motion, gray, c.ab, lut, opt)
+
+
+def _carried_input(
+    motion: Motion | None, gray: np.ndarray, prev_ab: np.ndarray, lut: np.ndarray, opt: TemporalOptions
+) -> np.ndarray:
+    """The frame's input with prev_ab carried on by `motion`; its gray alone at a cut (motion None)."""
     if motion is None:
-        c.fed = 0
         return gray_input(gray)
     opt = opt.filled()
-    c.fed += 1
-    if opt.gray_every > 0 and c.fed % opt.gray_every == 0:
-        return gray_input(gray)
-    return feedback_input(lut[gray], motion.carry(c.ab), motion.reliability, opt.feedback_gain, opt.snap_radius)
+    return feedback_input(lut[gray], motion.carry(prev_ab), motion.reliability, opt.feedback_gain, opt.snap_radius)
