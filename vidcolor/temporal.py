@@ -157,6 +157,13 @@ def gray_input(gray: np.ndarray) -> np.ndarray:
     return np.repeat((gray.astype(np.float32) / 255.0)[..., None], 3, axis=2)
 
 
+def gray_turn(fed: int, gray_every: int) -> bool:
+    """Whether a shot's fed-th input (from 1) that would carry fed-back colours gets its gray alone: every
+    gray_every-th; never with 0. The run time (TemporalState) and the training chains (train.sequences)
+    both ask here, so their restarts fall on the same frames."""
+    return gray_every > 0 and fed > 0 and fed % gray_every == 0
+
+
 def feedback_input(L: np.ndarray, ab: np.ndarray, reliability: np.ndarray, gain: float = 1.0, snap: int = 0) -> np.ndarray:
     """L (H, W) float32 in [0, 100], warped ab (H, W, 2), reliability (H, W) in [0, 1] -> the network's
     hinted input (H, W, 3) float32 RGB in [0, 1]: the colours (snapped to L's edges over `snap` px, see
@@ -345,10 +352,10 @@ class TemporalState:
     def _fed_back(self, hint: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray] | None:
         """The network's own colours a frame's input would carry (ab (H, W, 2), reliability (H, W)), or
         None (its gray) where gray_every says this one goes without. Called once per such input, in order."""
-        if hint is None or self.opt.gray_every <= 0:
+        if hint is None:
             return hint
         self._fed += 1
-        return None if self._fed % self.opt.gray_every == 0 else hint
+        return None if gray_turn(self._fed, self.opt.gray_every) else hint
 
     def _inherit(self, link: Link) -> Inherited:
         """What this frame gets from the previous one's output, along the link's motion."""

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..color import lab_planes_to_rgb, rgb_to_lab
-from ..temporal import Motion, TemporalOptions, feedback_input, gray_input, track
+from ..temporal import Motion, TemporalOptions, feedback_input, gray_input, gray_turn, track
 from .augment import degrade_hint
 from .data import ImageCache
 
@@ -207,8 +207,7 @@ def _chain_input(dis: cv2.DISOpticalFlow, c: _Chain, gray: np.ndarray, lut: np.n
     colours is the gray frame alone (a cut restarts the count, as a shot does at run time)."""
     motion = track(dis, c.gray, gray, lut, opt)
     c.fed = 0 if motion is None else c.fed + 1
-    every = opt.filled().gray_every
-    if every > 0 and c.fed > 0 and c.fed % every == 0:
+    if gray_turn(c.fed, opt.filled().gray_every):
         return gray_input(gray)
     return _carried_input(motion, gray, c.ab, lut, opt)
 
