@@ -251,6 +251,21 @@ def test_the_class_mixture_is_the_network_and_a_gaussian_around_the_hint_weighte
     assert torch.allclose(mixed.exp(), want, atol=1e-5)
 
 
+def test_the_hints_gaussian_is_floored_above_fp32_denormals():
+    # fp32 values below 1.2e-38 are computed several times slower on x86: the Gaussian around a hint reaches
+    # them 10 sigma out, so it is floored at e^FAR of its peak (HintGate.FAR) and stays normal everywhere.
+    from vidcolor.model import HintGate
+
+    bins = gamut_bins(10.0).float()
+    logits = torch.full((1, len(bins), 2, 2), -1e4)
+    logits[:, 0] = 0.0  # the network all on one bin: the other bins hold the Gaussian's share alone
+    hint = torch.tensor([60.0, -60.0]).view(1, 2, 1, 1).expand(1, 2, 2, 2)
+    mixed = HintGate(8, 5.0).mix(logits, hint, torch.ones(1, 1, 2, 2), bins)
+    floor = HintGate.FAR + mixed.amax(1)
+    assert (mixed >= floor[:, None] - 1e-3).all()
+    assert float(mixed.exp().min()) > torch.finfo(torch.float32).tiny
+
+
 def test_the_hint_fill_stays_fp32_under_bf16_autocast():
     ab, colored, lightness = torch.randn(1, 2, 8, 12) * 20, torch.rand(1, 1, 8, 12), torch.rand(1, 1, 8, 12) * 100
     with torch.autocast("cpu", dtype=torch.bfloat16):
