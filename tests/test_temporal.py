@@ -102,6 +102,26 @@ def test_a_cut_between_shots_of_the_same_tones_is_found_and_a_small_move_is_not_
             assert (tracker.link(np.ascontiguousarray(b)).motion is None) == cut
 
 
+def test_a_pan_the_fast_flow_loses_is_followed_by_the_retry_and_a_cut_stays_a_cut():
+    """temporal.track tries its retry flow where the first finds too little: a pair the first one loses
+    (here a flow that finds no motion at all) keeps its link, two different shots stay apart."""
+    from vidcolor.temporal import track
+
+    class Lost:  # a DIS that never finds the motion: its flow leaves the frame everywhere
+        def calc(self, a: np.ndarray, b: np.ndarray, flow: None) -> np.ndarray:
+            return np.full((*a.shape, 2), 1000.0, np.float32)
+
+    rng = np.random.default_rng(0)
+    noise = cv2.GaussianBlur(rng.uniform(0, 255, (96, 128)).astype(np.float32), (0, 0), 3)
+    a = cv2.normalize(noise, None, 20, 235, cv2.NORM_MINMAX).astype(np.uint8)
+    moved = np.ascontiguousarray(np.roll(a, (6, 8), (0, 1)))
+    lut, opt = gray_to_lightness_lut(), TemporalOptions()
+    assert track(Lost(), a, moved, lut, opt) is None
+    motion = track(Lost(), a, moved, lut, opt, retry=make_dis("medium"))
+    assert motion is not None and float(motion.reliability.mean()) > 0.5
+    assert track(Lost(), a, np.ascontiguousarray(a[::-1, ::-1]), lut, opt, retry=make_dis("medium")) is None
+
+
 def test_no_color_crosses_a_cut():
     state = make_state(smoothing=1.0, feedback=True)
     for i in range(4):

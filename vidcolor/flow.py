@@ -24,6 +24,12 @@ def make_dis(preset: str = "fast") -> cv2.DISOpticalFlow:
     return cv2.DISOpticalFlow_create(PRESETS[preset])
 
 
+def retry_dis(preset: str) -> cv2.DISOpticalFlow | None:
+    """The flow to try again with where `preset`'s loses track (temporal.track): DIS medium, whose finer
+    search follows fast pans that fast and ultrafast lose; None for medium itself."""
+    return make_dis("medium") if preset in ("ultrafast", "fast") else None
+
+
 @lru_cache(maxsize=8)
 def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     """Pixel coordinates (xs, ys), each (H, W) float32; cached, never written to."""

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from .color import lab_planes_to_rgb
-from .flow import flow_pair, make_dis, warp
+from .flow import FlowPair, flow_pair, make_dis, retry_dis, warp
 
 
 class Predict(Protocol):
@@ -207,20 +207,46 @@ class Motion:
         return warp(img, self.backward)
 
 
+RETRY_MARGIN = 2.0  # how much more than min_reliable a retried flow must trust (track)
+
+
 def track(
-    dis: cv2.DISOpticalFlow, prev_gray: np.ndarray, gray: np.ndarray, lut: np.ndarray, opt: TemporalOptions
+    dis: cv2.DISOpticalFlow,
+    prev_gray: np.ndarray,
+    gray: np.ndarray,
+    lut: np.ndarray,
+    opt: TemporalOptions,
+    retry: cv2.DISOpticalFlow | None = None,
 ) -> Motion | None:
     """prev_gray, gray (H, W) uint8 -> the motion between them, or None when too little of it is
     trustworthy (a cut between shots of similar tones). Trusted: forward-backward consistent, inside
     the frame, and the lightness matches after warping. The one place this is decided: run time and
-    sequence training (train.sequences) both call it."""
+    sequence training (train.sequences) both call it.
+
+    retry: a slower flow (flow.retry_dis) tried where `dis` finds too little: DIS fast loses some fast
+    pans that DIS medium follows, and a shot reset mid-pan starts its colours over. The retry counts only
+    where it trusts RETRY_MARGIN x min_reliable: it does on 4 of the 5 frame pairs that fast lost inside a
+    shot across all 56 clips (43-68 %; mallard-fly, drift-straight), not on dev04's four cuts of alike tones
+    (0-9 %) nor on smooth noise turned over, which its finer search matches by chance up to 25 % (tests;
+    docs/experiments.md, session 27). Sequence training passes none: a chain restarts from gray where fast
+    loses track, as at a cut."""
     pair = flow_pair(dis, prev_gray, gray)
-    ok = pair.reliable()
-    ok &= np.abs(lut[gray] - warp(lut[prev_gray], pair.backward)) < opt.lightness_tolerance
+    ok = _trusted(pair, prev_gray, gray, lut, opt)
+    if ok.mean() < opt.min_reliable and retry is not None:
+        again = flow_pair(retry, prev_gray, gray)
+        ok_again = _trusted(again, prev_gray, gray, lut, opt)
+        if ok_again.mean() >= RETRY_MARGIN * opt.min_reliable:
+            pair, ok = again, ok_again
     if ok.mean() < opt.min_reliable:
         return None
     # Soften the mask so the blend has no hard seams at occlusion edges.
     return Motion(pair.backward, cv2.GaussianBlur(ok.astype(np.float32), (0, 0), 1.5))
+
+
+def _trusted(pair: FlowPair, prev_gray: np.ndarray, gray: np.ndarray, lut: np.ndarray, opt: TemporalOptions) -> np.ndarray:
+    """(H, W) bool: where the flow is forward-backward consistent, inside the frame, and the lightness
+    matches after warping (within opt.lightness_tolerance L units)."""
+    return pair.reliable() & (np.abs(lut[gray] - warp(lut[prev_gray], pair.backward)) < opt.lightness_tolerance)
 
 
 def _lagged_hint(ab: np.ndarray, before: Motion | None, motion: Motion | None) -> tuple[np.ndarray, np.ndarray] | None:
@@ -259,6 +285,7 @@ class Tracker:
         self.opt = options
         self.lut = lightness_lut
         self.dis = make_dis(options.flow_preset)
+        self.retry = retry_dis(options.flow_preset)
         self.prev_gray: np.ndarray | None = None
         self.prev_hist: np.ndarray | None = None
 
@@ -271,7 +298,7 @@ class Tracker:
         self.prev_gray, self.prev_hist = gray, hist
         if prev_gray is None or shot_distance(hist, prev_hist) > self.opt.cut_threshold:
             return Link(None)
-        return Link(track(self.dis, prev_gray, gray, self.lut, self.opt))  # None: a cut of similar tones
+        return Link(track(self.dis, prev_gray, gray, self.lut, self.opt, self.retry))  # None: a cut of similar tones
 
 
 class TemporalState:
