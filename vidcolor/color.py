@@ -34,13 +34,20 @@ def _apply(m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return torch.einsum("ij,...jhw->...ihw", m, x)
 
 
+def _power(x: torch.Tensor, p: float) -> torch.Tensor:
+    """x ** p for x > 0, as exp(p log x): torch's pow with a fractional exponent is 3-5x slower on a CPU
+    (0.31-0.56 against 0.10-0.11 ms for a 256x160 RGB frame, one thread, Xeon and Xeon held to AVX2), and
+    a fed-back frame's hint goes through two (model.HintGate). Within 1e-6 relative of pow."""
+    return torch.exp(p * torch.log(x))
+
+
 def srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
-    return torch.where(x <= 0.04045, x / 12.92, ((x.clamp(min=0.04045) + 0.055) / 1.055) ** 2.4)
+    return torch.where(x <= 0.04045, x / 12.92, _power((x.clamp(min=0.04045) + 0.055) / 1.055, 2.4))
 
 
 def linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
     x = x.clamp(0.0, 1.0)
-    return torch.where(x <= 0.0031308, x * 12.92, 1.055 * x.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)
+    return torch.where(x <= 0.0031308, x * 12.92, 1.055 * _power(x.clamp(min=0.0031308), 1 / 2.4) - 0.055)
 
 
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
@@ -49,7 +56,7 @@ def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     xyz = _apply(_matrix(_RGB2XYZ, rgb), srgb_to_linear(rgb))
     white = torch.tensor(_WHITE, device=rgb.device).view(3, 1, 1)
     t = xyz / white
-    f = torch.where(t > _EPS, t.clamp(min=_EPS) ** (1 / 3), (_KAPPA * t + 16.0) / 116.0)
+    f = torch.where(t > _EPS, _power(t.clamp(min=_EPS), 1 / 3), (_KAPPA * t + 16.0) / 116.0)
     fx, fy, fz = f.unbind(-3)
     lab = torch.stack((116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)), dim=-3)
     return lab
