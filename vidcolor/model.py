@@ -211,9 +211,9 @@ class HintGate(nn.Module):
         # -|hint - bin|^2 / (2 sigma^2) as one matmul, (B, h*w, 4) @ (4, Q): (2 hint.bin - |bin|^2 - |hint|^2)
         # / (2 sigma^2). In fp32 whatever autocast says: |bin|^2 reaches 1e4, where bf16 keeps 2-3 digits.
         # Floored at FAR: a bin 10 sigma away gets e^-50 of the nearest one's weight instead of underflowing
-        # through fp32's denormals, which x86 computes several times slower: this softmax and the lerp took
-        # 7.5 ms a hinted frame, 3.7 floored (Xeon, AMX, one thread). Nothing shown changes: the network's own
-        # share in any bin is above e^-30 (1e-13 in a fed-back frame of dev01).
+        # through fp32's denormals, which x86 computes several times slower: this method took 6.1-6.7 ms a
+        # frame (2304 cells), 2.4 floored (Xeon, AMX, one thread). Nothing shown changes: the network's own
+        # share in any bin is far above e^-50 (at least 1e-13 in a fed-back frame of dev01).
         bins = bins.float()
         cell = _cells(hint.float())
         cell = torch.cat((cell, torch.ones_like(cell[..., :1]), cell.square().sum(-1, keepdim=True)), -1)
