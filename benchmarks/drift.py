@@ -59,6 +59,7 @@ def main() -> None:
     ap.add_argument("clip", type=Path, nargs="?", default=DEFAULT)
     ap.add_argument("--model", type=Path, default=None, help="weights (default: the shipped ones)")
     add_record_overrides(ap)
+    ap.add_argument("--anchor", type=float, default=TemporalOptions().anchor, help="TemporalOptions.anchor (0: none)")
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--window", type=float, default=5.0, help="seconds compared at each end")
     args = ap.parse_args()
@@ -67,7 +68,7 @@ def main() -> None:
         long_shot = Path(tmp) / "long.mkv"
         rate = ping_pong(src, long_shot, args.seconds)
         out = Path(tmp) / "out.mkv"
-        temporal = TemporalOptions(**record_overrides(args))
+        temporal = TemporalOptions(anchor=args.anchor, **record_overrides(args))
         opts = ColorizeOptions(model=args.model, temporal_options=temporal, encode=EncodeOptions(codec="ffv1"))
         colorize_video(long_shot, out, opts)
         frames = read_rgb_frames(out)

@@ -50,6 +50,12 @@ def main() -> None:
         help="feed back frame t-1's or t-2's output",
     )
     ap.add_argument(
+        "--anchor",
+        type=float,
+        default=TemporalOptions().anchor,
+        help="how much of the drift each gray input measures is taken off later fed-back predictions (0: none)",
+    )
+    ap.add_argument(
         "--no-confidence", action="store_true", help="blend by flow reliability alone, ignoring the model's confidence"
     )
     ap.add_argument("--held-out-clips", action="store_true", help="also the clips training leaves out of ../shared/data/clips")
@@ -71,6 +77,7 @@ def main() -> None:
             smoothing=args.smoothing,
             flow_preset=args.flow_preset,
             feedback_lag=args.feedback_lag,
+            anchor=args.anchor,
             **record_overrides(args),
             use_confidence=not args.no_confidence,
         ),

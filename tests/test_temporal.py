@@ -337,6 +337,69 @@ def test_gray_every_gives_every_nth_fed_back_input_its_gray_alone(lag):
     assert gray_inputs(3) == first + [lag + 2, lag + 5]  # the 3rd and 6th input that would carry colours
 
 
+def warming(per_frame_b: float = 10.0, rise: float = 4.0):
+    """A stand-in network whose answer to its own colours drifts: on a gray input it guesses b =
+    per_frame_b everywhere, fed colours it gives back their mean b raised by `rise`."""
+
+    def predict(rgb: np.ndarray, trusted: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        h, w = rgb.shape[:2]
+        if np.ptp(rgb, axis=2).max() < 1e-6:
+            b = per_frame_b
+        else:
+            lab = cv2.cvtColor(np.ascontiguousarray(rgb, np.float32), cv2.COLOR_RGB2Lab)
+            coloured = np.hypot(lab[..., 1], lab[..., 2]) > 1.0  # the trusted part of the hint
+            b = float(lab[..., 2][coloured].mean()) + rise
+        return np.full((h, w, 2), (0.0, b), np.float32), np.full((h, w), 0.5, np.float32)
+
+    return predict
+
+
+def fed_back_b(lag: int, anchor: float, frames: int = 24) -> list[float]:
+    """Each frame's output b with the warming network fed back, every 3rd fed input gray; with lag 2 in
+    the pipeline's order (frame t+1's input made by lagged_input before frame t is stepped)."""
+    opts = TemporalOptions(feedback=True, feedback_lag=lag, feedback_gain=1.0, gray_every=3, smoothing=0.0, anchor=anchor)
+    state = TemporalState(opts, gray_to_lightness_lut())
+    net, grays = warming(), [gray(i, 0) for i in range(frames)]
+    if lag == 1:
+        return [float(state.step(g, net)[..., 1].mean()) for g in grays]
+    tracker = Tracker(state.opt, state.lut)
+    links = [tracker.link(g) for g in grays]
+    held: list[tuple[int, np.ndarray]] = []
+    out = []
+    for i, g in enumerate(grays + [None, None]):
+        if len(held) == 2 or (g is None and held):
+            j, x = held.pop(0)
+            out.append(float(state.step(grays[j], net, link=links[j], predicted=net(x))[..., 1].mean()))
+        if g is not None:
+            before = links[held[-1][0]] if held else None
+            held.append((i, state.lagged_input(g, before, links[i])))
+    return out
+
+
+@pytest.mark.parametrize("lag", [1, 2])
+def test_the_anchor_takes_the_drift_its_gray_inputs_measure_off_the_fed_back_colours(lag):
+    free, anchored = fed_back_b(lag, anchor=0.0), fed_back_b(lag, anchor=0.5)
+    assert len(free) == len(anchored) == 24
+    assert anchored[:3] == pytest.approx(free[:3])  # nothing measured yet: the same frames
+    # Unanchored, the fed-back colours climb 4 a frame from the per-frame guess (10) between gray inputs.
+    assert np.mean(free[-9:]) > 10.0 + 3.0
+    # Anchored, the gray inputs measure the climb and later fed-back predictions lose it.
+    assert abs(np.mean(anchored[-9:]) - 10.0) < 0.5 * (np.mean(free[-9:]) - 10.0)
+    assert fed_back_b(lag, anchor=0.0) == free  # and with 0 it does nothing
+
+
+def test_the_anchor_needs_feedback_and_starts_over_at_a_cut():
+    opts = dict(feedback_lag=1, feedback_gain=1.0, gray_every=3, smoothing=0.0, anchor=0.5)
+    plain = TemporalState(TemporalOptions(feedback=False, **opts), gray_to_lightness_lut())
+    assert [float(plain.step(gray(i, 0), warming())[..., 1].mean()) for i in range(12)] == [10.0] * 12
+    state = TemporalState(TemporalOptions(feedback=True, **opts), gray_to_lightness_lut())
+    for i in range(12):
+        state.step(gray(i, 0), warming())
+    assert np.any(state._drift != 0)
+    state.step(gray(0, 7), warming())  # a cut
+    assert np.all(state._drift == 0)
+
+
 @pytest.mark.parametrize("lag", [1, 2])
 def test_gray_every_counts_from_each_shots_start(lag):
     """A shot's gray inputs fall where they would if it were the film's first: so a keyframe, which changes

@@ -10,7 +10,9 @@ exchange (all arrays numpy, at the working resolution, (H, W[, C])):
 2. The network's input: the gray frame, or with `feedback` its lightness joined
    with the warped chroma (gray where unreliable; snapped to the frame's edges
    with `snap_radius`), built by `feedback_input`, the one function training
-   uses too; with `gray_every`, every n-th such input is the gray frame alone.
+   uses too; with `gray_every`, every n-th such input is the gray frame alone,
+   where the drift of the shot's colours from the network's per-frame guess is
+   measured and then taken off its later predictions (`anchor`).
 3. The blend: prediction and warped previous output mixed by reliability x
    smoothing x relative confidence; the result (and its confidence) becomes the
    previous output.
@@ -20,6 +22,7 @@ It imports nothing from video I/O, so it is tested on plain arrays.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -94,6 +97,15 @@ class TemporalOptions:
     # session 24). A keyframe's colours are carried as they are. None: the weights' record's; 0 where
     # nothing fills it in.
     snap_radius: int | None = None
+    # With feedback and gray_every, how much of the drift each gray input measures is taken off the shot's
+    # later fed-back predictions (0: none). Fed its own colours, the network can move a whole scene's colour
+    # where the frame does not support it (breakdance-flare: grey asphalt turns warm, b +3 against its
+    # per-frame +2 and the truth's -1), and the gray inputs alone do not stop it: the blend carries it on.
+    # At a gray input the shot's mean colour offset between the warped past and the network's per-frame
+    # guess is measured on the trusted pixels and integrated, times this, into an offset that is taken off
+    # each fed-back prediction after it (docs/experiments.md, session 28). Run time only: training chains
+    # (train.sequences) carry the network's colours unanchored.
+    anchor: float = 0.25
     cut_threshold: float = 0.45  # histogram distance above which frames belong to different shots
     # Below this fraction of trustworthy flow, t-1 and t are different shots. Cuts between shots of alike
     # tones leave 0.00-0.08 (dev04) and same-histogram noise 0.19 at most (tests); a fast pan inside a shot
@@ -311,6 +323,10 @@ class TemporalState:
         self.reset()
         self.cuts = 0
         self._keep = False
+        # Whether each input lagged_input made was the gray frame alone, in frame order, for step to pair
+        # with the prediction made on it (the pipeline makes frame t+1's before frame t is stepped).
+        self._made: deque[bool] = deque()
+        self._turned = False  # the input just made is gray on its turn (gray_every)
 
     def reset(self) -> None:
         self.prev_ab: np.ndarray | None = None
@@ -320,6 +336,7 @@ class TemporalState:
         # so that where a shot's gray inputs fall does not depend on the shots before it: a keyframe changes
         # nothing past its shot's cuts.
         self._fed = 0
+        self._drift: np.ndarray | float = 0.0  # the shot's anchored offset, (C,) Lab units (see `anchor`)
 
     def step(
         self,
@@ -340,7 +357,11 @@ class TemporalState:
         # An input that does not wait for frame t-1's output can be predicted ahead: the gray one, or
         # with feedback_lag 2 lagged_input's.
         ahead = guide is None and (not self.opt.feedback or self.opt.feedback_lag == 2)
+        self._turned = False
         hint = None if predicted is not None and ahead else self._hint(inherited, guide)
+        turned = self._turned  # this frame's input is gray on its turn (gray_every): the per-frame guess
+        if predicted is not None and ahead and self._made:
+            turned = self._made.popleft()
         if predicted is not None and (ahead or hint is None):
             pred, confidence = predicted
         else:
@@ -349,7 +370,24 @@ class TemporalState:
             gain, snap = (1.0, 0) if guide is not None else (self.opt.feedback_gain, self.opt.snap_radius)
             x = gray_input(gray) if hint is None else feedback_input(self.lut[gray], *hint, gain, snap)
             pred, confidence = predict(x, trusted=guide is not None)
+        if guide is None:
+            pred = self._anchored(inherited, pred, turned)
         return self._blend(inherited, pred, confidence, guide)[..., :2]
+
+    def _anchored(self, inherited: Inherited, pred: np.ndarray, turned: bool) -> np.ndarray:
+        """pred (H, W, C) ab as the network gave it -> with the shot's drift taken off (TemporalOptions.anchor).
+        On a gray input's turn (the network's per-frame guess) it measures the drift instead: the mean
+        offset, over the trusted pixels, of the warped past from this guess; the past is already anchored,
+        so what remains is added on, times `anchor`."""
+        if not self.opt.feedback or self.opt.anchor <= 0 or inherited.ab is None:
+            return pred
+        if not turned:
+            return pred - self._drift
+        trusted = inherited.reliability > 0.5
+        if trusted.mean() >= 0.1 and inherited.ab.shape[-1] == pred.shape[-1]:
+            offset = (inherited.ab[trusted] - pred[trusted]).mean(0)
+            self._drift = (self._drift + self.opt.anchor * offset).astype(np.float32)
+        return pred
 
     def _hint(self, inherited: Inherited, guide: Guide | None) -> tuple[np.ndarray, np.ndarray] | None:
         """The colours frame t's input carries (H, W, 2) and their reliability (H, W), or None (its gray)."""
@@ -369,9 +407,10 @@ class TemporalState:
         (H, W) uint8 with the last finished frame's output (frame t-2's) carried over `before` (the link
         t-2 -> t-1) and `link` (t-1 -> t) -> RGB (H, W, 3) float32 in [0, 1]; the gray alone across a cut.
         The same input step() makes when it predicts frame t itself; pass the output as its `predicted`."""
-        if self.prev_ab is None or before is None:
-            return gray_input(gray)
-        hint = self._fed_back(_lagged_hint(self.prev_ab, before.motion, link.motion))
+        hint, self._turned = None, False
+        if self.prev_ab is not None and before is not None:
+            hint = self._fed_back(_lagged_hint(self.prev_ab, before.motion, link.motion))
+        self._made.append(self._turned)
         if hint is None:
             return gray_input(gray)
         return feedback_input(self.lut[gray], *hint, self.opt.feedback_gain, self.opt.snap_radius)
@@ -382,7 +421,8 @@ class TemporalState:
         if hint is None:
             return hint
         self._fed += 1
-        return None if gray_turn(self._fed, self.opt.gray_every) else hint
+        self._turned = gray_turn(self._fed, self.opt.gray_every)
+        return None if self._turned else hint
 
     def _inherit(self, link: Link) -> Inherited:
         """What this frame gets from the previous one's output, along the link's motion."""
