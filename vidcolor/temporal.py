@@ -103,9 +103,12 @@ class TemporalOptions:
     # per-frame +2 and the truth's -1), and the gray inputs alone do not stop it: the blend carries it on.
     # At a gray input the shot's mean colour offset between the warped past and the network's per-frame
     # guess is measured on the trusted pixels and integrated, times this, into an offset that is taken off
-    # each fed-back prediction after it (docs/experiments.md, session 28). Run time only: training chains
-    # (train.sequences) carry the network's colours unanchored.
-    anchor: float = 0.25
+    # each fed-back prediction after it (docs/experiments.md, session 28). Not more: a segment's warm-up
+    # measures at other frames than the one-pass run, so their offsets differ by the per-frame guess's own
+    # noise, more so the faster they follow it (at 0.25 the seams between segments jumped 1.59x the change
+    # inside them; 1.46x at 0.1). Run time only: training chains (train.sequences) carry the network's
+    # colours unanchored.
+    anchor: float = 0.1
     cut_threshold: float = 0.45  # histogram distance above which frames belong to different shots
     # Below this fraction of trustworthy flow, t-1 and t are different shots. Cuts between shots of alike
     # tones leave 0.00-0.08 (dev04) and same-histogram noise 0.19 at most (tests); a fast pan inside a shot
