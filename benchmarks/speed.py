@@ -124,7 +124,7 @@ def main() -> None:
     ap.add_argument("--fp32", action="store_true", help="run in fp32 (as without native bf16), the clips too")
     ap.add_argument("--busy", type=int, default=0, help="also run 640x360 beside N competing CPU-bound processes")
     ap.add_argument(
-        "--feedback", action="store_true", help="also run 640x360 with --no-feedback and with --feedback (lag 2 and 1)"
+        "--feedback", action="store_true", help="also run 640x360 with --no-feedback, --look-ahead 0 and --feedback (lag 2 and 1)"
     )
     args = ap.parse_args()
     if args.fp32:  # the pipeline picks bf16 from the CPU's flags (precision.compute_dtype): show it none
@@ -148,6 +148,7 @@ def main() -> None:
                 variants = [("--no-temporal", ColorizeOptions(temporal=False))]
                 if args.feedback:
                     variants.append(("--no-feedback", ColorizeOptions(temporal_options=TemporalOptions(feedback=False))))
+                    variants.append(("--look-ahead 0", ColorizeOptions(temporal_options=TemporalOptions(look_ahead=0))))
                     for lag in (2, 1):  # frame t-2's colours fed back (two frames at once), or frame t-1's
                         fed = TemporalOptions(feedback=True, feedback_lag=lag)
                         variants.append((f"--feedback, lag {lag}", ColorizeOptions(temporal_options=fed)))

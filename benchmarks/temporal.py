@@ -56,6 +56,12 @@ def main() -> None:
         help="how much of the drift each gray input measures is taken off later fed-back predictions (0: none)",
     )
     ap.add_argument(
+        "--look-ahead",
+        type=int,
+        default=TemporalOptions().look_ahead,
+        help="frames after each frame whose colours it also takes, carried back along the motion (0: none)",
+    )
+    ap.add_argument(
         "--no-confidence", action="store_true", help="blend by flow reliability alone, ignoring the model's confidence"
     )
     ap.add_argument("--held-out-clips", action="store_true", help="also the clips training leaves out of ../shared/data/clips")
@@ -78,6 +84,7 @@ def main() -> None:
             flow_preset=args.flow_preset,
             feedback_lag=args.feedback_lag,
             anchor=args.anchor,
+            look_ahead=args.look_ahead,
             **record_overrides(args),
             use_confidence=not args.no_confidence,
         ),

@@ -66,7 +66,14 @@ def test_output_is_colored_and_keeps_luma(gray_clip, tiny_model, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "mode", [["--feedback"], ["--no-temporal"], ["--smoothing", "0"], ["--saturation", "1", "--temperature", "0.3"]]
+    "mode",
+    [
+        ["--feedback"],
+        ["--no-temporal"],
+        ["--smoothing", "0"],
+        ["--look-ahead", "0"],
+        ["--saturation", "1", "--temperature", "0.3"],
+    ],
 )
 def test_temporal_modes_run_end_to_end_and_take_effect(gray_clip, tiny_model, tmp_path, mode):
     base = tmp_path / "base.mkv"

@@ -141,6 +141,17 @@ def test_resume_reuses_finished_segments_and_gives_the_same_frames(film, tiny_mo
     assert not folder.exists()
 
 
+def test_a_segment_reads_past_its_end_for_the_look_ahead_of_its_last_frames(film, tiny_model, tmp_path):
+    """The first segment's frames are the one-pass run's up to its last: its last frames take their
+    look-ahead from frames past its end, as they do in one pass."""
+    one, seg = tmp_path / "one.mkv", tmp_path / "seg.mkv"
+    colorize_video(film, one, ColorizeOptions(model=tiny_model, encode=LOSSLESS))
+    colorize_video(film, seg, ColorizeOptions(model=tiny_model, segment=1.0, encode=LOSSLESS))
+    a, b = read_video(one)["rgb"], read_video(seg)["rgb"]
+    assert len(a) == len(b) == 48
+    assert all(np.array_equal(x, y) for x, y in zip(a[:12], b[:12], strict=True))  # segment 1: 1 s at 12 fps
+
+
 def test_changed_option_invalidates_the_parts(film, tiny_model, tmp_path):
     out = tmp_path / "out.mkv"
     with pytest.raises(KeyboardInterrupt):

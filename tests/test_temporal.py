@@ -421,6 +421,22 @@ def test_gray_every_counts_from_each_shots_start(lag):
     assert gray_inputs(4) == gray_inputs(5) == gray_inputs(0)
 
 
+@pytest.mark.parametrize("lag", [1, 2])
+def test_given_the_frames_numbers_gray_every_takes_its_turns_on_them(lag):
+    """A segment's warm-up that starts mid-shot gives the one-pass run's frames their gray alone."""
+
+    def gray_inputs(first: int, numbered: bool) -> list[int]:
+        state = make_state(feedback=True, feedback_lag=lag, feedback_gain=1.0, gray_every=3)
+        seen: list = []
+        for i in range(first, 14):
+            state.step(gray(i, 0), constant(30.0, 30.0, seen=seen), index=i if numbered else None)
+        return [first + k for k, x in enumerate(seen) if k >= lag and np.ptp(x, axis=2).max() < 1e-6]
+
+    assert gray_inputs(0, True) == [3, 6, 9, 12]
+    assert gray_inputs(4, True) == [6, 9, 12]  # the same frames from a start mid-shot
+    assert gray_inputs(4, False)[:2] == [4 + lag + 2, 4 + lag + 5]  # counted from the start instead
+
+
 def test_snap_to_edges_moves_a_drifted_colour_edge_back_onto_the_frames_edge():
     from vidcolor.temporal import feedback_input, snap_to_edges
 

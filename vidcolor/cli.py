@@ -182,6 +182,13 @@ def colorize(
         max=1.0,
         help="How steady colours stay from frame to frame: 0 = each frame's own guess .. 1 = steadiest (the default).",
     ),
+    look_ahead: int = typer.Option(
+        12,
+        "--look-ahead",
+        min=0,
+        help="Frames after each frame whose colours it also takes, carried back along the motion: steadier "
+        "colour that does not lag behind a change. 0: only the frames before it. Example: vidcolor film.mp4 --look-ahead 0",
+    ),
     feedback: bool | None = typer.Option(
         None,
         "--feedback/--no-feedback",
@@ -338,6 +345,7 @@ def _colorize(
     preview,
     temporal,
     smoothing,
+    look_ahead,
     feedback,
     keyframe,
     keyframe_reach,
@@ -392,7 +400,7 @@ def _colorize(
         temperature=temperature,
         saturation=saturation,
         temporal=temporal,
-        temporal_options=TemporalOptions(smoothing=smoothing, feedback=feedback),
+        temporal_options=TemporalOptions(smoothing=smoothing, look_ahead=look_ahead, feedback=feedback),
         encode=EncodeOptions(codec=codec, crf=crf, preset=preset),
         device=device,
         model=model,

@@ -38,6 +38,7 @@ from .errors import VidcolorError
 from .film import Workers, default_jobs, join_parts, run_parts
 from .inference import Ahead, Colorizer
 from .keyframes import Keyframes, KeyframeSpec, check_keyframes, painted_full
+from .lookahead import LookAhead
 from .outfile import check_output, create_partial, output_lock, remove_stale_partials
 from .precision import torch_threads
 from .reference import ReferenceMatch, reference_histogram
@@ -322,8 +323,11 @@ def _run_film(
     folder = WorkFolder(dst, _manifest(src, plan, span, offset, options, colorizer), fresh=options.fresh).open()
     notices += folder.notices
     finished = folder.done()
+    # A part reads on past its end for the look-ahead of its last frames, as the one-pass run does;
+    # the last one stops where the range does.
+    ahead = _look_ahead_seconds(options, colorizer, info)
     todo = [
-        PartJob(src, folder.partial(s.index), s, s.warm_start(options.warmup, start), offset, options)
+        PartJob(src, folder.partial(s.index), s, s.warm_start(options.warmup, start), s.read_end(ahead, end), offset, options)
         for s in plan
         if s.index not in finished
     ]
@@ -349,6 +353,12 @@ def _run_film(
     folder.remove()
     duration = infos[-1].last - infos[0].first + float(1 / info.rate)
     return Summary(dst, sum(i.frames for i in infos), duration, time.perf_counter() - t0, notices)
+
+
+def _look_ahead_seconds(options: ColorizeOptions, colorizer: Colorizer, info: SourceInfo) -> float:
+    """How far past a frame its look-ahead reads (lookahead.py), with a frame to spare; 0 without."""
+    frames = options.temporal_options.filled(colorizer.feedback).look_ahead if options.temporal else 0
+    return (frames + 1) / float(info.rate) if frames > 0 else 0.0
 
 
 def _output_offset(container, src: Path, info: SourceInfo, span: tuple) -> float:
@@ -404,13 +414,13 @@ def colorize_part(job: PartJob, colorizer: Colorizer | None = None, progress: Ca
             job.src,
             job.path,
             container_format(job.path),
-            (job.decode_from, job.segment.end),
+            (job.decode_from, job.decode_to),
             options,
             colorizer,
             None,
             report,
             match=_shot_match(options.reference, colorizer),
-            part=(write_from, job.offset),
+            part=(write_from, math.inf if job.segment.end is None else job.segment.end, job.offset),
         )
         try:
             summary = run.run()
@@ -482,6 +492,17 @@ class _Decoded(NamedTuple):
     ahead: Future | None  # the network's output on its input, under way (inference.Ahead), or None
 
 
+class _Done(NamedTuple):
+    """A frame the temporal state has finished, as it waits in the look-ahead for the frames after it."""
+
+    pts: int
+    time: float
+    gray: np.ndarray  # (H, W) uint8, full size, as stored
+    deep: np.ndarray | None
+    unc: np.ndarray  # (h, w) float32 in [0, 1], upright, at the working size
+    at_key: KeyframeSpec | None  # the keyframe painted on this frame, if it is one
+
+
 class _Job:
     """One run: the queues, the three stages, the writer and the temporary output file."""
 
@@ -499,10 +520,11 @@ class _Job:
         progress,
         heat_tmp: Path | None = None,
         match: ShotMatch | None = None,
-        part: tuple[float, float] | None = None,
+        part: tuple[float, float, float] | None = None,
     ):
-        # A segment's part (colorize_part): (write_from, offset) in seconds. Frames before write_from only
-        # warm the temporal state up; the part holds video alone, its timestamps the whole output's.
+        # A segment's part (colorize_part): (write_from, write_until, offset) in seconds. Frames before
+        # write_from only warm the temporal state up, those from write_until on are only the look-ahead
+        # of the last ones written; the part holds video alone, its timestamps the whole output's.
         self.part = part
         self.first_time: float | None = None
         self.heat_tmp = heat_tmp
@@ -531,6 +553,8 @@ class _Job:
         self.ahead: Ahead | None = None  # set by run() when frames can be predicted ahead
         self.ahead_mode = _predicts_ahead(options, self.temporal_options, match)
         self.written, self.last_written = 0, 0.0  # frames on the encoder's queue, and the last one's time
+        self.look: LookAhead[_Done] | None = None  # set with the output (_open_output)
+        self.t0, self.total = time.perf_counter(), _expected_frames(info, self.start, self.end)  # for progress
 
     def _decode(self) -> None:
         """Decoder thread: video frames with their full-res gray (and deep luma), their upright working-size
@@ -565,7 +589,7 @@ class _Job:
         # A range starts the output at its first frame; a whole file keeps its own
         # timestamps, moved to 0 only when the container starts late (MPEG-TS).
         if self.part is not None:
-            offset = self.part[1]
+            offset = self.part[2]
         else:
             offset = frame.time if self.start is not None else max(0.0, (self.container.start_time or 0) / av.time_base)
         self.writer = Writer(
@@ -596,6 +620,8 @@ class _Job:
                 passthrough=False,
             )
         self.state = TemporalState(self.temporal_options, self.lut, enabled=opt.temporal)
+        to = self.temporal_options
+        self.look = LookAhead(to.look_ahead, to.look_ahead_weight) if opt.temporal and to.look_ahead > 0 else None
         self.keyframes = self._keyframes() if opt.keyframes else None
         self.encoder = _Stage(
             lambda: _encode_loop(self.encode_q, self.writer, composer, self.stop, self.shots, self.times, self.heat),
@@ -639,17 +665,10 @@ class _Job:
             self.ahead.close()
 
     def _run_frames(self) -> Summary:
-        t0 = time.perf_counter()
+        self.t0 = time.perf_counter()
         self.decoder.start()
         pending: list[av.Packet] = []
         held: deque[_Decoded] = deque()  # with feedback_lag 2: the frames whose prediction is under way
-        total = _expected_frames(self.info, self.start, self.end)
-
-        def finish(item: _Decoded) -> None:
-            self._finish_frame(item)
-            if self.progress is not None:
-                self.progress(Progress(self.written, total, time.perf_counter() - t0))
-
         while (item := _get(self.frames_q, self.stop, self.decoder)) is not _END:
             if isinstance(item, av.Packet):
                 if self.part is not None:
@@ -662,16 +681,18 @@ class _Job:
             if self.writer is None:
                 self._open_output(item.frame, pending)
             if self.ahead_mode != "lagged":
-                finish(item)
+                self._finish_frame(item)
                 continue
             # Frame t's input holds frame t-2's output: finish t-2, then predict t beside t-1.
             if len(held) == 2:
-                finish(held.popleft())
+                self._finish_frame(held.popleft())
             before = held[-1].link if held else None
-            lagged = self.state.lagged_input(item.small, before, item.link)
+            lagged = self.state.lagged_input(item.small, before, item.link, self._index(item.frame.time))
             held.append(item._replace(ahead=self.ahead.submit(lagged)))
         while held:
-            finish(held.popleft())
+            self._finish_frame(held.popleft())
+        for done, ab in self.look.flush() if self.look is not None else ():
+            self._write(done, ab)
         frames, last_time = self.written, self.last_written
         if self.first_time is None:
             raise _no_frames_error(self.src, self.info, self.start, self.end, self.stats)
@@ -680,28 +701,59 @@ class _Job:
         self.last_time = last_time
         duration = last_time - self.first_time + float(1 / self.info.rate)
         return Summary(
-            self.tmp, frames, duration, time.perf_counter() - t0, self.notices, self.sheet, self.stats.corrupt_packets, self.times
+            self.tmp,
+            frames,
+            duration,
+            time.perf_counter() - self.t0,
+            self.notices,
+            self.sheet,
+            self.stats.corrupt_packets,
+            self.times,
         )
 
     def _finish_frame(self, item: _Decoded) -> None:
-        """One decoded frame through the temporal state onto the encoder's queue; frames before a part's
-        start only warm the state up."""
+        """One decoded frame through the temporal state and the look-ahead; what leaves the look-ahead goes
+        on to the encoder's queue."""
         frame, gray, deep, small, link, ahead = item
         guide = self.keyframes.guide(frame.time, self.state) if self.keyframes else None
         predicted = ahead.result() if ahead is not None else None
-        ab, unc = _colorize_frame(
-            small, link, self.rotation, self.state, self.colorizer, self.times, guide, self.match, predicted
-        )
-        if self.keyframes is not None and self.keyframes.at_key is not None:
-            ab = _painted_at_full_size(ab, self.keyframes.at_key, gray.shape, self.rotation)
-        if self.part is not None and frame.time < self.part[0] - EPS:
-            return  # warm-up: through flow and temporal state, not written
+        index = self._index(frame.time)
+        ab, unc = _colorize_frame(small, link, self.state, self.colorizer, self.times, guide, self.match, predicted, index)
+        done = _Done(frame.pts, frame.time, gray, deep, unc, self.keyframes.at_key if self.keyframes else None)
+        if self.look is None:
+            self._write(done, ab)
+            return
+        t = time.perf_counter()
+        leaving = self.look.push(done, ab, link.back if link is not None else None)
+        self.times.add("blend", t)
+        for d, smoothed in leaving:
+            self._write(d, smoothed)
+
+    def _index(self, t: float) -> int:
+        """A frame's number in the film, from its time: the same in a segment as in the one-pass run, and in
+        a range as in the whole film (where the temporal state's gray inputs fall, TemporalState._turn)."""
+        return round((t - self.info.start) * float(self.info.rate))
+
+    def _write(self, done: _Done, ab: np.ndarray) -> None:
+        """A finished frame's upright working-size ab (h, w, 2) onto the encoder's queue; frames outside a
+        part's span only warm the temporal state up, or are the look-ahead of its last ones."""
+        k = self.rotation // 90
+        unc = done.unc
+        if k:
+            ab, unc = np.rot90(ab, -k), np.rot90(unc, -k)
+        ab, unc = np.ascontiguousarray(ab), np.ascontiguousarray(unc)
+        if done.at_key is not None:
+            ab = _painted_at_full_size(ab, done.at_key, done.gray.shape, self.rotation)
+        if self.part is not None and not (self.part[0] - EPS <= done.time < self.part[1] - EPS):
+            return
         if self.first_time is None:
-            self.first_time = frame.time
-        _put(self.encode_q, (frame.pts, gray, ab, deep, unc), self.stop)
-        self.written, self.last_written = self.written + 1, frame.time
+            self.first_time = done.time
+        _put(self.encode_q, (done.pts, done.gray, ab, done.deep, unc), self.stop)
+        self.written, self.last_written = self.written + 1, done.time
         if self.encoder.error is not None:
             raise self.encoder.error
+        if self.progress is not None:
+            self.progress(Progress(self.written, self.total, time.perf_counter() - self.t0))
 
     def _finish(self) -> None:
         _put(self.encode_q, _END, self.stop)
@@ -794,19 +846,20 @@ def _working_gray(gray: np.ndarray, wsize: tuple[int, int], rotation: int) -> np
 def _colorize_frame(
     upright: np.ndarray,
     link: Link | None,
-    rotation: int,
     state: TemporalState,
     colorizer: Colorizer,
     times: StageTimes,
     guide: Guide | None = None,
     match: ShotMatch | None = None,
     predicted: tuple[np.ndarray, np.ndarray] | None = None,
+    index: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Upright working-size gray (h, w) uint8 and its link to the frame before (decoder thread) -> ab
-    (h, w, 2) float32 at the working resolution (stored orientation), and the network's uncertainty (h, w)
-    float32 in [0, 1] (normalized entropy of its colour distribution). Model time is what the network
+    (h, w, 2) float32 at the working resolution, upright, and the network's uncertainty (h, w) float32 in
+    [0, 1] (normalized entropy of its colour distribution). Model time is what the network
     took; "blend" is the rest of the temporal step (warps, the network's input, the blend). predicted:
-    the network's output on the gray frame, computed ahead (inference.Ahead), or None."""
+    the network's output on the gray frame, computed ahead (inference.Ahead), or None. index: the frame's
+    number in the film (TemporalState.step)."""
     t = time.perf_counter()
     in_model = [0.0]  # seconds in the network here (Ahead's workers add their own)
 
@@ -818,13 +871,10 @@ def _colorize_frame(
         return out
 
     confidence: list[np.ndarray] = [] if predicted is None else [predicted[1]]
-    ab = state.step(upright, predict, guide, link, predicted)
+    ab = state.step(upright, predict, guide, link, predicted, index)
     unc = 1.0 - confidence[-1]
     times.add("blend", t + in_model[0])
-    k = rotation // 90
-    if k:
-        ab, unc = np.rot90(ab, -k), np.rot90(unc, -k)
-    return np.ascontiguousarray(ab), np.ascontiguousarray(unc)
+    return ab, unc
 
 
 def _painted_at_full_size(ab: np.ndarray, spec: KeyframeSpec, shape: tuple[int, int], rotation: int) -> np.ndarray:

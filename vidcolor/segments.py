@@ -42,6 +42,13 @@ class Segment:
             return first
         return max(first or 0.0, self.start - warmup)
 
+    def read_end(self, ahead: float, last: float | None) -> float | None:
+        """Where decoding stops: `ahead` s past the segment's end (the look-ahead of its last frames),
+        never past the range's own end `last` (None: the file's)."""
+        if self.end is None:
+            return None
+        return min(self.end + ahead, last) if last is not None else self.end + ahead
+
 
 def plan_segments(keyframes: Sequence[float], start: float | None, end: float | None, length: float) -> list[Segment]:
     """Boundaries at a cut between length / 2 and 1.5 x length after the previous boundary when there is
@@ -100,6 +107,7 @@ class PartJob:
     path: Path  # the part file to write
     segment: Segment
     decode_from: float | None  # seconds: where decoding starts (the warm-up before the segment)
+    decode_to: float | None  # seconds: where it stops (past the segment's end by the look-ahead); None: the end
     offset: float  # seconds taken off every timestamp: the whole output's start
     options: object  # pipeline.ColorizeOptions (this module knows nothing of the pipeline)
 

@@ -1,0 +1,80 @@
+"""The look-ahead (fixed-lag smoothing back in time) on plain arrays: order, the walk back, cuts, motion."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from vidcolor.color import gray_to_lightness_lut
+from vidcolor.lookahead import LookAhead
+from vidcolor.temporal import Motion, TemporalOptions, Tracker
+
+H, W = 24, 32
+
+
+def still(reliability: float = 1.0) -> Motion:
+    """A frame lying on the one before it without moving."""
+    return Motion(np.zeros((H, W, 2), np.float32), np.full((H, W), reliability, np.float32))
+
+
+def flat(a: float) -> np.ndarray:
+    return np.full((H, W, 2), a, np.float32)
+
+
+def run(look: LookAhead, frames: list[tuple[np.ndarray, Motion | None]]) -> list[tuple[int, np.ndarray]]:
+    out = []
+    for i, (ab, back) in enumerate(frames):
+        out += look.push(i, ab, back)
+    return out + look.flush()
+
+
+def test_every_frame_leaves_once_in_order_after_the_frames_it_waits_for():
+    look = LookAhead(3, 0.9)
+    left = [look.push(i, flat(0.0), still() if i else None) for i in range(5)]
+    assert [len(x) for x in left] == [0, 0, 0, 1, 1]  # frame 0 leaves once frames 1-3 are in
+    assert [i for i, _ in look.flush()] == [2, 3, 4]
+
+
+def test_a_flicker_is_averaged_with_the_frames_after_it():
+    frames = [(flat(10.0 if i == 2 else 0.0), still() if i else None) for i in range(8)]
+    out = dict(run(LookAhead(4, 0.9), frames))
+    assert out[2][0, 0, 0] == pytest.approx(10.0 * 0.1, abs=1e-4)  # 0.1 of its own, 0.9 of what follows
+    assert out[1][0, 0, 0] == pytest.approx(0.9 * 0.1 * 10.0, abs=1e-4)  # the frame before sees it coming
+    assert out[3][0, 0, 0] == 0.0  # nothing flows forward in time: that is the temporal state's
+    assert np.array_equal(dict(run(LookAhead(4, 0.0), frames))[2], frames[2][0])  # weight 0: untouched
+
+
+def test_untrusted_flow_takes_nothing_from_later_frames():
+    frames = [(flat(float(i)), still(0.0) if i else None) for i in range(6)]
+    assert all(np.array_equal(ab, frames[i][0]) for i, ab in run(LookAhead(3, 0.95), frames))
+
+
+def test_nothing_crosses_a_cut():
+    frames = [(flat(0.0), still() if i else None) for i in range(3)] + [(flat(50.0), None), (flat(50.0), still())]
+    out = dict(run(LookAhead(4, 0.95), frames))
+    assert all(np.array_equal(out[i], flat(0.0)) for i in range(3))  # the shot before the cut keeps its colours
+    assert out[3][0, 0, 0] == pytest.approx(50.0)
+
+
+def test_later_colours_are_carried_back_along_the_motion():
+    """A textured picture moving 4 px right a frame: frame 1's patch, carried back, lands on frame 0's."""
+    tracker = Tracker(TemporalOptions(look_ahead=1), gray_to_lightness_lut())
+    h, w = 72, 96
+    noise = np.random.default_rng(0).random((h, w + 8)).astype(np.float32)
+    texture = (cv2.GaussianBlur(noise, (0, 0), 2.0) * 255 * 4 - 400).clip(10, 245).astype(np.uint8)
+    grays = [np.ascontiguousarray(texture[:, 8 - 4 * i : 8 - 4 * i + w]) for i in range(2)]
+    back = [tracker.link(g) for g in grays][1].back
+    assert back is not None and back.reliability[8:-8, 8:-8].mean() > 0.9
+    ab = [np.zeros((h, w, 2), np.float32) for _ in range(2)]
+    ab[0][30:40, 40:50] = 20.0  # frame 0's patch
+    ab[1][30:40, 44:54] = 40.0  # the same place in frame 1, 4 px on
+    (_, out0), _ = run(LookAhead(1, 1.0), [(ab[0], None), (ab[1], back)])
+    assert out0[32:38, 42:48].mean() == pytest.approx(40.0, abs=2.0)  # frame 1's colour, back in place
+    assert np.abs(out0[:, 56:]).max() < 1.0 and np.abs(out0[:, :36]).max() < 1.0  # and not beside it
+
+
+def test_a_tracker_without_look_ahead_finds_no_backward_motion():
+    tracker = Tracker(TemporalOptions(look_ahead=0), gray_to_lightness_lut())
+    g = (np.random.default_rng(1).random((H, W)) * 200).astype(np.uint8)
+    assert tracker.link(g).back is None and tracker.link(g).back is None
