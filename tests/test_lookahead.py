@@ -1,4 +1,4 @@
-"""The look-ahead (fixed-lag smoothing back in time) on plain arrays: order, the walk back, cuts, motion."""
+"""The look-ahead (fixed-lag smoothing back in time) on plain arrays: blocks, the walk back, cuts, motion."""
 
 from __future__ import annotations
 
@@ -25,24 +25,28 @@ def flat(a: float) -> np.ndarray:
 def run(look: LookAhead, frames: list[tuple[np.ndarray, Motion | None]]) -> list[tuple[int, np.ndarray]]:
     out = []
     for i, (ab, back) in enumerate(frames):
-        out += look.push(i, ab, back)
+        out += look.push(i, ab, back, i)
     return out + look.flush()
 
 
-def test_every_frame_leaves_once_in_order_after_the_frames_it_waits_for():
+@pytest.mark.parametrize("first", [0, 4])
+def test_frames_leave_in_blocks_by_their_number_once_the_next_block_is_in(first):
+    """Blocks of 3 by the frames' numbers: a run that starts at frame 4 (a segment) releases frames 4 and 5
+    with frames 6-8 in, as the run from frame 0 does: each frame looks as far ahead in both."""
     look = LookAhead(3, 0.9)
-    left = [look.push(i, flat(0.0), still() if i else None) for i in range(5)]
-    assert [len(x) for x in left] == [0, 0, 0, 1, 1]  # frame 0 leaves once frames 1-3 are in
-    assert [i for i, _ in look.flush()] == [2, 3, 4]
+    left = {i: [j for j, _ in look.push(i, flat(0.0), still() if i > first else None, i)] for i in range(first, 11)}
+    assert left[5] == ([0, 1, 2] if first == 0 else [])
+    assert left[8] == ([3, 4, 5] if first == 0 else [4, 5])
+    assert [j for j, _ in look.flush()] == [6, 7, 8, 9, 10]
 
 
 def test_a_flicker_is_averaged_with_the_frames_after_it():
     frames = [(flat(10.0 if i == 2 else 0.0), still() if i else None) for i in range(8)]
-    out = dict(run(LookAhead(4, 0.9), frames))
+    out = dict(run(LookAhead(2, 0.9), frames))
     assert out[2][0, 0, 0] == pytest.approx(10.0 * 0.1, abs=1e-4)  # 0.1 of its own, 0.9 of what follows
     assert out[1][0, 0, 0] == pytest.approx(0.9 * 0.1 * 10.0, abs=1e-4)  # the frame before sees it coming
     assert out[3][0, 0, 0] == 0.0  # nothing flows forward in time: that is the temporal state's
-    assert np.array_equal(dict(run(LookAhead(4, 0.0), frames))[2], frames[2][0])  # weight 0: untouched
+    assert np.array_equal(dict(run(LookAhead(2, 0.0), frames))[2], frames[2][0])  # weight 0: untouched
 
 
 def test_untrusted_flow_takes_nothing_from_later_frames():

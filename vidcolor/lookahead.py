@@ -2,13 +2,19 @@
 
 The temporal state (temporal.py) only looks back: frame t's output blends its prediction with the
 frames before it, so a colour lags behind a change and a flicker is averaged with the past alone.
-`LookAhead` holds each output until `frames` more are in, then walks back from the newest to frame t:
+`LookAhead` holds the outputs and walks back from the newest to the oldest:
 
-    B = ab[t + n];  for m = t + n - 1 .. t:  B = ab[m] + w r_m (carry_m(B) - ab[m])
+    B = ab[n];  for m = n - 1 .. oldest:  B = ab[m] + w r_m (carry_m(B) - ab[m])
 
 where carry_m lays frame m+1 onto frame m (the tracker's forward flow, temporal.reversed_motion), r_m
-is where that flow is trusted (H, W) in [0, 1] and w is `weight`. The walk stops at a cut or a black
-frame: nothing crosses into another shot. It imports nothing from video I/O.
+is where that flow is trusted in [0, 1] and w is `weight`; B at frame m is frame m's new colours. The
+walk restarts at each cut or black frame: nothing crosses into another shot.
+
+Frames leave in blocks of `frames` by their number in the film: a block leaves once the whole block
+after it is in, so each frame looks `frames` to 2 x `frames` - 1 frames ahead, and a walk of about two
+blocks serves a block (2 carries a frame, not `frames`). Numbered by the film, a segment's frames look as
+far ahead as the one-pass run's. The walk runs at the motions' resolution (half the working size,
+temporal.LOOK_AHEAD_SCALE); what it changes is added to the colours at their own. No video I/O here.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Generic, TypeVar
 
+import cv2
 import numpy as np
 
 from .temporal import Motion
@@ -24,49 +31,66 @@ T = TypeVar("T")
 
 
 class _Held(Generic[T]):
-    __slots__ = ("ab", "back", "item", "weight")
+    __slots__ = ("ab", "back", "index", "item", "small", "weight")
 
-    def __init__(self, item: T, ab: np.ndarray):
-        self.item, self.ab = item, ab  # ab (H, W, 2) float32, Lab units, at the working resolution
+    def __init__(self, item: T, ab: np.ndarray, index: int):
+        self.item, self.ab, self.index = item, ab, index  # ab (H, W, 2) float32, Lab units, working size
         self.back: Motion | None = None  # how the next frame lies on this one; None: a cut follows, or not yet
-        self.weight: np.ndarray | None = None  # (H, W, 2) float32: w x back.reliability, for both channels
+        self.weight: np.ndarray | None = None  # (h, w, 2) float32: w x back.reliability, for both channels
+        self.small: np.ndarray | None = None  # (h, w, 2): ab at the motions' resolution, once a walk needs it
+
+    def at(self, shape: tuple[int, int]) -> np.ndarray:
+        if self.small is None:
+            self.small = cv2.resize(self.ab, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
+        return self.small
 
 
 class LookAhead(Generic[T]):
-    """Outputs in frame order; each leaves, smoothed, once `frames` later ones are in (or at flush)."""
+    """Outputs in frame order; they leave smoothed, in blocks (see the module's docstring), or at flush."""
 
     def __init__(self, frames: int, weight: float):
         self.frames, self.weight = frames, weight
         self._held: deque[_Held[T]] = deque()
 
-    def push(self, item: T, ab: np.ndarray, back: Motion | None) -> list[tuple[T, np.ndarray]]:
+    def push(self, item: T, ab: np.ndarray, back: Motion | None, index: int) -> list[tuple[T, np.ndarray]]:
         """item: whatever goes with the frame (handed back with its ab); ab (H, W, 2) float32, upright, at
         the working resolution; back: how this frame lies on the one pushed before it (Link.back), None
-        across a cut -> the frames that leave now, oldest first, each with its smoothed ab (H, W, 2)."""
+        across a cut; index: its number in the film (rising) -> the frames that leave now, oldest first,
+        each with its smoothed ab (H, W, 2)."""
         if self._held and back is not None:
             last = self._held[-1]
             last.back = back
-            # Same-shape products are ~4x faster in numpy than broadcasting (H, W) over the last axis.
-            r = (self.weight * back.reliability).astype(np.float32)
-            last.weight = np.repeat(r[..., None], 2, axis=2)
-        self._held.append(_Held(item, np.ascontiguousarray(ab, dtype=np.float32)))
-        out = []
-        while len(self._held) > self.frames:
-            out.append(self._release())
-        return out
+            # Same-shape products are ~4x faster in numpy than broadcasting (h, w) over the last axis.
+            last.weight = np.repeat((self.weight * back.reliability).astype(np.float32)[..., None], 2, axis=2)
+        self._held.append(_Held(item, np.ascontiguousarray(ab, dtype=np.float32), index))
+        k = self.frames
+        ready = sum(1 for h in self._held if (h.index // k + 2) * k <= index + 1)  # the next block is all in
+        return self._release(ready) if ready else []
 
     def flush(self) -> list[tuple[T, np.ndarray]]:
         """The frames still held (the end of the run), each smoothed with what follows it."""
-        return [self._release() for _ in range(len(self._held))]
+        return self._release(len(self._held))
 
-    def _release(self) -> tuple[T, np.ndarray]:
-        held = self._held
-        end = 0
-        while end < len(held) - 1 and held[end].back is not None:
-            end += 1  # the walk starts at the last frame of frame t's shot among those held
-        b = held[end].ab
-        for m in range(end - 1, -1, -1):
+    def _release(self, count: int) -> list[tuple[T, np.ndarray]]:
+        """Walk back over every frame held; the oldest `count` leave."""
+        held = list(self._held)
+        shape = next((h.back.reliability.shape for h in held if h.back is not None), None)
+        out: list[tuple[T, np.ndarray]] = []
+        b = None
+        for m in range(len(held) - 1, -1, -1):
             h = held[m]
-            b = h.ab + h.weight * (h.back.carry(b) - h.ab)
-        first = held.popleft()
-        return first.item, b
+            if h.back is None or shape is None:
+                b = None  # the last frame of its shot here: the walk starts again
+                if m < count:
+                    out.append((h.item, h.ab))
+                if shape is not None:
+                    b = h.at(shape)
+                continue
+            own = h.at(shape)
+            b = own + h.weight * (h.back.carry(b) - own)
+            if m < count:
+                change = cv2.resize(b - own, (h.ab.shape[1], h.ab.shape[0]), interpolation=cv2.INTER_LINEAR)
+                out.append((h.item, h.ab + change))
+        for _ in range(count):
+            self._held.popleft()
+        return out[::-1]

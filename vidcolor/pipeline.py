@@ -356,9 +356,10 @@ def _run_film(
 
 
 def _look_ahead_seconds(options: ColorizeOptions, colorizer: Colorizer, info: SourceInfo) -> float:
-    """How far past a frame its look-ahead reads (lookahead.py), with a frame to spare; 0 without."""
+    """How far past a frame its look-ahead reads (up to 2 x look_ahead - 1 frames, lookahead.py), with a
+    frame to spare; 0 without."""
     frames = options.temporal_options.filled(colorizer.feedback).look_ahead if options.temporal else 0
-    return (frames + 1) / float(info.rate) if frames > 0 else 0.0
+    return (2 * frames + 1) / float(info.rate) if frames > 0 else 0.0
 
 
 def _output_offset(container, src: Path, info: SourceInfo, span: tuple) -> float:
@@ -539,7 +540,10 @@ class _Job:
         self.times = StageTimes()
         self.notices: list[str] = []
         self.frames_q: queue.Queue = queue.Queue(maxsize=6)
-        self.encode_q: queue.Queue = queue.Queue(maxsize=6)
+        # The look-ahead hands frames on a block at a time: room for a block, so that the main thread does
+        # not wait on the encoder (and the network with it) while it takes them.
+        look = options.temporal_options.look_ahead if options.temporal else 0
+        self.encode_q: queue.Queue = queue.Queue(maxsize=6 + look)
         self.decoder = _Stage(self._decode, "vidcolor-decode")
         self.encoder: _Stage | None = None
         self.writer: Writer | None = None
@@ -724,7 +728,7 @@ class _Job:
             self._write(done, ab)
             return
         t = time.perf_counter()
-        leaving = self.look.push(done, ab, link.back if link is not None else None)
+        leaving = self.look.push(done, ab, link.back if link is not None else None, index)
         self.times.add("blend", t)
         for d, smoothed in leaving:
             self._write(d, smoothed)

@@ -108,14 +108,14 @@ class TemporalOptions:
     # noise, more so the faster they follow it (at 0.25 the seams between segments jumped 1.59x the change
     # inside them; 1.46x at 0.1). Run time only: training chains (train.sequences) carry the network's
     # colours unanchored.
-    anchor: float = 0.1
-    # Frame t is finished only once the next look_ahead frames are (0: at once), and takes their colours
-    # too, carried back onto it by flow: each frame's colours become look_ahead_weight x the next one's
-    # (where the flow is trusted) and the rest its own, from the last of them back to frame t. The loop
+    anchor: float = 0.25
+    # Each frame also takes the colours of the next look_ahead to 2 x look_ahead - 1 frames (0: none),
+    # carried back onto it by flow (lookahead.py): walking back from the newest, each frame's colours
+    # become look_ahead_weight x the next one's (where the flow is trusted) and the rest its own. The loop
     # alone only looks back, so a colour is averaged with the frames before it and lags behind a change;
-    # this averages it with the frames after it as well. 12 frames at 0.95: +0.03 dB over the loop alone
-    # and the ab CDC 12 % lower on the 13 evaluation clips (docs/experiments.md, session 29); 8 frames
-    # gave +0.03 and 11 %, 32 frames +0.04 and 13 %. It costs a remap a frame per frame held.
+    # this averages it with the frames after it too. On outputs of the 13 evaluation clips: +0.036 dB over
+    # the loop alone and the ab CDC 1.46x the truth's against 1.65x (8: +0.033, 1.48x); frames leave in
+    # blocks, two carries a frame at half the working size (docs/experiments.md, session 29).
     look_ahead: int = 12
     look_ahead_weight: float = 0.95
     cut_threshold: float = 0.45  # histogram distance above which frames belong to different shots
@@ -272,12 +272,31 @@ def _softened(ok: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur(ok.astype(np.float32), (0, 0), 1.5)
 
 
-def reversed_motion(motion: Motion, prev_gray: np.ndarray, gray: np.ndarray, lut: np.ndarray, opt: TemporalOptions) -> Motion:
-    """How frame t lies on frame t-1 (the look-ahead carries later colours back, lookahead.py), from the
-    flows track found, no new ones: the forward flow, trusted where the same three checks hold from
-    frame t-1's side."""
-    pair = FlowPair(backward=motion.forward, forward=motion.backward)
-    return Motion(motion.forward, _softened(_trusted(pair, gray, prev_gray, lut, opt)), motion.backward)
+LOOK_AHEAD_SCALE = 0.5  # of the working size; the look-ahead's colours at the full size: the same figures
+
+
+def reversed_motion(
+    motion: Motion,
+    prev_gray: np.ndarray,
+    gray: np.ndarray,
+    lut: np.ndarray,
+    opt: TemporalOptions,
+    scale: float = LOOK_AHEAD_SCALE,
+) -> Motion:
+    """How frame t lies on frame t-1 (the look-ahead carries later colours back, lookahead.py) at `scale` x
+    the working size, from the flows track found, no new ones: the forward flow, trusted where the same
+    three checks hold from frame t-1's side. Half the working size: on the 13 evaluation clips the
+    look-ahead gave the same dPSNR (+0.213) and ab CDC (1.46x against 1.45x the truth's) as at the full
+    size, for a quarter of the work (docs/experiments.md, session 29)."""
+    h, w = gray.shape
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+
+    def small(x: np.ndarray) -> np.ndarray:
+        return cv2.resize(x, size, interpolation=cv2.INTER_AREA)
+
+    forward, backward = small(motion.forward) * scale, small(motion.backward) * scale
+    ok = _trusted(FlowPair(backward=forward, forward=backward), small(gray), small(prev_gray), lut, opt)
+    return Motion(forward, _softened(ok), backward)
 
 
 def _trusted(pair: FlowPair, prev_gray: np.ndarray, gray: np.ndarray, lut: np.ndarray, opt: TemporalOptions) -> np.ndarray:
