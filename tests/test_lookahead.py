@@ -54,28 +54,31 @@ def test_untrusted_flow_takes_nothing_from_later_frames():
     assert all(np.array_equal(ab, frames[i][0]) for i, ab in run(LookAhead(3, 0.95), frames))
 
 
-def test_nothing_crosses_a_cut():
-    frames = [(flat(0.0), still() if i else None) for i in range(3)] + [(flat(50.0), None), (flat(50.0), still())]
+def test_nothing_crosses_a_cut_and_a_shots_first_frame_keeps_its_colours():
+    frames = [(flat(0.0), still() if i else None) for i in range(3)] + [(flat(50.0), None), (flat(80.0), still())]
     out = dict(run(LookAhead(4, 0.95), frames))
     assert all(np.array_equal(out[i], flat(0.0)) for i in range(3))  # the shot before the cut keeps its colours
-    assert out[3][0, 0, 0] == pytest.approx(50.0)
+    assert np.array_equal(out[3], flat(50.0))  # the first frame after the cut: the network's own guess
+    assert np.array_equal(out[4], flat(80.0))  # the last frame: nothing after it
+    flicker = dict(run(LookAhead(4, 0.95), [(flat(10.0 * (i == 1)), still() if i else None) for i in range(4)]))
+    assert np.array_equal(flicker[0], flat(0.0))  # the run's first frame is a shot's first too
 
 
 def test_later_colours_are_carried_back_along_the_motion():
-    """A textured picture moving 4 px right a frame: frame 1's patch, carried back, lands on frame 0's."""
+    """A textured picture moving 4 px right a frame: frame 2's patch, carried back, lands on frame 1's."""
     tracker = Tracker(TemporalOptions(look_ahead=1), gray_to_lightness_lut())
     h, w = 72, 96
     noise = np.random.default_rng(0).random((h, w + 8)).astype(np.float32)
     texture = (cv2.GaussianBlur(noise, (0, 0), 2.0) * 255 * 4 - 400).clip(10, 245).astype(np.uint8)
-    grays = [np.ascontiguousarray(texture[:, 8 - 4 * i : 8 - 4 * i + w]) for i in range(2)]
-    back = [tracker.link(g) for g in grays][1].back
-    assert back is not None and back.reliability[8:-8, 8:-8].mean() > 0.9
-    ab = [np.zeros((h, w, 2), np.float32) for _ in range(2)]
-    ab[0][30:40, 40:50] = 20.0  # frame 0's patch
-    ab[1][30:40, 44:54] = 40.0  # the same place in frame 1, 4 px on
-    (_, out0), _ = run(LookAhead(1, 1.0), [(ab[0], None), (ab[1], back)])
-    assert out0[32:38, 42:48].mean() == pytest.approx(40.0, abs=2.0)  # frame 1's colour, back in place
-    assert np.abs(out0[:, 56:]).max() < 1.0 and np.abs(out0[:, :36]).max() < 1.0  # and not beside it
+    grays = [np.ascontiguousarray(texture[:, 8 - 4 * i : 8 - 4 * i + w]) for i in range(3)]
+    backs = [tracker.link(g).back for g in grays]
+    assert backs[2] is not None and backs[2].reliability[8:-8, 8:-8].mean() > 0.9
+    ab = [np.zeros((h, w, 2), np.float32) for _ in range(3)]
+    ab[1][30:40, 40:50] = 20.0  # frame 1's patch
+    ab[2][30:40, 44:54] = 40.0  # the same place in frame 2, 4 px on
+    out = dict(run(LookAhead(1, 1.0), list(zip(ab, backs, strict=True))))
+    assert out[1][32:38, 42:48].mean() == pytest.approx(40.0, abs=2.0)  # frame 2's colour, back in place
+    assert np.abs(out[1][:, 56:]).max() < 1.0 and np.abs(out[1][:, :36]).max() < 1.0  # and not beside it
 
 
 def test_a_tracker_without_look_ahead_finds_no_backward_motion():

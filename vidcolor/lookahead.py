@@ -8,7 +8,9 @@ frames before it, so a colour lags behind a change and a flicker is averaged wit
 
 where carry_m lays frame m+1 onto frame m (the tracker's forward flow, temporal.reversed_motion), r_m
 is where that flow is trusted in [0, 1] and w is `weight`; B at frame m is frame m's new colours. The
-walk restarts at each cut or black frame: nothing crosses into another shot.
+walk restarts at each cut or black frame: nothing crosses into another shot. A shot's first frame keeps
+its colours, the network's own guess on it (the temporal state's too): issue 14 asks that it equal the
+per-frame output, the check that nothing of the shot before reached it.
 
 Frames leave in blocks of `frames` by their number in the film: a block leaves once the whole block
 after it is in, so each frame looks `frames` to 2 x `frames` - 1 frames ahead, and a walk of about two
@@ -31,10 +33,11 @@ T = TypeVar("T")
 
 
 class _Held(Generic[T]):
-    __slots__ = ("ab", "back", "index", "item", "small", "weight")
+    __slots__ = ("ab", "back", "index", "item", "small", "starts", "weight")
 
-    def __init__(self, item: T, ab: np.ndarray, index: int):
+    def __init__(self, item: T, ab: np.ndarray, index: int, starts: bool):
         self.item, self.ab, self.index = item, ab, index  # ab (H, W, 2) float32, Lab units, working size
+        self.starts = starts  # the first frame of a shot (or of the run): it keeps its colours
         self.back: Motion | None = None  # how the next frame lies on this one; None: a cut follows, or not yet
         self.weight: np.ndarray | None = None  # (h, w, 2) float32: w x back.reliability, for both channels
         self.small: np.ndarray | None = None  # (h, w, 2): ab at the motions' resolution, once a walk needs it
@@ -62,7 +65,7 @@ class LookAhead(Generic[T]):
             last.back = back
             # Same-shape products are ~4x faster in numpy than broadcasting (h, w) over the last axis.
             last.weight = np.repeat((self.weight * back.reliability).astype(np.float32)[..., None], 2, axis=2)
-        self._held.append(_Held(item, np.ascontiguousarray(ab, dtype=np.float32), index))
+        self._held.append(_Held(item, np.ascontiguousarray(ab, dtype=np.float32), index, back is None))
         k = self.frames
         ready = sum(1 for h in self._held if (h.index // k + 2) * k <= index + 1)  # the next block is all in
         return self._release(ready) if ready else []
@@ -88,7 +91,9 @@ class LookAhead(Generic[T]):
                 continue
             own = h.at(shape)
             b = own + h.weight * (h.back.carry(b) - own)
-            if m < count:
+            if m < count and h.starts:
+                out.append((h.item, h.ab))
+            elif m < count:
                 change = cv2.resize(b - own, (h.ab.shape[1], h.ab.shape[0]), interpolation=cv2.INTER_LINEAR)
                 out.append((h.item, h.ab + change))
         for _ in range(count):

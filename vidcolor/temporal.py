@@ -103,11 +103,10 @@ class TemporalOptions:
     # per-frame +2 and the truth's -1), and the gray inputs alone do not stop it: the blend carries it on.
     # At a gray input the shot's mean colour offset between the warped past and the network's per-frame
     # guess is measured on the trusted pixels and integrated, times this, into an offset that is taken off
-    # each fed-back prediction after it (docs/experiments.md, session 28). Not more: a segment's warm-up
-    # measures at other frames than the one-pass run, so their offsets differ by the per-frame guess's own
-    # noise, more so the faster they follow it (at 0.25 the seams between segments jumped 1.59x the change
-    # inside them; 1.46x at 0.1). Run time only: training chains (train.sequences) carry the network's
-    # colours unanchored.
+    # each fed-back prediction after it (docs/experiments.md, session 28). 0.25 with the look-ahead: the
+    # worst clip -0.04 and -0.10 dB against per-frame on the two clip sets (0.1: -0.25). A warm-up measures
+    # where the one-pass run does (the gray inputs fall by frame number), so the seams hold at 0.25
+    # (session 29). Run time only: training chains (train.sequences) carry the network's colours unanchored.
     anchor: float = 0.25
     # Each frame also takes the colours of the next look_ahead to 2 x look_ahead - 1 frames (0: none),
     # carried back onto it by flow (lookahead.py): walking back from the newest, each frame's colours
