@@ -112,9 +112,10 @@ class TemporalOptions:
     # carried back onto it by flow (lookahead.py): walking back from the newest, each frame's colours
     # become look_ahead_weight x the next one's (where the flow is trusted) and the rest its own. The loop
     # alone only looks back, so a colour is averaged with the frames before it and lags behind a change;
-    # this averages it with the frames after it too. On outputs of the 13 evaluation clips: +0.036 dB over
-    # the loop alone and the ab CDC 1.46x the truth's against 1.65x (8: +0.033, 1.48x); frames leave in
-    # blocks, two carries a frame at half the working size (docs/experiments.md, session 29).
+    # this averages it with the frames after it too: +0.02 / +0.03 dB over per-frame on the development /
+    # held-out clips and the ab CDC 1.60x / 1.52x the truth's against 1.90x / 1.75x without it
+    # (benchmarks/temporal.py --look-ahead 0). Frames leave in blocks, two carries a frame at half the
+    # working size (docs/experiments.md, session 29).
     look_ahead: int = 12
     look_ahead_weight: float = 0.95
     cut_threshold: float = 0.45  # histogram distance above which frames belong to different shots
