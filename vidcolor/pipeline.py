@@ -741,6 +741,8 @@ class _Job:
     def _write(self, done: _Done, ab: np.ndarray) -> None:
         """A finished frame's upright working-size ab (h, w, 2) onto the encoder's queue; frames outside a
         part's span only warm the temporal state up, or are the look-ahead of its last ones."""
+        if self.part is not None and not (self.part[0] - EPS <= done.time < self.part[1] - EPS):
+            return
         k = self.rotation // 90
         unc = done.unc
         if k:
@@ -748,8 +750,6 @@ class _Job:
         ab, unc = np.ascontiguousarray(ab), np.ascontiguousarray(unc)
         if done.at_key is not None:
             ab = _painted_at_full_size(ab, done.at_key, done.gray.shape, self.rotation)
-        if self.part is not None and not (self.part[0] - EPS <= done.time < self.part[1] - EPS):
-            return
         if self.first_time is None:
             self.first_time = done.time
         _put(self.encode_q, (done.pts, done.gray, ab, done.deep, unc), self.stop)
