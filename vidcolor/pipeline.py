@@ -325,7 +325,7 @@ def _run_film(
     finished = folder.done()
     # A part reads on past its end for the look-ahead of its last frames, as the one-pass run does;
     # the last one stops where the range does.
-    ahead = _look_ahead_seconds(options, colorizer, info)
+    ahead = _look_ahead_seconds(options, info)
     todo = [
         PartJob(src, folder.partial(s.index), s, s.warm_start(options.warmup, start), s.read_end(ahead, end), offset, options)
         for s in plan
@@ -355,10 +355,15 @@ def _run_film(
     return Summary(dst, sum(i.frames for i in infos), duration, time.perf_counter() - t0, notices)
 
 
-def _look_ahead_seconds(options: ColorizeOptions, colorizer: Colorizer, info: SourceInfo) -> float:
-    """How far past a frame its look-ahead reads (up to 2 x look_ahead - 1 frames, lookahead.py), with a
-    frame to spare; 0 without."""
-    frames = options.temporal_options.filled(colorizer.feedback).look_ahead if options.temporal else 0
+def _look_ahead_frames(options: ColorizeOptions) -> int:
+    """Frames a run's look-ahead waits for (lookahead.py): TemporalOptions.look_ahead; 0 per frame."""
+    return options.temporal_options.look_ahead if options.temporal else 0
+
+
+def _look_ahead_seconds(options: ColorizeOptions, info: SourceInfo) -> float:
+    """How far past a frame its look-ahead reads (up to 2 x look_ahead - 1 frames), with a frame to
+    spare; 0 without."""
+    frames = _look_ahead_frames(options)
     return (2 * frames + 1) / float(info.rate) if frames > 0 else 0.0
 
 
@@ -542,8 +547,7 @@ class _Job:
         self.frames_q: queue.Queue = queue.Queue(maxsize=6)
         # The look-ahead hands frames on a block at a time: room for a block, so that the main thread does
         # not wait on the encoder (and the network with it) while it takes them.
-        look = options.temporal_options.look_ahead if options.temporal else 0
-        self.encode_q: queue.Queue = queue.Queue(maxsize=6 + look)
+        self.encode_q: queue.Queue = queue.Queue(maxsize=6 + _look_ahead_frames(options))
         self.decoder = _Stage(self._decode, "vidcolor-decode")
         self.encoder: _Stage | None = None
         self.writer: Writer | None = None
@@ -624,8 +628,8 @@ class _Job:
                 passthrough=False,
             )
         self.state = TemporalState(self.temporal_options, self.lut, enabled=opt.temporal)
-        to = self.temporal_options
-        self.look = LookAhead(to.look_ahead, to.look_ahead_weight) if opt.temporal and to.look_ahead > 0 else None
+        look = _look_ahead_frames(opt)
+        self.look = LookAhead(look, self.temporal_options.look_ahead_weight) if look > 0 else None
         self.keyframes = self._keyframes() if opt.keyframes else None
         self.encoder = _Stage(
             lambda: _encode_loop(self.encode_q, self.writer, composer, self.stop, self.shots, self.times, self.heat),
