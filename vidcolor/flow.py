@@ -37,11 +37,13 @@ def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     return xs, ys
 
 
-def warp(img: np.ndarray, flow: np.ndarray, border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
-    """Sample img at (x + flow): (H, W[, C]) -> same shape, bilinear."""
+def warp(
+    img: np.ndarray, flow: np.ndarray, border: int = cv2.BORDER_REPLICATE, interpolation: int = cv2.INTER_LINEAR
+) -> np.ndarray:
+    """Sample img at (x + flow): (H, W[, C]) -> same shape, bilinear unless told otherwise."""
     h, w = flow.shape[:2]
     xs, ys = _grid(h, w)
-    return cv2.remap(img, xs + flow[..., 0], ys + flow[..., 1], cv2.INTER_LINEAR, borderMode=border)
+    return cv2.remap(img, xs + flow[..., 0], ys + flow[..., 1], interpolation, borderMode=border)
 
 
 def inside(flow: np.ndarray) -> np.ndarray:

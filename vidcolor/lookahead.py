@@ -8,15 +8,22 @@ frames before it, so a colour lags behind a change and a flicker is averaged wit
 
 where carry_m lays frame m+1 onto frame m (the tracker's forward flow, temporal.reversed_motion), r_m
 is where that flow is trusted in [0, 1] and w is `weight`; B at frame m is frame m's new colours. The
-walk restarts at each cut or black frame: nothing crosses into another shot. A shot's first frame keeps
-its colours, the network's own guess on it (the temporal state's too): issue 14 asks that it equal the
-per-frame output, the check that nothing of the shot before reached it.
+walk restarts at each cut or black frame: nothing crosses into another shot. A shot's first frame after a
+cut keeps its colours, the network's own guess on it (the temporal state's too): issue 14 asks that it
+equal the per-frame output, the check that nothing of the shot before reached it. The run's first frame
+has no shot before it and is smoothed like the rest: kept, it stood out from the frame after it
+(0.58 Lab units of mean change against 0.05 on drift-chicane).
 
-Frames leave in blocks of `frames` by their number in the film: a block leaves once the whole block
-after it is in, so each frame looks `frames` to 2 x `frames` - 1 frames ahead, and a walk of about two
-blocks serves a block (2 carries a frame, not `frames`). Numbered by the film, a segment's frames look as
-far ahead as the one-pass run's. The walk runs at the motions' resolution (half the working size,
-temporal.LOOK_AHEAD_SCALE); what it changes is added to the colours at their own. No video I/O here.
+A frame leaves once the frame `frames` after it (by its number in the film) is in, so every frame looks
+exactly as far ahead, and one walk over the frames held serves it: the same filter for every frame.
+Frames released in blocks had looked 12 to 23 frames ahead by their place in the block, and the change
+of filter at each block's edge showed as a jump in colour there (dev02: 10x the ab histogram change of
+the frames around it; docs/experiments.md, session 30). Numbered by the film, a segment's frames look as
+far ahead as the one-pass run's.
+
+The walk runs at the motions' resolution (an eighth of the working size, temporal.LOOK_AHEAD_SCALE),
+with bicubic carries: what it changes is the colours' coarse layout, which it adds to the colours at
+their own size; bilinear carries blurred that layout a little at every step of the walk. No video I/O.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ class _Held(Generic[T]):
 
     def __init__(self, item: T, ab: np.ndarray, index: int, starts: bool):
         self.item, self.ab, self.index = item, ab, index  # ab (H, W, 2) float32, Lab units, working size
-        self.starts = starts  # the first frame of a shot (or of the run): it keeps its colours
+        self.starts = starts  # the first frame of a shot after a cut: it keeps its colours
         self.back: Motion | None = None  # how the next frame lies on this one; None: a cut follows, or not yet
         self.weight: np.ndarray | None = None  # (h, w, 2) float32: w x back.reliability, for both channels
         self.small: np.ndarray | None = None  # (h, w, 2): ab at the motions' resolution, once a walk needs it
@@ -49,11 +56,13 @@ class _Held(Generic[T]):
 
 
 class LookAhead(Generic[T]):
-    """Outputs in frame order; they leave smoothed, in blocks (see the module's docstring), or at flush."""
+    """Outputs in frame order; each leaves smoothed once `frames` more are in (see the module's docstring),
+    or at flush."""
 
     def __init__(self, frames: int, weight: float):
         self.frames, self.weight = frames, weight
         self._held: deque[_Held[T]] = deque()
+        self._seen = False  # whether a frame came before: the run's first one has no shot before it
 
     def push(self, item: T, ab: np.ndarray, back: Motion | None, index: int) -> list[tuple[T, np.ndarray]]:
         """item: whatever goes with the frame (handed back with its ab); ab (H, W, 2) float32, upright, at
@@ -65,9 +74,10 @@ class LookAhead(Generic[T]):
             last.back = back
             # Same-shape products are ~4x faster in numpy than broadcasting (h, w) over the last axis.
             last.weight = np.repeat((self.weight * back.reliability).astype(np.float32)[..., None], 2, axis=2)
-        self._held.append(_Held(item, np.ascontiguousarray(ab, dtype=np.float32), index, back is None))
-        k = self.frames
-        ready = sum(1 for h in self._held if (h.index // k + 2) * k <= index + 1)  # the next block is all in
+        starts = back is None and self._seen  # a cut (or a black frame) just before it
+        self._held.append(_Held(item, np.ascontiguousarray(ab, dtype=np.float32), index, starts))
+        self._seen = True
+        ready = sum(1 for h in self._held if h.index + self.frames <= index)  # `frames` after it are in
         return self._release(ready) if ready else []
 
     def flush(self) -> list[tuple[T, np.ndarray]]:
@@ -90,7 +100,7 @@ class LookAhead(Generic[T]):
                     b = h.at(shape)
                 continue
             own = h.at(shape)
-            b = own + h.weight * (h.back.carry(b) - own)
+            b = own + h.weight * (h.back.carry(b, cv2.INTER_CUBIC) - own)
             if m < count and h.starts:
                 out.append((h.item, h.ab))
             elif m < count:

@@ -361,10 +361,9 @@ def _look_ahead_frames(options: ColorizeOptions) -> int:
 
 
 def _look_ahead_seconds(options: ColorizeOptions, info: SourceInfo) -> float:
-    """How far past a frame its look-ahead reads (up to 2 x look_ahead - 1 frames), with a frame to
-    spare; 0 without."""
+    """How far past a frame its look-ahead reads (look_ahead frames), with a frame to spare; 0 without."""
     frames = _look_ahead_frames(options)
-    return (2 * frames + 1) / float(info.rate) if frames > 0 else 0.0
+    return (frames + 1) / float(info.rate) if frames > 0 else 0.0
 
 
 def _output_offset(container, src: Path, info: SourceInfo, span: tuple) -> float:
@@ -545,8 +544,8 @@ class _Job:
         self.times = StageTimes()
         self.notices: list[str] = []
         self.frames_q: queue.Queue = queue.Queue(maxsize=6)
-        # The look-ahead hands frames on a block at a time: room for a block, so that the main thread does
-        # not wait on the encoder (and the network with it) while it takes them.
+        # At the end of a run the look-ahead hands on all the frames it holds at once: room for them, so
+        # that the main thread does not wait on the encoder (and the network with it) while it takes them.
         self.encode_q: queue.Queue = queue.Queue(maxsize=6 + _look_ahead_frames(options))
         self.decoder = _Stage(self._decode, "vidcolor-decode")
         self.encoder: _Stage | None = None

@@ -108,15 +108,13 @@ class TemporalOptions:
     # where the one-pass run does (the gray inputs fall by frame number), so the seams hold at 0.25
     # (session 29). Run time only: training chains (train.sequences) carry the network's colours unanchored.
     anchor: float = 0.25
-    # Each frame also takes the colours of the next look_ahead to 2 x look_ahead - 1 frames (0: none),
-    # carried back onto it by flow (lookahead.py): walking back from the newest, each frame's colours
-    # become look_ahead_weight x the next one's (where the flow is trusted) and the rest its own. The loop
-    # alone only looks back, so a colour is averaged with the frames before it and lags behind a change;
-    # this averages it with the frames after it too: +0.02 / +0.03 dB over per-frame on the development /
-    # held-out clips and the ab CDC 1.60x / 1.52x the truth's against 1.90x / 1.75x without it
-    # (benchmarks/temporal.py --look-ahead 0). Frames leave in blocks, two carries a frame at half the
-    # working size (docs/experiments.md, session 29).
-    look_ahead: int = 12
+    # Each frame also takes the colours of the next look_ahead frames (0: none), carried back onto it by
+    # flow (lookahead.py): walking back from the newest, each frame's colours become look_ahead_weight x
+    # the next one's (where the flow is trusted) and the rest its own. The loop alone only looks back, so
+    # a colour is averaged with the frames before it and lags behind a change; this averages it with the
+    # frames after it too (benchmarks/temporal.py --look-ahead 0 for the figures without it). 16 frames,
+    # at an eighth of the working size (docs/experiments.md, sessions 29 and 30).
+    look_ahead: int = 16
     look_ahead_weight: float = 0.95
     cut_threshold: float = 0.45  # histogram distance above which frames belong to different shots
     # Below this fraction of trustworthy flow, t-1 and t are different shots. Cuts between shots of alike
@@ -227,9 +225,9 @@ class Motion:
     reliability: np.ndarray  # (H, W) float32 in [0, 1], softened at occlusion edges
     forward: np.ndarray | None = None  # (H, W, 2) flow, frame t-1 -> t, where it was found (track)
 
-    def carry(self, img: np.ndarray) -> np.ndarray:
+    def carry(self, img: np.ndarray, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
         """Something of frame t-1, (H, W[, C]), laid onto frame t."""
-        return warp(img, self.backward)
+        return warp(img, self.backward, interpolation=interpolation)
 
 
 RETRY_MARGIN = 2.0  # how much more than min_reliable a retried flow must trust (track)
@@ -272,7 +270,7 @@ def _softened(ok: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur(ok.astype(np.float32), (0, 0), 1.5)
 
 
-LOOK_AHEAD_SCALE = 0.5  # of the working size; the look-ahead's colours at the full size: the same figures
+LOOK_AHEAD_SCALE = 0.125  # of the working size (reversed_motion)
 
 
 def reversed_motion(
@@ -285,9 +283,11 @@ def reversed_motion(
 ) -> Motion:
     """How frame t lies on frame t-1 (the look-ahead carries later colours back, lookahead.py) at `scale` x
     the working size, from the flows track found, no new ones: the forward flow, trusted where the same
-    three checks hold from frame t-1's side. Half the working size: on the 13 evaluation clips the
-    look-ahead gave the same dPSNR (+0.213) and ab CDC (1.46x against 1.45x the truth's) as at the full
-    size, for a quarter of the work (docs/experiments.md, session 29)."""
+    three checks hold from frame t-1's side. An eighth of the working size (32 x 18 px for a 16:9 film):
+    the look-ahead then moves the colours' coarse layout along the motion and leaves their detail to each
+    frame. On the 13 evaluation clips the ab CDC fell from 1.51x / 1.42x the truth's at half the size to
+    1.45x / 1.30x (development / held-out clips) at the same dPSNR, and the walk costs a few carries of
+    a 32 x 18 image a frame (docs/experiments.md, session 30)."""
     h, w = gray.shape
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
 
