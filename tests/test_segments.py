@@ -146,10 +146,12 @@ def test_a_segment_reads_past_its_end_for_the_look_ahead_of_its_last_frames(film
     look-ahead from frames past its end, as they do in one pass."""
     one, seg = tmp_path / "one.mkv", tmp_path / "seg.mkv"
     colorize_video(film, one, ColorizeOptions(model=tiny_model, encode=LOSSLESS))
-    colorize_video(film, seg, ColorizeOptions(model=tiny_model, segment=1.0, encode=LOSSLESS))
+    summary = colorize_video(film, seg, ColorizeOptions(model=tiny_model, segment=1.0, encode=LOSSLESS))
     a, b = read_video(one)["rgb"], read_video(seg)["rgb"]
     assert len(a) == len(b) == 48
     assert all(np.array_equal(x, y) for x, y in zip(a[:12], b[:12], strict=True))  # segment 1: 1 s at 12 fps
+    # Reading on past its end, a part does not take the frames it does not write for missing ones.
+    assert not any("ends early" in n for n in summary.notices)
 
 
 def test_changed_option_invalidates_the_parts(film, tiny_model, tmp_path):

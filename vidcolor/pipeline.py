@@ -786,7 +786,9 @@ class _Job:
             return
         if not info.duration:
             return
-        declared_end = info.start + info.duration if self.end is None else min(self.end, info.start + info.duration)
+        # A part decodes past the frames it writes (their look-ahead): it answers for its own frames alone.
+        until = self.end if self.part is None or math.isinf(self.part[1]) else self.part[1]
+        declared_end = info.start + info.duration if until is None else min(until, info.start + info.duration)
         decoded_end = last_time + float(1 / info.rate)
         missing = declared_end - decoded_end
         if missing > max(0.5, 3 / float(info.rate)):
