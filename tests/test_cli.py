@@ -65,6 +65,25 @@ def test_output_is_colored_and_keeps_luma(gray_clip, tiny_model, tmp_path):
     assert np.abs(b[..., 0] - b[..., 2]).mean() > 0.5  # no longer gray
 
 
+def test_the_cli_defaults_are_the_options_defaults():
+    """One knob, one default: each flag's default is the field's it sets (a CLI still at look-ahead 12
+    after the options moved to 16 ran other colours than the benchmarks measured)."""
+    import inspect
+
+    from vidcolor.cli import colorize
+    from vidcolor.pipeline import ColorizeOptions
+    from vidcolor.temporal import TemporalOptions
+    from vidcolor.video import EncodeOptions
+
+    flags = {name: p.default.default for name, p in inspect.signature(colorize).parameters.items()}
+    fields = {
+        **{k: getattr(TemporalOptions(), k) for k in ("smoothing", "look_ahead")},
+        **{k: getattr(ColorizeOptions(), k) for k in ("work_size", "keyframe_reach", "segment", "fresh", "jobs", "threads")},
+        **{k: getattr(EncodeOptions(), k) for k in ("codec", "crf", "preset")},
+    }
+    assert {k: flags[k] for k in fields} == fields
+
+
 @pytest.mark.parametrize(
     "mode",
     [

@@ -183,7 +183,7 @@ def colorize(
         help="How steady colours stay from frame to frame: 0 = each frame's own guess .. 1 = steadiest (the default).",
     ),
     look_ahead: int = typer.Option(
-        12,
+        16,
         "--look-ahead",
         min=0,
         help="Frames after each frame whose colours it also takes, carried back along the motion: steadier "
