@@ -103,11 +103,12 @@ class TemporalOptions:
     # per-frame +2 and the truth's -1), and the gray inputs alone do not stop it: the blend carries it on.
     # At a gray input the shot's mean colour offset between the warped past and the network's per-frame
     # guess is measured on the trusted pixels and integrated, times this, into an offset that is taken off
-    # each fed-back prediction after it (docs/experiments.md, session 28). 0.25 with the look-ahead: the
-    # worst clip -0.04 and -0.10 dB against per-frame on the two clip sets (0.1: -0.25). A warm-up measures
-    # where the one-pass run does (the gray inputs fall by frame number), so the seams hold at 0.25
-    # (session 29). Run time only: training chains (train.sequences) carry the network's colours unanchored.
-    anchor: float = 0.25
+    # each fed-back prediction after it (docs/experiments.md, session 28). 0.2 with today's look-ahead: the
+    # worst clip -0.05 and -0.09 dB against per-frame on the two clip sets (0.1: -0.21, 0.25: -0.08 at a
+    # higher ab CDC; session 30). A warm-up measures where the one-pass run does (the gray inputs fall by
+    # frame number), so the seams hold (session 29). Run time only: training chains (train.sequences) carry
+    # the network's colours unanchored.
+    anchor: float = 0.2
     # Each frame also takes the colours of the next look_ahead frames (0: none), carried back onto it by
     # flow (lookahead.py): walking back from the newest, each frame's colours become look_ahead_weight x
     # the next one's (where the flow is trusted) and the rest its own. The loop alone only looks back, so
