@@ -103,7 +103,7 @@ class TemporalOptions:
     # per-frame +2 and the truth's -1), and the gray inputs alone do not stop it: the blend carries it on.
     # At a gray input the shot's mean colour offset between the warped past and the network's per-frame
     # guess is measured on the trusted pixels and integrated, times this, into an offset that is taken off
-    # each fed-back prediction after it (docs/experiments.md, session 28). 0.2 with today's look-ahead: the
+    # each fed-back prediction after it (docs/experiments.md, session 28). 0.2 with the look-ahead below: the
     # worst clip -0.05 and -0.09 dB against per-frame on the two clip sets (0.1: -0.21, 0.25: -0.08 at a
     # higher ab CDC; session 30). A warm-up measures where the one-pass run does (the gray inputs fall by
     # frame number), so the seams hold (session 29). Run time only: training chains (train.sequences) carry
@@ -286,8 +286,8 @@ def reversed_motion(
     the working size, from the flows track found, no new ones: the forward flow, trusted where the same
     three checks hold from frame t-1's side. An eighth of the working size (32 x 18 px for a 16:9 film):
     the look-ahead then moves the colours' coarse layout along the motion and leaves their detail to each
-    frame. On the 13 evaluation clips the ab CDC fell from 1.51x / 1.42x the truth's at half the size to
-    1.45x / 1.30x (development / held-out clips) at the same dPSNR, and the walk costs a few carries of
+    frame. On the 13 evaluation clips (anchor 0.25) the ab CDC fell from 1.51x / 1.42x the truth's at half
+    the size to 1.45x / 1.30x (development / held-out clips) at the same dPSNR, and the walk costs a few carries of
     a 32 x 18 image a frame (docs/experiments.md, session 30)."""
     h, w = gray.shape
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
