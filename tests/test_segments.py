@@ -154,6 +154,18 @@ def test_a_segment_reads_past_its_end_for_the_look_ahead_of_its_last_frames(film
     assert not any("ends early" in n for n in summary.notices)
 
 
+def test_each_finished_part_gives_its_freed_memory_back(film, tiny_model, tmp_path, monkeypatch):
+    """In one process the parts run one after another: after each, what it freed goes back to the system
+    (film.give_back_freed_memory), so the next part does not start from the last one's peak."""
+    import vidcolor.film
+
+    calls = []
+    monkeypatch.setattr(vidcolor.film, "give_back_freed_memory", lambda: calls.append(1))
+    out = tmp_path / "out.mkv"
+    colorize_video(film, out, ColorizeOptions(model=tiny_model, segment=1.0, encode=LOSSLESS))
+    assert len(calls) == 4  # 4 s of film in segments of 1 s
+
+
 def test_changed_option_invalidates_the_parts(film, tiny_model, tmp_path):
     out = tmp_path / "out.mkv"
     with pytest.raises(KeyboardInterrupt):
