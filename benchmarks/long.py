@@ -72,8 +72,8 @@ def memory_and_resume(work: Path, minutes: float, fps: int, segment: float) -> d
     _, rss_head = run_measured(vidcolor(film, "-o", work / "head.color.mp4", "--end", 60, *seg))
     print(
         f"peak RSS: 1-minute film {rss_short:.0f} MB, {minutes:g}-minute film {rss_long:.0f} MB: "
-        f"+{rss_long - rss_short:.0f} MB (bar: within 50 MB); the {minutes:g}-minute film's first minute "
-        f"alone {rss_head:.0f} MB (+{rss_long - rss_head:.0f} MB for the rest of its length, in segments)"
+        f"{rss_long - rss_short:+.0f} MB (bar: within 50 MB); the {minutes:g}-minute film's first minute "
+        f"alone {rss_head:.0f} MB ({rss_long - rss_head:+.0f} MB for the rest of its length, in segments)"
     )
     out = work / "resumed.color.mp4"
     parts = out.with_name(f".{out.name}.parts")
