@@ -332,6 +332,9 @@ def test_signals_stop_cleanly_and_leave_no_partial_file(tmp_path, tiny_model, lo
         [sys.executable, "-m", "vidcolor", str(clip), "-o", str(out_dir / "o.mp4"), "--model", str(tiny_model)],
         stderr=subprocess.PIPE,
         text=True,
+        # As a terminal's foreground job: a shell running these tests in the background (`... &` in a
+        # script) starts them with SIGINT ignored, which the child would inherit and rightly keep.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 60
     while not any(out_dir.iterdir()) and time.monotonic() < deadline:  # the partial file exists: it is working
