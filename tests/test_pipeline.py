@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-import vidcolor.pipeline as pipeline
+import vidcolor.job as job
 from vidcolor.inference import Ahead, Colorizer
 from vidcolor.pipeline import ColorizeOptions, colorize_video
 from vidcolor.temporal import TemporalOptions, TemporalState
@@ -69,7 +69,7 @@ def test_lagged_feedback_ahead_changes_no_pixel(gray_clip, tiny_model, tmp_path,
     lagged = TemporalOptions(feedback=True, feedback_lag=2)
     colorize_video(gray_clip, tmp_path / "ahead.mkv", lossless(tiny_model, threads=1, temporal_options=lagged))
     assert sum(np.ptp(x, axis=2).max() > 0.01 for x in seen) >= 8  # frames 2.. carry colours fed back
-    monkeypatch.setattr(pipeline, "_predicts_ahead", lambda options, temporal, match: None)  # each frame's own step
+    monkeypatch.setattr(job, "_predicts_ahead", lambda options, temporal, match: None)  # each frame's own step
     colorize_video(gray_clip, tmp_path / "serial.mkv", lossless(tiny_model, threads=1, temporal_options=lagged))
     a, b = read_video(tmp_path / "ahead.mkv"), read_video(tmp_path / "serial.mkv")
     assert a["frames"] == b["frames"] == 12
@@ -127,7 +127,7 @@ def test_weights_trained_on_chains_are_fed_back_by_default_unless_told_otherwise
         temporal, "feedback_input", lambda L, ab, rel, gain=1.0, snap=0: fed.append(gain) or original(L, ab, rel, gain, snap)
     )
     given: list[TemporalOptions] = []  # what the pipeline hands the state
-    monkeypatch.setattr(pipeline, "TemporalState", lambda opt, *a, **k: given.append(opt) or TemporalState(opt, *a, **k))
+    monkeypatch.setattr(job, "TemporalState", lambda opt, *a, **k: given.append(opt) or TemporalState(opt, *a, **k))
     chained = tmp_path / "chained.safetensors"
     set_feedback_file(tiny_model, chained, feedback=True, smooth_carried=False, gray_every=4, snap_radius=3)
     colorize_video(gray_clip, tmp_path / "a.mkv", lossless(chained))  # the record's settings
@@ -143,7 +143,7 @@ def test_weights_trained_on_chains_are_fed_back_by_default_unless_told_otherwise
 
 def test_predicting_ahead_changes_no_pixel(gray_clip, tiny_model, tmp_path, monkeypatch):
     colorize_video(gray_clip, tmp_path / "ahead.mkv", lossless(tiny_model, threads=1))
-    monkeypatch.setattr(pipeline, "_predicts_ahead", lambda options, temporal, match: None)
+    monkeypatch.setattr(job, "_predicts_ahead", lambda options, temporal, match: None)
     colorize_video(gray_clip, tmp_path / "serial.mkv", lossless(tiny_model, threads=1))
     a, b = read_video(tmp_path / "ahead.mkv"), read_video(tmp_path / "serial.mkv")
     assert a["frames"] == b["frames"] == 12

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from vidcolor.cli import app
 from vidcolor.color import gamut_bins, soft_histogram
 from vidcolor.decoding import ColorDecoder, DecodeConfig
-from vidcolor.pipeline import ShotMatch
+from vidcolor.job import ShotMatch
 from vidcolor.reference import ReferenceMatch, reference_histogram
 
 from .conftest import read_video

@@ -274,7 +274,7 @@ def test_a_finished_segment_leaves_nothing_behind_for_the_next_one(film, tiny_mo
     between those rare collections, no segment's job may outlive it."""
     import gc
 
-    from vidcolor import pipeline
+    from vidcolor import job, pipeline
 
     parts = []
     real = pipeline.colorize_part
@@ -284,7 +284,7 @@ def test_a_finished_segment_leaves_nothing_behind_for_the_next_one(film, tiny_mo
     try:
         colorize_video(film, tmp_path / "out.mkv", ColorizeOptions(model=tiny_model, segment=1.0, encode=LOSSLESS))
         # type(), not isinstance(): the latter reads __class__, which warns on torch's deprecated module attributes
-        jobs = [o for o in gc.get_objects() if type(o) is pipeline._Job]
+        jobs = [o for o in gc.get_objects() if type(o) is job.Job]
     finally:
         gc.enable()
     assert len(parts) >= 3 and jobs == []

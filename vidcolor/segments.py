@@ -4,7 +4,7 @@ A segment is a time range [start, end) of the source. Its boundaries are source
 keyframes near every `segment` seconds, so a seek lands on them: keyframes an
 encoder put at a cut when there are any near (`encoder_cuts`), else the nearest. Each segment is colorized on its own, after `warmup`
 seconds of frames before it that go through flow and temporal state without
-being written, so colours inside a shot do not jump at a boundary (pipeline.py).
+being written, so colours inside a shot do not jump at a boundary (job.py).
 
 The work folder `.<output name>.parts/` beside the output holds:
     manifest.json      what the parts were made from: the input's identity, every

@@ -1,0 +1,92 @@
+"""What a run is asked to do (ColorizeOptions) and what it reports (Progress, StageTimes, Summary)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .keyframes import KeyframeSpec
+from .temporal import TemporalOptions
+from .video import EncodeOptions
+
+
+@dataclass(frozen=True)
+class ColorizeOptions:
+    start: float | None = None  # seconds
+    end: float | None = None  # seconds (exclusive)
+    work_size: int = 256  # long side of the working resolution, in pixels
+    temperature: float | None = None  # annealed-mean T; None = the model's default
+    saturation: float | None = None  # 0 cautious .. 1 vivid (undoes less of the rebalancing); None = the model's
+    temporal: bool = True
+    temporal_options: TemporalOptions = field(default_factory=TemporalOptions)
+    encode: EncodeOptions = field(default_factory=EncodeOptions)
+    device: str = "auto"
+    model: Path | None = None
+    preview: bool = False  # side-by-side clip (gray | colour) + contact sheet instead of the plain output
+    keyframes: tuple[KeyframeSpec, ...] = ()  # the user's coloured frames (keyframes.py)
+    keyframe_reach: float = 10.0  # seconds before a keyframe its colours are carried back to
+    uncertainty: Path | None = None  # also write the network's uncertainty as a heat-map video here
+    reference: Path | None = None  # a colour photo whose colours each shot moves toward (reference.py)
+    sheet_frames: int = 6
+    # Long films (film.py, segments.py): segments of about this many seconds, each preceded by `warmup` s
+    # of frames that only warm the temporal state up; finished segments survive a kill and are reused.
+    segment: float = 60.0  # 0 = one pass, no segments
+    # 6 s, not 2: the fed-back loop holds its colours longer than the blend alone did, and after 2 s a
+    # segment's first frames still differed from the one-pass output's (colour change across a seam 1.3-2.6x
+    # the median inside segments; 1.1-1.3x after 6 s, benchmarks/long.py --only seams), for 7 % more frames.
+    warmup: float = 6.0
+    fresh: bool = False  # ignore finished segments of an earlier run
+    jobs: int = 0  # worker processes; 0 = from the core count (film.default_jobs)
+    threads: int = 0  # torch threads per worker; 0 = the cores / jobs
+    ray: str | None = None  # run the segments as Ray tasks: "auto" or a cluster's address
+
+
+@dataclass
+class Progress:
+    frames: int
+    total: int  # estimate, 0 when unknown
+    elapsed: float
+
+
+class StageTimes:
+    """Seconds spent per stage (the decoder thread: decode, flow; the main one: model, blend; the encoder
+    thread: compose, encode), so stages on different threads overlap."""
+
+    names = ("decode", "flow", "model", "blend", "compose", "encode")
+
+    def __init__(self) -> None:
+        self.seconds = {n: 0.0 for n in self.names}
+        self.lock = threading.Lock()  # the decoder, main and model threads add to it
+
+    def add(self, name: str, since: float) -> float:
+        now = time.perf_counter()
+        with self.lock:
+            self.seconds[name] += now - since
+        return now
+
+    def per_frame_ms(self, frames: int) -> dict[str, float]:
+        return {n: 1000.0 * s / max(1, frames) for n, s in self.seconds.items()}
+
+
+@dataclass
+class Summary:
+    output: Path
+    frames: int
+    duration: float  # seconds of video written
+    elapsed: float
+    notices: list[str]
+    sheet: Path | None = None
+    lost_packets: int = 0
+    stages: StageTimes | None = None
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.elapsed if self.elapsed > 0 else 0.0
+
+
+def working_size(width: int, height: int, long_side: int) -> tuple[int, int]:
+    """Fit (width, height) into long_side, keeping the aspect; never upscale; even sides."""
+    s = min(1.0, long_side / max(width, height))
+    return max(16, 2 * round(width * s / 2)), max(16, 2 * round(height * s / 2))
