@@ -57,7 +57,7 @@ from .video import (
 
 
 class _Stage(threading.Thread):
-    """A worker thread whose exception is re-raised in the caller by join_checked()."""
+    """A worker thread whose exception the calling thread re-raises (_get, Job._write, Job._finish)."""
 
     def __init__(self, target: Callable[[], None], name: str):
         super().__init__(name=name, daemon=True)
@@ -122,6 +122,8 @@ def look_ahead_frames(options: ColorizeOptions) -> int:
 
 @contextmanager
 def signals_ignored() -> Iterator[None]:
+    """Stop signals ignored while inside, so a second Ctrl-C cannot interrupt a cleanup; only the main
+    thread may set handlers, and elsewhere nothing changes."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
