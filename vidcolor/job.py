@@ -340,12 +340,14 @@ class Job:
             if self.ahead_mode != "lagged":
                 self._finish_frame(item)
                 continue
-            # Frame t's input holds frame t-2's output: finish t-2, then predict t beside t-1.
-            if len(held) == 2:
-                self._finish_frame(held.popleft())
+            # Frame t's input holds frame t-2's output: step t-2, predict t beside t-1, then hand t-2 on (the
+            # look-ahead and the encoder's queue wait: the network's worker does not).
+            stepped = self._step_frame(held.popleft()) if len(held) == 2 else None
             before = held[-1].link if held else None
             lagged = self.state.lagged_input(item.small, before, item.link, self._index(item.frame.time))
             held.append(item._replace(ahead=self.ahead.submit(lagged)))
+            if stepped is not None:
+                self._hand_on(*stepped)
         while held:
             self._finish_frame(held.popleft())
         for done, ab in self.look.flush() if self.look is not None else ():
@@ -371,12 +373,21 @@ class Job:
     def _finish_frame(self, item: _Decoded) -> None:
         """One decoded frame through the temporal state and the look-ahead; what leaves the look-ahead goes
         on to the encoder's queue."""
+        self._hand_on(*self._step_frame(item))
+
+    def _step_frame(self, item: _Decoded) -> tuple[_Done, np.ndarray, Link | None, int]:
+        """One decoded frame through the temporal state -> the finished frame, its ab (h, w, 2), its link
+        and its number in the film, for _hand_on."""
         frame, gray, deep, small, link, ahead = item
         guide = self.keyframes.guide(frame.time, self.state) if self.keyframes else None
         predicted = ahead.result() if ahead is not None else None
         index = self._index(frame.time)
         ab, unc = _colorize_frame(small, link, self.state, self.colorizer, self.times, guide, self.match, predicted, index)
         done = _Done(frame.pts, frame.time, gray, deep, unc, self.keyframes.at_key if self.keyframes else None)
+        return done, ab, link, index
+
+    def _hand_on(self, done: _Done, ab: np.ndarray, link: Link | None, index: int) -> None:
+        """A stepped frame into the look-ahead; what leaves it goes on to the encoder's queue."""
         if self.look is None:
             self._write(done, ab)
             return
