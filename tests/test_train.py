@@ -25,6 +25,7 @@ from vidcolor.train.fit import (
     TrainConfig,
     Trainer,
     color_loss,
+    consistency_loss,
     export_checkpoint,
     init_model,
     rebalance_weights,
@@ -508,6 +509,59 @@ def test_distilling_pulls_the_gray_inputs_output_toward_the_init_weights(tmp_pat
         opt.step()
     assert kept(gray).item() < 0.8 * before.item()  # its gradient leads back toward the teacher
     assert "distill" in trainer.train_step()  # logged beside the colour loss
+
+
+def test_consistency_is_zero_for_outputs_that_move_with_the_flow_and_pulls_others_together():
+    torch.manual_seed(0)
+    n, q, h, w = 2, 10, 8, 8
+    logits, reg = torch.randn(n, q, h, w), 10 * torch.randn(n, 2, h, w)
+    moved = (torch.roll(logits, 1, dims=-1), torch.roll(reg, 1, dims=-1))  # the second frames: one cell right
+    flow = torch.zeros(n, 2, 4 * h, 4 * w)
+    flow[:, 0] = -4.0  # second -> first: 4 px (one output cell) left
+    trust = torch.ones(n, 4 * h, 4 * w)
+    trust[..., :8] = 0  # where the roll wrapped round: untrusted
+    both = (torch.cat((logits, moved[0])), torch.cat((reg, moved[1])))
+    assert consistency_loss(*both, flow, trust).item() < 1e-6
+    assert consistency_loss(*both, torch.zeros_like(flow), trust).item() > 0.5  # the motion ignored
+    assert consistency_loss(*both, flow, torch.zeros_like(trust)).item() == 0  # nothing trusted, nothing asked
+    a, b = torch.randn(2 * n, q, h, w, requires_grad=True), torch.randn(2 * n, 2, h, w, requires_grad=True)
+    before = consistency_loss(a, b, flow, trust)
+    before.backward()
+    assert a.grad[:n].abs().sum() > 0 and a.grad[n:].abs().sum() > 0 and b.grad[:n].abs().sum() > 0  # both frames learn
+    opt = torch.optim.Adam([a, b], lr=0.1)
+    for _ in range(20):
+        opt.zero_grad()
+        consistency_loss(a, b, flow, trust).backward()
+        opt.step()
+    assert consistency_loss(a, b, flow, trust).item() < 0.5 * before.item()
+
+
+def test_pairs_are_two_gray_frames_of_one_clip_with_the_motion_between_them():
+    from vidcolor.color import gray_to_lightness_lut
+    from vidcolor.flow import make_dis, warp
+    from vidcolor.temporal import TemporalOptions
+    from vidcolor.train.sequences import pair_samples
+
+    cache, spans = _panning_clip()
+    rng = np.random.default_rng(2)
+    pairs = pair_samples(cache, spans, 3, 64, 2, make_dis("fast"), gray_to_lightness_lut(), TemporalOptions(), rng)
+    assert pairs.inputs.shape == (6, 3, 64, 64) and pairs.ab.shape == (6, 2, 64, 64)
+    assert pairs.backward.shape == (3, 2, 64, 64) and pairs.reliability.shape == (3, 64, 64)
+    assert (pairs.inputs.amax(1) - pairs.inputs.amin(1)).max() < 1e-6  # gray inputs
+    assert pairs.reliability.mean() > 0.5  # the pan is followed
+    for i in range(3):  # the first frame's colours, carried by the motion, land on the second's
+        first, second = pairs.ab[i].permute(1, 2, 0).numpy(), pairs.ab[3 + i].permute(1, 2, 0).numpy()
+        carried = warp(first, pairs.backward[i].permute(1, 2, 0).numpy())
+        trusted = pairs.reliability[i].numpy() > 0.9
+        assert np.abs(carried - second)[trusted].mean() < 0.5 * np.abs(first - second)[trusted].mean()
+
+
+def test_training_with_consistency_adds_pairs_to_each_batch_and_logs_their_loss(tmp_path):
+    cfg = replace(_tiny_run(tmp_path), consistency=1.0, consistency_pairs=2, consistency_gap=2)
+    trainer = Trainer(cfg)
+    assert trainer._pairs().inputs.shape == (4, 3, 64, 64)
+    assert trainer.train_step()["consistency"] > 0
+    assert Trainer(replace(cfg, consistency=0.0, run_dir=str(tmp_path / "off")))._pairs() is None
 
 
 def test_opening_the_hint_gate_follows_a_hint_further_and_leaves_gray_inputs_alone():
