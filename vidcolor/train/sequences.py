@@ -14,6 +14,9 @@ gray input, as at run time.
 (each step carries every chain one frame on), so the network also learns from
 inputs that have been through its own loop for tens of frames, as at run time
 over a long shot, at the cost of one forward pass a step.
+
+`pair_samples` gives two gray frames of one clip and the run time's motion between them, for a loss that
+asks the network's output on both to agree along it (fit.consistency_loss).
 """
 
 from __future__ import annotations
