@@ -49,6 +49,23 @@ def test_consistency_flags_inconsistent_flow():
     assert not ok[:, 17:25].any()
 
 
+def test_a_motion_carries_as_a_warp_along_its_flow_every_time():
+    """Motion and FlowPair build their flow's sample points once; what they warp is flow.warp's."""
+    from vidcolor.flow import FlowPair
+    from vidcolor.temporal import Motion
+
+    rng = np.random.default_rng(0)
+    backward = rng.normal(0, 3, (20, 30, 2)).astype(np.float32)
+    forward = rng.normal(0, 3, (20, 30, 2)).astype(np.float32)
+    img = rng.random((20, 30, 2)).astype(np.float32)
+    motion = Motion(backward, np.ones((20, 30), np.float32))
+    for interpolation in (cv2.INTER_LINEAR, cv2.INTER_CUBIC, cv2.INTER_LINEAR):
+        assert np.array_equal(motion.carry(img, interpolation), warp(img, backward, interpolation=interpolation))
+    pair = FlowPair(backward, forward)
+    assert np.array_equal(pair.reliable(), consistent(backward, forward))
+    assert pair.reliable().any() and not pair.reliable().all()
+
+
 def make_state(enabled: bool = True, **kw) -> TemporalState:
     return TemporalState(TemporalOptions(**kw), gray_to_lightness_lut(), enabled=enabled)
 

@@ -8,7 +8,7 @@ where it was in frame t-1, so `warp(prev, backward)` lays frame t-1 onto t.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import cv2
 import numpy as np
@@ -37,31 +37,47 @@ def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     return xs, ys
 
 
+Points = tuple[np.ndarray, np.ndarray]  # where each pixel samples the other frame: (x, y), each (H, W) float32
+
+
+def sample_points(flow: np.ndarray) -> Points:
+    """(H, W, 2) flow -> (x + dx, y + dy): what `remap` and `inside` take. Build it once for every warp
+    along one flow (`FlowPair.points`, `temporal.Motion`): a frame's motion is warped along 5-7 times."""
+    h, w = flow.shape[:2]
+    xs, ys = _grid(h, w)
+    return xs + flow[..., 0], ys + flow[..., 1]
+
+
+def remap(img: np.ndarray, at: Points, border: int = cv2.BORDER_REPLICATE, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """Sample img at the points: (H, W[, C]) -> same shape, bilinear unless told otherwise."""
+    return cv2.remap(img, at[0], at[1], interpolation, borderMode=border)
+
+
 def warp(
     img: np.ndarray, flow: np.ndarray, border: int = cv2.BORDER_REPLICATE, interpolation: int = cv2.INTER_LINEAR
 ) -> np.ndarray:
     """Sample img at (x + flow): (H, W[, C]) -> same shape, bilinear unless told otherwise."""
-    h, w = flow.shape[:2]
-    xs, ys = _grid(h, w)
-    return cv2.remap(img, xs + flow[..., 0], ys + flow[..., 1], interpolation, borderMode=border)
+    return remap(img, sample_points(flow), border, interpolation)
 
 
-def inside(flow: np.ndarray) -> np.ndarray:
-    """(H, W) bool: the flow lands inside the other frame."""
+def inside(flow: np.ndarray, at: Points | None = None) -> np.ndarray:
+    """(H, W) bool: the flow lands inside the other frame (at: its sample_points, if built already)."""
     h, w = flow.shape[:2]
-    xs, ys = _grid(h, w)
-    x, y = xs + flow[..., 0], ys + flow[..., 1]
+    x, y = at if at is not None else sample_points(flow)
     return (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
 
 
-def consistent(backward: np.ndarray, forward: np.ndarray, alpha: float = 0.01, beta: float = 0.5) -> np.ndarray:
+def consistent(
+    backward: np.ndarray, forward: np.ndarray, alpha: float = 0.01, beta: float = 0.5, at: Points | None = None
+) -> np.ndarray:
     """Forward-backward check (Sundaram et al. 2010): (H, W) bool, True where
     following `backward` then `forward` returns to the start; False in
-    occlusions and where the flow is unreliable."""
-    fwd_at = warp(forward, backward)
+    occlusions and where the flow is unreliable. at: backward's sample_points, if built already."""
+    at = at if at is not None else sample_points(backward)
+    fwd_at = remap(forward, at)
     err = _norm2(backward + fwd_at)
     mag = _norm2(backward) + _norm2(fwd_at)
-    return (err <= alpha * mag + beta) & inside(backward)
+    return (err <= alpha * mag + beta) & inside(backward, at)
 
 
 def _norm2(v: np.ndarray) -> np.ndarray:
@@ -75,8 +91,13 @@ class FlowPair:
     backward: np.ndarray  # (H, W, 2): frame t -> t-1
     forward: np.ndarray  # (H, W, 2): frame t-1 -> t
 
+    @cached_property
+    def points(self) -> Points:
+        """backward's sample_points, for every warp of frame t-1 onto t."""
+        return sample_points(self.backward)
+
     def reliable(self) -> np.ndarray:
-        return consistent(self.backward, self.forward)
+        return consistent(self.backward, self.forward, at=self.points)
 
 
 def flow_pair(dis: cv2.DISOpticalFlow, prev: np.ndarray, cur: np.ndarray) -> FlowPair:

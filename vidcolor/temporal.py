@@ -24,13 +24,14 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Protocol
 
 import cv2
 import numpy as np
 
 from .color import lab_planes_to_rgb
-from .flow import FlowPair, flow_pair, make_dis, retry_dis, warp
+from .flow import FlowPair, Points, flow_pair, make_dis, remap, retry_dis, sample_points
 
 
 class Predict(Protocol):
@@ -226,9 +227,14 @@ class Motion:
     reliability: np.ndarray  # (H, W) float32 in [0, 1], softened at occlusion edges
     forward: np.ndarray | None = None  # (H, W, 2) flow, frame t-1 -> t, where it was found (track)
 
+    @cached_property
+    def _points(self) -> Points:
+        # Built once: a working-size motion carries 4-5 things a frame, a look-ahead one 16 walk steps.
+        return sample_points(self.backward)
+
     def carry(self, img: np.ndarray, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
         """Something of frame t-1, (H, W[, C]), laid onto frame t."""
-        return warp(img, self.backward, interpolation=interpolation)
+        return remap(img, self._points, interpolation=interpolation)
 
 
 RETRY_MARGIN = 2.0  # how much more than min_reliable a retried flow must trust (track)
@@ -303,7 +309,7 @@ def reversed_motion(
 def _trusted(pair: FlowPair, prev_gray: np.ndarray, gray: np.ndarray, lut: np.ndarray, opt: TemporalOptions) -> np.ndarray:
     """(H, W) bool: where the flow is forward-backward consistent, inside the frame, and the lightness
     matches after warping (within opt.lightness_tolerance L units)."""
-    return pair.reliable() & (np.abs(lut[gray] - warp(lut[prev_gray], pair.backward)) < opt.lightness_tolerance)
+    return pair.reliable() & (np.abs(lut[gray] - remap(lut[prev_gray], pair.points)) < opt.lightness_tolerance)
 
 
 def _lagged_hint(ab: np.ndarray, before: Motion | None, motion: Motion | None) -> tuple[np.ndarray, np.ndarray] | None:
