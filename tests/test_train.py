@@ -17,7 +17,7 @@ from vidcolor.color import join_lab
 from vidcolor.decoding import DecodeConfig
 from vidcolor.model import ColorNet
 from vidcolor.temporal import FeedbackRecord
-from vidcolor.train.augment import archival_look, degrade_hint, hole_mask
+from vidcolor.train.augment import archival_look, degrade_hint, hole_mask, point_hints, sparse_points
 from vidcolor.train.average import average_models
 from vidcolor.train.clips import is_held_out_clip, list_clips, overlapping_photos, split_clips
 from vidcolor.train.data import is_held_out, list_images, split_images
@@ -28,6 +28,7 @@ from vidcolor.train.fit import (
     consistency_loss,
     export_checkpoint,
     init_model,
+    make_inputs,
     rebalance_weights,
     run_model_config,
 )
@@ -653,3 +654,92 @@ def test_weights_saved_before_the_trusted_offset_load_with_none(tmp_path):
     save_file(state, str(path))
     net, _ = load_model(path)
     assert float(net.hint.trusted_offset) == 0.0
+
+
+def test_sparse_points_are_few_small_squares_of_the_mean_true_colour():
+    g = torch.Generator().manual_seed(0)
+    ab = torch.randn(64, 2, 128, 128) * 20
+    hints = sparse_points(ab, g)
+    marked = hints.abs().sum(1) > 0  # (B, H, W)
+    share = marked.flatten(1).float().mean(1)
+    assert (share > 0).float().mean() > 0.95  # nearly every sample gets a point (a zero-mean patch may vanish)
+    assert share.median() < 0.02  # most samples only a few (median 6 points of 25 px on average)
+    # Each point is one colour: the truth's mean under its square.
+    one = point_hints(ab[:1], [1], torch.Generator().manual_seed(1), (3, 3))
+    ys, xs = torch.nonzero(one[0].abs().sum(0) > 0, as_tuple=True)
+    assert len(ys) == 9 and ys.max() - ys.min() == 2 and xs.max() - xs.min() == 2
+    y0, x0 = int(ys.min()), int(xs.min())
+    expected = ab[0, :, y0 : y0 + 3, x0 : x0 + 3].mean(dim=(1, 2))
+    assert torch.allclose(one[0, :, y0, x0], expected) and torch.allclose(one[0, :, y0 + 2, x0 + 2], expected)
+
+
+def test_points_prob_gives_that_share_of_samples_points_and_zero_gives_none():
+    rgb = torch.rand(200, 3, 96, 96)
+    g = torch.Generator().manual_seed(0)
+    x, _ = make_inputs(rgb, g, hint_prob=0.0, points_prob=0.5)
+    coloured = ((x.amax(1) - x.amin(1)) > 1e-3).float().mean(dim=(1, 2))  # each sample's share of coloured px
+    with_points = (coloured > 0).float().mean()
+    assert 0.35 < with_points < 0.65 and coloured.max() < 0.5  # half the samples, each only a few points
+    x0, _ = make_inputs(rgb, torch.Generator().manual_seed(0), hint_prob=0.0, points_prob=0.0)
+    assert ((x0.amax(1) - x0.amin(1)) < 1e-3).all()
+
+
+def test_extra_photos_are_sampled_at_extra_prob_and_their_held_out_ones_never(tmp_path):
+    cfg = _tiny_run(tmp_path)
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    for i in range(16):  # a flat saturated red: told apart from the scenes at a glance
+        cv2.imwrite(str(extra / f"{i:03d}.png"), np.full((80, 96, 3), (0, 0, 200 + i), np.uint8))
+    cfg = replace(cfg, extra_dirs=(str(extra),), extra_prob=0.5, clip_prob=0.0, holdout_permille=250)
+    trainer = Trainer(cfg)
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    data = next(r for r in log if r.get("event") == "data")
+    _, held = split_images(list_images(extra), 250)
+    assert data["extra_held_out"] == len(held) > 0 and data["extra_photos"] == 16 - len(held)
+    x = trainer.data.batch(400, 32, np.random.default_rng(0))
+    red = ((x[:, 0] > 0.7) & (x[:, 1] < 0.1)).flatten(1).float().mean(1) > 0.9
+    assert 0.4 < red.float().mean() < 0.6
+    held_values = {int(cv2.imread(str(p))[0, 0, 2]) for p in held}
+    cache = trainer.data.extra
+    assert not held_values & {int(cache.image(i)[0, 0, 0]) for i in range(len(cache))}
+
+
+def test_lay_out_keeps_colour_photos_big_enough_and_new_and_names_the_commit(tmp_path):
+    import subprocess
+
+    from vidcolor.train import sources
+
+    repo = tmp_path / "src"
+    (repo / "faces").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    base = scene(0, 240, 220, seed=1)
+    cv2.imwrite(str(ref / "a.png"), base[..., ::-1])
+    for i in range(3):  # new colour photos
+        cv2.imwrite(str(repo / "faces" / f"new{i}.png"), scene(0, 240, 220, seed=10 + i)[..., ::-1])
+    cv2.imwrite(str(repo / "faces" / "small.png"), scene(0, 150, 120, seed=20)[..., ::-1])
+    cv2.imwrite(str(repo / "faces" / "gray.png"), np.repeat(scene(0, 240, 220, seed=21)[..., :1], 3, axis=2))
+    near = np.clip(base.astype(int) + rng.integers(-2, 3, base.shape), 0, 255).astype(np.uint8)
+    cv2.imwrite(str(repo / "faces" / "dup.png"), near[..., ::-1])
+    git = ["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run(git + ["init", "-q"], check=True)
+    subprocess.run(git + ["add", "."], check=True)
+    subprocess.run(git + ["commit", "-qm", "photos"], check=True)
+    commit = subprocess.run(git + ["rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    src = sources.Source(repo="someone/faces", folder="faces", what="test photos", terms="research only")
+    sources.SOURCES["test"] = src
+    try:
+        m = sources.lay_out("test", repo / ".git", tmp_path / "out", list_images(ref), log=lambda *_: None)
+    finally:
+        del sources.SOURCES["test"]
+    assert (m["read"], m["small"], m["gray"], m["duplicate"], m["kept"]) == (6, 1, 1, 1, 3)
+    assert m["commit"] == commit and m["terms"] == "research only"
+    laid = list_images(tmp_path / "out" / "test")
+    assert len(laid) == 3 and all(min(cv2.imread(str(p)).shape[:2]) == 256 for p in laid)
+    sources.SOURCES["test"] = src
+    try:
+        with pytest.raises(FileExistsError):  # laid out once: a second run must not mix two lay-outs
+            sources.lay_out("test", repo / ".git", tmp_path / "out", [], log=lambda *_: None)
+    finally:
+        del sources.SOURCES["test"]

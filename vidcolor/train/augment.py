@@ -4,6 +4,8 @@ Two jobs:
 - `archival_look`: make the lightness input look like old film (grain, blur,
   contrast and gamma changes, vignetting), so real archival footage is in
   distribution. The target colours are not touched.
+- `sparse_points`: a user's clicks, as Zhang et al. 2017 trained them: a few small square patches, each
+  the mean true colour under it, gray everywhere else.
 - `degrade_hint`: turn ground-truth chroma into what a warped previous-frame
   colorization looks like (shifted, warped, blurred, holed, desaturated,
   hue-shifted, sometimes plainly wrong), so the model learns to follow a good
@@ -141,4 +143,26 @@ def _wrong_patch(x: torch.Tensor, g: torch.Generator, p: float = 0.25) -> torch.
         y0, x0 = int(torch.randint(0, h - ph + 1, (1,), generator=g)), int(torch.randint(0, w - pw + 1, (1,), generator=g))
         colour = (torch.rand(2, generator=g) * 2 - 1) * 60
         out[i, :, y0 : y0 + ph, x0 : x0 + pw] = colour[:, None, None]
+    return out
+
+
+def sparse_points(ab: torch.Tensor, g: torch.Generator, max_points: int = 50, p: float = 1 / 8) -> torch.Tensor:
+    """Ground-truth ab (B, 2, H, W) -> hints of a few clicks, same shape; 0 = no hint: n ~ Geometric(p) points
+    a sample (1 + failures, capped at max_points: most samples a few), squares of 1 to 9 px."""
+    u = torch.rand(ab.shape[0], generator=g).clamp(min=1e-6)
+    counts = (torch.log(u) / math.log(1 - p)).floor().long().add(1).clamp(max=max_points)
+    return point_hints(ab, counts.tolist(), g, (1, 9))
+
+
+def point_hints(ab: torch.Tensor, counts: list[int], g: torch.Generator, sizes: tuple[int, int]) -> torch.Tensor:
+    """ab (B, 2, H, W) -> counts[i] squares of sizes[0]..sizes[1] px in sample i at uniform positions, each
+    coloured with the mean ab under it; 0 elsewhere. Same shape."""
+    b, _, h, w = ab.shape
+    out = torch.zeros_like(ab)
+    for i, n in enumerate(counts):
+        side = torch.randint(sizes[0], sizes[1] + 1, (n,), generator=g).tolist()
+        where = torch.rand(n, 2, generator=g).tolist()
+        for s, (fy, fx) in zip(side, where, strict=True):
+            y0, x0 = int(fy * (h - s + 1)), int(fx * (w - s + 1))
+            out[i, :, y0 : y0 + s, x0 : x0 + s] = ab[i, :, y0 : y0 + s, x0 : x0 + s].mean(dim=(1, 2), keepdim=True)
     return out

@@ -22,8 +22,11 @@ from ..color import gray_rgb, join_lab, rgb_to_lab
 from ..decoding import DecodeConfig
 from ..model import ColorNet
 from ..precision import autocast, compute_dtype
-from .augment import hole_mask
+from .augment import hole_mask, point_hints
 from .metrics import colorfulness, psnr
+
+
+NEUTRAL = 5.0  # Lab units of mean chroma under which a truth is nearly neutral: output colour there is invented
 
 
 def label(dec: DecodeConfig) -> str:
@@ -61,10 +64,17 @@ def to_rgb(ab: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
 
 
 def sweep_decodings(
-    model: ColorNet, images: torch.Tensor, decodings: Sequence[DecodeConfig], batch: int = 16, seed: int = 0
+    model: ColorNet,
+    images: torch.Tensor,
+    decodings: Sequence[DecodeConfig],
+    batch: int = 16,
+    seed: int = 0,
+    points: Sequence[int] = (),
 ) -> list[dict[str, float]]:
     """images (N, 3, H, W) in [0, 1], H and W multiples of 4 -> mean figures over the images, one dict
-    per decoding (psnr_cls, color_cls and psnr_hint differ; gray, regression and truth figures are shared)."""
+    per decoding (psnr_cls, color_cls and psnr_hint differ; gray, regression and truth figures are shared).
+    points: also psnr_points{n}, the output given n points of the truth (3x3 px, random places) as true hints;
+    chroma_cls, the output's mean Lab chroma, and chroma_gt the truth's, per image summed as the rest."""
     model.eval()
     g = torch.Generator().manual_seed(seed)
     sums: list[dict[str, float]] = [{} for _ in decodings]
@@ -75,6 +85,11 @@ def sweep_decodings(
         gray_out = run_network(model, gray_rgb(L))
         # The truth's colours, degraded: true colours, as a keyframe's carried by flow are.
         hint_out = run_network(model, join_lab(L, shifted_hint(lab[:, 1:], g)), trusted=True)
+        # The same places for every decoding: each count's points drawn from its own seeded stream.
+        point_outs = [
+            run_network(model, join_lab(L, point_hints(lab[:, 1:], [n] * len(gt), torch.Generator().manual_seed(seed + i + n), (3, 3))), trusted=True)
+            for n in points
+        ]
         reg_ab = gray_out[1]
         reg = to_rgb(reg_ab, L)
         shared = {
@@ -86,12 +101,32 @@ def sweep_decodings(
         for acc, dec in zip(sums, decodings, strict=True):
             cls = to_rgb(model.decode(*gray_out, dec)[0], L)
             hinted = to_rgb(model.decode(*hint_out, dec)[0], L)
-            out = {**shared, "psnr_cls": psnr(cls, gt), "color_cls": colorfulness(cls), "psnr_hint": psnr(hinted, gt)}
+            out = {
+                **shared,
+                "psnr_cls": psnr(cls, gt),
+                "color_cls": colorfulness(cls),
+                "psnr_hint": psnr(hinted, gt),
+                "chroma_cls": mean_chroma(cls),
+                "chroma_gt": mean_chroma(gt),
+            }
+            # Nearly neutral truths (mean chroma under NEUTRAL): their share, and their sums, so that
+            # neutral_chroma_cls / neutral is the mean over them alone.
+            neutral = (out["chroma_gt"] < NEUTRAL).float()
+            out.update({"neutral": neutral, "neutral_chroma_cls": out["chroma_cls"] * neutral, "neutral_chroma_gt": out["chroma_gt"] * neutral})
+            for n, p_out in zip(points, point_outs, strict=True):
+                out[f"psnr_points{n}"] = psnr(to_rgb(model.decode(*p_out, dec)[0], L), gt)
             for k, v in out.items():
                 acc[k] = acc.get(k, 0.0) + float(v.sum())
     return [{k: v / len(images) for k, v in acc.items()} for acc in sums]
 
 
-def evaluate_images(model: ColorNet, images: torch.Tensor, decode: DecodeConfig, batch: int = 16) -> dict[str, float]:
+def mean_chroma(rgb: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) in [0, 1] -> each image's mean Lab chroma (B,)."""
+    return rgb_to_lab(rgb)[:, 1:].square().sum(1).sqrt().flatten(1).mean(1)
+
+
+def evaluate_images(
+    model: ColorNet, images: torch.Tensor, decode: DecodeConfig, batch: int = 16, points: Sequence[int] = ()
+) -> dict[str, float]:
     """The figures for one decoding."""
-    return sweep_decodings(model, images, [decode], batch)[0]
+    return sweep_decodings(model, images, [decode], batch, points=points)[0]

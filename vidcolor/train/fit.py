@@ -30,7 +30,7 @@ from ..model import ColorNet, ModelConfig, count_parameters
 from ..precision import autocast, compute_dtype, pick_device
 from ..temporal import FeedbackRecord, TemporalOptions
 from ..weights import read_configs, read_feedback, save_model
-from .augment import archival_look, degrade_hint
+from .augment import archival_look, degrade_hint, sparse_points
 from .average import average_models
 from .calibrate import open_gate_file, set_feedback_file
 from .clips import clip_cache, list_clips, overlapping_photos, split_clips
@@ -44,6 +44,10 @@ from .widen import widen_file
 class TrainConfig:
     data_dir: str = "../shared/data/train"
     clip_dir: str = "../shared/data/clips"
+    # Folders of more photos laid out by `lay-out` (train.sources), held out by hash as data_dir is; their
+    # held-out photos are not trained on, and the run evaluates on data_dir's alone, as every run before.
+    extra_dirs: tuple[str, ...] = ()
+    extra_prob: float = 0.3  # share of the photo samples drawn from extra_dirs
     # The encoder's ImageNet weights (train.pretrained); "" leaves it randomly initialized (tests).
     pretrained: str = "../shared/pretrained/mobilenet_v2_1.0_224_quant.tflite"
     run_dir: str = "runs/mnv2"
@@ -59,6 +63,9 @@ class TrainConfig:
     warmup: int = 300
     ema: float = 0.999
     hint_prob: float = 0.4
+    # Share of samples whose input holds a few clicked points of their own colours (augment.sparse_points),
+    # so that one click colours the region it lands on.
+    points_prob: float = 0.0
     clean_hint_prob: float = 0.0  # share of the hints that are only warped and holed (augment.degrade_hint)
     clip_prob: float = 0.3  # share of samples that are frames of the training clips, not photos
     # Share of samples whose input carries the network's own colours of the previous frame(s), warped by
@@ -110,6 +117,7 @@ class TrainConfig:
     def from_dict(cls, d: dict) -> TrainConfig:
         d = dict(d)
         d["model"] = ModelConfig.from_dict(d.get("model", {}))
+        d["extra_dirs"] = tuple(d.get("extra_dirs", ()))
         return cls(**d)
 
 
@@ -181,19 +189,21 @@ def consistency_loss(logits: torch.Tensor, reg: torch.Tensor, backward: torch.Te
 
 
 def make_inputs(
-    rgb: torch.Tensor, g: torch.Generator, hint_prob: float, clean_hint_prob: float = 0.0
+    rgb: torch.Tensor, g: torch.Generator, hint_prob: float, clean_hint_prob: float = 0.0, points_prob: float = 0.0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Ground truth rgb (B, 3, H, W) -> (model input RGB, target ab at full size).
 
-    The input lightness gets the archival look; about hint_prob of the samples
-    carry a degraded hint of their own colours, the rest are plain gray.
+    The input lightness gets the archival look; about hint_prob of the samples carry a degraded dense hint of
+    their own colours, about points_prob a few clicked points of them (augment.sparse_points), the rest are
+    plain gray.
     """
     lab = rgb_to_lab(rgb)
     L = archival_look(lab[:, :1], g)
     hint = degrade_hint(lab[:, 1:], g, clean=clean_hint_prob)
-    use = (torch.rand(len(rgb), generator=g) < hint_prob)[:, None, None, None]
-    x = join_lab(L, torch.where(use, hint, torch.zeros_like(hint)))
-    return x, lab[:, 1:]
+    pick = torch.rand(len(rgb), generator=g)[:, None, None, None]
+    points = sparse_points(lab[:, 1:], g) if points_prob else torch.zeros_like(hint)
+    hint = torch.where(pick < hint_prob, hint, torch.where(pick < hint_prob + points_prob, points, torch.zeros_like(hint)))
+    return join_lab(L, hint), lab[:, 1:]
 
 
 class TrainingData:
@@ -206,6 +216,8 @@ class TrainingData:
         train_clips, held_clips = split_clips(clips, cfg.clip_holdout_permille)
         leaked = set(overlapping_photos(photos, held_clips)) if held_clips else set()
         photos = [p for p in photos if p not in leaked]
+        extra = [p for folder in cfg.extra_dirs for p in list_images(Path(folder))]
+        extra, extra_held = split_images(extra, cfg.holdout_permille)
         log(
             {
                 "event": "data",
@@ -214,11 +226,15 @@ class TrainingData:
                 "clips": len(train_clips),
                 "held_out_clips": [p.stem for p in held_clips],
                 "photos_of_held_out_clips": len(leaked),
+                "extra_photos": len(extra),
+                "extra_held_out": len(extra_held),
             }
         )
         if not photos:
             raise FileNotFoundError(f"no images found under {cfg.data_dir}")
         self.photos = cached(photos, Path(cfg.cache_dir), 256)
+        self.extra = cached(extra, Path(cfg.cache_dir), 256) if extra else None
+        self.extra_prob = cfg.extra_prob if extra else 0.0
         self.frames: ImageCache | None = None
         self.spans: list[tuple[str, int, int]] = []
         if train_clips:
@@ -227,9 +243,13 @@ class TrainingData:
         self.clip_prob = cfg.clip_prob if self.frames is not None else 0.0
 
     def batch(self, n: int, size: int, rng: np.random.Generator) -> torch.Tensor:
-        """(n, 3, size, size) in [0, 1]: random crops, about clip_prob of them from clip frames."""
+        """(n, 3, size, size) in [0, 1]: random crops, about clip_prob of them from clip frames and
+        extra_prob of the rest from the extra photos."""
         k = int(rng.binomial(n, self.clip_prob))
-        parts = [random_crops(self.photos, n - k, size, rng)]
+        e = int(rng.binomial(n - k, self.extra_prob)) if self.extra is not None else 0
+        parts = [random_crops(self.photos, n - k - e, size, rng)]
+        if e:
+            parts.append(random_crops(self.extra, e, size, rng))
         if k:
             parts.append(random_crops(self.frames, k, size, rng))
         return torch.cat(parts)
@@ -363,7 +383,7 @@ class Trainer:
             k = c.sequence_chains
         else:
             k = int(self.rng.binomial(c.batch, c.sequence_prob)) if self.data.spans and c.sequence_frames > 1 else 0
-        x, ab = make_inputs(self.data.batch(c.batch - k, c.crop, self.rng), self.gen, c.hint_prob, c.clean_hint_prob)
+        x, ab = make_inputs(self.data.batch(c.batch - k, c.crop, self.rng), self.gen, c.hint_prob, c.clean_hint_prob, c.points_prob)
         if not k:
             return x, ab
         if self.chains is not None:
@@ -455,7 +475,7 @@ class Trainer:
         return kl + F.smooth_l1_loss(reg[gray].float().cpu() / 10.0, t_reg.float().cpu() / 10.0, beta=1.0)
 
     def evaluate(self) -> dict[str, float]:
-        figures = evaluate_images(self.ema.cpu(), self.data.held, DecodeConfig())
+        figures = evaluate_images(self.ema.cpu(), self.data.held, DecodeConfig(), points=(5, 20))
         self.ema.to(self.device)
         return figures
 
@@ -583,6 +603,8 @@ def main() -> None:
     def fit(
         data_dir: str = d.data_dir,
         clip_dir: str = d.clip_dir,
+        extra_dirs: list[str] = typer.Option([], "--extra-dir", help="a folder of more photos (lay-out); repeat for more"),
+        extra_prob: float = typer.Option(d.extra_prob, help="share of the photo samples drawn from the --extra-dir folders"),
         run_dir: str = d.run_dir,
         steps: int = d.steps,
         batch: int = d.batch,
@@ -595,6 +617,7 @@ def main() -> None:
         init: str = "",
         hint_prob: float = d.hint_prob,
         clean_hint_prob: float = d.clean_hint_prob,
+        points_prob: float = typer.Option(d.points_prob, help="share of samples hinted with a few clicked points"),
         clip_prob: float = d.clip_prob,
         warmup: int = d.warmup,
         weight_decay: float = d.weight_decay,
@@ -621,6 +644,7 @@ def main() -> None:
         ImageNet encoder). A resumed run keeps the network it was started with."""
         options = dict(locals())  # the parameters above: each a TrainConfig field of the same name, but
         model = run_model_config(Path(run_dir), init, options.pop("hint_gate"), options.pop("hypercolumns"))  # a ModelConfig one
+        options["extra_dirs"] = tuple(options["extra_dirs"])
         Trainer(TrainConfig(**options, model=model)).fit()
 
     @app.command()
@@ -690,6 +714,19 @@ def main() -> None:
         }
         now = set_feedback_file(src, out, **{k: v for k, v in given.items() if v is not None})
         typer.echo(f"{out}: {now}")
+
+    @app.command("lay-out")
+    def lay_out_source(
+        name: str = typer.Argument(..., help="a photo set of vidcolor.train.sources.SOURCES, e.g. utkface"),
+        git_dir: Path = typer.Option(..., help="the repository's snapshot (a bare git directory)"),
+        dest: Path = typer.Option(Path("../extra"), help="the folder the set is laid out in, outside the project"),
+        reference: Path = typer.Option(Path(TrainConfig.data_dir), help="photos the set must not repeat"),
+    ) -> None:
+        """Lay a fetched photo set out as a training folder (vidcolor.train.sources). Example: python -m
+        vidcolor.train lay-out utkface --git-dir /work/.mirror/OWNER+NAME/repo --dest ../extra"""
+        from .sources import lay_out
+
+        lay_out(name, git_dir, dest, list_images(reference))
 
     @app.command()
     def widen(
