@@ -25,7 +25,6 @@ from ..precision import autocast, compute_dtype
 from .augment import hole_mask, point_hints
 from .metrics import colorfulness, psnr
 
-
 NEUTRAL = 5.0  # Lab units of mean chroma under which a truth is nearly neutral: output colour there is invented
 
 
@@ -87,7 +86,11 @@ def sweep_decodings(
         hint_out = run_network(model, join_lab(L, shifted_hint(lab[:, 1:], g)), trusted=True)
         # The same places for every decoding: each count's points drawn from its own seeded stream.
         point_outs = [
-            run_network(model, join_lab(L, point_hints(lab[:, 1:], [n] * len(gt), torch.Generator().manual_seed(seed + i + n), (3, 3))), trusted=True)
+            run_network(
+                model,
+                join_lab(L, point_hints(lab[:, 1:], [n] * len(gt), torch.Generator().manual_seed(seed + i + n), (3, 3))),
+                trusted=True,
+            )
             for n in points
         ]
         reg_ab = gray_out[1]
@@ -112,7 +115,13 @@ def sweep_decodings(
             # Nearly neutral truths (mean chroma under NEUTRAL): their share, and their sums, so that
             # neutral_chroma_cls / neutral is the mean over them alone.
             neutral = (out["chroma_gt"] < NEUTRAL).float()
-            out.update({"neutral": neutral, "neutral_chroma_cls": out["chroma_cls"] * neutral, "neutral_chroma_gt": out["chroma_gt"] * neutral})
+            out.update(
+                {
+                    "neutral": neutral,
+                    "neutral_chroma_cls": out["chroma_cls"] * neutral,
+                    "neutral_chroma_gt": out["chroma_gt"] * neutral,
+                }
+            )
             for n, p_out in zip(points, point_outs, strict=True):
                 out[f"psnr_points{n}"] = psnr(to_rgb(model.decode(*p_out, dec)[0], L), gt)
             for k, v in out.items():

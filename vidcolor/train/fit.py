@@ -383,7 +383,9 @@ class Trainer:
             k = c.sequence_chains
         else:
             k = int(self.rng.binomial(c.batch, c.sequence_prob)) if self.data.spans and c.sequence_frames > 1 else 0
-        x, ab = make_inputs(self.data.batch(c.batch - k, c.crop, self.rng), self.gen, c.hint_prob, c.clean_hint_prob, c.points_prob)
+        x, ab = make_inputs(
+            self.data.batch(c.batch - k, c.crop, self.rng), self.gen, c.hint_prob, c.clean_hint_prob, c.points_prob
+        )
         if not k:
             return x, ab
         if self.chains is not None:

@@ -93,7 +93,9 @@ class Seen:
 
 
 def commit_of(git_dir: Path) -> str:
-    return subprocess.run(["git", f"--git-dir={git_dir}", "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["git", f"--git-dir={git_dir}", "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def extract(git_dir: Path, folder: str, into: Path) -> list[Path]:
@@ -128,15 +130,33 @@ def lay_out(name: str, git_dir: Path, dest: Path, reference: list[Path], log=pri
             except ValueError:
                 counts["unreadable"] += 1
                 continue
-            why = "small" if min(img.shape[:2]) < MIN_SIDE else "gray" if mean_chroma(img) < MIN_CHROMA else "duplicate" if seen.near(img) else ""
+            why = (
+                "small"
+                if min(img.shape[:2]) < MIN_SIDE
+                else "gray"
+                if mean_chroma(img) < MIN_CHROMA
+                else "duplicate"
+                if seen.near(img)
+                else ""
+            )
             if why:
                 counts[why] += 1
                 continue
             seen.add([img])
             small = fit_short_side(img, 256)
-            cv2.imwrite(str(partial / f"{counts['kept']:05d}.jpg"), cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+            cv2.imwrite(
+                str(partial / f"{counts['kept']:05d}.jpg"), cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90]
+            )
             counts["kept"] += 1
-    manifest = {"name": name, "repo": src.repo, "commit": commit_of(git_dir), "folder": src.folder, "what": src.what, "terms": src.terms, **counts}
+    manifest = {
+        "name": name,
+        "repo": src.repo,
+        "commit": commit_of(git_dir),
+        "folder": src.folder,
+        "what": src.what,
+        "terms": src.terms,
+        **counts,
+    }
     (partial / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
     partial.rename(out)
     log(json.dumps(manifest))
