@@ -32,7 +32,7 @@ from vidcolor.model import ColorNet
 from vidcolor.train.clipeval import read_rgb_frames
 from vidcolor.train.clips import list_clips, split_clips
 from vidcolor.train.data import cached, center_crops, list_images, split_images
-from vidcolor.train.evaluate import label, sweep_decodings
+from vidcolor.train.evaluate import NEUTRAL, label, sweep_decodings
 from vidcolor.train.fit import TrainConfig
 from vidcolor.weights import default_model_path, load_model
 
@@ -47,6 +47,7 @@ def main() -> None:
     ap.add_argument("--clips", type=Path, default=None, help="also evaluate on frames of the clips in this folder")
     ap.add_argument("--held-out-clips", action="store_true", help="also on the held-out clips of ../shared/data/clips")
     ap.add_argument("--limit", type=int, default=0, help="evaluate only the first N held-out images (0 = all)")
+    ap.add_argument("--points", type=int, nargs="*", default=[], help="also with N points of the truth (3x3 px) as hints")
     args = ap.parse_args()
     model, own = load_model(args.model)
     _, held = split_images(list_images(args.data), TrainConfig.holdout_permille)
@@ -59,12 +60,13 @@ def main() -> None:
         for s in (args.saturations or [own.saturation])
         for t in (args.temperatures or [own.temperature])
     ]
-    for dec, figures in zip(decodings, sweep_decodings(model, images, decodings), strict=True):
-        report(dec, figures)
+    for dec, figures in zip(decodings, sweep_decodings(model, images, decodings, points=args.points), strict=True):
+        report(dec, figures, args.points)
     if args.clips:
-        report_clips(model, list_clips(args.clips), decodings)
+        report_clips(model, list_clips(args.clips), decodings, args.points)
     if args.held_out_clips:
-        report_clips(model, split_clips(list_clips(Path(TrainConfig.clip_dir)), TrainConfig.clip_holdout_permille)[1], decodings)
+        held_clips = split_clips(list_clips(Path(TrainConfig.clip_dir)), TrainConfig.clip_holdout_permille)[1]
+        report_clips(model, held_clips, decodings, args.points)
 
 
 def clip_frames(path: Path, every: int = 6, long_side: int = 256) -> torch.Tensor:
@@ -76,8 +78,8 @@ def clip_frames(path: Path, every: int = 6, long_side: int = 256) -> torch.Tenso
     return F.interpolate(x, size=(4 * round(h * s / 4), 4 * round(w * s / 4)), mode="area")
 
 
-def report_clips(model: ColorNet, clips: list[Path], decodings: list[DecodeConfig]) -> None:
-    per_clip = [sweep_decodings(model, clip_frames(c), decodings) for c in clips]
+def report_clips(model: ColorNet, clips: list[Path], decodings: list[DecodeConfig], points: list[int]) -> None:
+    per_clip = [sweep_decodings(model, clip_frames(c), decodings, points=points) for c in clips]
     print(f"frames of {len(clips)} clips (every 6th, long side 256): gain over gray per clip, mean, colour % of truth")
     print("  " + " ".join(c.stem for c in clips))
     for j, dec in enumerate(decodings):
@@ -92,9 +94,29 @@ def report_clips(model: ColorNet, clips: list[Path], decodings: list[DecodeConfi
             f"reg {reg:+.2f} dB | hint {sum(hints) / len(hints):+.2f} dB"
         )
         print(f"{'':{len(label(dec))}}  hint per clip: " + " ".join(f"{h:+.2f}" for h in hints))
+        report_extras(dec, mean_figures([r[j] for r in per_clip]), points)
 
 
-def report(dec: DecodeConfig, f: dict[str, float]) -> None:
+def mean_figures(per_clip: list[dict[str, float]]) -> dict[str, float]:
+    """The mean over clips of each figure (the neutral sums stay sums of shares, so their ratios still hold)."""
+    return {k: sum(r[k] for r in per_clip) / len(per_clip) for k in per_clip[0]}
+
+
+def report_extras(dec: DecodeConfig, f: dict[str, float], points: list[int]) -> None:
+    """Points over the automatic output, and the colour invented on nearly neutral truths."""
+    line = [f"points {n}: {f[f'psnr_points{n}'] - f['psnr_cls']:+.2f} dB over automatic" for n in points]
+    if f["neutral"]:
+        line.append(
+            f"nearly neutral ({100 * f['neutral']:.1f}% of them, true chroma < {NEUTRAL:g}): chroma "
+            f"{f['neutral_chroma_cls'] / f['neutral']:.2f} against the truth's {f['neutral_chroma_gt'] / f['neutral']:.2f}"
+        )
+    else:
+        line.append("nearly neutral: none")
+    line.append(f"chroma {f['chroma_cls']:.2f} against the truth's {f['chroma_gt']:.2f}")
+    print(f"{'':{len(label(dec))}}  " + " | ".join(line))
+
+
+def report(dec: DecodeConfig, f: dict[str, float], points: list[int]) -> None:
     gt = f["color_gt"]
     print(
         f"{label(dec)}  gray {f['psnr_gray']:.2f} dB | cls {f['psnr_cls']:.2f} dB ({f['psnr_cls'] - f['psnr_gray']:+.2f}), "
@@ -102,6 +124,7 @@ def report(dec: DecodeConfig, f: dict[str, float]) -> None:
         f"reg {f['psnr_reg']:.2f} dB ({f['psnr_reg'] - f['psnr_gray']:+.2f}), colour {100 * f['color_reg'] / gt:.0f}% | "
         f"hint {f['psnr_hint']:.2f} dB ({f['psnr_hint'] - f['psnr_gray']:+.2f})"
     )
+    report_extras(dec, f, points)
 
 
 if __name__ == "__main__":

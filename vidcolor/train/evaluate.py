@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from ..color import gray_rgb, join_lab, rgb_to_lab
 from ..decoding import DecodeConfig
+from ..hints import point_hint
 from ..model import ColorNet
 from ..precision import autocast, compute_dtype
 from .augment import hole_mask, point_hints
@@ -88,7 +89,9 @@ def sweep_decodings(
         point_outs = [
             run_network(
                 model,
-                join_lab(L, point_hints(lab[:, 1:], [n] * len(gt), torch.Generator().manual_seed(seed + i + n), (3, 3))),
+                join_lab(
+                    L, point_hint(point_hints(lab[:, 1:], [n] * len(gt), torch.Generator().manual_seed(seed + i + n), (3, 3)), L)
+                ),
                 trusted=True,
             )
             for n in points

@@ -26,6 +26,7 @@ from safetensors.torch import load_file
 from ..color import gray_to_lightness_lut, join_lab, rgb_to_lab
 from ..decoding import DecodeConfig
 from ..flow import make_dis
+from ..hints import point_hint
 from ..model import ColorNet, ModelConfig, count_parameters
 from ..precision import autocast, compute_dtype, pick_device
 from ..temporal import FeedbackRecord, TemporalOptions
@@ -194,14 +195,14 @@ def make_inputs(
     """Ground truth rgb (B, 3, H, W) -> (model input RGB, target ab at full size).
 
     The input lightness gets the archival look; about hint_prob of the samples carry a degraded dense hint of
-    their own colours, about points_prob a few clicked points of them (augment.sparse_points), the rest are
-    plain gray.
+    their own colours, about points_prob a few clicked points of them (augment.sparse_points) spread over
+    their regions as the run time spreads a user's (hints.point_hint), the rest are plain gray.
     """
     lab = rgb_to_lab(rgb)
     L = archival_look(lab[:, :1], g)
     hint = degrade_hint(lab[:, 1:], g, clean=clean_hint_prob)
     pick = torch.rand(len(rgb), generator=g)[:, None, None, None]
-    points = sparse_points(lab[:, 1:], g) if points_prob else torch.zeros_like(hint)
+    points = point_hint(sparse_points(lab[:, 1:], g), lab[:, :1]) if points_prob else torch.zeros_like(hint)
     hint = torch.where(pick < hint_prob, hint, torch.where(pick < hint_prob + points_prob, points, torch.zeros_like(hint)))
     return join_lab(L, hint), lab[:, 1:]
 
