@@ -10,7 +10,18 @@ from typer.testing import CliRunner
 from vidcolor.cli import app
 from vidcolor.color import gray_to_lightness_lut, lab_planes_to_rgb
 from vidcolor.errors import VidcolorError
-from vidcolor.keyframes import Keyframes, KeyframeSpec, carry_back, check_keyframes, painted_guide, parse_keyframe
+from vidcolor.keyframes import (
+    Keyframes,
+    KeyframeSpec,
+    carry_back,
+    check_keyframes,
+    hex_ab,
+    painted_guide,
+    parse_keyframe,
+    project_keyframes,
+)
+from vidcolor.project import Point
+from vidcolor.project import parse as parse_project
 from vidcolor.stills import export_stills
 from vidcolor.temporal import TemporalOptions, TemporalState
 
@@ -218,3 +229,59 @@ def test_keyframe_on_a_rotated_film(tmp_path, tiny_model):
     frame = read_video(out)["rgb"][6]
     lab = cv2.cvtColor(frame.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
     assert np.abs(lab[..., 1:] - np.float32([50.0, 20.0])).mean() < 4.0
+
+
+def test_points_colour_their_patch_exactly_and_steer_the_shot_both_ways_up_to_the_cut():
+    frames = film()
+    red = Point(t=0.5, x=0.5, y=0.5, colour="#c04040", size=0.1)
+    a_red = float(hex_ab("#c04040")[0])
+    plain = run_forward(frames, [])
+    keyed = run_forward(frames, [KeyframeSpec(0.5, None, (red,))])
+    h, w = frames[5][1].shape
+    centre = keyed[5][h // 2, w // 2]
+    assert np.abs(centre - hex_ab("#c04040")).max() < 0.5  # its own frame, on the patch: the user's colour
+    # The stand-in network follows its hint: the spread point colours far more than its patch (1.4 % of the
+    # frame), on its own frame and on those before and after it in the shot.
+    reddish = [float((o[..., 0] > a_red / 2).mean()) for o in keyed]
+    assert all(r > 0.1 for r in reddish[:10]) and max(float((o[..., 0] > a_red / 2).mean()) for o in plain) == 0
+    assert all(np.array_equal(p, k) for p, k in zip(plain[10:], keyed[10:], strict=True))  # the next shot: untouched
+
+
+def test_a_project_becomes_one_keyframe_per_frame_of_points_plus_its_images(tmp_path):
+    g = film()[5][1]
+    image = painted(tmp_path / "car.png", g, 30.0, 0.0)
+    project = parse_project(
+        '{"vidcolor_project": 1, "points": ['
+        '{"t": 0.5, "x": 0.1, "y": 0.2, "colour": "#ff0000", "size": 0.02},'
+        '{"t": 0.5, "x": 0.8, "y": 0.2, "colour": "#00ff00", "size": 0.02},'
+        '{"t": 0.3, "x": 0.5, "y": 0.5, "colour": "#0000ff", "size": 0.02}],'
+        '"keyframes": [{"t": 0.9, "image": "car.png"}]}'
+    )
+    specs = project_keyframes(project, tmp_path)
+    assert [(s.time, len(s.points), s.image) for s in specs] == [(0.3, 1, None), (0.5, 2, None), (0.9, 0, image)]
+    clash = parse_project(
+        '{"vidcolor_project": 1, "points": [{"t": 0.9, "x": 0.1, "y": 0.2, "colour": "#ff0000"}], "keyframes": [{"t": 0.9, "image": "car.png"}]}'
+    )
+    with pytest.raises(VidcolorError, match="keep one"):
+        project_keyframes(clash, tmp_path)
+
+
+def test_hints_end_to_end_show_each_points_colour_at_the_point(gray_clip, tiny_model, tmp_path):
+    project = tmp_path / "clip.vidcolor.json"
+    t = 0.5
+    project.write_text(
+        '{"vidcolor_project": 1, "points": [{"t": %g, "x": 0.3, "y": 0.4, "colour": "#2060d0", "size": 0.08}], "keyframes": []}'
+        % t
+    )
+    out = tmp_path / "hinted.mkv"
+    res = runner.invoke(
+        app, [str(gray_clip), "-o", str(out), "--hints", str(project), "--model", str(tiny_model), "--codec", "ffv1"]
+    )
+    assert res.exit_code == 0, res.output
+    video = read_video(out)
+    frame = video["rgb"][6]  # the frame at 0.5 s (12 fps)
+    h, w = frame.shape[:2]
+    lab = cv2.cvtColor(frame.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+    assert np.abs(lab[round(0.4 * h), round(0.3 * w), 1:] - hex_ab("#2060d0")).max() < 6.0
+    missing = runner.invoke(app, [str(gray_clip), "-o", str(tmp_path / "x.mkv"), "--hints", str(tmp_path / "none.json")])
+    assert missing.exit_code != 0 and "not found" in missing.output and not (tmp_path / "x.mkv").exists()

@@ -206,6 +206,12 @@ def colorize(
     keyframe_reach: float = typer.Option(
         10.0, "--keyframe-reach", min=0.0, help="Seconds before a keyframe that its colours reach back to."
     ),
+    hints: Path | None = typer.Option(
+        None,
+        "--hints",
+        help="A project file of `vidcolor edit` (FILM.vidcolor.json): its points and keyframe images steer "
+        "their shots as --keyframe does.",
+    ),
     reference: Path | None = typer.Option(
         None,
         "--reference",
@@ -349,6 +355,7 @@ def _colorize(
     feedback,
     keyframe,
     keyframe_reach,
+    hints,
     uncertainty,
     reference,
     saturation,
@@ -369,7 +376,8 @@ def _colorize(
     """Parse the options into ColorizeOptions and run; None when -n left an existing output alone."""
     from av.error import FFmpegError
 
-    from .keyframes import parse_keyframe
+    from .keyframes import parse_keyframe, project_keyframes
+    from .project import load_project
     from .outfile import check_output
     from .pipeline import ColorizeOptions, colorize_video, preview_paths
     from .temporal import TemporalOptions
@@ -383,6 +391,10 @@ def _colorize(
             raise VidcolorError("give either --end or --duration, not both")
         t_end = (t_start or 0.0) + parse_time(duration, "duration")
     keys = tuple(parse_keyframe(k) for k in keyframe)
+    if hints is not None:
+        if not hints.is_file():
+            raise VidcolorError(f"--hints {hints}: not found. Check the project file's path (vidcolor edit writes it)")
+        keys += tuple(project_keyframes(load_project(hints), hints.parent))
     if reference is not None and not reference.is_file():
         raise VidcolorError(f"--reference {reference}: not found. Check the photo's path")
     dst = output if output is not None else _default_output(src)

@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import NamedTuple
@@ -292,7 +293,7 @@ class Job:
     def _keyframes(self) -> Keyframes:
         """The keyframe guide; it reads the frames before each keyframe from a second decoder of the source."""
         base = max(0.0, (self.container.start_time or 0) / av.time_base)
-        specs = [KeyframeSpec(k.time + base, k.image) for k in self.options.keyframes]
+        specs = [replace(k, time=k.time + base) for k in self.options.keyframes]
         lut = self.state.lut
         return Keyframes(specs, self._window, self.colorizer.predict, lut, self.temporal_options, self.options.keyframe_reach)
 

@@ -26,6 +26,8 @@ import cv2
 import numpy as np
 
 from .errors import VidcolorError
+from .hints import point_hint
+from .project import Point, Project
 from .temporal import Guide, Predict, TemporalOptions, TemporalState
 from .timecode import EPS, parse_time
 
@@ -40,7 +42,8 @@ Window = Callable[[float, float], list[tuple[float, np.ndarray]]]
 @dataclass(frozen=True)
 class KeyframeSpec:
     time: float  # seconds from the start of the file, as -ss counts
-    image: Path
+    image: Path | None  # a frame coloured by hand, or None for points alone
+    points: tuple[Point, ...] = ()  # a user's clicks on this frame (project.py), when image is None
 
 
 def parse_keyframe(text: str) -> KeyframeSpec:
@@ -54,6 +57,20 @@ def parse_keyframe(text: str) -> KeyframeSpec:
     if cv2.imread(str(path), cv2.IMREAD_COLOR) is None:
         raise VidcolorError(f"--keyframe {text!r}: {path} is not an image OpenCV can read: save it as PNG")
     return KeyframeSpec(parse_time(when, "keyframe time"), path)
+
+
+def project_keyframes(project: Project, folder: Path) -> list[KeyframeSpec]:
+    """A project's points (one keyframe per frame time) and keyframe images (relative to `folder`, the
+    project file's) as keyframes; an image and points at one time is a VidcolorError."""
+    specs = [KeyframeSpec(t, None, points) for t, points in project.frames().items()]
+    for k in project.keyframes:
+        spec = parse_keyframe(f"{k.t}={folder / k.image}")
+        if any(abs(s.time - spec.time) < EPS for s in specs):
+            raise VidcolorError(
+                f"the project has points and the image {k.image} at {k.t:g} s: keep one of the two for that frame"
+            )
+        specs.append(spec)
+    return specs
 
 
 def check_keyframes(specs: list[KeyframeSpec], start: float | None, end: float | None, length: float) -> None:
@@ -88,7 +105,40 @@ def painted_guide(spec: KeyframeSpec, gray: np.ndarray, lut: np.ndarray) -> Guid
 def painted_full(spec: KeyframeSpec, height: int, width: int) -> Guide:
     """The user's colours at the frame's full (upright) size, for the keyframe's own output frame: what they
     painted is shown as painted, not as it survives the working resolution."""
+    if spec.image is None:
+        return _patches(spec.points, height, width)
     return _painted(_image_lab(spec, height, width))
+
+
+def hex_ab(colour: str) -> np.ndarray:
+    """'#rrggbb' (sRGB) -> its Lab ab (2,) float32."""
+    rgb = np.array([[[int(colour[i : i + 2], 16) for i in (1, 3, 5)]]], np.float32) / 255.0
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab)[0, 0, 1:]
+
+
+def _patches(points: tuple[Point, ...], height: int, width: int) -> Guide:
+    """Points drawn at a frame of (height, width): each a square of its colour's ab, weight 1 on it."""
+    ab = np.zeros((height, width, 2), np.float32)
+    weight = np.zeros((height, width), np.float32)
+    for p in points:
+        side = max(1, round(p.size * width))
+        x0 = min(max(0, round(p.x * width - side / 2)), width - 1)
+        y0 = min(max(0, round(p.y * height - side / 2)), height - 1)
+        ab[y0 : y0 + side, x0 : x0 + side] = hex_ab(p.colour)
+        weight[y0 : y0 + side, x0 : x0 + side] = 1.0
+    return Guide(ab, weight)
+
+
+def points_guide(points: tuple[Point, ...], gray: np.ndarray, lut: np.ndarray) -> Guide:
+    """A user's points on a frame whose upright working-size gray is `gray` (h, w) uint8 -> Guide: their
+    colours exactly on their patches, and spread over the regions they land on as the network's hint."""
+    import torch
+
+    patches = _patches(points, *gray.shape)
+    ab = torch.from_numpy(patches.ab).permute(2, 0, 1)[None]
+    L = torch.from_numpy(lut[gray].astype(np.float32))[None, None]
+    spread = point_hint(ab, L)[0].permute(1, 2, 0).numpy()
+    return Guide(patches.ab, patches.weight, np.ascontiguousarray(spread, dtype=np.float32))
 
 
 def _image_lab(spec: KeyframeSpec, height: int, width: int) -> np.ndarray:
@@ -146,6 +196,8 @@ class Keyframes:
         frames = self.window(spec.time, spec.time)
         if not frames or frames[-1][0] < spec.time - EPS:
             raise VidcolorError(f"--keyframe at {spec.time:g} s: the video has no frame there. Choose a time inside it")
+        if spec.image is None:
+            return points_guide(spec.points, frames[-1][1], self.lut)
         return painted_guide(spec, frames[-1][1], self.lut)
 
     def guide(self, time: float, state: TemporalState) -> Guide | None:

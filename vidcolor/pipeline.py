@@ -92,7 +92,7 @@ def colorize_video(src: Path, dst: Path, options: ColorizeOptions, progress: Cal
             if not options.temporal:
                 raise VidcolorError("--keyframe needs the temporal path that carries its colours: drop --no-temporal")
             check_keyframes(
-                [KeyframeSpec(k.time + base, k.image) for k in options.keyframes],
+                [replace(k, time=k.time + base) for k in options.keyframes],
                 start,
                 end,
                 base + info.duration if info.duration else 0.0,

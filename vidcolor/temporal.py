@@ -151,6 +151,9 @@ class Guide:
     # None, None: no colours of its own, only "feed the past back" (a keyframe's shot after the keyframe).
     ab: np.ndarray | None  # (H, W, 2) float32, Lab units, at the working resolution
     weight: np.ndarray | None  # (H, W) float32 in [0, 1]: 1 = these colours, 0 = the network's and the past's
+    # (H, W, 2) float32: colours for the network's input alone where not 0 (a user's points spread over their
+    # regions, hints.py), over the past's; the output is the network's there.
+    hint: np.ndarray | None = None
 
 
 @dataclass
@@ -330,6 +333,15 @@ def _guided_hint(hint: tuple[np.ndarray, np.ndarray] | None, guide: Guide) -> tu
     return w[..., None] * guide.ab + (1.0 - w[..., None]) * ab, np.maximum(w, rel)
 
 
+def _spread_hint(hint: tuple[np.ndarray, np.ndarray] | None, spread: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The network's hint (ab (H, W, 2), reliability (H, W)) with spread points' colours (H, W, 2) over it."""
+    has = np.abs(spread).sum(-1) > 0
+    if hint is None:
+        return spread, has.astype(np.float32)
+    ab, rel = hint
+    return np.where(has[..., None], spread, ab), np.where(has, 1.0, rel).astype(np.float32)
+
+
 @dataclass
 class Link:
     """How frame t follows frame t-1, found from the two gray frames alone (Tracker.link)."""
@@ -457,6 +469,8 @@ class TemporalState:
                 hint = hint if guide is not None else self._fed_back(hint, index)
         elif self.opt.feedback and inherited.lagged is not None:
             hint = self._fed_back(_lagged_hint(*inherited.lagged), index)
+        if guide is not None and guide.hint is not None:
+            hint = _spread_hint(hint, guide.hint)
         if guide is not None and guide.weight is not None:
             hint = _guided_hint(hint, guide)
         return hint
