@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import cv2
 import numpy as np
 import pytest
@@ -268,11 +270,8 @@ def test_a_project_becomes_one_keyframe_per_frame_of_points_plus_its_images(tmp_
 
 def test_hints_end_to_end_show_each_points_colour_at_the_point(gray_clip, tiny_model, tmp_path):
     project = tmp_path / "clip.vidcolor.json"
-    t = 0.5
-    project.write_text(
-        '{"vidcolor_project": 1, "points": [{"t": %g, "x": 0.3, "y": 0.4, "colour": "#2060d0", "size": 0.08}], "keyframes": []}'
-        % t
-    )
+    point = {"t": 0.5, "x": 0.3, "y": 0.4, "colour": "#2060d0", "size": 0.08}
+    project.write_text(json.dumps({"vidcolor_project": 1, "points": [point], "keyframes": []}))
     out = tmp_path / "hinted.mkv"
     res = runner.invoke(
         app, [str(gray_clip), "-o", str(out), "--hints", str(project), "--model", str(tiny_model), "--codec", "ffv1"]

@@ -377,9 +377,9 @@ def _colorize(
     from av.error import FFmpegError
 
     from .keyframes import parse_keyframe, project_keyframes
-    from .project import load_project
     from .outfile import check_output
     from .pipeline import ColorizeOptions, colorize_video, preview_paths
+    from .project import load_project
     from .temporal import TemporalOptions
     from .timecode import parse_time
     from .video import EncodeOptions

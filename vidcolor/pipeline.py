@@ -20,7 +20,7 @@ from .errors import VidcolorError
 from .film import Workers, default_jobs, join_parts, run_parts
 from .inference import Colorizer
 from .job import Job, ShotMatch, expected_frames, look_ahead_frames, no_frames_error, signals_ignored
-from .keyframes import KeyframeSpec, check_keyframes
+from .keyframes import check_keyframes
 from .options import ColorizeOptions, Progress, StageTimes, Summary, working_size
 from .outfile import check_output, create_partial, output_lock, remove_stale_partials
 from .precision import torch_threads
