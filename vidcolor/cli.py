@@ -491,11 +491,45 @@ def frame(
         typer.echo(f"{format_time(still.time)} {still.path}")
 
 
+edit_app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@edit_app.command(no_args_is_help=True)
+def edit(
+    src: Path = typer.Argument(..., help="The film to colour by hand."),
+    project: Path | None = typer.Option(None, "--project", help="The project file. Default: SRC's name + .vidcolor.json beside it."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Where Render writes. Default: SRC's name + .color.mp4."),
+    port: int = typer.Option(0, "--port", min=0, max=65535, help="The port on 127.0.0.1. Default: a free one."),
+    no_browser: bool = typer.Option(False, "--no-browser", help="Only print the page's address; do not open a browser."),
+    model: Path | None = typer.Option(None, "--model", help="Weights (.safetensors) instead of the shipped ones."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+) -> None:
+    """Colour a film by clicking, in the browser: points steer their shots; Render writes the film (--hints)."""
+    from .project import default_project_path
+    from .server import serve
+
+    try:
+        serve(src, project or default_project_path(src), output or _default_output(src), port, not no_browser, model, device)
+    except VidcolorError as e:
+        _fail(str(e))
+    except OSError as e:
+        _fail(_os_error(e))
+
+
 def main() -> None:
     for key, value in OPENMP_ENV.items():
         os.environ.setdefault(key, value)
-    # `vidcolor frame ...` is its own command; `vidcolor FILM ...` stays the one-word default.
+    # `vidcolor frame ...` and `vidcolor edit ...` are commands of their own; `vidcolor FILM ...` stays the
+    # one-word default (a film named like a command: ./frame).
     if len(sys.argv) > 1 and sys.argv[1] == "frame":
         frame_app(args=sys.argv[2:], prog_name="vidcolor frame")
+    elif len(sys.argv) > 1 and sys.argv[1] == "edit":
+        edit_app(args=sys.argv[2:], prog_name="vidcolor edit")
     else:
         app()

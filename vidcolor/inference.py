@@ -79,6 +79,21 @@ class Colorizer:
         return out.permute(0, 2, 3, 1).cpu().numpy()
 
 
+    @torch.inference_mode()
+    def distribution(self, rgb: np.ndarray, trusted: bool = False) -> torch.Tensor:
+        """rgb (H, W, 3) float32 in [0, 1] -> the colour distribution the decoding starts from (Q, H/4, W/4)
+        float32, over the bins `model.colors.bins` (Q, 2): the class output with the rebalancing divided out
+        as far as the decoding's saturation says."""
+        h, w = rgb.shape[:2]
+        m = self.model.multiple
+        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].to(self.device)
+        x = F.pad(x, (0, (-w) % m, 0, (-h) % m), mode="replicate").contiguous(memory_format=MEMORY_FORMAT)
+        with autocast(self.device, self.dtype):
+            logits = self.model(x.to(self.dtype), trusted)[0][0, :, : h // 4, : w // 4].float()
+        z = logits - (1.0 - self.decode.saturation) * torch.log(self.model.colors.class_weights)[:, None, None]
+        return torch.softmax(z, 0).cpu()
+
+
 class Ahead:
     """The network on frames whose input does not wait for the frame before, a few frames ahead of their
     use, on `workers` threads of `threads` torch threads each (set for the run by `torch_threads`).

@@ -1,0 +1,143 @@
+"""The editor's server: the API through Starlette's TestClient on a generated clip, with a tiny network."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import cv2
+import numpy as np
+import pytest
+from starlette.testclient import TestClient
+
+from vidcolor.editing import FrameColourer
+from vidcolor.errors import VidcolorError
+from vidcolor.inference import Colorizer
+from vidcolor.keyframes import hex_ab
+from vidcolor.server import Editor, make_app
+
+from .conftest import make_video
+
+PORT = 8765
+TOKEN = "s3cret-token"
+BASE = f"http://127.0.0.1:{PORT}"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+POINT = {"t": 0.5, "x": 0.3, "y": 0.4, "colour": "#2060d0", "size": 0.08}
+
+
+@pytest.fixture
+def editor(tmp_path, tiny_model):
+    clip = make_video(tmp_path / "clip.mp4", frames=24, size=(96, 64))
+    return Editor(clip, tmp_path / "clip.vidcolor.json", FrameColourer(Colorizer.load(tiny_model, "cpu")), tmp_path / "out.mp4")
+
+
+@pytest.fixture
+def client(editor):
+    return TestClient(make_app(editor, TOKEN, PORT), base_url=BASE, raise_server_exceptions=False)
+
+
+def decode(response) -> np.ndarray:
+    assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
+    bgr = cv2.imdecode(np.frombuffer(response.content, np.uint8), cv2.IMREAD_COLOR)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def test_film_describes_the_clip_and_its_shots(client):
+    film = client.get("/api/film", headers=AUTH).json()
+    assert film["fps"] == 12 and film["frames"] == 24 and (film["width"], film["height"]) == (96, 64)
+    assert film["shots"][0][0] == 0 and film["shots"][-1][1] == pytest.approx(2.0)
+
+
+def test_a_project_round_trips_and_a_point_colours_its_frame(client, editor):
+    assert client.get("/api/project", headers=AUTH).json() == {"vidcolor_project": 1, "points": [], "keyframes": []}
+    before = decode(client.get("/api/frame?t=0.5&view=colour", headers=AUTH))
+    project = {"vidcolor_project": 1, "points": [POINT], "keyframes": []}
+    assert client.put("/api/project", headers=AUTH, content=json.dumps(project)).json() == project
+    assert json.loads(editor.project_path.read_text()) == project
+    assert client.get("/api/project", headers=AUTH).json() == project
+    after = decode(client.get("/api/frame?t=0.5&view=colour", headers=AUTH))
+    h, w = after.shape[:2]
+    lab = cv2.cvtColor(after.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+    assert np.abs(lab[round(0.4 * h), round(0.3 * w), 1:] - hex_ab(POINT["colour"])).max() < 8  # JPEG's error
+    assert not np.array_equal(before, after)
+    other = decode(client.get("/api/frame?t=1.5&view=colour", headers=AUTH))  # another frame: no point there
+    lab = cv2.cvtColor(other.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+    assert np.abs(lab[round(0.4 * h), round(0.3 * w), 1:] - hex_ab(POINT["colour"])).max() > 8
+
+
+@pytest.mark.parametrize("view", ["gray", "uncertainty", "split"])
+def test_every_view_is_a_jpeg_of_the_upright_frame(client, view):
+    img = decode(client.get(f"/api/frame?t=0.25&view={view}", headers=AUTH))
+    assert img.shape[:2] == (64, 96)
+    if view == "gray":
+        assert np.abs(img.astype(int) - img[..., :1]).max() <= 3
+
+
+def test_suggestions_are_up_to_eight_distinct_colours_in_gamut(client):
+    colours = client.get("/api/suggest?t=0.5&x=0.5&y=0.5", headers=AUTH).json()["colours"]
+    assert 1 <= len(colours) <= 8 and len(set(colours)) == len(colours)
+    assert all(len(c) == 7 and c.startswith("#") for c in colours)
+
+
+def test_without_the_token_or_from_another_host_every_route_is_refused(client):
+    for path in ["/", "/api/film", "/api/frame?t=0", "/api/project", "/api/suggest?t=0&x=0&y=0", "/static/editor.js"]:
+        assert client.get(path).status_code == 403
+        assert client.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 403
+        assert client.get(path, headers={**AUTH, "Host": f"evil.example:{PORT}"}).status_code == 403
+    page = client.get(f"/?token={TOKEN}")
+    assert page.status_code == 200 and page.headers["content-security-policy"] == "default-src 'self'"
+    assert client.get("/api/film").status_code == 200  # the cookie the page set
+
+
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        ("not json", "not valid JSON"),
+        ('{"vidcolor_project": 2, "points": []}', "newer"),
+        ('{"vidcolor_project": 1, "points": [{"t": 1, "x": 2, "y": 0, "colour": "#ffffff"}]}', "'x'"),
+        ('{"vidcolor_project": 1, "points": [{"t": 1, "x": 0, "y": 0, "colour": "red"}]}', "hex"),
+        ('{"vidcolor_project": 1, "keyframes": [{"t": 1}]}', "image"),
+    ],
+)
+def test_an_invalid_project_gets_400_and_nothing_is_saved(client, editor, body, words):
+    client.put("/api/project", headers=AUTH, content=json.dumps({"vidcolor_project": 1, "points": [POINT], "keyframes": []}))
+    saved = editor.project_path.read_bytes()
+    r = client.put("/api/project", headers=AUTH, content=body)
+    assert r.status_code == 400 and words in r.json()["error"]
+    assert editor.project_path.read_bytes() == saved
+
+
+def test_a_corrupt_project_file_is_refused_in_one_line_and_left_alone(tmp_path, tiny_model):
+    clip = make_video(tmp_path / "clip.mp4")
+    project = tmp_path / "clip.vidcolor.json"
+    project.write_text('{"vidcolor_project": 1, "points": [')
+    with pytest.raises(VidcolorError, match="left as it is"):
+        Editor(clip, project, FrameColourer(Colorizer.load(tiny_model, "cpu")), tmp_path / "o.mp4")
+    assert project.read_text() == '{"vidcolor_project": 1, "points": ['
+
+
+def test_a_body_over_the_limit_is_refused(client):
+    r = client.put("/api/project", headers=AUTH, content=b" " * (5 << 20))
+    assert r.status_code == 400
+
+
+def test_a_thousand_malformed_or_unauthenticated_requests_never_get_500(client, editor):
+    project = {"vidcolor_project": 1, "points": [POINT], "keyframes": []}
+    client.put("/api/project", headers=AUTH, content=json.dumps(project))
+    saved = editor.project_path.read_bytes()
+    rng = random.Random(0)
+    junk = ["", "-1", "nan", "inf", "1e309", "x", "0.5", "99999", "[]", "{}", "%00", "1" * 400]
+    paths = ["/api/frame", "/api/suggest", "/api/project", "/api/film", "/api/render", "/static/x", "/static/editor.js", "/nope"]
+    statuses = set()
+    for i in range(1000):
+        path = rng.choice(paths)
+        query = "&".join(f"{k}={rng.choice(junk)}" for k in rng.sample(["t", "x", "y", "view", "token"], rng.randint(0, 5)))
+        headers = rng.choice([AUTH, {}, {"Authorization": "Bearer " + rng.choice(junk)}, {**AUTH, "Host": "127.0.0.1:1"}])
+        method = rng.choice(["GET", "PUT", "POST", "DELETE", "PATCH"]) if path != "/api/render" else "GET"
+        body = rng.choice([b"", b"{", b"[]", b'{"vidcolor_project": 1, "points": "x"}', bytes(rng.randrange(256) for _ in range(64))])
+        r = client.request(method, f"{path}?{query}", headers=headers, content=body if method in ("PUT", "POST") else None)
+        statuses.add(r.status_code)
+        assert r.status_code < 500, (method, path, query, r.status_code, r.text)
+    assert editor.project_path.read_bytes() == saved
+    assert client.get("/api/film", headers=AUTH).status_code == 200  # still up
+    assert {400, 403, 404, 405} <= statuses

@@ -1,0 +1,276 @@
+"""The editor's HTTP server (`vidcolor edit`): a thin layer over editing.py and project.py.
+
+Loopback only, behind a secret token (a Bearer header, or the cookie the page sets from its address), with
+the Host header checked against DNS rebinding and bodies size-limited. No route takes a path from the client.
+A request that cannot be served gets 400 (its fault) or 404/409 with a one-line message, never 500.
+The routes are documented in docs/editor-api.md.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import subprocess
+import sys
+import threading
+from importlib import resources
+from pathlib import Path
+
+import cv2
+import numpy as np
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from .editing import Film, FrameColourer, encode_jpeg, heat_map, view_size
+from .errors import VidcolorError
+from .project import MAX_BYTES, Project, ProjectError, load_project, parse, save_project
+
+COOKIE = "vidcolor_token"
+STATIC = {"editor.js": "text/javascript", "editor.css": "text/css"}
+CSP = "default-src 'self'"
+
+
+class Editor:
+    """The state behind the routes: the film, the colouring of one frame, the project file, a render."""
+
+    def __init__(self, film: Path, project_path: Path, colourer: FrameColourer, output: Path):
+        self.film = Film(film)
+        self.film_path, self.project_path, self.output = film, project_path, output
+        self.project = load_project(project_path)  # a corrupt one stops here, before anything is served
+        self.colourer = colourer
+        self.lock = threading.Lock()  # one network call at a time: the cores are the bottleneck
+        self.render: subprocess.Popen | None = None
+        self.render_log: list[str] = []
+
+    def points_at(self, t: float):
+        frame_t = self.film.frame_time(t)
+        return tuple(p for p in self.project.points if abs(self.film.frame_time(p.t) - frame_t) < 5e-4)
+
+    def put_project(self, project: Project) -> None:
+        save_project(self.project_path, project)
+        self.project = project
+
+    def render_command(self) -> list[str]:
+        return ["vidcolor", str(self.film_path), "--hints", str(self.project_path), "-o", str(self.output), "-y"]
+
+    def start_render(self) -> None:
+        if self.render is not None and self.render.poll() is None:
+            raise ConflictError("a render is already running: cancel it first")
+        save_project(self.project_path, self.project)
+        cmd = [sys.executable, "-m", "vidcolor", *self.render_command()[1:]]
+        self.render_log = []
+        self.render = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        threading.Thread(target=self._read_log, args=(self.render,), daemon=True).start()
+
+    def _read_log(self, proc: subprocess.Popen) -> None:
+        for line in proc.stderr:
+            self.render_log.append(line.strip())
+            del self.render_log[:-20]
+
+    def render_state(self) -> dict:
+        if self.render is None:
+            return {"state": "idle", "command": " ".join(self.render_command())}
+        code = self.render.poll()
+        state = "running" if code is None else "done" if code == 0 else "cancelled" if code in (-15, 143) else "failed"
+        frames = [int(m.group(1)) for line in self.render_log for m in [re.search(r"frame=(\d+)", line)] if m]
+        done = frames[-1] if frames else 0
+        return {
+            "state": state,
+            "progress": 1.0 if state == "done" else min(1.0, done / max(1, self.film.info.frames)),
+            "message": self.render_log[-1] if self.render_log and state == "failed" else "",
+            "output": str(self.output),
+            "command": " ".join(self.render_command()),
+        }
+
+    def cancel_render(self) -> None:
+        if self.render is not None and self.render.poll() is None:
+            self.render.terminate()
+            self.render.wait(timeout=30)
+
+
+class ConflictError(VidcolorError):
+    pass
+
+
+def _float(request: Request, name: str, lo: float = 0.0, hi: float = 1e7) -> float:
+    raw = request.query_params.get(name)
+    try:
+        v = float(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"'{name}' must be a number, got {raw!r}") from None
+    if not lo <= v <= hi:
+        raise ValueError(f"'{name}' must be from {lo:g} to {hi:g}, got {v:g}")
+    return v
+
+
+def make_app(editor: Editor, token: str, port: int) -> ASGIApp:
+    def film(request: Request) -> Response:
+        return JSONResponse(editor.film.info.to_dict())
+
+    def frame(request: Request) -> Response:
+        t = _float(request, "t")
+        view = request.query_params.get("view", "colour")
+        if view not in ("gray", "colour", "uncertainty", "split"):
+            raise ValueError(f"'view' must be gray, colour, uncertainty or split, got {view!r}")
+        _, gray = editor.film.gray(t)
+        if view == "gray":
+            h, w = view_size(gray.shape)
+            return _jpeg(encode_jpeg(cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA)))
+        with editor.lock:
+            coloured = editor.colourer.colour(gray, editor.points_at(t))
+        if view == "uncertainty":
+            return _jpeg(encode_jpeg(heat_map(coloured.uncertainty)))
+        if view == "split":  # gray on the left half, colour on the right
+            rgb = coloured.rgb.copy()
+            half = rgb.shape[1] // 2
+            rgb[:, :half] = (coloured.gray[:, :half, None] / 255.0).astype(np.float32)
+            return _jpeg(encode_jpeg(rgb))
+        return _jpeg(encode_jpeg(coloured.rgb))
+
+    async def project(request: Request) -> Response:
+        if request.method == "PUT":
+            body = await _body(request)
+            editor.put_project(parse(body))
+        return JSONResponse(editor.project.to_dict())
+
+    def suggest(request: Request) -> Response:
+        t, x, y = _float(request, "t"), _float(request, "x", 0, 1), _float(request, "y", 0, 1)
+        _, gray = editor.film.gray(t)
+        # The colours the network would show with the frame's other points: what a new one is chosen among.
+        with editor.lock:
+            colours = editor.colourer.suggest(gray, x, y, editor.points_at(t))
+        return JSONResponse({"colours": colours})
+
+    def render(request: Request) -> Response:
+        if request.method == "POST":
+            editor.start_render()
+        elif request.method == "DELETE":
+            editor.cancel_render()
+        return JSONResponse(editor.render_state())
+
+    def page(request: Request) -> Response:
+        html = resources.files("vidcolor.static").joinpath("editor.html").read_text()
+        response = Response(html, media_type="text/html")
+        response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
+        return response
+
+    def static(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in STATIC:
+            return _error(404, f"no such file: {name}")
+        return Response(resources.files("vidcolor.static").joinpath(name).read_bytes(), media_type=STATIC[name])
+
+    routes = [
+        Route("/", page),
+        Route("/static/{name}", static),
+        Route("/api/film", film),
+        Route("/api/frame", frame),
+        Route("/api/project", project, methods=["GET", "PUT"]),
+        Route("/api/suggest", suggest),
+        Route("/api/render", render, methods=["GET", "POST", "DELETE"]),
+    ]
+    app = Starlette(routes=routes, exception_handlers={Exception: answer_error})
+    return Guard(app, token, port)
+
+
+def _jpeg(data: bytes) -> Response:
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
+def _error(status: int, message: str) -> Response:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def _body(request: Request) -> bytes:
+    """The request's body, refused past MAX_BYTES without reading it all."""
+    data = b""
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > MAX_BYTES:
+            raise ValueError(f"the body is larger than {MAX_BYTES >> 20} MiB")
+    return data
+
+
+def answer_error(request: Request, e: Exception) -> Response:
+    """Every failure of a route becomes a one-line answer: 400 for a bad request, 404 for a frame or file that
+    is not there, 409 for a render already running, 503 for anything else; the server goes on."""
+    if isinstance(e, ConflictError):
+        status = 409
+    elif isinstance(e, ValueError | ProjectError):
+        status = 400
+    elif isinstance(e, VidcolorError):
+        status = 404
+    else:
+        status = 503
+    return _error(status, str(e).splitlines()[0] if str(e) else type(e).__name__)
+
+
+class Guard:
+    """The token, the Host header and the body size, checked before any route runs."""
+
+    def __init__(self, app: ASGIApp, token: str, port: int):
+        self.app, self.token = app, token
+        self.hosts = {f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        request = Request(scope)
+        if request.headers.get("host", "") not in self.hosts:
+            return await _error(403, "this server answers only at its loopback address")(scope, receive, send)
+        if not self._authorized(request):
+            return await _error(403, "open the address vidcolor edit printed (with its token)")(scope, receive, send)
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BYTES):
+            return await _error(400, f"the body must be at most {MAX_BYTES >> 20} MiB")(scope, receive, send)
+
+        async def secured(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), (b"content-security-policy", CSP.encode())]}
+            await send(message)
+
+        await self.app(scope, receive, secured)
+
+    def _authorized(self, request: Request) -> bool:
+        given = [
+            request.query_params.get("token", "") if request.url.path == "/" else "",
+            request.cookies.get(COOKIE, ""),
+            request.headers.get("authorization", "").removeprefix("Bearer "),
+        ]
+        return any(g and hmac.compare_digest(g.encode(), self.token.encode()) for g in given)
+
+
+
+def serve(film: Path, project: Path, output: Path, port: int, browser: bool, model: Path | None, device: str) -> None:
+    """Run the editor until Ctrl-C: on 127.0.0.1 (port 0: a free one), printing the page's address."""
+    import secrets
+    import socket
+    import webbrowser
+
+    import uvicorn
+
+    from .inference import Colorizer
+
+    editor = Editor(film, project, FrameColourer(Colorizer.load(model, device)), output)
+    token = secrets.token_urlsafe(24)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError as e:
+        raise VidcolorError(f"cannot listen on 127.0.0.1:{port} ({e.strerror}): choose another --port") from None
+    port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/?token={token}"
+    print(f"vidcolor edit: {film.name}, project {project}\n  open {url}\n  Ctrl-C saves and stops", flush=True)
+    if browser:
+        webbrowser.open(url)
+    config = uvicorn.Config(make_app(editor, token, port), log_level="warning", lifespan="off")
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        editor.cancel_render()
+        save_project(project, editor.project)
+        print("vidcolor edit: saved", project, flush=True)
