@@ -129,12 +129,14 @@ def test_a_thousand_malformed_or_unauthenticated_requests_never_get_500(client, 
     junk = ["", "-1", "nan", "inf", "1e309", "x", "0.5", "99999", "[]", "{}", "%00", "1" * 400]
     paths = ["/api/frame", "/api/suggest", "/api/project", "/api/film", "/api/render", "/static/x", "/static/editor.js", "/nope"]
     statuses = set()
-    for i in range(1000):
+    for _ in range(1000):
         path = rng.choice(paths)
         query = "&".join(f"{k}={rng.choice(junk)}" for k in rng.sample(["t", "x", "y", "view", "token"], rng.randint(0, 5)))
         headers = rng.choice([AUTH, {}, {"Authorization": "Bearer " + rng.choice(junk)}, {**AUTH, "Host": "127.0.0.1:1"}])
         method = rng.choice(["GET", "PUT", "POST", "DELETE", "PATCH"]) if path != "/api/render" else "GET"
-        body = rng.choice([b"", b"{", b"[]", b'{"vidcolor_project": 1, "points": "x"}', bytes(rng.randrange(256) for _ in range(64))])
+        body = rng.choice(
+            [b"", b"{", b"[]", b'{"vidcolor_project": 1, "points": "x"}', bytes(rng.randrange(256) for _ in range(64))]
+        )
         r = client.request(method, f"{path}?{query}", headers=headers, content=body if method in ("PUT", "POST") else None)
         statuses.add(r.status_code)
         assert r.status_code < 500, (method, path, query, r.status_code, r.text)

@@ -503,7 +503,9 @@ edit_app = typer.Typer(
 @edit_app.command(no_args_is_help=True)
 def edit(
     src: Path = typer.Argument(..., help="The film to colour by hand."),
-    project: Path | None = typer.Option(None, "--project", help="The project file. Default: SRC's name + .vidcolor.json beside it."),
+    project: Path | None = typer.Option(
+        None, "--project", help="The project file. Default: SRC's name + .vidcolor.json beside it."
+    ),
     output: Path | None = typer.Option(None, "-o", "--output", help="Where Render writes. Default: SRC's name + .color.mp4."),
     port: int = typer.Option(0, "--port", min=0, max=65535, help="The port on 127.0.0.1. Default: a free one."),
     no_browser: bool = typer.Option(False, "--no-browser", help="Only print the page's address; do not open a browser."),

@@ -78,7 +78,6 @@ class Colorizer:
         out = F.interpolate(torch.cat((ab, conf, carrier), 1).float(), size=(h, w), mode="bilinear", align_corners=False)
         return out.permute(0, 2, 3, 1).cpu().numpy()
 
-
     @torch.inference_mode()
     def distribution(self, rgb: np.ndarray, trusted: bool = False) -> torch.Tensor:
         """rgb (H, W, 3) float32 in [0, 1] -> the colour distribution the decoding starts from (Q, H/4, W/4)

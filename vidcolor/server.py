@@ -62,7 +62,9 @@ class Editor:
         save_project(self.project_path, self.project)
         cmd = [sys.executable, "-m", "vidcolor", *self.render_command()[1:]]
         self.render_log = []
-        self.render = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.render = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
         threading.Thread(target=self._read_log, args=(self.render,), daemon=True).start()
 
     def _read_log(self, proc: subprocess.Popen) -> None:
@@ -166,6 +168,7 @@ def make_app(editor: Editor, token: str, port: int) -> ASGIApp:
     routes = [
         Route("/", page),
         Route("/static/{name}", static),
+        Route("/favicon.ico", lambda request: Response(status_code=204)),  # none: a browser asks anyway
         Route("/api/film", film),
         Route("/api/frame", frame),
         Route("/api/project", project, methods=["GET", "PUT"]),
@@ -241,7 +244,6 @@ class Guard:
             request.headers.get("authorization", "").removeprefix("Bearer "),
         ]
         return any(g and hmac.compare_digest(g.encode(), self.token.encode()) for g in given)
-
 
 
 def serve(film: Path, project: Path, output: Path, port: int, browser: bool, model: Path | None, device: str) -> None:
