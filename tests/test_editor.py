@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import random
 
@@ -28,7 +29,8 @@ POINT = {"t": 0.5, "x": 0.3, "y": 0.4, "colour": "#2060d0", "size": 0.08}
 @pytest.fixture
 def editor(tmp_path, tiny_model):
     clip = make_video(tmp_path / "clip.mp4", frames=24, size=(96, 64))
-    return Editor(clip, tmp_path / "clip.vidcolor.json", FrameColourer(Colorizer.load(tiny_model, "cpu")), tmp_path / "out.mp4")
+    colourer = FrameColourer(Colorizer.load(tiny_model, "cpu"))
+    return Editor(clip, tmp_path / "clip.vidcolor.json", colourer, tmp_path / "out.mp4", tiny_model)
 
 
 @pytest.fixture
@@ -143,3 +145,21 @@ def test_a_thousand_malformed_or_unauthenticated_requests_never_get_500(client, 
     assert editor.project_path.read_bytes() == saved
     assert client.get("/api/film", headers=AUTH).status_code == 200  # still up
     assert {400, 403, 404, 405} <= statuses
+
+
+def test_playing_a_shot_gives_its_frames_coloured_with_the_points_carried(client):
+    plain = client.get("/api/shot?t=0.5", headers=AUTH).json()
+    assert plain["fps"] == 12 and len(plain["frames"]) == 24  # the clip is one shot
+    client.put("/api/project", headers=AUTH, content=json.dumps({"vidcolor_project": 1, "points": [POINT], "keyframes": []}))
+    hinted = client.get("/api/shot?t=0.5", headers=AUTH).json()
+
+    def ab_at(b64: str) -> np.ndarray:
+        rgb = cv2.imdecode(np.frombuffer(base64.b64decode(b64), np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+        h, w = rgb.shape[:2]
+        return cv2.cvtColor(rgb.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)[round(0.4 * h), round(0.3 * w), 1:]
+
+    want = hex_ab(POINT["colour"])
+    assert np.abs(ab_at(hinted["frames"][6]) - want).max() < 10  # the point's own frame
+    # Carried: the frames before and after are nearer the point's colour than without it.
+    for i in (2, 10):
+        assert np.abs(ab_at(hinted["frames"][i]) - want).sum() < np.abs(ab_at(plain["frames"][i]) - want).sum()

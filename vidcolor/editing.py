@@ -184,10 +184,10 @@ class FrameColourer:
         return out
 
 
-def view_size(shape: tuple[int, int]) -> tuple[int, int]:
-    """(H, W) -> the size the editor is sent, at most VIEW_WIDTH wide: (h, w)."""
+def view_size(shape: tuple[int, int], width: int = VIEW_WIDTH) -> tuple[int, int]:
+    """(H, W) -> the size the editor is sent, at most `width` wide: (h, w)."""
     h, w = shape
-    s = min(1.0, VIEW_WIDTH / w)
+    s = min(1.0, width / w)
     return max(1, round(h * s)), max(1, round(w * s))
 
 

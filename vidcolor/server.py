@@ -8,14 +8,18 @@ The routes are documented in docs/editor-api.md.
 
 from __future__ import annotations
 
+import base64
 import hmac
 import re
 import subprocess
 import sys
+import tempfile
 import threading
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 from starlette.applications import Starlette
@@ -26,9 +30,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .editing import Film, FrameColourer, encode_jpeg, heat_map, view_size
 from .errors import VidcolorError
+from .keyframes import project_keyframes
+from .options import ColorizeOptions
+from .pipeline import colorize_video
 from .project import MAX_BYTES, Project, ProjectError, load_project, parse, save_project
+from .video import EncodeOptions
 
 COOKIE = "vidcolor_token"
+PLAY_SIZE = 160  # px, the long side a shot is coloured at to be played in the page
+PLAY_WIDTH = 480  # px, the widest frame of a played shot
 STATIC = {"editor.js": "text/javascript", "editor.css": "text/css"}
 CSP = "default-src 'self'"
 
@@ -36,11 +46,11 @@ CSP = "default-src 'self'"
 class Editor:
     """The state behind the routes: the film, the colouring of one frame, the project file, a render."""
 
-    def __init__(self, film: Path, project_path: Path, colourer: FrameColourer, output: Path):
+    def __init__(self, film: Path, project_path: Path, colourer: FrameColourer, output: Path, model: Path | None = None):
         self.film = Film(film)
         self.film_path, self.project_path, self.output = film, project_path, output
         self.project = load_project(project_path)  # a corrupt one stops here, before anything is served
-        self.colourer = colourer
+        self.colourer, self.model = colourer, model  # the weights a played shot and a render use (None: shipped)
         self.lock = threading.Lock()  # one network call at a time: the cores are the bottleneck
         self.render: subprocess.Popen | None = None
         self.render_log: list[str] = []
@@ -54,7 +64,8 @@ class Editor:
         self.project = project
 
     def render_command(self) -> list[str]:
-        return ["vidcolor", str(self.film_path), "--hints", str(self.project_path), "-o", str(self.output), "-y"]
+        model = ["--model", str(self.model)] if self.model is not None else []
+        return ["vidcolor", str(self.film_path), "--hints", str(self.project_path), "-o", str(self.output), "-y", *model]
 
     def start_render(self) -> None:
         if self.render is not None and self.render.poll() is None:
@@ -86,6 +97,24 @@ class Editor:
             "output": str(self.output),
             "command": " ".join(self.render_command()),
         }
+
+    def play_shot(self, t: float, work_size: int = PLAY_SIZE) -> dict:
+        """The shot around t coloured as a render colours it (its points and keyframes carried through it),
+        at a reduced working size: {"fps", "start", "frames": [base64 JPEG, ...]} at most PLAY_WIDTH wide."""
+        start, end = next((a, b) for a, b in self.film.info.shots if a - 5e-4 <= t < b) if t < self.film.info.duration else self.film.info.shots[-1]
+        specs = [k for k in project_keyframes(self.project, self.project_path.parent) if start - 5e-4 <= k.time < end]
+        options = ColorizeOptions(start=start, end=end, work_size=work_size, keyframes=tuple(specs), segment=0, model=self.model)
+        with tempfile.TemporaryDirectory() as tmp, self.lock:
+            out = Path(tmp) / "shot.mkv"
+            colorize_video(self.film_path, out, replace(options, encode=EncodeOptions(codec="ffv1")))
+            frames = []
+            with av.open(str(out)) as box:
+                for frame in box.decode(video=0):
+                    rgb = frame.to_ndarray(format="rgb24")
+                    h, w = view_size(rgb.shape[:2], PLAY_WIDTH)
+                    small = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+                    frames.append(base64.b64encode(encode_jpeg(small.astype(np.float32) / 255.0, 80)).decode())
+        return {"fps": self.film.info.fps, "start": start, "frames": frames}
 
     def cancel_render(self) -> None:
         if self.render is not None and self.render.poll() is None:
@@ -146,6 +175,9 @@ def make_app(editor: Editor, token: str, port: int) -> ASGIApp:
             colours = editor.colourer.suggest(gray, x, y, editor.points_at(t))
         return JSONResponse({"colours": colours})
 
+    def shot(request: Request) -> Response:
+        return JSONResponse(editor.play_shot(_float(request, "t")))
+
     def render(request: Request) -> Response:
         if request.method == "POST":
             editor.start_render()
@@ -174,6 +206,7 @@ def make_app(editor: Editor, token: str, port: int) -> ASGIApp:
         Route("/api/project", project, methods=["GET", "PUT"]),
         Route("/api/suggest", suggest),
         Route("/api/render", render, methods=["GET", "POST", "DELETE"]),
+        Route("/api/shot", shot),
     ]
     app = Starlette(routes=routes, exception_handlers={Exception: answer_error})
     return Guard(app, token, port)
@@ -256,7 +289,7 @@ def serve(film: Path, project: Path, output: Path, port: int, browser: bool, mod
 
     from .inference import Colorizer
 
-    editor = Editor(film, project, FrameColourer(Colorizer.load(model, device)), output)
+    editor = Editor(film, project, FrameColourer(Colorizer.load(model, device)), output, model)
     token = secrets.token_urlsafe(24)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

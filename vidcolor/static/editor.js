@@ -276,10 +276,33 @@ function setup() {
       if (e.shiftKey) travel(state.redo, state.undo); else travel(state.undo, state.redo);
     }
   });
+  $("play").addEventListener("click", playShot);
   $("render").addEventListener("click", async () => {
     try { await api("/api/render", { method: "POST" }); pollRender(); } catch (e) { say(e.message); }
   });
   $("cancel").addEventListener("click", () => api("/api/render", { method: "DELETE" }).then(pollRender, (e) => say(e.message)));
+}
+
+// The current shot, coloured through time as a render colours it, drawn frame by frame on the canvas.
+async function playShot() {
+  $("play").disabled = true;
+  say("colouring the shot...");
+  try {
+    const shot = await (await api(`/api/shot?t=${state.t.toFixed(4)}`)).json();
+    say(`playing ${shot.frames.length} frames`);
+    const canvas = $("frame"), ctx = canvas.getContext("2d");
+    for (const b64 of shot.frames) {
+      const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const bitmap = await createImageBitmap(new Blob([bytes], { type: "image/jpeg" }));
+      ctx.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+      await new Promise((done) => setTimeout(done, 1000 / shot.fps));
+    }
+    say("");
+  } catch (e) {
+    say(e.message);
+  }
+  $("play").disabled = false;
+  showFrame();
 }
 
 async function pollRender() {
