@@ -73,43 +73,64 @@ def _in_processes(folder: WorkFolder, todo: Sequence[PartJob], work: Work, worke
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools mid-use
-    with ctx.Manager() as manager:
-        q = manager.Queue()
-        pool = ProcessPoolExecutor(workers.jobs, mp_context=ctx, initializer=_leave_signals_to_the_parent)
-        try:
-            futures = {pool.submit(_worker, work, job, workers.torch_threads(), q): job for job in todo}
-            pending, counts = set(futures), {}
-            while pending:
-                finished, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
-                while not q.empty():
-                    index, n = q.get()
-                    counts[index] = n
-                for f in finished:
-                    job = futures[f]
-                    info = f.result()
-                    folder.finish(job.segment.index, info)
-                    counts[job.segment.index] = info.frames
-                done(sum(counts.values()))
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            for child in multiprocessing.active_children():
-                child.terminate()
-            raise
-        pool.shutdown()
+    q = ctx.Queue()  # progress: handed to each worker as it starts, so no Manager process is needed
+    pool = ProcessPoolExecutor(workers.jobs, mp_context=ctx, initializer=_start_worker, initargs=(q,))
+    try:
+        futures = {pool.submit(_worker, work, job, workers.torch_threads()): job for job in todo}
+        pending, counts = set(futures), {}
+        while pending:
+            finished, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+            while not q.empty():
+                index, n = q.get()
+                counts[index] = n
+            for f in finished:
+                job = futures[f]
+                info = f.result()
+                folder.finish(job.segment.index, info)
+                counts[job.segment.index] = info.frames
+            done(sum(counts.values()))
+    except BaseException:
+        # Stop this pool's workers only: a library user's own child processes are none of ours.
+        own = list(getattr(pool, "_processes", {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for child in own:
+            child.terminate()
+        raise
+    finally:
+        q.close()
+    pool.shutdown()
 
 
-def _leave_signals_to_the_parent() -> None:
-    """Ctrl-C reaches every process of the terminal's group: the parent stops the workers itself, so a
-    worker must not die of it with a traceback of its own."""
+_progress = None  # a worker's progress queue (_start_worker)
+
+
+def _start_worker(q) -> None:
+    """In a new worker: die with the parent, leave Ctrl-C to it, and keep the progress queue.
+
+    Ctrl-C reaches every process of the terminal's group: the parent stops the workers itself, so a worker
+    must not die of it with a traceback of its own. A parent killed outright (SIGKILL, the OOM killer) cannot
+    stop them, so each asks the kernel for SIGKILL when its parent dies (Linux; elsewhere nothing)."""
+    global _progress
+    _progress = q
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() == 1:  # the parent died before the request: nobody will collect this worker's work
+        os._exit(1)
 
 
-def _worker(work: Work, job: PartJob, threads: int, q) -> PartInfo:
-    """In a worker process: fixed torch threads (results depend on the thread count), progress to q."""
+def _worker(work: Work, job: PartJob, threads: int) -> PartInfo:
+    """In a worker process: fixed torch threads (results depend on the thread count), progress to the queue."""
     import torch
 
     torch.set_num_threads(threads)
-    info = work(job, None, lambda n: q.put((job.segment.index, n)) if n % 10 == 0 else None)
+    q = _progress
+    info = work(job, None, lambda n: q.put((job.segment.index, n)) if n % 10 == 0 and q is not None else None)
     give_back_freed_memory()  # a worker runs its next part in this process
     return info
 
