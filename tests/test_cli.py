@@ -602,3 +602,31 @@ def test_preview_defaults_to_five_seconds_from_the_middle(tmp_path, tiny_model):
     side = read_video(tmp_path / "long.color.preview.mp4")
     assert side["frames"] == 60
     assert luma(side["rgb"][0][:, :64]).mean() / 2 == pytest.approx(30, abs=0.6)  # the frame at 2.5 s
+
+
+@pytest.mark.parametrize("kind", ["random bytes", "other shapes"])
+def test_a_corrupt_or_mismatched_model_is_one_line(gray_clip, tiny_model, tmp_path, kind):
+    import shutil
+
+    import torch
+    from safetensors.torch import save_file
+
+    bad = tmp_path / "bad.safetensors"
+    if kind == "random bytes":
+        bad.write_bytes(np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8).tobytes())
+    else:
+        save_file({"x": torch.zeros(3)}, str(bad))
+    shutil.copy(tiny_model.with_suffix(".json"), bad.with_suffix(".json"))
+    out = tmp_path / "o.mp4"
+    res = runner.invoke(app, [str(gray_clip), "-o", str(out), "--model", str(bad)])
+    assert res.exit_code == 1 and "Traceback" not in res.output and not out.exists()
+    assert len(res.output.strip().splitlines()) == 1 and str(bad) in res.output
+
+
+def test_an_input_name_whose_output_name_is_too_long_says_choose_a_shorter_one(tmp_path, tiny_model):
+    from .conftest import make_video
+
+    src = make_video(tmp_path / ("b" * 240 + ".mp4"))
+    res = runner.invoke(app, [str(src), "--model", str(tiny_model)])
+    assert res.exit_code == 1 and "choose a shorter name with -o" in res.output
+    assert len(res.output.strip().splitlines()) == 1 and len(res.output) < 200

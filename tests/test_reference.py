@@ -11,7 +11,7 @@ from vidcolor.cli import app
 from vidcolor.color import gamut_bins, soft_histogram
 from vidcolor.decoding import ColorDecoder, DecodeConfig
 from vidcolor.job import ShotMatch
-from vidcolor.reference import ReferenceMatch, reference_histogram
+from vidcolor.reference import ReferenceMatch, floored, reference_histogram
 
 from .conftest import read_video
 
@@ -55,10 +55,10 @@ def test_the_shown_colours_settle_on_the_reference_within_a_shot(tmp_path):
     assert chroma(decoder(logits, cfg, match)[0]) > 0.6 * float(np.hypot(lab[1], lab[2]))
 
 
-def test_a_gray_reference_takes_colour_away(tmp_path):
+def test_a_gray_reference_would_take_colour_away_so_the_cli_refuses_one(tmp_path):
     decoder, cfg = ColorDecoder(10.0), DecodeConfig(saturation=1.0)
     logits = torch.randn(1, len(BINS), 8, 8, generator=torch.Generator().manual_seed(0))
-    match = ReferenceMatch(reference_histogram(solid(tmp_path / "gray.png", (128, 128, 128)), BINS))
+    match = ReferenceMatch(floored(soft_histogram(torch.zeros(64, 2), BINS)))  # a gray photo's colours
     chroma = lambda ab: float(ab.norm(dim=1).mean())  # noqa: E731
     shown = [chroma(decoder(logits, cfg, match)[0]) for _ in range(8)]  # a still shot of 8 frames
     assert shown[-1] < shown[0] < chroma(decoder(logits, cfg)[0])
@@ -96,7 +96,8 @@ def test_reference_end_to_end(gray_clip, tiny_model, tmp_path):
 def test_a_bad_reference_is_one_line_and_writes_nothing(gray_clip, tiny_model, tmp_path):
     bad = tmp_path / "notaphoto.jpg"
     bad.write_text("hello")
-    for ref, words in ((tmp_path / "missing.jpg", "not found"), (bad, "not an image")):
+    gray = solid(tmp_path / "gray.png", (128, 128, 128))
+    for ref, words in ((tmp_path / "missing.jpg", "not found"), (bad, "not an image"), (gray, "almost no colour")):
         out = tmp_path / "o.mp4"
         res = runner.invoke(app, [str(gray_clip), "-o", str(out), "--model", str(tiny_model), "--reference", str(ref)])
         assert res.exit_code == 1 and words in res.output and len(res.output.strip().splitlines()) == 1

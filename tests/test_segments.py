@@ -288,3 +288,13 @@ def test_a_finished_segment_leaves_nothing_behind_for_the_next_one(film, tiny_mo
     finally:
         gc.enable()
     assert len(parts) >= 3 and jobs == []
+
+
+def test_ray_without_ray_installed_is_one_line_and_leaves_no_work_folder(film, tiny_model, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray now raises ImportError, as where it is not installed
+    out = tmp_path / "o.mp4"
+    res = runner.invoke(app, [str(film), "-o", str(out), "--model", str(tiny_model), "--segment", "1", "--ray", "auto"])
+    assert res.exit_code == 1 and "pip install 'vidcolor[ray]'" in res.output
+    assert not out.exists() and not list(tmp_path.glob(".o*"))  # no .o.mp4.parts/ with its manifest, no partial

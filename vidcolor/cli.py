@@ -144,6 +144,10 @@ def _os_error(e: OSError) -> str:
     reason = e.strerror or str(e)
     if e.errno == errno.ENOSPC:
         return f"{reason}: no output was written. Free some space or choose another folder with -o"
+    if e.errno == errno.ENAMETOOLONG:
+        name = Path(str(e.filename or "")).name
+        shown = name if len(name) <= 40 else f"{name[:20]}...{name[-16:]}"
+        return f"a file name is too long for the file system ({shown}, {len(name.encode())} bytes): choose a shorter name with -o"
     where = f" ({e.filename})" if getattr(e, "filename", None) else ""
     return f"{reason}{where}: no output was written"
 

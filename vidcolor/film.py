@@ -151,11 +151,17 @@ def give_back_freed_memory() -> None:
         pass
 
 
-def _on_ray(folder: WorkFolder, todo: Sequence[PartJob], work: Work, workers: Workers, done: FramesDone) -> None:
+def ray_installed():
+    """The ray module, or a VidcolorError saying how to install it."""
     try:
         import ray
     except ImportError:
         raise VidcolorError("--ray needs Ray: pip install 'vidcolor[ray]'") from None
+    return ray
+
+
+def _on_ray(folder: WorkFolder, todo: Sequence[PartJob], work: Work, workers: Workers, done: FramesDone) -> None:
+    ray = ray_installed()
     started = not ray.is_initialized()
     if started:
         address = None if workers.ray == "auto" else workers.ray

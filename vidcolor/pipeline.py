@@ -17,7 +17,7 @@ from pathlib import Path
 import av
 
 from .errors import VidcolorError
-from .film import Workers, default_jobs, join_parts, run_parts
+from .film import Workers, default_jobs, join_parts, ray_installed, run_parts
 from .inference import Colorizer
 from .job import Job, ShotMatch, expected_frames, look_ahead_frames, no_frames_error, signals_ignored
 from .keyframes import check_keyframes
@@ -88,6 +88,8 @@ def colorize_video(src: Path, dst: Path, options: ColorizeOptions, progress: Cal
             dst, sheet = preview_paths(dst)
         else:
             sheet = None
+        if options.ray is not None:
+            ray_installed()  # before any work folder exists: a missing Ray leaves nothing behind
         if options.keyframes:
             if not options.temporal:
                 raise VidcolorError("--keyframe needs the temporal path that carries its colours: drop --no-temporal")

@@ -34,6 +34,9 @@ def floored(hist: torch.Tensor) -> torch.Tensor:
     return (1 - FLOOR) * hist / hist.sum().clamp(min=1e-12) + FLOOR / len(hist)
 
 
+MIN_CHROMA = 3.0  # Lab units: a photo with less mean chroma is gray or sepia, and would only take colour away
+
+
 def reference_histogram(path: Path, bins: torch.Tensor) -> torch.Tensor:
     """A colour photo -> its ab distribution over the network's bins (Q,), floored."""
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -43,6 +46,11 @@ def reference_histogram(path: Path, bins: torch.Tensor) -> torch.Tensor:
     s = min(1.0, 256 / max(h, w))
     small = cv2.resize(bgr, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
     lab = cv2.cvtColor(cv2.cvtColor(small, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+    chroma = float(np.hypot(lab[..., 1], lab[..., 2]).mean())
+    if chroma < MIN_CHROMA:
+        raise VidcolorError(
+            f"--reference {path.name} has almost no colour (mean chroma {chroma:.1f}): it would mute the film. Give a colour photo"
+        )
     return floored(soft_histogram(torch.from_numpy(lab[..., 1:].reshape(-1, 2)), bins))
 
 

@@ -101,7 +101,11 @@ class Editor:
     def play_shot(self, t: float, work_size: int = PLAY_SIZE) -> dict:
         """The shot around t coloured as a render colours it (its points and keyframes carried through it),
         at a reduced working size: {"fps", "start", "frames": [base64 JPEG, ...]} at most PLAY_WIDTH wide."""
-        start, end = next((a, b) for a, b in self.film.info.shots if a - 5e-4 <= t < b) if t < self.film.info.duration else self.film.info.shots[-1]
+        start, end = (
+            next((a, b) for a, b in self.film.info.shots if a - 5e-4 <= t < b)
+            if t < self.film.info.duration
+            else self.film.info.shots[-1]
+        )
         specs = [k for k in project_keyframes(self.project, self.project_path.parent) if start - 5e-4 <= k.time < end]
         options = ColorizeOptions(start=start, end=end, work_size=work_size, keyframes=tuple(specs), segment=0, model=self.model)
         with tempfile.TemporaryDirectory() as tmp, self.lock:

@@ -89,5 +89,12 @@ def load_model(path: Path | None = None) -> tuple[ColorNet, DecodeConfig]:
     path = Path(path) if path is not None else default_model_path()
     cfg, decode = read_configs(path)
     model = ColorNet(cfg)
-    model.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
+    try:
+        state = load_file(str(path))
+    except Exception as e:  # safetensors raises its own error types for a file that is not its format
+        raise ValueError(f"{path} is not a safetensors file vidcolor can read ({str(e).splitlines()[0]})") from None
+    try:
+        model.load_state_dict({k: v.float() for k, v in state.items()})
+    except RuntimeError:
+        raise ValueError(f"{path} holds weights of another shape than its {path.with_suffix('.json').name} describes") from None
     return model.eval(), decode
