@@ -65,3 +65,29 @@ def test_lossless_output_keeps_the_sources_bit_depth_and_chroma_format(tmp_path,
     # The 10-bit luma passes through (within rounding), with all its levels: 8 bits would merge them four to one.
     assert np.abs(ya.astype(int) - yb.astype(int)).max() <= 1
     assert len(np.unique(yb)) == len(np.unique(ya)) > len(np.unique(ya >> 2))
+
+
+def _deep_gray_scan(path, depth: int, frames: int = 3):
+    """A gray film scan at `depth` bits: a fine ramp with far more than 256 levels, FFV1."""
+    ramp = (np.arange(48 * 64, dtype=np.float64).reshape(48, 64) / (48 * 64) * 65535).astype(np.uint16)
+    with av.open(str(path), "w") as box:
+        v = box.add_stream("ffv1", rate=12)
+        v.width, v.height, v.pix_fmt = 64, 48, f"gray{depth}le"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.roll(ramp, i, axis=1), format="gray16le").reformat(format=f"gray{depth}le")
+            box.mux(v.encode(frame))
+        box.mux(v.encode())
+    return path
+
+
+@pytest.mark.parametrize("depth", [10, 12, 16])
+def test_lossless_output_of_a_deep_gray_scan_keeps_its_bit_depth(tmp_path, tiny_model, depth):
+    clip = _deep_gray_scan(tmp_path / "scan.mkv", depth)
+    out = tmp_path / "scan.out.mkv"
+    assert run(clip, "-o", out, "--model", tiny_model, "--codec", "ffv1").exit_code == 0
+    with av.open(str(clip)) as a, av.open(str(out)) as b:
+        assert b.streams.video[0].codec_context.pix_fmt == f"yuv444p{depth}le"
+        ya = next(a.decode(video=0)).to_ndarray(format="gray16le")
+        yb = next(b.decode(video=0)).reformat(format="gray16le").to_ndarray()
+    # The scan's levels survive (the output is limited range: compare their count): 8 bits would keep 256 at most.
+    assert len(np.unique(ya)) > 1000 and len(np.unique(yb)) > 0.8 * min(len(np.unique(ya)), 219 << (depth - 8))

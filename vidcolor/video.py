@@ -324,12 +324,14 @@ FFV1_KEEPS = {
     "yuv444p16le",
 }
 _FULL_RANGE = {"yuvj420p": "yuv420p", "yuvj422p": "yuv422p", "yuvj444p": "yuv444p"}
+# A gray source has no chroma to keep: its colour output takes full chroma at the source's own depth (film scans).
+_GRAY_DEEP = {"gray10le": "yuv444p10le", "gray12le": "yuv444p12le", "gray16le": "yuv444p16le", "gray16be": "yuv444p16le"}
 
 
 def output_pix_fmt(info: SourceInfo, codec: str = "libx264") -> str:
-    """FFV1 (lossless): the source's own chroma format and bit depth. Otherwise 4:2:0 as players expect,
+    """FFV1 (lossless): the source's own chroma format and bit depth (a deep gray source: 4:4:4 at its depth). Otherwise 4:2:0 as players expect,
     4:4:4 for odd sizes, which 4:2:0 encoders refuse."""
-    own = _FULL_RANGE.get(info.pix_fmt, info.pix_fmt)
+    own = _GRAY_DEEP.get(info.pix_fmt) or _FULL_RANGE.get(info.pix_fmt, info.pix_fmt)
     even = info.width % 2 == 0 and (info.height % 2 == 0 or "420" not in own)
     if codec == "ffv1" and own in FFV1_KEEPS and (even or "444" in own):
         return own
