@@ -39,7 +39,7 @@ def test_the_frame_at_a_time_is_written_gray_at_full_size(gray_clip, tmp_path):
 
 
 def test_n_frames_evenly_spaced_named_by_time(gray_clip, tmp_path):
-    res = run(gray_clip, "-ss", "0.25", "-t", "0.5", "-n", "3", "-o", tmp_path / "f.png")
+    res = run(gray_clip, "-ss", "0.25", "-t", "0.5", "--count", "3", "-o", tmp_path / "f.png")
     assert res.exit_code == 0, res.output
     names = sorted(p.name for p in tmp_path.glob("f-t*.png"))
     assert names == ["f-t0.250.png", "f-t0.417.png", "f-t0.583.png"]
@@ -61,7 +61,7 @@ def test_a_rotated_film_gives_an_upright_frame(tmp_path):
         (["-ss", "5"], "past the end"),
         (["-ss", "x"], "not a time"),
         (["-o", "{tmp}/f.jpg"], "lossless"),
-        (["-n", "3", "-ss", "0.5", "-to", "0.5"], "needs a range"),
+        (["--count", "3", "-ss", "0.5", "-to", "0.5"], "needs a range"),
     ],
 )
 def test_bad_requests_get_one_line_and_write_nothing(gray_clip, tmp_path, args, words):
@@ -88,3 +88,8 @@ def test_the_vidcolor_command_routes_frame_to_it(gray_clip, tmp_path, monkeypatc
     with pytest.raises(SystemExit) as e:
         cli.main()
     assert e.value.code == 0 and out.is_file()
+
+
+def test_dash_n_is_never_a_count_in_frame_it_means_no_overwrite_only_in_the_main_command(gray_clip, tmp_path):
+    res = run(gray_clip, "-n", "3", "-o", tmp_path / "f.png")
+    assert res.exit_code != 0 and not (tmp_path / "f.png").exists()

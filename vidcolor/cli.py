@@ -77,7 +77,7 @@ Examples:
 
   vidcolor frame film.mp4 -ss 1:23.5 -o frame.png        the frame at 1:23.5
 
-  vidcolor frame film.mp4 -ss 1:00 -t 60 -n 6 -o f.png   6 frames, one every 10 s: f-t60.000.png ...
+  vidcolor frame film.mp4 -ss 1:00 -t 60 --count 6 -o f.png   6 frames, one every 10 s: f-t60.000.png ...
 """
 
 
@@ -184,7 +184,8 @@ def colorize(
         "--smoothing",
         min=0.0,
         max=1.0,
-        help="How steady colours stay from frame to frame: 0 = each frame's own guess .. 1 = steadiest (the default).",
+        help="How much of the past each frame's colours keep, along the motion: 0 = none (the network's own guess, "
+        "still fed its earlier colours and looked ahead; --no-temporal for frames alone) .. 1 = steadiest (the default).",
     ),
     look_ahead: int = typer.Option(
         16,
@@ -465,7 +466,7 @@ def frame(
     end: str | None = typer.Option(None, "-to", "--end", help="With -n: end of the range (default: the video's end)."),
     duration: str | None = typer.Option(None, "-t", "--duration", help="With -n: length of the range instead of -to."),
     count: int = typer.Option(
-        1, "-n", "--count", min=1, help="Write N frames evenly spaced over the range, named by their time."
+        1, "-c", "--count", min=1, help="Write N frames evenly spaced over the range, named by their time."
     ),
     yes: bool = typer.Option(False, "-y", "--yes", help="Overwrite existing images."),
 ) -> None:

@@ -56,7 +56,7 @@ def export_stills(
     if dst.suffix.lower() not in STILL_SUFFIXES:
         raise VidcolorError(f"{dst.name}: frames are written as .png or .tif (lossless), not {dst.suffix or 'no extension'}")
     if count < 1:
-        raise VidcolorError(f"-n {count}: give 1 or more frames")
+        raise VidcolorError(f"--count {count}: give 1 or more frames")
     container = open_input(src)
     try:
         info = describe(container)
@@ -67,7 +67,7 @@ def export_stills(
         if length and t0 >= length:
             raise VidcolorError(f"the time {t0:g} s is past the end of {src.name} ({length:.2f} s long): choose an earlier one")
         if count > 1 and not t1 > t0:
-            raise VidcolorError(f"-n {count} needs a range: give -to or -t, or a start before the end of {src.name}")
+            raise VidcolorError(f"--count {count} needs a range: give -to or -t, or a start before the end of {src.name}")
         times = [t0] if count == 1 else spaced_times(t0, t1, count)
         paths = still_names(dst, times)
         for path in paths:
