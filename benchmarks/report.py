@@ -27,7 +27,9 @@ def cpu() -> tuple[str, str]:
     info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     flags = set(info.split())
     model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "unknown")
-    return model, " ".join(f for f in ("amx_bf16", "avx512_bf16", "avx512f", "avx2") if f in flags) or "none of avx2, avx512f, amx"
+    return model, " ".join(
+        f for f in ("amx_bf16", "avx512_bf16", "avx512f", "avx2") if f in flags
+    ) or "none of avx2, avx512f, amx"
 
 
 def run(args: list[str]) -> str:
@@ -46,7 +48,10 @@ def main() -> None:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     name, flags = cpu()
     runs = [
-        ("Quality on held-out photos", ["benchmarks/quality.py", "--points", "5", "20", *model, *(["--limit", "160"] if args.quick else [])]),
+        (
+            "Quality on held-out photos",
+            ["benchmarks/quality.py", "--points", "5", "20", *model, *(["--limit", "160"] if args.quick else [])],
+        ),
         ("Points on a clip", ["benchmarks/points.py", *model]),
         ("Speed", ["benchmarks/speed.py", "--frames", "120" if args.quick else "240", *model]),
         ("The editor's latency", ["benchmarks/editor.py", *model]),

@@ -37,7 +37,10 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         project = Path(tmp) / "sample.vidcolor.json"
-        points = [{"t": 1.5, "x": 0.1, "y": 0.8, "colour": SUIT, "size": 0.03}, {"t": 1.5, "x": 0.68, "y": 0.72, "colour": SUIT, "size": 0.03}]
+        points = [
+            {"t": 1.5, "x": 0.1, "y": 0.8, "colour": SUIT, "size": 0.03},
+            {"t": 1.5, "x": 0.68, "y": 0.72, "colour": SUIT, "size": 0.03},
+        ]
         project.write_text(json.dumps({"vidcolor_project": 1, "points": points, "keyframes": []}))
         editor = Editor(HERE / "sample.mp4", project, FrameColourer(Colorizer.load(args.model)), Path(tmp) / "o.mp4", args.model)
         sock = socket.socket()
@@ -48,7 +51,10 @@ def main() -> None:
         while not server.started:
             time.sleep(0.05)
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            browser = p.chromium.launch(
+                executable_path=shutil.which("chromium"),
+                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+            )
             page = browser.new_page(viewport={"width": 1100, "height": 640})
             page.goto(f"http://127.0.0.1:{port}/?token={TOKEN}")
             page.wait_for_function("() => document.getElementById('frame').dataset.revision === '0'")
