@@ -14,9 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import socket
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -26,7 +24,7 @@ import torch
 
 from vidcolor.editing import FrameColourer
 from vidcolor.inference import Colorizer
-from vidcolor.server import Editor, make_app
+from vidcolor.server import Editor, running
 
 HERE = Path(__file__).resolve().parents[1]
 TOKEN = "benchmark"
@@ -68,8 +66,6 @@ def page_load(url: str) -> float | None:
 
 
 def main() -> None:
-    import uvicorn
-
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("film", nargs="?", type=Path, default=HERE / "samples" / "sample.mp4")
     ap.add_argument("--model", type=Path, default=None)
@@ -78,33 +74,9 @@ def main() -> None:
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory() as tmp:
         editor = Editor(args.film, Path(tmp) / "p.vidcolor.json", FrameColourer(Colorizer.load(args.model)), Path(tmp) / "o.mp4")
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        server = uvicorn.Server(uvicorn.Config(make_app(editor, TOKEN, port), log_level="warning", lifespan="off"))
-        threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
-        while not server.started:
-            time.sleep(0.05)
-        url = f"http://127.0.0.1:{port}"
-        info = editor.film.info
-        rng = np.random.default_rng(0)
-        t = info.times[len(info.times) // 2]
-        request(f"{url}/api/frame?t={t}&view=colour")  # the first call loads and warms up
-        frame_ms, put_ms, suggest_ms = [], [], []
-        for _ in range(args.rounds):
-            point = {
-                "t": t,
-                "x": float(rng.uniform(0.1, 0.9)),
-                "y": float(rng.uniform(0.1, 0.9)),
-                "colour": "#c08040",
-                "size": 0.015,
-            }
-            body = json.dumps({"vidcolor_project": 1, "points": [point], "keyframes": []}).encode()
-            put_ms.append(request(f"{url}/api/project", "PUT", body)[0])
-            frame_ms.append(request(f"{url}/api/frame?t={t}&view=colour")[0])
-            suggest_ms.append(request(f"{url}/api/suggest?t={t}&x={rng.uniform(0, 1):.3f}&y={rng.uniform(0, 1):.3f}")[0])
-        load = page_load(url)
-        server.should_exit = True
+        with running(editor, TOKEN) as url:
+            frame_ms, put_ms, suggest_ms, load = drive(url, editor, args.rounds)
+    info = editor.film.info
     print(f"CPU: {cpu_flags()}; torch threads 2; {args.film.name} {info.width}x{info.height}, {args.rounds} rounds")
     for name, ms in (
         ("PUT /api/project", put_ms),
@@ -113,6 +85,29 @@ def main() -> None:
     ):
         print(f"  {name:38s} median {np.median(ms):6.1f} ms, p95 {np.percentile(ms, 95):6.1f} ms")
     print(f"  page load to the first frame: {load:.0f} ms" if load is not None else "  page load: no Chromium/Playwright here")
+
+
+def drive(url: str, editor: Editor, rounds: int):
+    """The rounds against a running editor -> ms lists for PUT, the frame after it, suggest; the page's load."""
+    info = editor.film.info
+    rng = np.random.default_rng(0)
+    t = info.times[len(info.times) // 2]
+    request(f"{url}/api/frame?t={t}&view=colour")  # the first call loads and warms up
+    frame_ms, put_ms, suggest_ms = [], [], []
+    for _ in range(rounds):
+        point = {
+            "t": t,
+            "x": float(rng.uniform(0.1, 0.9)),
+            "y": float(rng.uniform(0.1, 0.9)),
+            "colour": "#c08040",
+            "size": 0.015,
+        }
+        body = json.dumps({"vidcolor_project": 1, "points": [point], "keyframes": []}).encode()
+        put_ms.append(request(f"{url}/api/project", "PUT", body)[0])
+        frame_ms.append(request(f"{url}/api/frame?t={t}&view=colour")[0])
+        suggest_ms.append(request(f"{url}/api/suggest?t={t}&x={rng.uniform(0, 1):.3f}&y={rng.uniform(0, 1):.3f}")[0])
+    load = page_load(url)
+    return frame_ms, put_ms, suggest_ms, load
 
 
 if __name__ == "__main__":

@@ -12,15 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import socket
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 from vidcolor.editing import FrameColourer
 from vidcolor.inference import Colorizer
-from vidcolor.server import Editor, make_app
+from vidcolor.server import Editor, running
 
 HERE = Path(__file__).resolve().parent
 TOKEN = "screenshot"
@@ -28,7 +25,6 @@ SUIT = "#d0702c"
 
 
 def main() -> None:
-    import uvicorn
     from playwright.sync_api import sync_playwright
 
     ap = argparse.ArgumentParser(description=__doc__)
@@ -43,22 +39,14 @@ def main() -> None:
         ]
         project.write_text(json.dumps({"vidcolor_project": 1, "points": points, "keyframes": []}))
         editor = Editor(HERE / "sample.mp4", project, FrameColourer(Colorizer.load(args.model)), Path(tmp) / "o.mp4", args.model)
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        server = uvicorn.Server(uvicorn.Config(make_app(editor, TOKEN, port), log_level="warning", lifespan="off"))
-        threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
-        while not server.started:
-            time.sleep(0.05)
-        with sync_playwright() as p:
+        with running(editor, TOKEN) as url, sync_playwright() as p:
             browser = p.chromium.launch(
                 executable_path=shutil.which("chromium"),
                 args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
             )
             page = browser.new_page(viewport={"width": 1100, "height": 640})
-            page.goto(f"http://127.0.0.1:{port}/?token={TOKEN}")
+            page.goto(f"{url}/?token={TOKEN}")
             page.wait_for_function("() => document.getElementById('frame').dataset.revision === '0'")
-            page.keyboard.press("ArrowRight")  # 0 -> 1.5 s: the frames are 1/24 s apart
             page.evaluate("() => document.getElementById('scrub').value = String(1.5 / 6.0)")
             page.dispatch_event("#scrub", "input")
             page.wait_for_function("() => document.getElementById('frame').dataset.t === '1.5000'")
@@ -71,7 +59,6 @@ def main() -> None:
             page.evaluate("() => document.activeElement.blur()")
             page.screenshot(path=str(args.out), type="jpeg", quality=85)
             browser.close()
-        server.should_exit = True
     print(args.out)
 
 

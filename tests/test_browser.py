@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
 
 import cv2
 import numpy as np
@@ -15,7 +12,7 @@ import pytest
 from vidcolor.editing import FrameColourer
 from vidcolor.inference import Colorizer
 from vidcolor.keyframes import hex_ab
-from vidcolor.server import Editor, make_app
+from vidcolor.server import Editor, running
 
 from .conftest import make_video
 
@@ -47,21 +44,10 @@ pytestmark = pytest.mark.skipif(why_not is not None and not os.environ.get("CI")
 
 @pytest.fixture
 def served(tmp_path, tiny_model):
-    import uvicorn
-
     clip = make_video(tmp_path / "clip.mp4", frames=24, size=(160, 96))
     editor = Editor(clip, tmp_path / "clip.vidcolor.json", FrameColourer(Colorizer.load(tiny_model, "cpu")), tmp_path / "o.mp4")
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(make_app(editor, TOKEN, port), log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", editor
-    server.should_exit = True
-    thread.join(10)
+    with running(editor, TOKEN) as url:
+        yield url, editor
 
 
 def pixels_at(page, x: float, y: float) -> np.ndarray:

@@ -18,13 +18,19 @@ import typer
 
 from .errors import VidcolorError
 
-app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+
+def _command_app() -> typer.Typer:
+    """One Typer app per command word (vidcolor FILM, vidcolor frame, vidcolor edit), all alike."""
+    return typer.Typer(
+        add_completion=False,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+
+
+app = _command_app()
 
 
 class Stopped(BaseException):
@@ -449,13 +455,7 @@ def _colorize(
 OPENMP_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
-frame_app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+frame_app = _command_app()
 
 
 @frame_app.command(epilog=FRAME_EXAMPLES, no_args_is_help=True)
@@ -496,13 +496,7 @@ def frame(
         typer.echo(f"{format_time(still.time)} {still.path}")
 
 
-edit_app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+edit_app = _command_app()
 
 
 @edit_app.command(no_args_is_help=True)

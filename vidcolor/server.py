@@ -11,10 +11,14 @@ from __future__ import annotations
 import base64
 import hmac
 import re
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
@@ -283,10 +287,30 @@ class Guard:
         return any(g and hmac.compare_digest(g.encode(), self.token.encode()) for g in given)
 
 
+@contextmanager
+def running(editor: Editor, token: str) -> Iterator[str]:
+    """The editor served on a free loopback port in a background thread, for scripts and tests: -> its base
+    URL (http://127.0.0.1:PORT); stopped on leaving."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(make_app(editor, token, port), log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started and thread.is_alive():
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
 def serve(film: Path, project: Path, output: Path, port: int, browser: bool, model: Path | None, device: str) -> None:
     """Run the editor until Ctrl-C: on 127.0.0.1 (port 0: a free one), printing the page's address."""
     import secrets
-    import socket
     import webbrowser
 
     import uvicorn
