@@ -344,7 +344,9 @@ def _one(src: Path, output: Path | None, settings: dict) -> None:
 def _resumable(src: Path, output: Path | None, settings: dict) -> str:
     """After an interruption: say so when finished segments wait for a rerun."""
     dst = output if output is not None else _default_output(src)
-    parts = dst.with_name(f".{dst.name}.parts")
+    from .segments import parts_folder
+
+    parts = parts_folder(dst)
     if any(parts.glob("part-*.json")):
         return f" (finished segments are kept in {parts}: run the same command again to resume)"
     return ""

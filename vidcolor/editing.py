@@ -23,7 +23,7 @@ from .options import working_size
 from .project import Point
 from .stills import upright_gray
 from .temporal import TemporalOptions, feedback_input, gray_input, histogram, shot_distance
-from .video import DecodeStats, demux_range, describe, open_input
+from .video import DecodeStats, demux_range, describe, file_start, open_input
 
 VIEW_WIDTH = 960  # px: the widest frame the editor is sent
 SUGGESTIONS = 8
@@ -64,7 +64,7 @@ class Film:
     def _scan(self) -> FilmInfo:
         with open_input(self.path) as container:
             meta = describe(container)
-            self.base = max(0.0, (container.start_time or 0) / av.time_base)
+            self.base = file_start(container)
             times, shots, prev, size = [], [], None, (meta.width, meta.height)
             threshold = TemporalOptions().cut_threshold
             for frame in demux_range(container, None, None, DecodeStats()):

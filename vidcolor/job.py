@@ -52,6 +52,7 @@ from .video import (
     demux_range,
     ends_mid_packet,
     field_order,
+    file_start,
     open_input,
     output_pix_fmt,
 )
@@ -249,7 +250,7 @@ class Job:
         if self.part is not None:
             offset = self.part[2]
         else:
-            offset = frame.time if self.start is not None else max(0.0, (self.container.start_time or 0) / av.time_base)
+            offset = frame.time if self.start is not None else file_start(self.container)
         self.writer = Writer(
             self.tmp,
             self.fmt,
@@ -292,7 +293,7 @@ class Job:
 
     def _keyframes(self) -> Keyframes:
         """The keyframe guide; it reads the frames before each keyframe from a second decoder of the source."""
-        base = max(0.0, (self.container.start_time or 0) / av.time_base)
+        base = file_start(self.container)
         specs = [replace(k, time=k.time + base) for k in self.options.keyframes]
         lut = self.state.lut
         return Keyframes(specs, self._window, self.colorizer.predict, lut, self.temporal_options, self.options.keyframe_reach)

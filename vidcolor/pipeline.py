@@ -14,8 +14,6 @@ from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 
-import av
-
 from .errors import VidcolorError
 from .film import Workers, default_jobs, join_parts, ray_installed, run_parts
 from .inference import Colorizer
@@ -32,6 +30,7 @@ from .video import (
     check_encode,
     container_format,
     describe,
+    file_start,
     first_frame_time,
     keyframe_times,
     open_input,
@@ -80,7 +79,7 @@ def colorize_video(src: Path, dst: Path, options: ColorizeOptions, progress: Cal
         info = describe(container)
         # User times count from the start of the file, like ffmpeg's -ss; streams
         # such as MPEG-TS carry timestamps that begin later.
-        base = max(0.0, (container.start_time or 0) / av.time_base)
+        base = file_start(container)
         start = None if options.start is None else options.start + base
         end = None if options.end is None else options.end + base
         if options.preview:
@@ -205,7 +204,7 @@ def _output_offset(container, src: Path, info: SourceInfo, span: tuple) -> float
     whole file keeps its own times, moved to 0 only when the container starts late (MPEG-TS)."""
     start, end = span
     if start is None:
-        return max(0.0, (container.start_time or 0) / av.time_base)
+        return file_start(container)
     offset = first_frame_time(container, start)
     if offset is None:
         raise no_frames_error(src, info, start, end, DecodeStats())

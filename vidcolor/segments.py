@@ -122,12 +122,17 @@ class PartInfo:
     notices: tuple[str, ...] = ()
 
 
+def parts_folder(dst: Path) -> Path:
+    """The work folder of an output: `.<output name>.parts/` beside it."""
+    return dst.with_name(f".{dst.name}.parts")
+
+
 class WorkFolder:
     """The parts of one output; made (or checked and reused) by `open`, under the output's lock."""
 
     def __init__(self, dst: Path, manifest: dict, fresh: bool = False):
         self.dst = Path(dst)
-        self.path = self.dst.with_name(f".{self.dst.name}.parts")
+        self.path = parts_folder(self.dst)
         # as it reads back from JSON (tuples become lists), so the two compare equal
         self.manifest = json.loads(json.dumps({"version": MANIFEST_VERSION, **manifest}))
         self.fresh = fresh

@@ -18,7 +18,7 @@ import numpy as np
 from .errors import VidcolorError
 from .outfile import check_output
 from .timecode import format_time
-from .video import DecodeStats, demux_range, describe, open_input
+from .video import DecodeStats, demux_range, describe, file_start, open_input
 
 STILL_SUFFIXES = {".png", ".tif", ".tiff"}  # lossless: a hand-coloured frame must match the film's lightness
 
@@ -60,7 +60,7 @@ def export_stills(
     container = open_input(src)
     try:
         info = describe(container)
-        base = max(0.0, (container.start_time or 0) / av.time_base)
+        base = file_start(container)
         length = info.duration or (info.frames / float(info.rate) if info.frames and info.rate else 0.0)
         t0 = start or 0.0
         t1 = end if end is not None else length

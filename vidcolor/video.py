@@ -79,6 +79,11 @@ def _kinds(path: Path) -> str:
         return "unreadable streams"
 
 
+def file_start(container: av.container.InputContainer) -> float:
+    """Seconds that times "as -ss counts" are measured from: the container's start time (never negative)."""
+    return max(0.0, (container.start_time or 0) / av.time_base)
+
+
 def describe(container: av.container.InputContainer) -> SourceInfo:
     v = container.streams.video[0]
     tb = v.time_base or Fraction(1, 90000)
