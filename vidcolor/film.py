@@ -214,12 +214,10 @@ def join_parts(
 ) -> None:
     """The parts' video packets (at the output's times: their first frame's source time - offset) and the
     source's audio and subtitle packets over the whole range, interleaved by time, into dst: no re-encoding."""
-    container = open_input(src)
-    first = av.open(str(parts[0][0]))
-    try:
-        template = first.streams.video[0]
-        rotation = _rotation(first)
-        writer = Writer(dst, fmt, container, info, EncodeOptions(), rotation, offset, notices, video_from=template)
+    with open_input(src) as container, av.open(str(parts[0][0])) as first:
+        writer = Writer(
+            dst, fmt, container, info, EncodeOptions(), _rotation(first), offset, notices, video_from=first.streams.video[0]
+        )
         try:
             start, end = span
             video = ((_time(p), 0, p) for path, part in parts for p in video_packets(path, part.first - offset))
@@ -233,9 +231,6 @@ def join_parts(
         except BaseException:
             writer.abort()
             raise
-    finally:
-        first.close()
-        container.close()
 
 
 def _time(packet: av.Packet) -> float:

@@ -74,8 +74,7 @@ def colorize_video(src: Path, dst: Path, options: ColorizeOptions, progress: Cal
         raise VidcolorError(
             f"the end ({options.end:g} s) is not after the start ({options.start:g} s): give an end later than the start"
         )
-    container = open_input(src)
-    try:
+    with open_input(src) as container:
         info = describe(container)
         # User times count from the start of the file, like ffmpeg's -ss; streams
         # such as MPEG-TS carry timestamps that begin later.
@@ -111,8 +110,6 @@ def colorize_video(src: Path, dst: Path, options: ColorizeOptions, progress: Cal
                 if len(plan) > 1:
                     return _run_film(container, info, src, dst, plan, (start, end), options, colorizer, progress)
             return _run(container, info, src, dst, sheet, start, end, options, colorizer, progress, match)
-    finally:
-        container.close()
 
 
 def _shot_match(reference: Path | None, colorizer: Colorizer) -> ShotMatch | None:
@@ -133,11 +130,8 @@ def _plan(src: Path, info: SourceInfo, start: float | None, end: float | None, l
     known_end = end if end is not None else (info.start + info.duration if info.duration else None)
     if known_end is not None and known_end - (start or 0.0) < 1.5 * length:
         return [Segment(0, start or 0.0, end)]  # too short to split: no need to read the index
-    container = open_input(src)
-    try:
+    with open_input(src) as container:
         keys = keyframe_times(container, start, known_end)
-    finally:
-        container.close()
     plan = plan_segments(keys, start, known_end, length)
     return [*plan[:-1], replace(plan[-1], end=end)]
 
