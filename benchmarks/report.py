@@ -6,7 +6,7 @@
 Runs the benchmarks below one after another (pause anything else running: they time things) and writes their
 output verbatim, each under the command that reproduces it:
 - quality.py: held-out photos, with 5 and 20 points of the truth (`--quick`: 160 of them);
-- points.py: 10 points on one frame of each development clip's longest shot, over that shot;
+- points.py: 10 points on one frame of each clip's longest shot, over that shot (`--quick`: the development clips);
 - speed.py: end-to-end fps beside a plain transcode (`--quick`: 120 frames);
 - editor.py: the editor's latency.
 """
@@ -21,6 +21,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+DEV_CLIPS = ROOT.parent / "shared" / "data" / "videos"
 
 
 def cpu() -> tuple[str, str]:
@@ -52,7 +53,10 @@ def main() -> None:
             "Quality on held-out photos",
             ["benchmarks/quality.py", "--points", "5", "20", *model, *(["--limit", "160"] if args.quick else [])],
         ),
-        ("Points on a clip", ["benchmarks/points.py", *model]),
+        (
+            "Points on a clip",
+            ["benchmarks/points.py", *model, *(sorted(str(p) for p in DEV_CLIPS.glob("*.mp4")) if args.quick else [])],
+        ),
         ("Speed", ["benchmarks/speed.py", "--frames", "120" if args.quick else "240", *model]),
         ("The editor's latency", ["benchmarks/editor.py", *model]),
     ]
