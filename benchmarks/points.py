@@ -17,10 +17,11 @@ import json
 import tempfile
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from vidcolor.editing import Film
-from vidcolor.keyframes import project_keyframes
+from vidcolor.keyframes import hex_ab, project_keyframes
 from vidcolor.options import working_size
 from vidcolor.pipeline import ColorizeOptions
 from vidcolor.project import from_dict
@@ -65,6 +66,13 @@ def run_clip(clip: Path, n: int, options: ColorizeOptions, seed: int) -> dict:
         auto = colorize_to_frames(clip, options, Path(tmp), "auto")
         hinted = colorize_to_frames(clip, ColorizeOptions(**{**options.__dict__, "keyframes": keys}), Path(tmp), "hinted")
     others = [i for i in range(len(truth)) if i not in in_shot]
+    # Each point's own frame shows its colour at the point: the largest |ab| gap there, Lab units.
+    h, w = truth[middle].shape[:2]
+    lab = cv2.cvtColor(hinted[middle].astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+    gaps = [
+        float(np.abs(lab[min(h - 1, round(p.y * h)), min(w - 1, round(p.x * w)), 1:] - hex_ab(p.colour)).max())
+        for p in project.points
+    ]
     return {
         "clip": clip.stem,
         "shot_frames": len(in_shot),
@@ -73,6 +81,7 @@ def run_clip(clip: Path, n: int, options: ColorizeOptions, seed: int) -> dict:
         "frame_gain_db": psnr(hinted[middle], truth[middle]) - psnr(auto[middle], truth[middle]),
         "other_frames": len(others),
         "other_frames_changed": sum(int(not np.array_equal(auto[i], hinted[i])) for i in others),
+        "point_ab_gap_max": max(gaps),
     }
 
 
@@ -98,13 +107,16 @@ def main() -> None:
         print(
             f"{r['clip']:28s} shot of {r['shot_frames']:3d} frames: auto {r['auto_db']:.2f} dB, points {r['points_db']:.2f} dB "
             f"({r['points_db'] - r['auto_db']:+.2f}; its own frame {r['frame_gain_db']:+.2f}) | other shots: "
-            f"{r['other_frames_changed']} of {r['other_frames']} frames changed",
+            f"{r['other_frames_changed']} of {r['other_frames']} frames changed | at the points: ab within {r['point_ab_gap_max']:.1f}",
             flush=True,
         )
     gain = np.mean([r["points_db"] - r["auto_db"] for r in rows])
     worst = min(r["points_db"] - r["auto_db"] for r in rows)
     changed = sum(r["other_frames_changed"] for r in rows)
-    print(f"mean gain over the shot {gain:+.2f} dB, worst {worst:+.2f}; frames of other shots changed: {changed}")
+    gap = max(r["point_ab_gap_max"] for r in rows)
+    print(
+        f"mean gain over the shot {gain:+.2f} dB, worst {worst:+.2f}; frames of other shots changed: {changed}; at the points ab within {gap:.1f}"
+    )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")
 
