@@ -21,7 +21,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-DEV_CLIPS = ROOT.parent / "shared" / "data" / "videos"
+DEV_CLIPS = Path("../shared/data/videos")  # from the checkout's root, where the benchmarks run
 
 
 def cpu() -> tuple[str, str]:
@@ -55,7 +55,11 @@ def main() -> None:
         ),
         (
             "Points on a clip",
-            ["benchmarks/points.py", *model, *(sorted(str(p) for p in DEV_CLIPS.glob("*.mp4")) if args.quick else [])],
+            [
+                "benchmarks/points.py",
+                *model,
+                *(sorted(str(DEV_CLIPS / p.name) for p in (ROOT / DEV_CLIPS).glob("*.mp4")) if args.quick else []),
+            ],
         ),
         ("Speed", ["benchmarks/speed.py", "--frames", "120" if args.quick else "240", *model]),
         ("The editor's latency", ["benchmarks/editor.py", *model]),
