@@ -21,6 +21,7 @@ clips. The held-out clips are the ones training leaves out by name
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -54,7 +55,8 @@ def main() -> None:
     images = center_crops(cached(held, args.cache, 256), 256)
     if args.limit:
         images = images[: args.limit]
-    print(f"model {args.model or default_model_path()}; {len(images)} held-out images, 256x256 centre crops")
+    shown = Path(os.path.relpath(args.model or default_model_path()))  # relative: the figures go into docs
+    print(f"model {shown}; {len(images)} held-out images, 256x256 centre crops")
     decodings = [
         replace(own, temperature=t, saturation=s)
         for s in (args.saturations or [own.saturation])

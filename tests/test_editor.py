@@ -163,3 +163,19 @@ def test_playing_a_shot_gives_its_frames_coloured_with_the_points_carried(client
     # Carried: the frames before and after are nearer the point's colour than without it.
     for i in (2, 10):
         assert np.abs(ab_at(hinted["frames"][i]) - want).sum() < np.abs(ab_at(plain["frames"][i]) - want).sum()
+
+
+def test_vidcolor_edit_refuses_a_missing_film_or_a_corrupt_project_in_one_line(tmp_path, tiny_model, monkeypatch, capsys):
+    import sys
+
+    from vidcolor.cli import main
+
+    clip = make_video(tmp_path / "clip.mp4")
+    (tmp_path / "clip.vidcolor.json").write_text("{broken")
+    for args, words in (([str(tmp_path / "none.mp4")], "not found"), ([str(clip)], "left as it is")):
+        monkeypatch.setattr(sys, "argv", ["vidcolor", "edit", *args, "--no-browser", "--model", str(tiny_model)])
+        with pytest.raises(SystemExit) as e:
+            main()
+        err = capsys.readouterr().err
+        assert e.value.code == 1 and words in err and len(err.strip().splitlines()) == 1
+    assert (tmp_path / "clip.vidcolor.json").read_text() == "{broken"
