@@ -75,7 +75,7 @@ def conv1x1(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
 
     On a channels_last map it is one matrix product over (B*H*W, C), in and out as views: torch sends
     small batch-1 maps to its slow native convolution, which converts the layout both ways (the network
-    took 35 ms a 256x160 frame that way, 24 ms this way; AMD EPYC, AVX2, fp32, 2 threads).
+    took 35 ms a 256x160 frame that way, 24 ms this way; AVX2, fp32, 2 threads).
     """
     if not x.is_contiguous(memory_format=torch.channels_last):
         return F.conv2d(x, conv.weight, conv.bias)
@@ -123,7 +123,7 @@ class MobileNetV2(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         # The first depthwise convolution has folded batch-norm weights up to 56 (|w| summing to 432 over a
         # 3x3 window). In bf16 its rounding moved the held-out clips' gain over gray from +0.72 to +0.52 dB,
-        # the worst clip from -1.40 to -1.84 (shipped weights, AMD EPYC with AVX512-BF16); in fp32, with the
+        # the worst clip from -1.40 to -1.84 (shipped weights, a CPU with AVX512-BF16); in fp32, with the
         # rest in bf16, +0.72 and -1.39, for 0.6 % of the pass's time (18.13 against 18.01 ms, 256x144, 1 thread).
         blocks[0].layers[0].precise = True
         self.last = SameConv(cin, LAST_CHANNELS)

@@ -36,7 +36,7 @@ def _apply(m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 def _power(x: torch.Tensor, p: float) -> torch.Tensor:
     """x ** p for x > 0, as exp(p log x): torch's pow with a fractional exponent is 3-5x slower on a CPU
-    (0.31-0.56 against 0.10-0.11 ms for a 256x160 RGB frame, one thread, Xeon and Xeon held to AVX2), and
+    (0.31-0.56 against 0.10-0.11 ms for a 256x160 RGB frame, one thread, with AMX and held to AVX2), and
     a fed-back frame's hint goes through two (model.HintGate). Within 1e-6 relative of pow."""
     return torch.exp(p * torch.log(x))
 

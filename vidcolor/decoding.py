@@ -84,7 +84,7 @@ class ColorDecoder(nn.Module):
         """
         # Work with the bins last, (B, h, w, Q): a free view of channels_last logits, and a contiguous
         # softmax axis (over dim 1 of channels_last logits, softmax copies and strides: 18 ms a frame
-        # against 6 here; AMD EPYC, AVX2, fp32, 2 threads, 256x160 input).
+        # against 6 here; AVX2, fp32, 2 threads, 256x160 input).
         z = logits.permute(0, 2, 3, 1).float() - (1.0 - cfg.saturation) * torch.log(self.class_weights)
         if match is not None:
 
@@ -101,7 +101,7 @@ def _mean_and_entropy(z: torch.Tensor, bins: torch.Tensor, temperature: float) -
     """z (B, h, w, Q) fp32 -> the annealed mean (B, h, w, 2) and the entropy of softmax(z) (B, h, w), from
     one exp over the bins: e = exp(z - max) gives softmax(z) = e / sum(e), logsumexp(z) = max + log sum(e),
     and at the shipped temperature 0.5 the sharpened softmax(2 z) = e^2 / sum(e^2). Two softmaxes and a
-    logsumexp took 3.0-3.3 ms a frame, this 2.0-2.1 (2304 cells x 265 bins, fp32, one thread, Xeon held
+    logsumexp took 3.0-3.3 ms a frame, this 2.0-2.1 (2304 cells x 265 bins, fp32, one thread, held
     to AVX2, where a frame's forward pass takes about 35 ms)."""
     top = z.amax(-1, keepdim=True)
     e = torch.exp(z - top)

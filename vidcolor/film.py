@@ -141,7 +141,7 @@ def give_back_freed_memory() -> None:
     Each part runs on threads of its own (decoder, encoder, model workers), and glibc keeps much of what a
     finished part freed in its malloc arenas rather than returning it: a 6-minute film in 7 segments
     peaked at 535-548 MB where its first minute in one pass took 489. Trimmed after each part,
-    498-515 MB (an RSS trace of the CLI, sampled every 0.2 s; docs/experiments.md, session 30). Limiting
+    498-515 MB (an RSS trace of the CLI, sampled every 0.2 s; docs/experiments.md). Limiting
     the arenas instead (MALLOC_ARENA_MAX=2) gave 490 MB but ran 4 % slower."""
     try:
         import ctypes

@@ -24,7 +24,7 @@ from .temporal import FeedbackRecord
 from .weights import default_model_path, load_model, read_feedback
 
 # oneDNN's preferred layout, in fp32 too: with this network (MobileNetV2 encoder) a 256x144 frame takes
-# 40 ms against 46 in NCHW (AMD EPYC, AVX2 only, 2 threads, medians of 60 interleaved runs). TorchScript's
+# 40 ms against 46 in NCHW (AVX2 only, 2 threads, medians of 60 interleaved runs). TorchScript's
 # trace + freeze gave 34 ms, but torch.jit.trace is deprecated.
 MEMORY_FORMAT = torch.channels_last
 
@@ -101,7 +101,7 @@ class Ahead:
     submits each frame as it arrives and the main thread takes the results in order. On a CPU two workers
     of one thread each keep 2 cores busier than one prediction at a time on two threads, whose OpenMP
     threads sleep and wake between operators (OMP_WAIT_POLICY=PASSIVE, cli.py): 21-30 against 38-45 ms a
-    frame of throughput (AMD EPYC, AVX2, fp32, 256x144).
+    frame of throughput (AVX2, fp32, 256x144).
     """
 
     def __init__(self, colorizer: Colorizer, on_time: Callable[[float], object]):

@@ -18,7 +18,7 @@ A frame leaves once the frame `frames` after it (by its number in the film) is i
 exactly as far ahead, and one walk over the frames held serves it: the same filter for every frame.
 Frames released in blocks had looked 12 to 23 frames ahead by their place in the block, and the change
 of filter at each block's edge showed as a jump in colour there (dev02: 10x the ab histogram change of
-the frames around it; docs/experiments.md, session 30). Numbered by the film, a segment's frames look as
+the frames around it; docs/experiments.md). Numbered by the film, a segment's frames look as
 far ahead as the one-pass run's.
 
 The walk runs at the motions' resolution (an eighth of the working size, temporal.LOOK_AHEAD_SCALE),

@@ -212,7 +212,7 @@ class HintGate(nn.Module):
         # / (2 sigma^2). In fp32 whatever autocast says: |bin|^2 reaches 1e4, where bf16 keeps 2-3 digits.
         # Floored at FAR: a bin 10 sigma away gets e^-50 of the nearest one's weight instead of underflowing
         # through fp32's denormals, which x86 computes several times slower: this method took 6.1-6.7 ms a
-        # frame (2304 cells), 2.4 floored (Xeon, AMX, one thread). Nothing shown changes: the network's own
+        # frame (2304 cells), 2.4 floored (AMX, one thread). Nothing shown changes: the network's own
         # share in any bin is far above e^-50 (at least 1e-13 in a fed-back frame of dev01).
         bins = bins.float()
         cell = _cells(hint.float())

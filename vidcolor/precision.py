@@ -2,8 +2,8 @@
 
 bf16 autocast on a CPU is only fast where the CPU has native bf16 instructions
 (AVX512-BF16 or AMX-BF16). Elsewhere oneDNN emulates it: a training step
-measured 12.8 s in bf16 against 0.8 s in fp32 on an AVX2-only AMD EPYC, and on
-an AVX-512 Xeon without bf16 a forward pass took 69 ms in bf16 against 34 ms in
+measured 12.8 s in bf16 against 0.8 s in fp32 on an AVX2-only CPU, and on
+an AVX-512 CPU without bf16 a forward pass took 69 ms in bf16 against 34 ms in
 fp32, although `torch.ops.mkldnn._is_mkldnn_bf16_supported()` says yes there
 (it counts emulation). So the choice is made from the CPU's own flags.
 """

@@ -64,11 +64,11 @@ class TemporalOptions:
     # training does (train.sequences). None: what the weights' record says (FeedbackRecord, filled in by
     # the pipeline): on for weights trained on chains of their own colours (the shipped ones); off where
     # nothing fills it in, and for weights trained without chains, with which it cost some clips up to
-    # 0.6 dB against per-frame and faded colour within some shots (docs/experiments.md, session 18).
+    # 0.6 dB against per-frame and faded colour within some shots (docs/experiments.md).
     feedback: bool | None = None
     # The network's own colours are fed back times this. It belongs to the weights: one trained on hints
     # paler than their truth boosts a hint, and fed back undamped the shipped network's colours grew 1.87x
-    # over 40 frames of a still shot (docs/experiments.md, session 18). None: the weights' own
+    # over 40 frames of a still shot (docs/experiments.md). None: the weights' own
     # (FeedbackRecord, filled in by the pipeline), 1 where nothing fills it in. Colours carried
     # from a keyframe are true ones: never damped.
     feedback_gain: float | None = None
@@ -81,7 +81,7 @@ class TemporalOptions:
     # as it gave them, as sequence chains train it (train.sequences). Blended, the loop settles on its
     # steady colours 1/(1 - keep) times slower: chain-trained weights (run r18, step 1000) took ~20 s, which
     # drift.py reads as +17.1 %, against +3.5 % unblended; the shipped weights, not trained on chains, lose
-    # 0.1 dB on the held-out clips unblended (docs/experiments.md, session 22). None: the weights' record's,
+    # 0.1 dB on the held-out clips unblended (docs/experiments.md). None: the weights' record's,
     # as for feedback; blended where nothing fills it in.
     smooth_carried: bool | None = None
     # With feedback, every gray_every-th frame whose input would carry fed-back colours gets its gray alone
@@ -89,13 +89,13 @@ class TemporalOptions:
     # pass, and the blend still carries the shown colours across. Fed back for long, chain-trained weights
     # spread colours where the flow smears them (dev03: a face's orange over the hair beside it); every 8th
     # frame gray cut the worst clip's loss by a quarter of a dB on both clip sets, at the cost of the ab CDC
-    # (docs/experiments.md, session 24). None: the weights' record's, as for feedback; 0 where nothing
+    # (docs/experiments.md). None: the weights' record's, as for feedback; 0 where nothing
     # fills it in.
     gray_every: int | None = None
     # Before they are fed back, the network's own colours are guided-filtered (He et al. 2010) by the frame's
     # lightness over this radius (px at the working size; 0: not), so that colour edges follow the frame's
-    # edges again instead of the smear that warping them frame after frame leaves (docs/experiments.md,
-    # session 24). A keyframe's colours are carried as they are. None: the weights' record's; 0 where
+    # edges again instead of the smear that warping them frame after frame leaves (docs/experiments.md).
+    # A keyframe's colours are carried as they are. None: the weights' record's; 0 where
     # nothing fills it in.
     snap_radius: int | None = None
     # With feedback and gray_every, how much of the drift each gray input measures is taken off the shot's
@@ -104,10 +104,10 @@ class TemporalOptions:
     # per-frame +2 and the truth's -1), and the gray inputs alone do not stop it: the blend carries it on.
     # At a gray input the shot's mean colour offset between the warped past and the network's per-frame
     # guess is measured on the trusted pixels and integrated, times this, into an offset that is taken off
-    # each fed-back prediction after it (docs/experiments.md, session 28). 0.2 with the look-ahead below: the
+    # each fed-back prediction after it (docs/experiments.md). 0.2 with the look-ahead below: the
     # worst clip -0.05 and -0.09 dB against per-frame on the two clip sets (0.1: -0.21, 0.25: -0.08 at a
-    # higher ab CDC; session 30). A warm-up measures where the one-pass run does (the gray inputs fall by
-    # frame number), so the seams hold (session 29). Run time only: training chains (train.sequences) carry
+    # higher ab CDC). A warm-up measures where the one-pass run does (the gray inputs fall by
+    # frame number), so the seams hold. Run time only: training chains (train.sequences) carry
     # the network's colours unanchored.
     anchor: float = 0.2
     # Each frame also takes the colours of the next look_ahead frames (0: none), carried back onto it by
@@ -121,7 +121,7 @@ class TemporalOptions:
     cut_threshold: float = 0.45  # histogram distance above which frames belong to different shots
     # Below this fraction of trustworthy flow, t-1 and t are different shots. Cuts between shots of alike
     # tones leave 0.00-0.08 (dev04) and same-histogram noise 0.19 at most (tests); a fast pan inside a shot
-    # 0.30 (motocross-jump), which 0.3 reset mid-shot (docs/experiments.md, session 23).
+    # 0.30 (motocross-jump), which 0.3 reset mid-shot (docs/experiments.md).
     min_reliable: float = 0.2
     black_level: float = 12.0  # mean 8-bit gray below which a frame counts as black (fades)
     lightness_tolerance: float = 10.0  # L units; a warped pixel further off is not trusted
@@ -261,7 +261,7 @@ def track(
     where it trusts RETRY_MARGIN x min_reliable: it does on 4 of the 5 frame pairs that fast lost inside a
     shot across all 56 clips (43-68 %; mallard-fly, drift-straight), not on dev04's four cuts of alike tones
     (0-9 %) nor on smooth noise turned over, which its finer search matches by chance up to 25 % (tests;
-    docs/experiments.md, session 27). Sequence training passes none: a chain restarts from gray where fast
+    docs/experiments.md). Sequence training passes none: a chain restarts from gray where fast
     loses track, as at a cut."""
     pair = flow_pair(dis, prev_gray, gray)
     ok = _trusted(pair, prev_gray, gray, lut, opt)
@@ -297,7 +297,7 @@ def reversed_motion(
     the look-ahead then moves the colours' coarse layout along the motion and leaves their detail to each
     frame. On the 13 evaluation clips (anchor 0.25) the ab CDC fell from 1.51x / 1.42x the truth's at half
     the size to 1.45x / 1.30x (development / held-out clips) at the same dPSNR, and the walk costs a few carries of
-    a 32 x 18 image a frame (docs/experiments.md, session 30)."""
+    a 32 x 18 image a frame (docs/experiments.md)."""
     h, w = gray.shape
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
 

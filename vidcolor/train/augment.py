@@ -130,7 +130,7 @@ def saturation_errors(b: int, g: torch.Generator) -> torch.Tensor:
     hint itself: truth / hint is uniform in [0.7, 1.3], mean 1. A hint only ever too pale teaches the network
     to boost every hint, and fed back frame after frame that drifts; so did factors uniform in [0.65, 1.35],
     whose mean is 1 but the truth's mean 1.044 x the hint (fed its own colours back 40 times on a still frame,
-    the shipped network's regression grew 1.87x in chroma; docs/experiments.md, session 18)."""
+    the shipped network's regression grew 1.87x in chroma; docs/experiments.md)."""
     return 1.0 / _rand(b, 0.7, 1.3, g)
 
 

@@ -5,7 +5,7 @@ learn to follow a hint only partly; a user's keyframe, or a true colour carried 
 Two offsets, both added to the gates' logits (x `HintGate.GAIN`) wherever the hint carries colour:
 - the bias, for every hint. `--feedback` feeds the network its own guesses through it, and an open gate
   follows them further: 0.05 took the held-out clips' hint from +7.60 to +8.10 dB over gray with the
-  feedback creep no worse than before, 0.2 to +8.78 with more creep (docs/experiments.md, session 17);
+  feedback creep no worse than before, 0.2 to +8.78 with more creep (docs/experiments.md);
 - `HintGate.trusted_offset`, for true colours only (a keyframe's shot): it opens the gates for them without
   touching feedback.
 A gray input never reaches the gates, so its colours do not change.
@@ -13,7 +13,7 @@ A gray input never reaches the gates, so its colours do not change.
 And the record's feedback settings outside the network (temporal.FeedbackRecord): whether it is fed its
 own colours by default, `feedback_gain`, what they are multiplied by before they are fed back, and
 `smooth_carried`. A network that boosts a hint creeps when fed its own colours; 0.95 held the shipped
-one's creep over 80 s to +6.9 % against +30.6 % undamped (docs/experiments.md, session 18).
+one's creep over 80 s to +6.9 % against +30.6 % undamped (docs/experiments.md).
 """
 
 from __future__ import annotations

@@ -95,7 +95,7 @@ class TrainConfig:
     distill: float = 0.0
     # Weight of a loss that makes the gray-input output of two frames of one clip (1..consistency_gap apart)
     # agree where the run time's flow trusts the motion between them (consistency_loss): the per-frame guess
-    # that the fed-back loop and its anchor follow wanders over 4-16 frames (docs/experiments.md, session 31).
+    # that the fed-back loop and its anchor follow wanders over 4-16 frames (docs/experiments.md).
     # consistency_pairs pairs (2 samples each) are added to every batch; 0: none.
     consistency: float = 0.0
     consistency_pairs: int = 0
