@@ -298,3 +298,16 @@ def test_ray_without_ray_installed_is_one_line_and_leaves_no_work_folder(film, t
     res = runner.invoke(app, [str(film), "-o", str(out), "--model", str(tiny_model), "--segment", "1", "--ray", "auto"])
     assert res.exit_code == 1 and "pip install 'vidcolor[ray]'" in res.output
     assert not out.exists() and not list(tmp_path.glob(".o*"))  # no .o.mp4.parts/ with its manifest, no partial
+
+
+def test_parts_made_with_another_thread_count_are_not_reused(film, tiny_model, tmp_path):
+    """The network's results depend on the torch thread count (precision.py): parts made with one count are
+    not joined with parts made with another."""
+    out = tmp_path / "out.mkv"
+    with pytest.raises(KeyboardInterrupt):
+        colorize_video(
+            film, out, ColorizeOptions(model=tiny_model, segment=1.0, threads=1, encode=LOSSLESS), progress=interrupt_after(14)
+        )
+    assert json.loads((parts_folder(out) / "manifest.json").read_text())["settings"]["threads"] == 1
+    summary = colorize_video(film, out, ColorizeOptions(model=tiny_model, segment=1.0, threads=2, encode=LOSSLESS))
+    assert any("another input, settings or model" in n for n in summary.notices)

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import torch
+
 from .errors import VidcolorError
 from .film import Workers, default_jobs, join_parts, ray_installed, run_parts
 from .inference import Colorizer
@@ -152,7 +154,10 @@ def _run_film(
     start, end = span
     offset = _output_offset(container, src, info, span)
     notices = remove_stale_partials(dst)
-    folder = WorkFolder(dst, _manifest(src, plan, span, offset, options, colorizer), fresh=options.fresh).open()
+    workers = Workers(jobs=options.jobs or default_jobs(), threads=options.threads, ray=options.ray)
+    # Each part's torch threads: a worker's own (film.Workers), or this process's (the pipeline's torch_threads).
+    threads = workers.torch_threads() if workers.jobs > 1 or workers.ray is not None else torch.get_num_threads()
+    folder = WorkFolder(dst, _manifest(src, plan, span, offset, options, colorizer, threads), fresh=options.fresh).open()
     notices += folder.notices
     finished = folder.done()
     # A part reads on past its end for the look-ahead of its last frames, as the one-pass run does;
@@ -169,7 +174,6 @@ def _run_film(
         if progress is not None:
             progress(Progress(base + n, total, time.perf_counter() - t0))
 
-    workers = Workers(jobs=options.jobs or default_jobs(), threads=options.threads, ray=options.ray)
     run_parts(folder, todo, colorize_part, workers, done, colorizer)
     recorded = folder.done()  # read once: it opens every part's record
     infos = [recorded[s.index] for s in plan]
@@ -205,9 +209,12 @@ def _output_offset(container, src: Path, info: SourceInfo, span: tuple) -> float
     return offset
 
 
-def _manifest(src: Path, plan: list[Segment], span: tuple, offset: float, options: ColorizeOptions, colorizer: Colorizer) -> dict:
+def _manifest(
+    src: Path, plan: list[Segment], span: tuple, offset: float, options: ColorizeOptions, colorizer: Colorizer, threads: int
+) -> dict:
     """Everything that changes a part's pixels or timestamps (segments.WorkFolder keeps parts only if it is
-    unchanged); --jobs, --threads and --ray are left out: a resumed run may use other workers."""
+    unchanged): the torch threads each part ran with too, since the results depend on their count
+    (precision.py). --jobs and --ray are left out: a resumed run may use other workers with as many threads."""
     reference = None if options.reference is None else file_hash(Path(options.reference))
     return {
         "input": file_identity(src),
@@ -225,6 +232,7 @@ def _manifest(src: Path, plan: list[Segment], span: tuple, offset: float, option
             "warmup": options.warmup,
             "device": str(colorizer.device),
             "dtype": str(colorizer.dtype),
+            "threads": threads,
         },
     }
 
