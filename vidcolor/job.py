@@ -368,7 +368,6 @@ class Job:
             time.perf_counter() - self.t0,
             self.notices,
             self.sheet,
-            self.stats.corrupt_packets,
             self.times,
         )
 

@@ -78,7 +78,6 @@ class Summary:
     elapsed: float
     notices: list[str]
     sheet: Path | None = None
-    lost_packets: int = 0
     stages: StageTimes | None = None
 
     @property
