@@ -161,7 +161,7 @@ def _os_error(e: OSError) -> str:
 @app.command(epilog=EXAMPLES, no_args_is_help=True)
 def colorize(
     sources: list[Path] = typer.Argument(
-        ..., metavar="SRC...", help="Black-and-white video(s) to colorize (any container FFmpeg reads)."
+        ..., metavar="SRC", help="Black-and-white video(s) to colorize (any container FFmpeg reads)."
     ),
     output: Path | None = typer.Option(
         None,
@@ -211,6 +211,7 @@ def colorize(
     keyframe: list[str] = typer.Option(
         [],
         "--keyframe",
+        metavar="TIME=IMAGE",
         help="TIME=IMAGE: your coloured version of the frame at TIME (from `vidcolor frame`) steers its shot, "
         "before and after it, up to the cuts. Where you left it gray the model decides. Repeatable.",
     ),
