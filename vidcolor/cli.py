@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -277,12 +278,44 @@ def colorize(
     _show_version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
 ) -> None:
     """Colorize black-and-white videos; the original audio is kept."""
-    # Every option but the inputs and the output, by name, for _colorize (first, while locals() holds only them).
-    settings = {k: v for k, v in locals().items() if k not in ("sources", "output", "_show_version")}
+    from .pipeline import ColorizeOptions
+    from .temporal import TemporalOptions
+    from .video import EncodeOptions
+
     if yes and no:
         _fail("give -y (overwrite) or -n (never overwrite), not both")
+    try:
+        t_start, t_end = _span(start, end, duration)
+        if reference is not None and not reference.is_file():
+            raise VidcolorError(f"--reference {reference}: not found. Check the photo's path")
+        options = ColorizeOptions(
+            start=t_start,
+            end=t_end,
+            work_size=work_size,
+            temperature=temperature,
+            saturation=saturation,
+            temporal=temporal,
+            temporal_options=TemporalOptions(smoothing=smoothing, look_ahead=look_ahead, feedback=feedback),
+            encode=EncodeOptions(codec=codec, crf=crf, preset=preset),
+            device=device,
+            model=model,
+            preview=preview,
+            keyframes=_keyframes(keyframe, hints),
+            keyframe_reach=keyframe_reach,
+            uncertainty=uncertainty,
+            reference=reference,
+            segment=segment,
+            fresh=fresh,
+            jobs=jobs,
+            threads=threads,
+            ray=ray,
+        )
+    except VidcolorError as e:
+        _fail(str(e))
+        return
+    answers = _Answers(yes, no, quiet)
     if len(sources) == 1:
-        _one(sources[0], output, settings)
+        _one(sources[0], output, options, answers)
         return
     if output is not None and output.suffix and not output.is_dir():
         _fail(f"{len(sources)} inputs need an output folder, not the file {output}: give -o FOLDER/")
@@ -294,7 +327,7 @@ def colorize(
         if not quiet:
             typer.echo(f"vidcolor: {src}", err=True)
         try:
-            _one(src, dst, settings)
+            _one(src, dst, options, answers)
         except typer.Exit as e:
             if e.exit_code in (130, 143, 129):  # interrupted: stop here
                 raise
@@ -304,22 +337,31 @@ def colorize(
         _fail(f"{len(failed)} of {len(sources)} inputs failed: {', '.join(str(f) for f in failed)} (errors above)")
 
 
-def _one(src: Path, output: Path | None, settings: dict) -> None:
+@dataclass(frozen=True)
+class _Answers:
+    """What the command says of outputs and of itself, beside the ColorizeOptions: -y, -n, -q."""
+
+    yes: bool
+    no: bool
+    quiet: bool
+
+
+def _one(src: Path, output: Path | None, options, answers: _Answers) -> None:
     """Colorize one input; errors end in _fail (typer.Exit with the code)."""
     from .timecode import format_time
 
     handlers = {s: signal.signal(s, _raise_stopped) for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s}
     try:
-        summary = _colorize(src=src, output=output, **settings)
+        summary = _colorize(src, output, options, answers)
     except VidcolorError as e:
         _fail(str(e))
         return
     except KeyboardInterrupt:
-        _fail(f"interrupted: no output was written{_resumable(src, output, settings)}", code=130)
+        _fail(f"interrupted: no output was written{_resumable(src, output)}", code=130)
         return
     except Stopped as e:
         _fail(
-            f"stopped by {signal.Signals(e.signum).name}: no output was written{_resumable(src, output, settings)}",
+            f"stopped by {signal.Signals(e.signum).name}: no output was written{_resumable(src, output)}",
             code=128 + e.signum,
         )
         return
@@ -333,7 +375,7 @@ def _one(src: Path, output: Path | None, settings: dict) -> None:
         return
     for notice in summary.notices:
         typer.echo(f"vidcolor: warning: {notice}", err=True)
-    if not settings["quiet"]:
+    if not answers.quiet:
         extra = f" and {summary.sheet}" if summary.sheet else ""
         typer.echo(
             f"{summary.frames} frames ({format_time(summary.duration)}) in {summary.elapsed:.1f} s, "
@@ -342,7 +384,7 @@ def _one(src: Path, output: Path | None, settings: dict) -> None:
         )
 
 
-def _resumable(src: Path, output: Path | None, settings: dict) -> str:
+def _resumable(src: Path, output: Path | None) -> str:
     """After an interruption: say so when finished segments wait for a rerun."""
     dst = output if output is not None else _default_output(src)
     from .segments import parts_folder
@@ -353,50 +395,9 @@ def _resumable(src: Path, output: Path | None, settings: dict) -> str:
     return ""
 
 
-def _colorize(
-    *,
-    src,
-    output,
-    yes,
-    no,
-    start,
-    end,
-    duration,
-    preview,
-    temporal,
-    smoothing,
-    look_ahead,
-    feedback,
-    keyframe,
-    keyframe_reach,
-    hints,
-    uncertainty,
-    reference,
-    saturation,
-    temperature,
-    work_size,
-    codec,
-    crf,
-    preset,
-    device,
-    model,
-    segment,
-    fresh,
-    jobs,
-    threads,
-    ray,
-    quiet,
-):
-    """Parse the options into ColorizeOptions and run; None when -n left an existing output alone."""
-    from av.error import FFmpegError
-
-    from .keyframes import parse_keyframe, project_keyframes
-    from .outfile import check_output
-    from .pipeline import ColorizeOptions, colorize_video, preview_paths
-    from .project import load_project
-    from .temporal import TemporalOptions
+def _span(start: str | None, end: str | None, duration: str | None) -> tuple[float | None, float | None]:
+    """-ss, -to and -t -> (start, end) in seconds as -ss counts; None where not given."""
     from .timecode import parse_time
-    from .video import EncodeOptions
 
     t_start = parse_time(start, "start") if start is not None else None
     t_end = parse_time(end, "end") if end is not None else None
@@ -404,44 +405,39 @@ def _colorize(
         if t_end is not None:
             raise VidcolorError("give either --end or --duration, not both")
         t_end = (t_start or 0.0) + parse_time(duration, "duration")
+    return t_start, t_end
+
+
+def _keyframes(keyframe: list[str], hints: Path | None) -> tuple:
+    """--keyframe TIME=IMAGE values and a --hints project file -> the KeyframeSpecs they give."""
+    from .keyframes import parse_keyframe, project_keyframes
+    from .project import load_project
+
     keys = tuple(parse_keyframe(k) for k in keyframe)
     if hints is not None:
         if not hints.is_file():
             raise VidcolorError(f"--hints {hints}: not found. Check the project file's path (vidcolor edit writes it)")
         keys += tuple(project_keyframes(load_project(hints), hints.parent))
-    if reference is not None and not reference.is_file():
-        raise VidcolorError(f"--reference {reference}: not found. Check the photo's path")
+    return keys
+
+
+def _colorize(src: Path, output: Path | None, options, answers: _Answers):
+    """One input with the options: its output checked and, with -y / -n, confirmed; None when -n left an
+    existing output alone."""
+    from av.error import FFmpegError
+
+    from .outfile import check_output
+    from .pipeline import colorize_video, preview_paths
+
     dst = output if output is not None else _default_output(src)
-    targets = list(preview_paths(dst)) if preview else [dst]
-    if uncertainty is not None:
-        targets.append(uncertainty)
+    targets = list(preview_paths(dst)) if options.preview else [dst]
+    if options.uncertainty is not None:
+        targets.append(options.uncertainty)
     for target in targets:  # the input is never a target, whatever -y says
         check_output(src, target)
-    if not all(_confirm_overwrite(t, yes, no) for t in targets):
+    if not all(_confirm_overwrite(t, answers.yes, answers.no) for t in targets):
         return None
-    options = ColorizeOptions(
-        start=t_start,
-        end=t_end,
-        work_size=work_size,
-        temperature=temperature,
-        saturation=saturation,
-        temporal=temporal,
-        temporal_options=TemporalOptions(smoothing=smoothing, look_ahead=look_ahead, feedback=feedback),
-        encode=EncodeOptions(codec=codec, crf=crf, preset=preset),
-        device=device,
-        model=model,
-        preview=preview,
-        keyframes=keys,
-        keyframe_reach=keyframe_reach,
-        uncertainty=uncertainty,
-        reference=reference,
-        segment=segment,
-        fresh=fresh,
-        jobs=jobs,
-        threads=threads,
-        ray=ray,
-    )
-    progress = _Progress(not quiet)
+    progress = _Progress(not answers.quiet)
     try:
         return colorize_video(src, dst, options, progress=progress)
     except FFmpegError as e:
