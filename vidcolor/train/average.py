@@ -1,4 +1,7 @@
-"""Weight averaging ("model soup", Wortsman et al. 2022) of two fine-tunings of the same network.
+"""Release tool: weight averaging ("model soup", Wortsman et al. 2022) of two fine-tunings of the same network.
+
+One of the steps that made the shipped weights (`python -m vidcolor.train average`; the model card's
+Training section lists them in order); not part of a training run.
 
 Two runs that start from the same weights stay in one basin: the average of their weights often keeps what
 each learned. Used to join the shipped gray-frame network with a run that trained the hint gate.

@@ -1,4 +1,7 @@
-"""Calibrating trained weights: how far the hint gates open.
+"""Release tool: calibrating trained weights, how far the hint gates open and how they are fed back.
+
+One of the steps that made the shipped weights (`python -m vidcolor.train open-gate` and `set-feedback`;
+the model card's Training section lists them in order); not part of a training run.
 
 Trained on hints that are often wrong (degraded copies, the network's own warped colours), the gates
 learn to follow a hint only partly; a user's keyframe, or a true colour carried by flow, deserves more.
