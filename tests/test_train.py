@@ -25,14 +25,12 @@ from vidcolor.train.fit import (
     TrainConfig,
     Trainer,
     color_loss,
-    consistency_loss,
     export_checkpoint,
     init_model,
     make_inputs,
     rebalance_weights,
     run_model_config,
 )
-from vidcolor.train.widen import widen_file, widened
 from vidcolor.weights import load_model, read_feedback, save_model
 
 from .conftest import TINY, make_video, scene
@@ -160,40 +158,6 @@ def test_averaging_two_networks_mixes_the_weights_they_share_and_keeps_the_gate(
     assert any(k.startswith("hint.") for k in m) and m.keys() == b.state_dict().keys()
     with pytest.raises(ValueError, match="alpha"):
         average_models(tmp_path / "a.safetensors", tmp_path / "b.safetensors", 1.5)
-
-
-def test_a_widened_decoder_computes_what_the_narrow_one_did_and_its_new_channels_learn(tmp_path):
-    torch.manual_seed(0)
-    narrow = ColorNet(TINY)
-    with torch.no_grad():  # trained-looking batch-norm statistics, so that copying them is tested too
-        for m in narrow.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.5, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
-    save_model(narrow.eval(), tmp_path / "narrow.safetensors", half=False)
-    widen_file(tmp_path / "narrow.safetensors", tmp_path / "wide.safetensors", (8, 16, 12, 16))
-    wide, _ = load_model(tmp_path / "wide.safetensors")
-    assert (
-        wide.cfg.decoder == (8, 16, 12, 16) == run_model_config(tmp_path / "new-run", str(tmp_path / "wide.safetensors")).decoder
-    )
-    assert wide.up8.conv.conv.weight.shape[0] == 16
-    gray = torch.rand(2, 1, 64, 96).expand(-1, 3, -1, -1)
-    hinted = torch.rand(2, 3, 64, 96)
-    with torch.no_grad():
-        for x in (gray, hinted):
-            for a, b in zip(narrow(x), wide(x), strict=True):
-                assert torch.allclose(a, b, atol=1e-5)
-    wide.train()
-    logits, reg, _ = wide(gray)
-    (logits.square().mean() + reg.square().mean()).backward()
-    # The old channels' weights from the new ones start at zero, but they get gradients: they can learn.
-    g = wide.up8.conv.conv.weight.grad
-    assert g[:8, 8:].abs().sum() > 0 and g[8:].abs().sum() == 0
-    assert wide.up4.reduce.conv.weight.grad[:, 8:].abs().sum() > 0
-    with pytest.raises(ValueError, match="middle"):
-        widened(narrow, (16, 16, 12, 16))
-    with pytest.raises(ValueError, match="grow"):
-        widened(narrow, (8, 4, 12, 16))
 
 
 def test_clips_are_held_out_by_name_with_the_photos_that_show_them(tmp_path):
@@ -510,59 +474,6 @@ def test_distilling_pulls_the_gray_inputs_output_toward_the_init_weights(tmp_pat
         opt.step()
     assert kept(gray).item() < 0.8 * before.item()  # its gradient leads back toward the teacher
     assert "distill" in trainer.train_step()  # logged beside the colour loss
-
-
-def test_consistency_is_zero_for_outputs_that_move_with_the_flow_and_pulls_others_together():
-    torch.manual_seed(0)
-    n, q, h, w = 2, 10, 8, 8
-    logits, reg = torch.randn(n, q, h, w), 10 * torch.randn(n, 2, h, w)
-    moved = (torch.roll(logits, 1, dims=-1), torch.roll(reg, 1, dims=-1))  # the second frames: one cell right
-    flow = torch.zeros(n, 2, 4 * h, 4 * w)
-    flow[:, 0] = -4.0  # second -> first: 4 px (one output cell) left
-    trust = torch.ones(n, 4 * h, 4 * w)
-    trust[..., :8] = 0  # where the roll wrapped round: untrusted
-    both = (torch.cat((logits, moved[0])), torch.cat((reg, moved[1])))
-    assert consistency_loss(*both, flow, trust).item() < 1e-6
-    assert consistency_loss(*both, torch.zeros_like(flow), trust).item() > 0.5  # the motion ignored
-    assert consistency_loss(*both, flow, torch.zeros_like(trust)).item() == 0  # nothing trusted, nothing asked
-    a, b = torch.randn(2 * n, q, h, w, requires_grad=True), torch.randn(2 * n, 2, h, w, requires_grad=True)
-    before = consistency_loss(a, b, flow, trust)
-    before.backward()
-    assert a.grad[:n].abs().sum() > 0 and a.grad[n:].abs().sum() > 0 and b.grad[:n].abs().sum() > 0  # both frames learn
-    opt = torch.optim.Adam([a, b], lr=0.1)
-    for _ in range(20):
-        opt.zero_grad()
-        consistency_loss(a, b, flow, trust).backward()
-        opt.step()
-    assert consistency_loss(a, b, flow, trust).item() < 0.5 * before.item()
-
-
-def test_pairs_are_two_gray_frames_of_one_clip_with_the_motion_between_them():
-    from vidcolor.color import gray_to_lightness_lut
-    from vidcolor.flow import make_dis, warp
-    from vidcolor.temporal import TemporalOptions
-    from vidcolor.train.sequences import pair_samples
-
-    cache, spans = _panning_clip()
-    rng = np.random.default_rng(2)
-    pairs = pair_samples(cache, spans, 3, 64, 2, make_dis("fast"), gray_to_lightness_lut(), TemporalOptions(), rng)
-    assert pairs.inputs.shape == (6, 3, 64, 64) and pairs.ab.shape == (6, 2, 64, 64)
-    assert pairs.backward.shape == (3, 2, 64, 64) and pairs.reliability.shape == (3, 64, 64)
-    assert (pairs.inputs.amax(1) - pairs.inputs.amin(1)).max() < 1e-6  # gray inputs
-    assert pairs.reliability.mean() > 0.5  # the pan is followed
-    for i in range(3):  # the first frame's colours, carried by the motion, land on the second's
-        first, second = pairs.ab[i].permute(1, 2, 0).numpy(), pairs.ab[3 + i].permute(1, 2, 0).numpy()
-        carried = warp(first, pairs.backward[i].permute(1, 2, 0).numpy())
-        trusted = pairs.reliability[i].numpy() > 0.9
-        assert np.abs(carried - second)[trusted].mean() < 0.5 * np.abs(first - second)[trusted].mean()
-
-
-def test_training_with_consistency_adds_pairs_to_each_batch_and_logs_their_loss(tmp_path):
-    cfg = replace(_tiny_run(tmp_path), consistency=1.0, consistency_pairs=2, consistency_gap=2)
-    trainer = Trainer(cfg)
-    assert trainer._pairs().inputs.shape == (4, 3, 64, 64)
-    assert trainer.train_step()["consistency"] > 0
-    assert Trainer(replace(cfg, consistency=0.0, run_dir=str(tmp_path / "off")))._pairs() is None
 
 
 def test_opening_the_hint_gate_follows_a_hint_further_and_leaves_gray_inputs_alone():

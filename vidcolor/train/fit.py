@@ -37,8 +37,7 @@ from .calibrate import open_gate_file, set_feedback_file
 from .clips import clip_cache, list_clips, overlapping_photos, split_clips
 from .data import ImageCache, cached, center_crops, list_images, random_crops, split_images
 from .evaluate import evaluate_images
-from .sequences import Chains, Pairs, pair_samples, sequence_samples, window_crops
-from .widen import widen_file
+from .sequences import Chains, sequence_samples, window_crops
 
 
 @dataclass(frozen=True)
@@ -93,13 +92,6 @@ class TrainConfig:
     # without forgetting, Li & Hoiem 2016): chains teach trusting fed-back colours through the same weights
     # that colour a gray frame, and cost the per-frame output 0.05 dB without it (run r20). 0: none.
     distill: float = 0.0
-    # Weight of a loss that makes the gray-input output of two frames of one clip (1..consistency_gap apart)
-    # agree where the run time's flow trusts the motion between them (consistency_loss): the per-frame guess
-    # that the fed-back loop and its anchor follow wanders over 4-16 frames (docs/experiments.md).
-    # consistency_pairs pairs (2 samples each) are added to every batch; 0: none.
-    consistency: float = 0.0
-    consistency_pairs: int = 0
-    consistency_gap: int = 8
     rebalance_lambda: float = 0.5  # Zhang et al.
     soft_sigma: float = 5.0  # soft-encoding Gaussian over the 5 nearest bins
     reg_weight: float = 1.0
@@ -119,6 +111,8 @@ class TrainConfig:
         d = dict(d)
         d["model"] = ModelConfig.from_dict(d.get("model", {}))
         d["extra_dirs"] = tuple(d.get("extra_dirs", ()))
+        for gone in ("consistency", "consistency_pairs", "consistency_gap"):  # removed experiments' fields
+            d.pop(gone, None)
         return cls(**d)
 
 
@@ -163,30 +157,6 @@ def color_loss(
     cls = (w * ce).mean()
     huber = F.smooth_l1_loss(reg.float() / 10.0, ab / 10.0, beta=1.0)
     return cls + cfg.reg_weight * huber, {"cls": cls.item(), "reg": huber.item()}
-
-
-def consistency_loss(logits: torch.Tensor, reg: torch.Tensor, backward: torch.Tensor, reliability: torch.Tensor) -> torch.Tensor:
-    """How far the network's output on a pair's second frames is from its output on their first frames laid
-    onto them by the motion: the symmetric KL of the class distributions plus the regression's Huber distance
-    (in 10 Lab units), averaged with the motion's reliability as weight.
-
-    logits (2n, Q, h, w), reg (2n, 2, h, w): the n first frames, then the n second ones, at 1/r of the input;
-    backward (n, 2, H, W) px, second -> first; reliability (n, H, W) in [0, 1]; H = r h."""
-    n, (h, w) = backward.shape[0], logits.shape[-2:]
-    r = backward.shape[-1] / w
-    flow = F.avg_pool2d(backward, int(r)) / r  # (n, 2, h, w) in output cells
-    weight = F.avg_pool2d(reliability[:, None], int(r))[:, 0]  # (n, h, w)
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
-    # grid_sample's coordinates: -1 and 1 are the outer edges of the corner cells (align_corners=False).
-    grid = torch.stack(((xs + flow[:, 0] + 0.5) / w * 2 - 1, (ys + flow[:, 1] + 0.5) / h * 2 - 1), dim=-1)
-    logp = torch.log_softmax(logits.float(), dim=1)
-    carried = F.grid_sample(logp[:n].exp(), grid, mode="bilinear", padding_mode="border", align_corners=False)
-    carried_logp = carried.clamp(min=1e-8).log()
-    second = logp[n:]
-    sym_kl = ((carried - second.exp()) * (carried_logp - second)).sum(1)  # KL(a||b) + KL(b||a), (n, h, w)
-    reg_carried = F.grid_sample(reg[:n].float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
-    huber = F.smooth_l1_loss(reg_carried / 10.0, reg[n:].float() / 10.0, beta=1.0, reduction="none").sum(1)
-    return ((sym_kl + huber) * weight).sum() / weight.sum().clamp(min=1.0)
 
 
 def make_inputs(
@@ -397,23 +367,6 @@ class Trainer:
             xs, abs_ = sequence_samples(windows, self._predict, self.dis, self.lut, self.temporal, self.gen)
         return torch.cat((x, xs)), torch.cat((ab, abs_))
 
-    def _pairs(self) -> Pairs | None:
-        """This step's frame pairs for the consistency loss, or None when it has no weight."""
-        c = self.cfg
-        if not (c.consistency and c.consistency_pairs and self.data.spans):
-            return None
-        return pair_samples(
-            self.data.frames,
-            self.data.spans,
-            c.consistency_pairs,
-            c.crop,
-            c.consistency_gap,
-            self.dis,
-            self.lut,
-            self.temporal,
-            self.rng,
-        )
-
     @torch.no_grad()
     def _predict(self, rgb: np.ndarray) -> np.ndarray:
         """(B, H, W, 3) float32 in [0, 1] -> ab (B, H, W, 2): the EMA network's regression head, the colours
@@ -428,10 +381,6 @@ class Trainer:
     def train_step(self) -> dict[str, float]:
         c = self.cfg
         x, ab = self.inputs()
-        pairs = self._pairs()
-        own = len(x)  # the samples before the pairs
-        if pairs is not None:
-            x, ab = torch.cat((x, pairs.inputs)), torch.cat((ab, pairs.ab))
         ab4 = F.avg_pool2d(ab, 4)
         x = x.to(self.device).contiguous(memory_format=torch.channels_last)
         for group in self.opt.param_groups:
@@ -444,14 +393,9 @@ class Trainer:
             logits, reg, _ = self.model.head(feats, x)
         loss, parts = color_loss(logits.cpu(), reg.cpu(), ab4, self.model.colors.bins.cpu(), self.weights, c)
         if self.teacher is not None:
-            # Not on the pairs: the teacher's own wandering is what their loss is there to take out.
-            kept = self._distill_loss(x[:own], logits[:own], reg[:own])
+            kept = self._distill_loss(x, logits, reg)
             loss = loss + c.distill * kept
             parts["distill"] = kept.item()
-        if pairs is not None:
-            agree = consistency_loss(logits[own:].cpu(), reg[own:].cpu(), pairs.backward, pairs.reliability)
-            loss = loss + c.consistency * agree
-            parts["consistency"] = agree.item()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
@@ -634,11 +578,6 @@ def main() -> None:
         snap_radius: int = typer.Option(d.snap_radius, help="the colours fed back snapped to the frame's edges over this (px)"),
         gray_every: int = typer.Option(d.gray_every, help="every n-th fed-back input of a chain is its gray frame alone"),
         distill: float = typer.Option(d.distill, help="keep the gray inputs' output near the --init weights' by this weight"),
-        consistency: float = typer.Option(
-            d.consistency, help="make the gray-input output of two frames of a clip agree along the flow, by this weight"
-        ),
-        consistency_pairs: int = typer.Option(d.consistency_pairs, help="frame pairs added to each batch for --consistency"),
-        consistency_gap: int = typer.Option(d.consistency_gap, help="a pair's frames are 1..this many frames apart"),
         hint_gate: bool = typer.Option(False, help="add a hint gate to --init weights that have none"),
         hypercolumns: bool = typer.Option(False, help="add hypercolumn laterals (ModelConfig.hypercolumns) to the network"),
     ) -> None:
@@ -730,16 +669,5 @@ def main() -> None:
         from .sources import lay_out
 
         lay_out(name, git_dir, dest, list_images(reference))
-
-    @app.command()
-    def widen(
-        src: Path,
-        out: Path,
-        decoder: list[int] = typer.Option(..., help="the new decoder widths at strides 4, 8, 16, 32 (only 8 and 16 may grow)"),
-    ) -> None:
-        """Widen trained weights' decoder so that they compute the same colours (vidcolor.train.widen), to train
-        on with fit --init. Example: python -m vidcolor.train widen models/vidcolor-base.safetensors
-        runs/wide.safetensors --decoder 64 --decoder 192 --decoder 256 --decoder 256"""
-        widen_file(src, out, tuple(decoder))
 
     app()

@@ -14,9 +14,6 @@ gray input, as at run time.
 (each step carries every chain one frame on), so the network also learns from
 inputs that have been through its own loop for tens of frames, as at run time
 over a long shot, at the cost of one forward pass a step.
-
-`pair_samples` gives two gray frames of one clip and the run time's motion between them, for a loss that
-asks the network's output on both to agree along it (fit.consistency_loss).
 """
 
 from __future__ import annotations
@@ -223,46 +220,3 @@ def _carried_input(
         return gray_input(gray)
     opt = opt.filled()
     return feedback_input(lut[gray], motion.carry(prev_ab), motion.reliability, opt.feedback_gain, opt.snap_radius)
-
-
-@dataclass(frozen=True)
-class Pairs:
-    """Two frames of one training clip, 1..max_gap frames apart, for the consistency loss (fit.consistency_loss).
-
-    inputs: (2n, 3, S, S) gray RGB in [0, 1], the n first frames then the n second ones; ab: their true ab
-    (2n, 2, S, S); backward: (n, 2, S, S) flow in px from each second frame to its first (flow.warp's
-    convention); reliability: (n, S, S) in [0, 1], as the run time trusts it, all 0 where `track` finds none."""
-
-    inputs: torch.Tensor
-    ab: torch.Tensor
-    backward: torch.Tensor
-    reliability: torch.Tensor
-
-
-def pair_samples(
-    cache: ImageCache,
-    spans: list[tuple[str, int, int]],
-    n: int,
-    size: int,
-    max_gap: int,
-    dis: cv2.DISOpticalFlow,
-    lut: np.ndarray,
-    opt: TemporalOptions,
-    rng: np.random.Generator,
-) -> Pairs:
-    """n pairs of gray frames and the run time's motion between them (`temporal.track`, the same trust)."""
-    windows = window_crops(cache, spans, n, 2, size, rng, max_gap)  # (n, 2, S, S, 3) uint8
-    grays = np.stack([[cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in w] for w in windows])
-    flows = np.zeros((n, size, size, 2), dtype=np.float32)
-    trust = np.zeros((n, size, size), dtype=np.float32)
-    for i in range(n):
-        motion = track(dis, grays[i, 0], grays[i, 1], lut, opt)
-        if motion is not None:
-            flows[i], trust[i] = motion.backward, motion.reliability
-    x = np.concatenate([np.stack([gray_input(g) for g in grays[:, j]]) for j in (0, 1)])
-    return Pairs(
-        _as_batch(x),
-        torch.cat([_true_ab(windows[:, 0]), _true_ab(windows[:, 1])]),
-        torch.from_numpy(flows).permute(0, 3, 1, 2).contiguous(),
-        torch.from_numpy(trust),
-    )
