@@ -179,3 +179,18 @@ def test_vidcolor_edit_refuses_a_missing_film_or_a_corrupt_project_in_one_line(t
         err = capsys.readouterr().err
         assert e.value.code == 1 and words in err and len(err.strip().splitlines()) == 1
     assert (tmp_path / "clip.vidcolor.json").read_text() == "{broken"
+
+
+def test_render_writes_the_film_with_the_points_and_reports_its_state(client, editor):
+    import time
+
+    client.put("/api/project", headers=AUTH, content=json.dumps({"vidcolor_project": 1, "points": [POINT], "keyframes": []}))
+    idle = client.get("/api/render", headers=AUTH).json()
+    assert idle["state"] == "idle" and "--hints" in idle["command"] and str(editor.project_path) in idle["command"]
+    assert client.post("/api/render", headers=AUTH).json()["state"] in ("running", "done")
+    assert client.post("/api/render", headers=AUTH).status_code in (200, 409)  # a second one waits its turn
+    deadline = time.monotonic() + 120
+    while (state := client.get("/api/render", headers=AUTH).json())["state"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert state["state"] == "done" and state["progress"] == 1.0, state
+    assert editor.output.is_file()
