@@ -22,9 +22,10 @@ import cv2
 import numpy as np
 
 from vidcolor.color import gray_to_lightness_lut, lab_planes_to_rgb
+from vidcolor.flow import Tracker
 from vidcolor.inference import Colorizer
 from vidcolor.pipeline import working_size
-from vidcolor.temporal import TemporalOptions, TemporalState, Tracker, gray_input
+from vidcolor.temporal import TemporalOptions, TemporalState, gray_input
 from vidcolor.train.clips import list_clips, split_clips
 from vidcolor.train.fit import TrainConfig
 from vidcolor.train.metrics import chroma_cdc
@@ -46,7 +47,7 @@ def blend(
     order: list[int], grays: list[np.ndarray], preds: list, opt: TemporalOptions, col: Colorizer, lut: np.ndarray
 ) -> dict[int, np.ndarray]:
     """The temporal state over the frames in `order`, each frame's prediction given: -> ab per frame."""
-    state, tracker = TemporalState(opt, lut), Tracker(opt, lut)
+    state, tracker = TemporalState(opt, lut), Tracker(lut, opt.flow_preset, opt.look_ahead > 0)
     return {i: state.step(grays[i], col.predict, link=tracker.link(grays[i]), predicted=preds[i]).copy() for i in order}
 
 
@@ -87,7 +88,7 @@ def main() -> None:
     if args.held_out_clips:
         clips = split_clips(list_clips(Path(TrainConfig.clip_dir)), TrainConfig.clip_holdout_permille)[1]
     col = Colorizer.load(args.model)
-    opt = TemporalOptions(smoothing=args.smoothing, max_keep=args.max_keep)
+    opt = TemporalOptions(smoothing=args.smoothing, max_keep=args.max_keep).filled()  # a blend alone: no feedback
     print(f"smoothing {opt.smoothing}, max_keep {opt.max_keep}; PSNR (dB) at long side {args.work_size}, gains over per frame")
     print(f"{'clip':26s} {'per frame':>9s} {'causal':>7s} {'backward':>8s} {'two-pass':>8s} {'ab CDC causal/truth':>20s}")
     rows = []

@@ -380,11 +380,17 @@ def audio_only(path: Path) -> Path:
     return path
 
 
-def zero_frames(path: Path) -> Path:
+def zero_frames(path: Path, audio: bool = False) -> Path:
+    """A video stream without a single frame; with `audio`, beside a second of sound."""
     with av.open(str(path), "w") as c:
         v = c.add_stream("ffv1", rate=10)
         v.width, v.height, v.pix_fmt = 32, 32, "yuv420p"
+        a = c.add_stream("aac", rate=48000) if audio else None
         c.start_encoding()  # header written, not a single frame
+        for i in range(47 if audio else 0):
+            af = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            af.sample_rate, af.pts = 48000, i * 1024
+            c.mux(a.encode(af))
     return path
 
 
@@ -409,6 +415,16 @@ def test_bad_inputs_fail_cleanly(tmp_path, tiny_model, case):
     assert words in lines[0]
     assert "Traceback" not in res.output
     assert set(tmp_path.rglob("*")) == before  # no output, no temp file
+
+
+@pytest.mark.parametrize("args", [["-ss", "0.1"], ["--preview"], ["--segment", "1", "--jobs", "2"]])
+def test_a_video_with_no_frames_says_so_whatever_the_options(tmp_path, tiny_model, args):
+    src = zero_frames(tmp_path / "z.mkv", audio=True)
+    res = run(src, "-o", tmp_path / "out.mp4", "--model", tiny_model, *args)
+    assert res.exit_code == 1
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and "no frames" in lines[0] and "Operation not permitted" not in lines[0], res.output
+    assert sorted(tmp_path.iterdir()) == [src]
 
 
 @pytest.mark.parametrize(

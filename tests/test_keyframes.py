@@ -64,7 +64,7 @@ def run_forward(frames, keys, reach=10.0, sizes=None):
             sizes.append(len(out))
         return out
 
-    state = TemporalState(TemporalOptions(), LUT)
+    state = TemporalState(TemporalOptions().filled(), LUT)
     guide = Keyframes(keys, window, follower, LUT, TemporalOptions(), reach) if keys else None
     outs = []
     for t, g in frames:

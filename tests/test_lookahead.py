@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from vidcolor.color import gray_to_lightness_lut
+from vidcolor.flow import Motion, Tracker
 from vidcolor.lookahead import LookAhead
-from vidcolor.temporal import Motion, TemporalOptions, Tracker
 
 H, W = 24, 32
 
@@ -77,7 +77,7 @@ def test_nothing_crosses_a_cut_and_a_shots_first_frame_after_it_keeps_its_colour
 def test_later_colours_are_carried_back_along_the_motion():
     """A textured picture moving 8 px right a frame: frame 2's patch, carried back, lands on frame 1's (the
     walk runs at an eighth of this size: 1 px a frame, a 6 x 6 px patch)."""
-    tracker = Tracker(TemporalOptions(look_ahead=1), gray_to_lightness_lut())
+    tracker = Tracker(gray_to_lightness_lut(), look_ahead=True)
     h, w = 192, 256
     noise = np.random.default_rng(0).random((h, w + 16)).astype(np.float32)
     texture = (cv2.GaussianBlur(noise, (0, 0), 2.0) * 255 * 4 - 400).clip(10, 245).astype(np.uint8)
@@ -93,6 +93,6 @@ def test_later_colours_are_carried_back_along_the_motion():
 
 
 def test_a_tracker_without_look_ahead_finds_no_backward_motion():
-    tracker = Tracker(TemporalOptions(look_ahead=0), gray_to_lightness_lut())
+    tracker = Tracker(gray_to_lightness_lut(), look_ahead=False)
     g = (np.random.default_rng(1).random((H, W)) * 200).astype(np.uint8)
     assert tracker.link(g).back is None and tracker.link(g).back is None

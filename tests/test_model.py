@@ -18,11 +18,10 @@ from vidcolor.weights import default_model_path, load_model, read_configs, save_
 from .conftest import TINY
 
 
-@pytest.fixture(params=[(False, False), (True, False), (True, True)], ids=["plain", "hint_gate", "hypercolumns"])
+@pytest.fixture(params=[False, True], ids=["plain", "hint_gate"])
 def net(request) -> ColorNet:
     torch.manual_seed(0)
-    hint_gate, hypercolumns = request.param
-    return ColorNet(replace(TINY, hint_gate=hint_gate, hypercolumns=hypercolumns))
+    return ColorNet(replace(TINY, hint_gate=request.param))
 
 
 def test_forward_shapes_and_finite(net):
@@ -282,3 +281,50 @@ def test_the_hint_fill_stays_fp32_under_bf16_autocast():
         hint, _ = spread(ab, colored, lightness)
     assert hint.dtype == torch.float32
     assert torch.allclose(hint, spread(ab, colored, lightness)[0])
+
+
+def test_an_old_record_without_hypercolumns_loads_and_one_with_them_is_refused():
+    from vidcolor.model import ModelConfig
+
+    assert ModelConfig.from_dict({**TINY.to_dict(), "hypercolumns": False}) == TINY
+    with pytest.raises(ValueError, match="hypercolumn"):
+        ModelConfig.from_dict({**TINY.to_dict(), "hypercolumns": True})
+
+
+def test_a_record_written_before_its_schema_migrates_and_a_newer_one_is_refused(tmp_path):
+    import json
+
+    from vidcolor.weights import FeedbackRecord, HintGateRecord, read_weights
+
+    path = tmp_path / "old.safetensors"
+    save_model(ColorNet(TINY).eval(), path)
+    old = {  # the shape of every record before schema 1: settings at the top, beside the training record
+        "model": TINY.to_dict(),
+        "decode": {"temperature": 0.5, "saturation": 0.3},
+        "training": {"steps_total": 3},
+        "hint_gate_offset": 0.05,
+        "hint_gate_trusted_offset": 0.15,
+        "feedback": True,
+        "feedback_gain": 0.95,
+        "gray_every": 8,
+        "step": 9,
+    }
+    path.with_suffix(".json").write_text(json.dumps(old))
+    record = read_weights(path)
+    assert record.feedback == FeedbackRecord(feedback=True, feedback_gain=0.95, gray_every=8)
+    assert record.hint_gate == HintGateRecord(0.05, 0.15)
+    assert record.training == {"steps_total": 3, "step": 9}
+    assert record.model == TINY and record.decode.saturation == 0.3
+    net, _ = load_model(path)  # and the network loads as before
+    assert net.cfg == TINY
+    path.with_suffix(".json").write_text(json.dumps({**record.to_dict(), "vidcolor_weights": 2}))
+    with pytest.raises(ValueError, match="update vidcolor"):
+        read_weights(path)
+
+
+def test_the_shipped_record_is_the_current_schema():
+    import json
+
+    from vidcolor.weights import SCHEMA
+
+    assert json.loads(default_model_path().with_suffix(".json").read_text())["vidcolor_weights"] == SCHEMA

@@ -77,7 +77,7 @@ def test_more_smoothing_is_steadier(low, high):
             guess = np.broadcast_to(rng.normal(0, 20, 2).astype(np.float32), (h, w, 2))
             return np.ascontiguousarray(guess), np.full((h, w), 0.5, np.float32)
 
-        state = TemporalState(TemporalOptions(smoothing=s, feedback=False), gray_to_lightness_lut())
+        state = TemporalState(TemporalOptions(smoothing=s, feedback=False).filled(), gray_to_lightness_lut())
         outs = np.stack([state.step(gray(0, 3), flickering, None) for _ in range(12)])
         change[s] = float(np.abs(np.diff(outs, axis=0)).mean())
     assert change[high] < 0.6 * change[low]

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import threading
 
+import av
 import numpy as np
 import pytest
 import torch
 
-import vidcolor.job as job
+from vidcolor.colouring import Colouring, colour_frames
+from vidcolor.compose import Composer
+from vidcolor.flow import Tracker
 from vidcolor.inference import Ahead, Colorizer
 from vidcolor.pipeline import ColorizeOptions, colorize_video
-from vidcolor.temporal import TemporalOptions, TemporalState
+from vidcolor.precision import torch_threads
+from vidcolor.temporal import TemporalOptions
 from vidcolor.video import EncodeOptions
-
-from .conftest import read_video
 
 
 @pytest.fixture()
@@ -33,6 +35,24 @@ def predict_threads(monkeypatch) -> list[str]:
 
 def lossless(tiny_model, **kw) -> ColorizeOptions:
     return ColorizeOptions(model=tiny_model, encode=EncodeOptions(codec="ffv1"), **kw)
+
+
+def assert_same_as_the_core(clip, output, options: ColorizeOptions) -> None:
+    """The pipeline's lossless output holds, frame for frame, the colouring core's own colours for the clip
+    composed onto its gray: the core without threads, each input predicted in turn, nothing ahead."""
+    colorizer = Colorizer.load(options.model, "cpu", options.temperature, options.saturation)
+    with av.open(str(clip)) as c:
+        frames = [(float(f.time), f.to_ndarray(format="gray")) for f in c.decode(video=0)]
+    with torch_threads(options.threads):
+        colours = colour_frames(colorizer, options, frames)
+    with av.open(str(output)) as c:
+        out = list(c.decode(video=0))
+    assert len(out) == len(frames) == 12
+    h, w = frames[0][1].shape
+    composer = Composer(w, h, out[0].format.name)
+    for (_, gray), (ab, _), got in zip(frames, colours, out, strict=True):
+        want = composer.frame(gray, ab)
+        assert np.array_equal(want.to_ndarray(), got.to_ndarray())  # the Y, U and V planes
 
 
 @pytest.mark.parametrize("temporal", [True, False])
@@ -69,19 +89,15 @@ def test_lagged_feedback_ahead_changes_no_pixel(gray_clip, tiny_model, tmp_path,
     lagged = TemporalOptions(feedback=True, feedback_lag=2)
     colorize_video(gray_clip, tmp_path / "ahead.mkv", lossless(tiny_model, threads=1, temporal_options=lagged))
     assert sum(np.ptp(x, axis=2).max() > 0.01 for x in seen) >= 8  # frames 2.. carry colours fed back
-    monkeypatch.setattr(job, "_predicts_ahead", lambda options, temporal, match: None)  # each frame's own step
-    colorize_video(gray_clip, tmp_path / "serial.mkv", lossless(tiny_model, threads=1, temporal_options=lagged))
-    a, b = read_video(tmp_path / "ahead.mkv"), read_video(tmp_path / "serial.mkv")
-    assert a["frames"] == b["frames"] == 12
-    assert all(np.array_equal(x, y) for x, y in zip(a["rgb"], b["rgb"], strict=True))
+    assert_same_as_the_core(gray_clip, tmp_path / "ahead.mkv", lossless(tiny_model, threads=1, temporal_options=lagged))
 
 
 def test_no_temporal_runs_neither_flow_nor_feedback(gray_clip, tiny_model, tmp_path, monkeypatch):
     import vidcolor.temporal as temporal
 
     calls: list[str] = []
-    link, fed = temporal.Tracker.link, temporal.feedback_input
-    monkeypatch.setattr(temporal.Tracker, "link", lambda self, gray: calls.append("flow") or link(self, gray))
+    link, fed = Tracker.link, temporal.feedback_input
+    monkeypatch.setattr(Tracker, "link", lambda self, gray: calls.append("flow") or link(self, gray))
     monkeypatch.setattr(temporal, "feedback_input", lambda *a, **k: calls.append("feedback") or fed(*a, **k))
     feedback = TemporalOptions(feedback=True)
     colorize_video(gray_clip, tmp_path / "fed.mkv", lossless(tiny_model, temporal_options=feedback))
@@ -126,28 +142,31 @@ def test_weights_trained_on_chains_are_fed_back_by_default_unless_told_otherwise
     monkeypatch.setattr(
         temporal, "feedback_input", lambda L, ab, rel, gain=1.0, snap=0: fed.append(gain) or original(L, ab, rel, gain, snap)
     )
-    given: list[TemporalOptions] = []  # what the pipeline hands the state
-    monkeypatch.setattr(job, "TemporalState", lambda opt, *a, **k: given.append(opt) or TemporalState(opt, *a, **k))
     chained = tmp_path / "chained.safetensors"
     set_feedback_file(tiny_model, chained, feedback=True, smooth_carried=False, gray_every=4, snap_radius=3)
+
+    def settings(model, options: ColorizeOptions) -> TemporalOptions:  # what the colouring core runs with
+        return Colouring(Colorizer.load(model, "cpu"), options, (48, 64)).state.opt
+
     colorize_video(gray_clip, tmp_path / "a.mkv", lossless(chained))  # the record's settings
-    assert fed and given[-1].feedback is True and given[-1].smooth_carried is False
-    assert given[-1].gray_every == 4 and given[-1].snap_radius == 3
+    given = settings(chained, lossless(chained))
+    assert fed and given.feedback is True and given.smooth_carried is False
+    assert given.gray_every == 4 and given.snap_radius == 3
     fed.clear()
     told = TemporalOptions(feedback=False, smooth_carried=True)
     colorize_video(gray_clip, tmp_path / "b.mkv", lossless(chained, temporal_options=told))
-    assert not fed and given[-1].feedback is False and given[-1].smooth_carried is True
+    given = settings(chained, lossless(chained, temporal_options=told))
+    assert not fed and given.feedback is False and given.smooth_carried is True
     colorize_video(gray_clip, tmp_path / "c.mkv", lossless(tiny_model))  # a record that says nothing: off
-    assert not fed and given[-1].feedback is False and given[-1].smooth_carried is True
+    given = settings(tiny_model, lossless(tiny_model))
+    assert not fed and given.feedback is False and given.smooth_carried is True
 
 
-def test_predicting_ahead_changes_no_pixel(gray_clip, tiny_model, tmp_path, monkeypatch):
-    colorize_video(gray_clip, tmp_path / "ahead.mkv", lossless(tiny_model, threads=1))
-    monkeypatch.setattr(job, "_predicts_ahead", lambda options, temporal, match: None)
-    colorize_video(gray_clip, tmp_path / "serial.mkv", lossless(tiny_model, threads=1))
-    a, b = read_video(tmp_path / "ahead.mkv"), read_video(tmp_path / "serial.mkv")
-    assert a["frames"] == b["frames"] == 12
-    assert all(np.array_equal(x, y) for x, y in zip(a["rgb"], b["rgb"], strict=True))
+@pytest.mark.parametrize("temporal", [True, False])
+def test_predicting_ahead_changes_no_pixel(gray_clip, tiny_model, tmp_path, temporal):
+    options = lossless(tiny_model, threads=1, temporal=temporal)
+    colorize_video(gray_clip, tmp_path / "ahead.mkv", options)
+    assert_same_as_the_core(gray_clip, tmp_path / "ahead.mkv", options)
 
 
 @pytest.mark.parametrize("threads,workers,each", [(1, 1, 1), (2, 2, 1), (4, 2, 2)])

@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from vidcolor.cli import app
 from vidcolor.color import gamut_bins, soft_histogram
+from vidcolor.colouring import ShotMatch
 from vidcolor.decoding import ColorDecoder, DecodeConfig
-from vidcolor.job import ShotMatch
 from vidcolor.reference import ReferenceMatch, floored, reference_histogram
 
 from .conftest import read_video

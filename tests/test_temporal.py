@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from vidcolor.color import gray_to_lightness_lut
-from vidcolor.flow import consistent, flow_pair, make_dis, warp
-from vidcolor.temporal import Guide, TemporalOptions, TemporalState, Tracker
+from vidcolor.flow import Tracker, consistent, flow_pair, make_dis, warp
+from vidcolor.temporal import Guide, TemporalOptions, TemporalState
+from vidcolor.weights import FeedbackRecord
 
 from .conftest import scene
 
@@ -51,8 +52,7 @@ def test_consistency_flags_inconsistent_flow():
 
 def test_a_motion_carries_as_a_warp_along_its_flow_every_time():
     """Motion and FlowPair build their flow's sample points once; what they warp is flow.warp's."""
-    from vidcolor.flow import FlowPair
-    from vidcolor.temporal import Motion
+    from vidcolor.flow import FlowPair, Motion
 
     rng = np.random.default_rng(0)
     backward = rng.normal(0, 3, (20, 30, 2)).astype(np.float32)
@@ -67,7 +67,7 @@ def test_a_motion_carries_as_a_warp_along_its_flow_every_time():
 
 
 def make_state(enabled: bool = True, **kw) -> TemporalState:
-    return TemporalState(TemporalOptions(**kw), gray_to_lightness_lut(), enabled=enabled)
+    return TemporalState(TemporalOptions(**kw).filled(), gray_to_lightness_lut(), enabled=enabled)
 
 
 def gray(i: int, seed: int) -> np.ndarray:
@@ -114,15 +114,15 @@ def test_a_cut_between_shots_of_the_same_tones_is_found_and_a_small_move_is_not_
         noise = cv2.GaussianBlur(rng.uniform(0, 255, (96, 128)).astype(np.float32), (0, 0), 3)
         a = cv2.normalize(noise, None, 20, 235, cv2.NORM_MINMAX).astype(np.uint8)
         for b, cut in ((a[::-1, ::-1], True), (np.roll(a, (40, 50), (0, 1)), True), (np.roll(a, (2, 3), (0, 1)), False)):
-            tracker = Tracker(TemporalOptions(), gray_to_lightness_lut())
+            tracker = Tracker(gray_to_lightness_lut())
             tracker.link(a)
             assert (tracker.link(np.ascontiguousarray(b)).motion is None) == cut
 
 
 def test_a_pan_the_fast_flow_loses_is_followed_by_the_retry_and_a_cut_stays_a_cut():
-    """temporal.track tries its retry flow where the first finds too little: a pair the first one loses
+    """flow.track tries its retry flow where the first finds too little: a pair the first one loses
     (here a flow that finds no motion at all) keeps its link, two different shots stay apart."""
-    from vidcolor.temporal import track
+    from vidcolor.flow import track
 
     class Lost:  # a DIS that never finds the motion: its flow leaves the frame everywhere
         def calc(self, a: np.ndarray, b: np.ndarray, flow: None) -> np.ndarray:
@@ -132,11 +132,11 @@ def test_a_pan_the_fast_flow_loses_is_followed_by_the_retry_and_a_cut_stays_a_cu
     noise = cv2.GaussianBlur(rng.uniform(0, 255, (96, 128)).astype(np.float32), (0, 0), 3)
     a = cv2.normalize(noise, None, 20, 235, cv2.NORM_MINMAX).astype(np.uint8)
     moved = np.ascontiguousarray(np.roll(a, (6, 8), (0, 1)))
-    lut, opt = gray_to_lightness_lut(), TemporalOptions()
-    assert track(Lost(), a, moved, lut, opt) is None
-    motion = track(Lost(), a, moved, lut, opt, retry=make_dis("medium"))
+    lut = gray_to_lightness_lut()
+    assert track(Lost(), a, moved, lut) is None
+    motion = track(Lost(), a, moved, lut, retry=make_dis("medium"))
     assert motion is not None and float(motion.reliability.mean()) > 0.5
-    assert track(Lost(), a, np.ascontiguousarray(a[::-1, ::-1]), lut, opt, retry=make_dis("medium")) is None
+    assert track(Lost(), a, np.ascontiguousarray(a[::-1, ::-1]), lut, retry=make_dis("medium")) is None
 
 
 def test_no_color_crosses_a_cut():
@@ -164,12 +164,12 @@ def test_static_shot_keeps_a_constant_color():
 
 
 def test_per_frame_mode_computes_no_flow(monkeypatch):
-    import vidcolor.temporal as temporal
+    import vidcolor.flow as flow
 
     def no_flow(*args, **kwargs):
         raise AssertionError("per-frame mode computed optical flow")
 
-    monkeypatch.setattr(temporal, "flow_pair", no_flow)
+    monkeypatch.setattr(flow, "flow_pair", no_flow)
     state = make_state(enabled=False)
     assert state.tracker is None
     outs = [state.step(gray(i, 0), constant(10.0 * i)) for i in range(3)]
@@ -375,11 +375,11 @@ def fed_back_b(lag: int, anchor: float, frames: int = 24) -> list[float]:
     """Each frame's output b with the warming network fed back, every 3rd fed input gray; with lag 2 in
     the pipeline's order (frame t+1's input made by lagged_input before frame t is stepped)."""
     opts = TemporalOptions(feedback=True, feedback_lag=lag, feedback_gain=1.0, gray_every=3, smoothing=0.0, anchor=anchor)
-    state = TemporalState(opts, gray_to_lightness_lut())
+    state = TemporalState(opts.filled(), gray_to_lightness_lut())
     net, grays = warming(), [gray(i, 0) for i in range(frames)]
     if lag == 1:
         return [float(state.step(g, net)[..., 1].mean()) for g in grays]
-    tracker = Tracker(state.opt, state.lut)
+    tracker = Tracker(state.lut)
     links = [tracker.link(g) for g in grays]
     held: list[tuple[int, np.ndarray]] = []
     out = []
@@ -407,12 +407,12 @@ def test_the_anchor_takes_the_drift_its_gray_inputs_measure_off_the_fed_back_col
 
 def test_the_anchor_needs_feedback_and_starts_over_at_a_cut():
     opts = dict(feedback_lag=1, feedback_gain=1.0, gray_every=3, smoothing=0.0, anchor=0.5)
-    plain = TemporalState(TemporalOptions(feedback=False, **opts), gray_to_lightness_lut())
+    plain = TemporalState(TemporalOptions(feedback=False, **opts).filled(), gray_to_lightness_lut())
     assert [float(plain.step(gray(i, 0), warming())[..., 1].mean()) for i in range(12)] == [10.0] * 12
 
     def shot_b(before: int) -> list[float]:
         """The output b of a second shot's 7 frames, after `before` frames of another shot."""
-        state = TemporalState(TemporalOptions(feedback=True, **opts), gray_to_lightness_lut())
+        state = TemporalState(TemporalOptions(feedback=True, **opts).filled(), gray_to_lightness_lut())
         for i in range(before):
             state.step(gray(i, 0), warming())
         return [float(state.step(gray(i, 7), warming())[..., 1].mean()) for i in range(7)]
@@ -489,3 +489,12 @@ def test_snap_radius_snaps_the_networks_own_colours_and_not_a_keyframes():
 
     assert not np.allclose(inputs(8, keyframe=False), inputs(0, keyframe=False))
     np.testing.assert_array_equal(inputs(8, keyframe=True), inputs(0, keyframe=True))
+
+
+def test_a_state_built_without_the_weights_record_is_refused_not_quietly_unfed():
+    with pytest.raises(ValueError, match="filled"):
+        TemporalState(TemporalOptions(), gray_to_lightness_lut())
+    fed = TemporalState(TemporalOptions(feedback=True).filled(), gray_to_lightness_lut())
+    assert fed.opt.feedback is True
+    record = FeedbackRecord(feedback=True, gray_every=8)
+    assert TemporalState(TemporalOptions().filled(record), gray_to_lightness_lut()).opt.gray_every == 8

@@ -16,7 +16,6 @@ import torch
 from vidcolor.color import join_lab
 from vidcolor.decoding import DecodeConfig
 from vidcolor.model import ColorNet
-from vidcolor.temporal import FeedbackRecord
 from vidcolor.train.augment import archival_look, degrade_hint, hole_mask, point_hints, sparse_points
 from vidcolor.train.average import average_models
 from vidcolor.train.clips import is_held_out_clip, list_clips, overlapping_photos, split_clips
@@ -31,7 +30,7 @@ from vidcolor.train.fit import (
     rebalance_weights,
     run_model_config,
 )
-from vidcolor.weights import load_model, read_feedback, save_model
+from vidcolor.weights import FeedbackRecord, load_model, read_feedback, save_model
 
 from .conftest import TINY, make_video, scene
 
@@ -290,27 +289,6 @@ def test_a_hint_gate_added_to_trained_weights_leaves_gray_inputs_alone_and_follo
         init_model(tmp_path / "grown.safetensors", replace(TINY, hint_gate=False))
 
 
-def test_hypercolumns_added_to_trained_weights_start_as_the_network_before_and_learn(tmp_path):
-    from vidcolor.model import ColorNet
-
-    torch.manual_seed(0)
-    plain = ColorNet(TINY)
-    plain.train()
-    plain(torch.rand(4, 3, 64, 64))  # non-trivial batch-norm statistics
-    save_model(plain.eval(), tmp_path / "w.safetensors", half=False)
-    cfg = run_model_config(tmp_path / "new", init=str(tmp_path / "w.safetensors"), hypercolumns=True)
-    assert cfg == replace(TINY, hypercolumns=True)
-    grown = init_model(tmp_path / "w.safetensors", cfg).eval()
-    x = torch.rand(2, 3, 64, 64)
-    with torch.no_grad():
-        for a, b in zip(plain(x), grown(x), strict=True):
-            assert torch.equal(a, b)  # the new laterals start at zero
-    logits, reg, _ = grown(x)
-    (logits.logsumexp(1).mean() + reg.abs().mean()).backward()
-    for up in (grown.up4, grown.up8, grown.up16):
-        assert up.hyper.weight.grad.abs().sum() > 0  # and learn from the first step
-
-
 def _panning_clip(frames=8, size=(96, 80), step=3):
     """One clip as an ImageCache: a colourful scene moving `step` px right per frame, and its span."""
     from vidcolor.train.data import ImageCache
@@ -504,21 +482,22 @@ def test_opening_the_hint_gate_follows_a_hint_further_and_leaves_gray_inputs_alo
 def test_open_gate_file_keeps_the_record_and_adds_up_the_offsets(tmp_path):
     from vidcolor.model import ColorNet
     from vidcolor.train.calibrate import open_gate_file
-    from vidcolor.weights import load_model, read_record
+    from vidcolor.weights import HintGateRecord, load_model, read_weights
 
     torch.manual_seed(0)
     net = ColorNet(TINY).eval()
     src = tmp_path / "w.safetensors"
-    save_model(net, src, extra={"step": 7}, half=False)
+    save_model(net, src, training={"step": 7}, half=False)
     open_gate_file(src, tmp_path / "a.safetensors", 0.05)
     open_gate_file(tmp_path / "a.safetensors", tmp_path / "b.safetensors", 0.05)
-    assert read_record(tmp_path / "b.safetensors") == {"step": 7, "hint_gate_offset": pytest.approx(0.1)}
+    record = read_weights(tmp_path / "b.safetensors")
+    assert record.training == {"step": 7} and record.hint_gate == HintGateRecord(offset=pytest.approx(0.1))
     opened, _ = load_model(tmp_path / "b.safetensors")
     assert torch.allclose(opened.hint.gate.bias, net.hint.gate.bias + 0.1, atol=1e-3)  # stored in fp16
     assert float(opened.hint.trusted_offset) == 0.0
     open_gate_file(tmp_path / "b.safetensors", tmp_path / "c.safetensors", 0.15, trusted=True)
-    record = read_record(tmp_path / "c.safetensors")
-    assert record["hint_gate_trusted_offset"] == pytest.approx(0.15) and record["hint_gate_offset"] == pytest.approx(0.1)
+    gate = read_weights(tmp_path / "c.safetensors").hint_gate
+    assert gate.trusted_offset == pytest.approx(0.15) and gate.offset == pytest.approx(0.1)
     trusting, _ = load_model(tmp_path / "c.safetensors")
     assert float(trusting.hint.trusted_offset) == pytest.approx(0.15, abs=1e-3)
     assert torch.equal(trusting.hint.gate.bias, opened.hint.gate.bias)  # the guesses' gate is as it was
@@ -527,20 +506,14 @@ def test_open_gate_file_keeps_the_record_and_adds_up_the_offsets(tmp_path):
 def test_set_feedback_file_sets_what_it_is_given_and_keeps_the_rest(tmp_path):
     from vidcolor.model import ColorNet
     from vidcolor.train.calibrate import set_feedback_file
-    from vidcolor.weights import read_record
+    from vidcolor.weights import read_weights
 
     src, out = tmp_path / "w.safetensors", tmp_path / "damped.safetensors"
-    save_model(ColorNet(TINY).eval(), src, extra={"step": 7})
+    save_model(ColorNet(TINY).eval(), src, training={"step": 7})
     assert read_feedback(src) == FeedbackRecord()  # saved without any: no feedback, undamped, blended
     assert set_feedback_file(src, out, feedback_gain=0.9) == FeedbackRecord(False, 0.9, True)
-    assert read_record(out) == {
-        "step": 7,
-        "feedback": False,
-        "feedback_gain": 0.9,
-        "smooth_carried": True,
-        "gray_every": 0,
-        "snap_radius": 0,
-    }
+    record = read_weights(out)
+    assert record.training == {"step": 7} and record.feedback == FeedbackRecord(False, 0.9, True, 0, 0)
     assert out.read_bytes() == src.read_bytes()  # the network itself is untouched
     set_feedback_file(out, out, feedback=True, smooth_carried=False, gray_every=8, snap_radius=8)
     assert read_feedback(out) == FeedbackRecord(True, 0.9, False, 8, 8)  # the gain set before is kept

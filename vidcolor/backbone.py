@@ -9,10 +9,7 @@ bottom and right), which matters for features pretrained that way.
 Input: (B, 3, H, W) RGB scaled to [-1, 1] (x / 127.5 - 1 for 8-bit x), as the
 classifier was trained. `features` returns the maps at strides 4, 8, 16 and 32
 (24, 32, 96 and 320 channels) and the 1,280-channel map after the last 1x1
-convolution (stride 32), which is what the classifier pools; with `expansions`, also
-the 6x expanded maps at strides 4, 8 and 16 (144, 192 and 576 channels) that the
-blocks stepping down from each stride compute first, the widest features there
-(SSDLite takes the stride-16 one for the same reason).
+convolution (stride 32), which is what the classifier pools.
 """
 
 from __future__ import annotations
@@ -26,7 +23,6 @@ import torch.nn.functional as F
 # (expansion t, channels c, repeats n, first stride s): the paper's Table 2.
 SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
 LAST_CHANNELS = 1280
-EXPANSION_CHANNELS = (144, 192, 576)  # features(expansions=True)'s extra maps, strides 4, 8, 16
 IMAGENET_CLASSES = 1001  # index 0 = background, as in the TFLite file
 
 
@@ -119,7 +115,6 @@ class MobileNetV2(nn.Module):
             if c in (24, 32, 96, 320):
                 self.taps.append(len(blocks) - 1)
         # The stride-2 blocks after strides 4, 8 and 16: their expansion sees the map before it shrinks.
-        self.expansion_taps = [i for i, b in enumerate(blocks) if b.stride == 2 and i > 1]
         self.blocks = nn.ModuleList(blocks)
         # The first depthwise convolution has folded batch-norm weights up to 56 (|w| summing to 432 over a
         # 3x3 window). In bf16 its rounding moved the held-out clips' gain over gray from +0.72 to +0.52 dB,
@@ -129,22 +124,16 @@ class MobileNetV2(nn.Module):
         self.last = SameConv(cin, LAST_CHANNELS)
         self.classifier = nn.Conv2d(LAST_CHANNELS, IMAGENET_CLASSES, 1) if classifier else None
 
-    def features(self, x: torch.Tensor, expansions: bool = False) -> list[torch.Tensor]:
-        """x (B, 3, H, W) in [-1, 1] -> [f4 (24 ch), f8 (32), f16 (96), f32 (320), top (1280, stride 32)],
-        then with `expansions` [e4 (144 ch), e8 (192), e16 (576)], in [0, 6] (ReLU6)."""
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """x (B, 3, H, W) in [-1, 1] -> [f4 (24 ch), f8 (32), f16 (96), f32 (320), top (1280, stride 32)]."""
         x = self.stem(x)
-        out, wide = [], []
+        out = []
         for i, block in enumerate(self.blocks):
-            if expansions and i in self.expansion_taps:
-                e = block.layers[0](x)  # a stride-2 block has no residual: the rest of it is layers[1:]
-                wide.append(e)
-                x = block.layers[1:](e)
-            else:
-                x = block(x)
+            x = block(x)
             if i in self.taps:
                 out.append(x)
         out.append(self.last(x))
-        return out + wide
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, 3, H, W) in [-1, 1] -> ImageNet logits (B, 1001); needs classifier=True."""

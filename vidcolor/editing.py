@@ -16,13 +16,15 @@ import numpy as np
 import torch
 
 from .color import gray_to_lightness_lut, lab_planes_to_rgb
+from .colouring import colour_frames, upright
 from .errors import VidcolorError
+from .flow import CUT_THRESHOLD, histogram, shot_distance
 from .inference import Colorizer
 from .keyframes import KeyframeSpec, painted_full, points_guide
-from .options import working_size
+from .options import ColorizeOptions, working_size
 from .project import Point
 from .stills import upright_gray
-from .temporal import TemporalOptions, feedback_input, gray_input, histogram, shot_distance
+from .temporal import feedback_input, gray_input
 from .video import DecodeStats, demux_range, describe, file_start, open_input
 
 VIEW_WIDTH = 960  # px: the widest frame the editor is sent
@@ -66,7 +68,6 @@ class Film:
             meta = describe(container)
             self.base = file_start(container)
             times, shots, prev, size = [], [], None, (meta.width, meta.height)
-            threshold = TemporalOptions().cut_threshold
             for frame in demux_range(container, None, None, DecodeStats()):
                 if not isinstance(frame, av.VideoFrame):
                     continue
@@ -74,7 +75,7 @@ class Film:
                 size = gray.shape[1], gray.shape[0]
                 hist = histogram(cv2.resize(gray, (64, 36), interpolation=cv2.INTER_AREA))
                 t = float(frame.time) - self.base
-                if prev is None or shot_distance(hist, prev) > threshold:
+                if prev is None or shot_distance(hist, prev) > CUT_THRESHOLD:
                     shots.append([t, t])
                 times.append(t)
                 prev = hist
@@ -142,18 +143,19 @@ class FrameColourer:
         return small, feedback_input(self.lut[small], ab, rel), guide
 
     def colour(self, gray: np.ndarray, points: tuple[Point, ...] = ()) -> Coloured:
-        small, x, guide = self.network_input(gray, points)
-        pred, confidence = self.colorizer.predict(x, trusted=guide is not None)
-        ab = pred[..., :2]
-        if guide is not None:
-            ab = guide.weight[..., None] * guide.ab + (1 - guide.weight[..., None]) * ab
+        """gray (H, W) uint8, upright -> the frame at the view size, coloured by the colouring core as a
+        render colours a frame with these points (a keyframe) and no frames around it."""
+        small = upright(gray, working_size(gray.shape[1], gray.shape[0], self.work_size), 0)
+        keys = (KeyframeSpec(0.0, None, points),) if points else ()
+        options = ColorizeOptions(work_size=self.work_size, keyframes=keys)
+        ((ab, unc),) = colour_frames(self.colorizer, options, [(0.0, gray)], window=lambda start, key: [(0.0, small)])
         h, w = view_size(gray.shape)
         view = cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA)
         ab = cv2.resize(ab, (w, h), interpolation=cv2.INTER_LINEAR)
         if points:  # the patches as drawn at this size, not as they survive the working size
             exact = painted_full(KeyframeSpec(0.0, None, points), h, w)
             ab = exact.weight[..., None] * exact.ab + (1 - exact.weight[..., None]) * ab
-        unc = cv2.resize(1.0 - confidence, (w, h), interpolation=cv2.INTER_LINEAR)
+        unc = cv2.resize(unc, (w, h), interpolation=cv2.INTER_LINEAR)
         return Coloured(lab_planes_to_rgb(self.lut[view], ab), np.clip(unc, 0, 1), view)
 
     def suggest(self, gray: np.ndarray, x: float, y: float, points: tuple[Point, ...] = ()) -> list[str]:

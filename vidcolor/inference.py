@@ -20,8 +20,7 @@ from .decoding import DecodeConfig, Match
 from .errors import VidcolorError
 from .model import ColorNet
 from .precision import autocast, compute_dtype, pick_device
-from .temporal import FeedbackRecord
-from .weights import default_model_path, load_model, read_feedback
+from .weights import FeedbackRecord, default_model_path, load_model, read_feedback
 
 # oneDNN's preferred layout, in fp32 too: with this network (MobileNetV2 encoder) a 256x144 frame takes
 # 40 ms against 46 in NCHW (AVX2 only, 2 threads, medians of 60 interleaved runs). TorchScript's

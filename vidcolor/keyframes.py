@@ -163,7 +163,7 @@ def carry_back(
 ) -> list[np.ndarray | None]:
     """frames: upright working-size grays, in time order, the last one the keyframe's -> for each earlier
     frame the colours carried back to it from the keyframe ((h, w, 2) float16), None from a cut back."""
-    state = TemporalState(replace(options, feedback=True), lut)
+    state = TemporalState(replace(options.filled(), feedback=True), lut)  # filled: a no-op on a run's own
     out: list[np.ndarray | None] = [None] * len(frames)
     state.step(frames[-1], predict, key)
     cuts = state.cuts

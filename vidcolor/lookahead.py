@@ -6,8 +6,8 @@ frames before it, so a colour lags behind a change and a flicker is averaged wit
 
     B = ab[n];  for m = n - 1 .. oldest:  B = ab[m] + w r_m (carry_m(B) - ab[m])
 
-where carry_m lays frame m+1 onto frame m (the tracker's forward flow, temporal.reversed_motion), r_m
-is where that flow is trusted in [0, 1] and w is `weight`; B at frame m is frame m's new colours. The
+where carry_m lays frame m+1 onto frame m (the tracker's forward flow, flow.reversed_motion), r_m
+is where that flow is trusted in [0, 1] and w is `weight` (WEIGHT); B at frame m is frame m's new colours. The
 walk restarts at each cut or black frame: nothing crosses into another shot. A shot's first frame after a
 cut keeps its colours, the network's own guess on it (the temporal state's too): issue 14 asks that it
 equal the per-frame output, the check that nothing of the shot before reached it. The run's first frame
@@ -21,7 +21,7 @@ of filter at each block's edge showed as a jump in colour there (dev02: 10x the 
 the frames around it; docs/experiments.md). Numbered by the film, a segment's frames look as
 far ahead as the one-pass run's.
 
-The walk runs at the motions' resolution (an eighth of the working size, temporal.LOOK_AHEAD_SCALE),
+The walk runs at the motions' resolution (an eighth of the working size, flow.LOOK_AHEAD_SCALE),
 with bicubic carries: what it changes is the colours' coarse layout, which it adds to the colours at
 their own size; bilinear carries blurred that layout a little at every step of the walk. No video I/O.
 """
@@ -34,7 +34,7 @@ from typing import Generic, TypeVar
 import cv2
 import numpy as np
 
-from .temporal import Motion
+from .flow import Motion
 
 T = TypeVar("T")
 
@@ -55,11 +55,16 @@ class _Held(Generic[T]):
         return self.small
 
 
+# Each step of the walk keeps this much of the later frame's colours where the flow is trusted: near 1, so that
+# 16 frames all count (0.95^16 = 0.44), below it, so that the walk forgets what the flow gets wrong.
+WEIGHT = 0.95
+
+
 class LookAhead(Generic[T]):
     """Outputs in frame order; each leaves smoothed once `frames` more are in (see the module's docstring),
     or at flush."""
 
-    def __init__(self, frames: int, weight: float):
+    def __init__(self, frames: int, weight: float = WEIGHT):
         self.frames, self.weight = frames, weight
         self._held: deque[_Held[T]] = deque()
         self._seen = False  # whether a frame came before: the run's first one has no shot before it

@@ -31,7 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from .backbone import EXPANSION_CHANNELS, LAST_CHANNELS, MobileNetV2, conv1x1
+from .backbone import LAST_CHANNELS, MobileNetV2, conv1x1
 from .color import rgb_to_lab
 from .decoding import ColorDecoder, DecodeConfig, Match
 
@@ -49,9 +49,6 @@ class ModelConfig:
     bin_grid: float = 10.0  # ab quantization step (Zhang: 10)
     # Follow the colours the input carries where the network trusts them (HintGate); a gray input skips it.
     hint_gate: bool = True
-    # Also add the encoder's expanded maps at strides 4, 8, 16 (backbone: 144, 192, 576 channels) through
-    # 1x1 laterals, hypercolumns after Larsson et al.: the stage ends alone are 24-96-channel bottlenecks.
-    hypercolumns: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -60,7 +57,8 @@ class ModelConfig:
     def from_dict(cls, d: dict) -> ModelConfig:
         fields = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
         fields.setdefault("hint_gate", False)  # written before the gate existed: a network without one
-        fields.setdefault("hypercolumns", False)
+        if fields.pop("hypercolumns", False):  # an experiment's (docs/experiments.md); False in older files
+            raise ValueError("weights with hypercolumn laterals: vidcolor no longer builds that network")
         return cls(**fields)
 
 
@@ -109,26 +107,17 @@ class GlobalContext(nn.Module):
 
 
 class Up(nn.Module):
-    """Upsample x2, reduce channels, add the encoder's map through a 1x1 lateral, then one 3x3 conv.
-    With `cwide`, a second encoder map of that stride (an expanded one) is added through a 1x1 lateral that
-    starts at zero, so a network grown from trained weights starts computing what they computed."""
+    """Upsample x2, reduce channels, add the encoder's map through a 1x1 lateral, then one 3x3 conv."""
 
-    def __init__(self, cin: int, cskip: int, cout: int, cwide: int = 0):
+    def __init__(self, cin: int, cskip: int, cout: int):
         super().__init__()
         self.reduce = ConvBN(cin, cout, k=1, act=False)
         self.lateral = ConvBN(cskip, cout, k=1, act=False)
-        self.hyper = nn.Conv2d(cwide, cout, 1) if cwide else None
-        if self.hyper is not None:
-            nn.init.zeros_(self.hyper.weight)
-            nn.init.zeros_(self.hyper.bias)
         self.conv = ConvBN(cout, cout)
 
-    def forward(self, x: torch.Tensor, skip: torch.Tensor, wide: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         x = F.interpolate(self.reduce(x), size=skip.shape[-2:], mode="bilinear", align_corners=False)
-        x = x + self.lateral(skip)
-        if self.hyper is not None:  # ColorNet.head passes `wide` exactly when the network has hypercolumns
-            x = x + conv1x1(self.hyper, wide)
-        return self.conv(F.relu(x))
+        return self.conv(F.relu(x + self.lateral(skip)))
 
 
 class HintGate(nn.Module):
@@ -305,22 +294,20 @@ class ColorNet(nn.Module):
         self.top = ConvBN(LAST_CHANNELS, d[3], k=1)
         self.top_lateral = ConvBN(ENCODER_CHANNELS[3], d[3], k=1, act=False)
         self.context = GlobalContext(LAST_CHANNELS, d[3], cfg.global_dim)
-        e4, e8, e16 = EXPANSION_CHANNELS if cfg.hypercolumns else (0, 0, 0)
-        self.up16 = Up(d[3], ENCODER_CHANNELS[2], d[2], e16)
-        self.up8 = Up(d[2], ENCODER_CHANNELS[1], d[1], e8)
-        self.up4 = Up(d[1], ENCODER_CHANNELS[0], d[0], e4)
+        self.up16 = Up(d[3], ENCODER_CHANNELS[2], d[2])
+        self.up8 = Up(d[2], ENCODER_CHANNELS[1], d[1])
+        self.up4 = Up(d[1], ENCODER_CHANNELS[0], d[0])
         self.hint = HintGate(d[0], cfg.bin_grid / 2) if cfg.hint_gate else None
         self.refine = ResBlock(d[0])
         self.logits = nn.Conv2d(d[0], self.colors.num_bins, 1)
         self.regress = nn.Conv2d(d[0], 2, 1)
 
     def encode(self, rgb: torch.Tensor) -> list[torch.Tensor]:
-        """rgb (B, 3, H, W) in [0, 1] -> the encoder's maps (backbone.MobileNetV2.features; with
-        ModelConfig.hypercolumns, the expanded ones too)."""
+        """rgb (B, 3, H, W) in [0, 1] -> the encoder's maps (backbone.MobileNetV2.features)."""
         x = rgb * 2.0 - 1.0  # the encoder's ImageNet input scaling
         if rgb.is_contiguous(memory_format=torch.channels_last):
             x = x.contiguous(memory_format=torch.channels_last)
-        return self.encoder.features(x, self.cfg.hypercolumns)
+        return self.encoder.features(x)
 
     def head(
         self, feats: list[torch.Tensor], rgb: torch.Tensor, trusted: bool = False
@@ -328,11 +315,10 @@ class ColorNet(nn.Module):
         """The encoder's maps and its input rgb (B, 3, H, W) -> logits (B, Q, H/4, W/4), ab regression
         (B, 2, H/4, W/4) in Lab units, and how far the regression follows a hint (B, 1, H/4, W/4) in [0, 1].
         trusted: the input's colours are true ones (HintGate.trusted_offset)."""
-        f4, f8, f16, f32, top = feats[:5]
-        e4, e8, e16 = feats[5:] if len(feats) > 5 else (None, None, None)
+        f4, f8, f16, f32, top = feats
         x = F.relu(self.top(top) + self.top_lateral(f32))
         x = self.context(x, top.mean(dim=(2, 3)))
-        x = self.refine(self.up4(self.up8(self.up16(x, f16, e16), f8, e8), f4, e4))
+        x = self.refine(self.up4(self.up8(self.up16(x, f16), f8), f4))
         logits, reg = conv1x1(self.logits, x), conv1x1(self.regress, x) * 64.0
         if self.hint is not None:
             return self.hint(x, rgb, logits, reg, self.colors.bins, trusted)

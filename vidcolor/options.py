@@ -29,14 +29,10 @@ class ColorizeOptions:
     keyframe_reach: float = 10.0  # seconds before a keyframe its colours are carried back to
     uncertainty: Path | None = None  # also write the network's uncertainty as a heat-map video here
     reference: Path | None = None  # a colour photo whose colours each shot moves toward (reference.py)
-    sheet_frames: int = 6
-    # Long films (film.py, segments.py): segments of about this many seconds, each preceded by `warmup` s
-    # of frames that only warm the temporal state up; finished segments survive a kill and are reused.
+    # Long films (film.py, segments.py): segments of about this many seconds, each preceded by
+    # segments.WARMUP s of frames that only warm the temporal state up; finished segments survive a kill
+    # and are reused.
     segment: float = 60.0  # 0 = one pass, no segments
-    # 6 s, not 2: the fed-back loop holds its colours longer than the blend alone did, and after 2 s a
-    # segment's first frames still differed from the one-pass output's (colour change across a seam 1.3-2.6x
-    # the median inside segments; 1.1-1.3x after 6 s, benchmarks/long.py --only seams), for 7 % more frames.
-    warmup: float = 6.0
     fresh: bool = False  # ignore finished segments of an earlier run
     jobs: int = 0  # worker processes; 0 = from the core count (film.default_jobs)
     threads: int = 0  # torch threads per worker; 0 = the cores / jobs

@@ -16,16 +16,17 @@ from pathlib import Path
 
 import torch
 
+from .colouring import ShotMatch
 from .errors import VidcolorError
 from .film import Workers, default_jobs, join_parts, ray_installed, run_parts
 from .inference import Colorizer
-from .job import Job, ShotMatch, expected_frames, look_ahead_frames, no_frames_error, signals_ignored
+from .job import Job, Part, expected_frames, look_ahead_frames, no_frames_error, signals_ignored
 from .keyframes import check_keyframes
 from .options import ColorizeOptions, Progress, StageTimes, Summary, working_size
 from .outfile import check_output, create_partial, output_lock, remove_stale_partials
 from .precision import torch_threads
 from .reference import ReferenceMatch, reference_histogram
-from .segments import PartInfo, PartJob, Segment, WorkFolder, file_hash, file_identity, plan_segments
+from .segments import WARMUP, PartInfo, PartJob, Segment, WorkFolder, file_hash, file_identity, plan_segments
 from .video import (
     DecodeStats,
     SourceInfo,
@@ -164,7 +165,7 @@ def _run_film(
     # the last one stops where the range does.
     ahead = _look_ahead_seconds(options, info)
     todo = [
-        PartJob(src, folder.partial(s.index), s, s.warm_start(options.warmup, start), s.read_end(ahead, end), offset, options)
+        PartJob(src, folder.partial(s.index), s, s.warm_start(WARMUP, start), s.read_end(ahead, end), offset, options)
         for s in plan
         if s.index not in finished
     ]
@@ -229,7 +230,7 @@ def _manifest(
             "temporal_options": asdict(options.temporal_options.filled(colorizer.feedback)),
             "encode": asdict(options.encode),
             "reference": reference,
-            "warmup": options.warmup,
+            "warmup": WARMUP,
             "device": str(colorizer.device),
             "dtype": str(colorizer.dtype),
             "threads": threads,
@@ -260,7 +261,7 @@ def colorize_part(job: PartJob, colorizer: Colorizer | None = None, progress: Ca
             None,
             report,
             match=_shot_match(options.reference, colorizer),
-            part=(write_from, math.inf if job.segment.end is None else job.segment.end, job.offset),
+            part=Part(write_from, math.inf if job.segment.end is None else job.segment.end, job.offset),
         )
         try:
             summary = run.run()

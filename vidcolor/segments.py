@@ -30,6 +30,13 @@ from pathlib import Path
 MANIFEST_VERSION = 1
 
 
+# Seconds of frames before each segment that only warm its temporal state up. 6, not 2: the fed-back loop
+# holds its colours longer than the blend alone did, and after 2 s a segment's first frames still differed
+# from the one-pass output's (colour change across a seam 1.3-2.6x the median inside segments; 1.1-1.3x
+# after 6 s, benchmarks/long.py --only seams), for 7 % more frames.
+WARMUP = 6.0
+
+
 @dataclass(frozen=True)
 class Segment:
     index: int

@@ -24,6 +24,9 @@ def heat_map(uncertainty: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.cvtColor(cv2.applyColorMap(levels, cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB)
 
 
+SHEET_FRAMES = 6  # frames a preview's contact sheet shows: one row of them fits a screen at 240 px each
+
+
 class SheetSampler:
     def __init__(self, n: int):
         self.n = n

@@ -24,14 +24,14 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, replace
-from functools import cached_property
 from typing import Protocol
 
 import cv2
 import numpy as np
 
 from .color import lab_planes_to_rgb
-from .flow import FlowPair, Points, flow_pair, make_dis, remap, retry_dis, sample_points
+from .flow import Link, Motion, Tracker
+from .weights import FeedbackRecord
 
 
 class Predict(Protocol):
@@ -41,19 +41,6 @@ class Predict(Protocol):
     trusted: the input's colours are true ones (a keyframe's shot), not only the network's own fed back."""
 
     def __call__(self, rgb: np.ndarray, trusted: bool = False) -> tuple[np.ndarray, np.ndarray]: ...
-
-
-@dataclass(frozen=True)
-class FeedbackRecord:
-    """How a network wants its own colours fed back, as the JSON beside its weights says
-    (weights.read_feedback): TemporalOptions' fields of the same names, where a run leaves them unset. The
-    defaults are a record that says nothing."""
-
-    feedback: bool = False  # fed back by default: trained on chains of its own colours (train.sequences)
-    feedback_gain: float = 1.0  # below 1 where it was found to boost a hint it is fed
-    smooth_carried: bool = True  # False: fed back as it gave them, unblended, as chains train it
-    gray_every: int = 0  # every n-th input that would carry fed-back colours is the gray frame alone; 0: none
-    snap_radius: int = 0  # fed-back colours snapped to the frame's edges by a guided filter this wide (px); 0: not
 
 
 @dataclass(frozen=True)
@@ -111,20 +98,12 @@ class TemporalOptions:
     # the network's colours unanchored.
     anchor: float = 0.2
     # Each frame also takes the colours of the next look_ahead frames (0: none), carried back onto it by
-    # flow (lookahead.py): walking back from the newest, each frame's colours become look_ahead_weight x
+    # flow (lookahead.py): walking back from the newest, each frame's colours become lookahead.WEIGHT x
     # the next one's (where the flow is trusted) and the rest its own. The loop alone only looks back, so
     # a colour is averaged with the frames before it and lags behind a change; this averages it with the
     # frames after it too (benchmarks/temporal.py --look-ahead 0 for the figures without it). 16 frames,
     # at an eighth of the working size (docs/experiments.md, sessions 29 and 30).
     look_ahead: int = 16
-    look_ahead_weight: float = 0.95
-    cut_threshold: float = 0.45  # histogram distance above which frames belong to different shots
-    # Below this fraction of trustworthy flow, t-1 and t are different shots. Cuts between shots of alike
-    # tones leave 0.00-0.08 (dev04) and same-histogram noise 0.19 at most (tests); a fast pan inside a shot
-    # 0.30 (motocross-jump), which 0.3 reset mid-shot (docs/experiments.md).
-    min_reliable: float = 0.2
-    black_level: float = 12.0  # mean 8-bit gray below which a frame counts as black (fades)
-    lightness_tolerance: float = 10.0  # L units; a warped pixel further off is not trusted
     # Weigh past and prediction by the model's confidence in each (see TemporalState._keep_weight).
     use_confidence: bool = True
     max_keep: float = 0.97  # the past's weight never reaches 1: every frame lets a little of its prediction in
@@ -167,16 +146,6 @@ class Inherited:
     # With feedback_lag 2: frame t-2's output (H, W, 4), the motion t-2 -> t-1 and the motion t-1 -> t, or
     # None. Carried (_lagged_hint) only when the frame's input is made here: the pipeline makes it ahead.
     lagged: tuple[np.ndarray, Motion, Motion] | None = None
-
-
-def histogram(gray: np.ndarray) -> np.ndarray:
-    h = cv2.calcHist([gray], [0], None, [32], [0, 256]).ravel()
-    return h / max(1.0, h.sum())
-
-
-def shot_distance(h1: np.ndarray, h2: np.ndarray) -> float:
-    """Bhattacharyya distance between two gray histograms: 0 = same, 1 = disjoint."""
-    return float(cv2.compareHist(h1.astype(np.float32), h2.astype(np.float32), cv2.HISTCMP_BHATTACHARYYA))
 
 
 def gray_input(gray: np.ndarray) -> np.ndarray:
@@ -222,99 +191,6 @@ def snap_to_edges(L: np.ndarray, ab: np.ndarray, radius: int, eps: float = 1e-3)
     return out
 
 
-@dataclass
-class Motion:
-    """How frame t-1 lies on frame t (working resolution)."""
-
-    backward: np.ndarray  # (H, W, 2) flow, frame t -> t-1 (flow.warp convention)
-    reliability: np.ndarray  # (H, W) float32 in [0, 1], softened at occlusion edges
-    forward: np.ndarray | None = None  # (H, W, 2) flow, frame t-1 -> t, where it was found (track)
-
-    @cached_property
-    def _points(self) -> Points:
-        # Built once: a working-size motion carries 4-5 things a frame, a look-ahead one 16 walk steps.
-        return sample_points(self.backward)
-
-    def carry(self, img: np.ndarray, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
-        """Something of frame t-1, (H, W[, C]), laid onto frame t."""
-        return remap(img, self._points, interpolation=interpolation)
-
-
-RETRY_MARGIN = 2.0  # how much more than min_reliable a retried flow must trust (track)
-
-
-def track(
-    dis: cv2.DISOpticalFlow,
-    prev_gray: np.ndarray,
-    gray: np.ndarray,
-    lut: np.ndarray,
-    opt: TemporalOptions,
-    retry: cv2.DISOpticalFlow | None = None,
-) -> Motion | None:
-    """prev_gray, gray (H, W) uint8 -> the motion between them, or None when too little of it is
-    trustworthy (a cut between shots of similar tones). Trusted: forward-backward consistent, inside
-    the frame, and the lightness matches after warping. The one place this is decided: run time and
-    sequence training (train.sequences) both call it.
-
-    retry: a slower flow (flow.retry_dis) tried where `dis` finds too little: DIS fast loses some fast
-    pans that DIS medium follows, and a shot reset mid-pan starts its colours over. The retry counts only
-    where it trusts RETRY_MARGIN x min_reliable: it does on 4 of the 5 frame pairs that fast lost inside a
-    shot across all 56 clips (43-68 %; mallard-fly, drift-straight), not on dev04's four cuts of alike tones
-    (0-9 %) nor on smooth noise turned over, which its finer search matches by chance up to 25 % (tests;
-    docs/experiments.md). Sequence training passes none: a chain restarts from gray where fast
-    loses track, as at a cut."""
-    pair = flow_pair(dis, prev_gray, gray)
-    ok = _trusted(pair, prev_gray, gray, lut, opt)
-    if ok.mean() < opt.min_reliable and retry is not None:
-        again = flow_pair(retry, prev_gray, gray)
-        ok_again = _trusted(again, prev_gray, gray, lut, opt)
-        if ok_again.mean() >= RETRY_MARGIN * opt.min_reliable:
-            pair, ok = again, ok_again
-    if ok.mean() < opt.min_reliable:
-        return None
-    return Motion(pair.backward, _softened(ok), pair.forward)
-
-
-def _softened(ok: np.ndarray) -> np.ndarray:
-    """(H, W) bool -> float32 in [0, 1]: softened so a blend has no hard seams at occlusion edges."""
-    return cv2.GaussianBlur(ok.astype(np.float32), (0, 0), 1.5)
-
-
-LOOK_AHEAD_SCALE = 0.125  # of the working size (reversed_motion)
-
-
-def reversed_motion(
-    motion: Motion,
-    prev_gray: np.ndarray,
-    gray: np.ndarray,
-    lut: np.ndarray,
-    opt: TemporalOptions,
-    scale: float = LOOK_AHEAD_SCALE,
-) -> Motion:
-    """How frame t lies on frame t-1 (the look-ahead carries later colours back, lookahead.py) at `scale` x
-    the working size, from the flows track found, no new ones: the forward flow, trusted where the same
-    three checks hold from frame t-1's side. An eighth of the working size (32 x 18 px for a 16:9 film):
-    the look-ahead then moves the colours' coarse layout along the motion and leaves their detail to each
-    frame. On the 13 evaluation clips (anchor 0.25) the ab CDC fell from 1.51x / 1.42x the truth's at half
-    the size to 1.45x / 1.30x (development / held-out clips) at the same dPSNR, and the walk costs a few carries of
-    a 32 x 18 image a frame (docs/experiments.md)."""
-    h, w = gray.shape
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-
-    def small(x: np.ndarray) -> np.ndarray:
-        return cv2.resize(x, size, interpolation=cv2.INTER_AREA)
-
-    forward, backward = small(motion.forward) * scale, small(motion.backward) * scale
-    ok = _trusted(FlowPair(backward=forward, forward=backward), small(gray), small(prev_gray), lut, opt)
-    return Motion(forward, _softened(ok), backward)
-
-
-def _trusted(pair: FlowPair, prev_gray: np.ndarray, gray: np.ndarray, lut: np.ndarray, opt: TemporalOptions) -> np.ndarray:
-    """(H, W) bool: where the flow is forward-backward consistent, inside the frame, and the lightness
-    matches after warping (within opt.lightness_tolerance L units)."""
-    return pair.reliable() & (np.abs(lut[gray] - remap(lut[prev_gray], pair.points)) < opt.lightness_tolerance)
-
-
 def _lagged_hint(ab: np.ndarray, before: Motion | None, motion: Motion | None) -> tuple[np.ndarray, np.ndarray] | None:
     """Frame t-2's output ab (H, W, 2 or 4), carried by the motion t-2 -> t-1 (before), then t-1 -> t ->
     (the colours it feeds back (H, W, 2), their reliability (H, W)) on frame t; None across a cut."""
@@ -342,51 +218,19 @@ def _spread_hint(hint: tuple[np.ndarray, np.ndarray] | None, spread: np.ndarray)
     return np.where(has[..., None], spread, ab), np.where(has, 1.0, rel).astype(np.float32)
 
 
-@dataclass
-class Link:
-    """How frame t follows frame t-1, found from the two gray frames alone (Tracker.link)."""
-
-    motion: Motion | None  # None: frame t inherits nothing (the first frame, a cut, a black frame)
-    black: bool = False  # a black frame leaves no state behind: nothing crosses a fade
-    back: Motion | None = None  # how frame t lies on frame t-1, with look_ahead (else None)
-
-
-class Tracker:
-    """The motion between consecutive gray frames (H, W) uint8, and where shots start.
-
-    It needs no prediction, so the pipeline runs it on the decoder's thread, a few frames ahead of the
-    network (while the network works on frame t, the flow for t+1 is computed beside it)."""
-
-    def __init__(self, options: TemporalOptions, lightness_lut: np.ndarray):
-        self.opt = options
-        self.lut = lightness_lut
-        self.dis = make_dis(options.flow_preset)
-        self.retry = retry_dis(options.flow_preset)
-        self.prev_gray: np.ndarray | None = None
-        self.prev_hist: np.ndarray | None = None
-
-    def link(self, gray: np.ndarray) -> Link:
-        if float(gray.mean()) < self.opt.black_level:
-            self.prev_gray = self.prev_hist = None
-            return Link(None, black=True)
-        hist = histogram(gray)
-        prev_gray, prev_hist = self.prev_gray, self.prev_hist
-        self.prev_gray, self.prev_hist = gray, hist
-        if prev_gray is None or shot_distance(hist, prev_hist) > self.opt.cut_threshold:
-            return Link(None)
-        motion = track(self.dis, prev_gray, gray, self.lut, self.opt, self.retry)  # None: a cut of similar tones
-        if motion is None or self.opt.look_ahead <= 0:
-            return Link(motion)
-        return Link(motion, back=reversed_motion(motion, prev_gray, gray, self.lut, self.opt))
-
-
 class TemporalState:
     def __init__(self, options: TemporalOptions, lightness_lut: np.ndarray, enabled: bool = True):
-        """lightness_lut (256,) float32: Lab L of each 8-bit gray level (color.gray_to_lightness_lut)."""
-        self.opt = options.filled()
+        """options: filled in (TemporalOptions.filled, with the weights' record); lightness_lut (256,) float32:
+        Lab L of each 8-bit gray level (color.gray_to_lightness_lut)."""
+        unset = [
+            f for f in ("feedback", "feedback_gain", "smooth_carried", "gray_every", "snap_radius") if getattr(options, f) is None
+        ]
+        if unset:  # left to a default here, feedback would be off whatever the weights were trained for
+            raise ValueError(f"TemporalState needs TemporalOptions.filled(record) first: {', '.join(unset)} unset")
+        self.opt = options
         self.lut = lightness_lut
         self.enabled = enabled
-        self.tracker = Tracker(options, lightness_lut) if enabled else None
+        self.tracker = Tracker(lightness_lut, options.flow_preset, options.look_ahead > 0) if enabled else None
         self.reset()
         self.cuts = 0
         self._keep = False

@@ -13,7 +13,7 @@ Two offsets, both added to the gates' logits (x `HintGate.GAIN`) wherever the hi
   touching feedback.
 A gray input never reaches the gates, so its colours do not change.
 
-And the record's feedback settings outside the network (temporal.FeedbackRecord): whether it is fed its
+And the record's feedback settings outside the network (weights.FeedbackRecord): whether it is fed its
 own colours by default, `feedback_gain`, what they are multiplied by before they are fed back, and
 `smooth_carried`. A network that boosts a hint creeps when fed its own colours; 0.95 held the shipped
 one's creep over 80 s to +6.9 % against +30.6 % undamped (docs/experiments.md).
@@ -21,14 +21,13 @@ one's creep over 80 s to +6.9 % against +30.6 % undamped (docs/experiments.md).
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from ..model import ColorNet
-from ..temporal import FeedbackRecord
-from ..weights import load_model, read_feedback, read_record, save_model
+from ..weights import FeedbackRecord, load_model, read_weights, save_model
 
 
 def open_hint_gate(model: ColorNet, offset: float, trusted: bool = False) -> ColorNet:
@@ -46,26 +45,27 @@ def open_hint_gate(model: ColorNet, offset: float, trusted: bool = False) -> Col
 
 def open_gate_file(src: Path, out: Path, offset: float, trusted: bool = False) -> None:
     """src's weights (.safetensors + .json) with the gates opened by offset, written to out (may be src),
-    keeping src's decoding and training record; the record's hint_gate_offset (or, trusted,
-    hint_gate_trusted_offset) adds up."""
-    model, decode = load_model(src)
-    record = read_record(src)
-    key = "hint_gate_trusted_offset" if trusted else "hint_gate_offset"
-    record[key] = record.get(key, 0.0) + offset
-    save_model(open_hint_gate(model, offset, trusted), out, decode, record)
+    keeping the rest of src's record; its hint_gate offset (or, trusted, trusted_offset) adds up."""
+    model, _ = load_model(src)
+    record = read_weights(src)
+    gate = record.hint_gate
+    gate = replace(gate, trusted_offset=gate.trusted_offset + offset) if trusted else replace(gate, offset=gate.offset + offset)
+    opened = open_hint_gate(model, offset, trusted)
+    save_model(opened, out, record.decode, feedback=record.feedback, hint_gate=gate, training=record.training)
 
 
 def set_feedback_file(src: Path, out: Path, **settings: bool | float) -> FeedbackRecord:
     """src's weights (.safetensors + .json) written to out (may be src) with the given FeedbackRecord
     fields set in the record (feedback, feedback_gain, smooth_carried, gray_every, snap_radius); the
     network, its decoding and the rest of its record unchanged. -> the record's feedback settings now."""
-    wanted = replace(read_feedback(src), **settings)
+    record = read_weights(src)
+    wanted = replace(record.feedback, **settings)
     if not 0.0 < wanted.feedback_gain <= 1.5:
         raise ValueError(f"a feedback gain of {wanted.feedback_gain} makes no sense: use a factor near 1 (0.95 ships)")
     if wanted.gray_every < 0 or wanted.gray_every == 1:
         raise ValueError(f"gray_every {wanted.gray_every} makes no sense: 0 (never) or every 2nd frame or more")
     if not 0 <= wanted.snap_radius <= 64:
         raise ValueError(f"a snap radius of {wanted.snap_radius} px makes no sense: 0 (off) to 64 (8 is the one measured)")
-    model, decode = load_model(src)
-    save_model(model, out, decode, {**read_record(src), **asdict(wanted)})
+    model, _ = load_model(src)
+    save_model(model, out, record.decode, feedback=wanted, hint_gate=record.hint_gate, training=record.training)
     return wanted

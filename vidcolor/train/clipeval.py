@@ -22,11 +22,11 @@ import torch
 
 from ..flow import consistent, make_dis, warp
 from ..pipeline import ColorizeOptions, colorize_video
-from ..temporal import FeedbackRecord
 from ..video import EncodeOptions
+from ..weights import FeedbackRecord
 from .metrics import cdc, chroma_cdc, colorfulness, psnr, warp_error
 
-# The weights' record's run-time settings (temporal.FeedbackRecord), as the benchmarks let a run override them.
+# The weights' record's run-time settings (weights.FeedbackRecord), as the benchmarks let a run override them.
 _RECORD_HELP = {
     "feedback": "feed the network its warped earlier colours (the CLI's --feedback/--no-feedback)",
     "feedback_gain": "damp the fed-back colours by this",

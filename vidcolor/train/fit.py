@@ -29,8 +29,8 @@ from ..flow import make_dis
 from ..hints import point_hint
 from ..model import ColorNet, ModelConfig, count_parameters
 from ..precision import autocast, compute_dtype, pick_device
-from ..temporal import FeedbackRecord, TemporalOptions
-from ..weights import read_configs, read_feedback, save_model
+from ..temporal import TemporalOptions
+from ..weights import FeedbackRecord, read_configs, read_feedback, save_model
 from .augment import archival_look, degrade_hint, sparse_points
 from .average import average_models
 from .calibrate import open_gate_file, set_feedback_file
@@ -237,13 +237,12 @@ def new_model(cfg: TrainConfig) -> ColorNet:
 
 
 def init_model(path: Path, cfg: ModelConfig) -> ColorNet:
-    """A network of shape cfg holding the weights at path; a part those weights lack (a hint gate or
-    hypercolumn laterals added to shipped weights) keeps its initialization, under which a gray input's
-    output is as it was."""
+    """A network of shape cfg holding the weights at path; a part those weights lack (a hint gate added to
+    shipped weights) keeps its initialization, under which a gray input's output is as it was."""
     model = ColorNet(cfg)
     state = {k: v.float() for k, v in load_file(str(path)).items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
-    if unexpected or any(not (k.startswith("hint.") or ".hyper." in k) for k in missing):
+    if unexpected or any(not k.startswith("hint.") for k in missing):
         raise ValueError(f"{path} does not fit the network {cfg}: missing {missing}, unexpected {unexpected}")
     return model
 
@@ -466,15 +465,16 @@ class Trainer:
         score = fig["psnr_cls"] - fig["psnr_gray"]
         if score > self.best:
             self.best = score
-            save_model(self.ema, self.run / "best.safetensors", extra=self._record(fig))
+            save_model(self.ema, self.run / "best.safetensors", feedback=feedback_record(self.cfg), training=self._record(fig))
             self.log({"event": "export", "step": self.step, "gain_db": round(score, 3)})
         # Every evaluated step is kept: the shipped one is picked later on the whole colour/PSNR
         # frontier, which one PSNR figure cannot rank.
-        save_model(self.ema, self.run / "snapshots" / f"step{self.step:06d}.safetensors", extra=self._record(fig))
+        snapshot = self.run / "snapshots" / f"step{self.step:06d}.safetensors"
+        save_model(self.ema, snapshot, feedback=feedback_record(self.cfg), training=self._record(fig))
 
     def _record(self, fig: dict) -> dict:
-        """What a saved network's JSON says of it besides its configs (weights.read_record)."""
-        return {"step": self.step, "held_out": fig, **feedback_record(self.cfg)}
+        """Where a saved network came from (weights.WeightsRecord.training)."""
+        return {"step": self.step, "held_out": fig}
 
 
 @contextmanager
@@ -499,19 +499,18 @@ def _stop_requests() -> Iterator[list[int]]:
             signal.signal(s, h)
 
 
-def feedback_record(cfg: TrainConfig) -> dict:
-    """The run-time feedback settings a run's weights are saved with (temporal.FeedbackRecord): trained on
+def feedback_record(cfg: TrainConfig) -> FeedbackRecord:
+    """The run-time feedback settings a run's weights are saved with (weights.FeedbackRecord): trained on
     chains of their own colours, unblended, they are fed them back by default, unblended and snapped to the
     frame's edges as the chains were."""
     chains = cfg.sequence_chains > 0
-    record = FeedbackRecord(
+    return FeedbackRecord(
         feedback=chains,
         feedback_gain=cfg.feedback_gain,
         smooth_carried=not chains,
         snap_radius=cfg.snap_radius,
         gray_every=cfg.gray_every,
     )
-    return asdict(record)
 
 
 def export_checkpoint(checkpoint: Path, out: Path, decode: DecodeConfig, weights: str = "ema", extra: dict | None = None) -> None:
@@ -523,20 +522,19 @@ def export_checkpoint(checkpoint: Path, out: Path, decode: DecodeConfig, weights
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     model = ColorNet(cfg.model)
     model.load_state_dict(state[weights])
-    record = {"step": int(state["step"]), "weights": weights, **feedback_record(cfg)}
-    save_model(model.eval(), out, decode, {**record, **(extra or {})})
+    training = {"step": int(state["step"]), "weights": weights, **(extra or {})}
+    save_model(model.eval(), out, decode, feedback=feedback_record(cfg), training=training)
 
 
-def run_model_config(run_dir: Path, init: str = "", hint_gate: bool = False, hypercolumns: bool = False) -> ModelConfig:
+def run_model_config(run_dir: Path, init: str = "", hint_gate: bool = False) -> ModelConfig:
     """The network a run trains: the one RUN_DIR was started with (so resuming needs no repeated options),
-    else the one the --init weights were saved with (plus a hint gate or hypercolumns if asked), else the
+    else the one the --init weights were saved with (plus a hint gate if asked), else the
     default."""
     saved = run_dir / "config.json"
     if saved.is_file():
         return TrainConfig.from_dict(json.loads(saved.read_text())).model
     base = read_configs(Path(init))[0] if init else ModelConfig()
-    base = replace(base, hint_gate=True) if hint_gate else base
-    return replace(base, hypercolumns=True) if hypercolumns else base
+    return replace(base, hint_gate=True) if hint_gate else base
 
 
 def main() -> None:
@@ -579,13 +577,12 @@ def main() -> None:
         gray_every: int = typer.Option(d.gray_every, help="every n-th fed-back input of a chain is its gray frame alone"),
         distill: float = typer.Option(d.distill, help="keep the gray inputs' output near the --init weights' by this weight"),
         hint_gate: bool = typer.Option(False, help="add a hint gate to --init weights that have none"),
-        hypercolumns: bool = typer.Option(False, help="add hypercolumn laterals (ModelConfig.hypercolumns) to the network"),
     ) -> None:
         """Train (or resume, when RUN_DIR/last.pt exists). Example: python -m vidcolor.train fit --steps 10000
         (--init models/vidcolor-base.safetensors starts a new run from the shipped weights instead of the
         ImageNet encoder). A resumed run keeps the network it was started with."""
         options = dict(locals())  # the parameters above: each a TrainConfig field of the same name, but
-        model = run_model_config(Path(run_dir), init, options.pop("hint_gate"), options.pop("hypercolumns"))  # a ModelConfig one
+        model = run_model_config(Path(run_dir), init, options.pop("hint_gate"))  # a ModelConfig one
         options["extra_dirs"] = tuple(options["extra_dirs"])
         Trainer(TrainConfig(**options, model=model)).fit()
 
@@ -617,7 +614,8 @@ def main() -> None:
             model,
             out,
             DecodeConfig(temperature=temperature, saturation=saturation),
-            {"average": {"a": str(a), "b": str(b), "alpha": alpha}, **asdict(read_feedback(b))},
+            feedback=read_feedback(b),
+            training={"average": {"a": str(a), "b": str(b), "alpha": alpha}},
         )
 
     @app.command("open-gate")
@@ -644,7 +642,7 @@ def main() -> None:
         gray_every: int | None = typer.Option(None, help="every n-th input that would be fed back is gray alone; 0: never"),
         snap_radius: int | None = typer.Option(None, help="fed-back colours snapped to the frame's edges over this (px); 0: not"),
     ) -> None:
-        """Set the run-time feedback settings in trained weights' record (temporal.FeedbackRecord); keeps their
+        """Set the run-time feedback settings in trained weights' record (weights.FeedbackRecord); keeps their
         network, decoding and the rest of their record; unset options keep theirs. Example: python -m
         vidcolor.train set-feedback runs/r15.safetensors runs/r15.safetensors --feedback-gain 0.95 --gray-every 8 --snap-radius 8"""
         given = {

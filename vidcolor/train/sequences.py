@@ -1,7 +1,7 @@
 """Sequence samples: frame t's input carries the network's own colours of frame t-1, warped by flow.
 
 This is what the network sees at run time with feedback on, so it is built by the
-run-time functions themselves: `temporal.track` (DIS flow, forward-backward and
+run-time functions themselves: `flow.track` (DIS flow, forward-backward and
 lightness checks, softened reliability) and `temporal.feedback_input` (the hinted
 RGB input). A window of K frames (K = 2..max_frames, every `skip`-th frame of one
 training clip, the same crop in each) is run as a chain without gradients: the
@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from ..color import lab_planes_to_rgb, rgb_to_lab
-from ..temporal import Motion, TemporalOptions, feedback_input, gray_input, gray_turn, track
+from ..flow import Motion, track
+from ..temporal import TemporalOptions, feedback_input, gray_input, gray_turn
 from .augment import degrade_hint
 from .data import ImageCache
 
@@ -199,13 +200,13 @@ def _next_input(
     dis: cv2.DISOpticalFlow, prev_gray: np.ndarray, gray: np.ndarray, prev_ab: np.ndarray, lut: np.ndarray, opt: TemporalOptions
 ) -> np.ndarray:
     """prev_ab (S, S, 2) carried from prev_gray onto gray (S, S) uint8 -> the network's input (S, S, 3)."""
-    return _carried_input(track(dis, prev_gray, gray, lut, opt), gray, prev_ab, lut, opt)
+    return _carried_input(track(dis, prev_gray, gray, lut), gray, prev_ab, lut, opt)
 
 
 def _chain_input(dis: cv2.DISOpticalFlow, c: _Chain, gray: np.ndarray, lut: np.ndarray, opt: TemporalOptions) -> np.ndarray:
     """A chain's next input, as `temporal.TemporalState` makes it: every gray_every-th input that would carry
     colours is the gray frame alone (a cut restarts the count, as a shot does at run time)."""
-    motion = track(dis, c.gray, gray, lut, opt)
+    motion = track(dis, c.gray, gray, lut)
     c.fed = 0 if motion is None else c.fed + 1
     if gray_turn(c.fed, opt.filled().gray_every):
         return gray_input(gray)
