@@ -151,8 +151,19 @@ class Part:
     offset: float
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where one run writes."""
+
+    tmp: Path  # the temporary output file (pipeline.py renames it into place)
+    fmt: str  # its container format
+    sheet: Path | None = None  # a preview's contact sheet
+    heat: Path | None = None  # the uncertainty heat map's temporary file
+    part: Part | None = None  # a segment's share: video alone, its timestamps the whole output's
+
+
 class Job:
-    """One run: the queues, the three stages, the writer and the temporary output file; the colours are
+    """One run: the queues, the three stages, the writers and the temporary output file; the colours are
     the colouring core's (colouring.py)."""
 
     def __init__(
@@ -160,47 +171,34 @@ class Job:
         container,
         info: SourceInfo,
         src: Path,
-        tmp: Path,
-        fmt: str,
-        span: tuple,
+        span: tuple[float | None, float | None],
+        target: Target,
         options: ColorizeOptions,
         colorizer: Colorizer,
-        sheet: Path | None,
-        progress,
-        heat_tmp: Path | None = None,
+        progress: Callable[[Progress], None] | None,
         match: ShotMatch | None = None,
-        part: Part | None = None,
     ):
-        self.part = part  # a segment's part holds video alone, its timestamps the whole output's
+        """span: the range of the source to read (s, either end None: the file's own); match: a reference
+        photo's (reference.py), or None."""
+        self.container, self.info, self.src, (self.start, self.end) = container, info, src, span
+        self.tmp, self.fmt, self.sheet, self.heat_tmp, self.part = target.tmp, target.fmt, target.sheet, target.heat, target.part
+        self.options, self.colorizer, self.progress, self.match = options, colorizer, progress, match
         self.first_time: float | None = None
-        self.heat_tmp = heat_tmp
-        self.match = match  # the reference photo's (reference.py), or None
         self.heat: Writer | None = None
-        self.container, self.info, self.src, self.tmp, self.fmt = container, info, src, tmp, fmt
-        self.start, self.end = span
-        self.options, self.colorizer, self.sheet, self.progress = options, colorizer, sheet, progress
         self.temporal_options = options.temporal_options.filled(colorizer.feedback)  # the weights' own where unset
-        self.stop = threading.Event()
-        self.stats = DecodeStats()
-        self.times = StageTimes()
-        self.notices: list[str] = []
+        self.stop, self.stats, self.times, self.notices = threading.Event(), DecodeStats(), StageTimes(), []
         self.frames_q: queue.Queue = queue.Queue(maxsize=6)
         # At the end of a run the look-ahead hands on all the frames it holds at once: room for them, so
         # that the main thread does not wait on the encoder (and the network with it) while it takes them.
         self.encode_q: queue.Queue = queue.Queue(maxsize=6 + look_ahead_frames(options))
-        self.decoder = _Stage(self._decode, "vidcolor-decode")
-        self.encoder: _Stage | None = None
-        self.writer: Writer | None = None
-        self.shots = SheetSampler(SHEET_FRAMES) if sheet is not None else None  # previews only
+        self.decoder, self.encoder, self.writer = _Stage(self._decode, "vidcolor-decode"), None, None
+        self.shots = SheetSampler(SHEET_FRAMES) if target.sheet is not None else None  # previews only
         # The source's luma at its own depth, for an output deeper than 8 bits (FFV1 keeps the source's).
         self.deep = bit_depth(output_pix_fmt(info, options.encode.codec)) > 8
         self.wsize = working_size(info.width, info.height, options.work_size)
         # Flow and shot boundaries need only the gray frames: found on the decoder's thread, beside the network.
-        self.tracker = (
-            Tracker(gray_to_lightness_lut(), self.temporal_options.flow_preset, look_ahead_frames(options) > 0)
-            if options.temporal
-            else None
-        )
+        flow = (gray_to_lightness_lut(), self.temporal_options.flow_preset, look_ahead_frames(options) > 0)
+        self.tracker = Tracker(*flow) if options.temporal else None
         self.ahead: Ahead | None = None  # set by run() when frames can be predicted ahead
         self.ahead_mode = ahead_mode(options, self.temporal_options, match is not None)
         self.written, self.last_written = 0, 0.0  # frames on the encoder's queue, and the last one's time
@@ -243,33 +241,13 @@ class Job:
             offset = self.part.offset
         else:
             offset = frame.time if self.start is not None else file_start(self.container)
-        self.writer = Writer(
-            self.tmp,
-            self.fmt,
-            self.container,
-            info,
-            opt.encode,
-            self.rotation,
-            offset,
-            self.notices,
-            width=info.width * (2 if opt.preview else 1),
-            field_order=field_order(self.container, frame),
-            passthrough=self.part is None,
-        )
+        out = (self.container, info, opt.encode, self.rotation, offset, self.notices)
+        width, order = info.width * (2 if opt.preview else 1), field_order(self.container, frame)
+        self.writer = Writer(self.tmp, self.fmt, *out, width=width, field_order=order, passthrough=self.part is None)
         composer = Composer(info.width, info.height, self.writer.pix_fmt, side_by_side=opt.preview)
-        if self.heat_tmp is not None:
-            heat_fmt = container_format(opt.uncertainty)
-            self.heat = Writer(
-                self.heat_tmp,
-                heat_fmt,
-                self.container,
-                info,
-                EncodeOptions(),
-                self.rotation,
-                offset,
-                self.notices,
-                passthrough=False,
-            )
+        if self.heat_tmp is not None:  # the uncertainty's heat map: video alone, default encoding
+            heat = (self.container, info, EncodeOptions(), *out[3:])
+            self.heat = Writer(self.heat_tmp, container_format(opt.uncertainty), *heat, passthrough=False)
         base = file_start(self.container)
         self.core = Colouring(
             self.colorizer,
@@ -322,7 +300,9 @@ class Job:
                 self._open_output(item.frame, pending)
             frame = item.frame
             done = _Done(frame.pts, frame.time, item.gray, item.deep)
-            for d, ab, unc in self.core.push(done, item.small, item.link, frame.time, self._index(frame.time), item.ahead):
+            for d, ab, unc in self.core.push(
+                done, item.small, item.link, frame.time, frame_number(self.info, frame.time), item.ahead
+            ):
                 self._write(d, ab, unc)
         for d, ab, unc in self.core.flush() if self.core is not None else ():
             self._write(d, ab, unc)
@@ -330,8 +310,8 @@ class Job:
         if self.first_time is None:
             raise no_frames_error(self.src, self.info, self.start, self.end, self.stats)
         self._finish()
-        self._check_shortfall(last_time)
-        self.last_time = last_time
+        notice = shortfall_notice(self.container, self.src, self.info, self.end, self.part, last_time)
+        self.notices += [notice] if notice else []
         duration = last_time - self.first_time + float(1 / self.info.rate)
         return Summary(
             self.tmp,
@@ -342,11 +322,6 @@ class Job:
             self.sheet,
             self.times,
         )
-
-    def _index(self, t: float) -> int:
-        """A frame's number in the film, from its time: the same in a segment as in the one-pass run, and in
-        a range as in the whole film (where the temporal state's gray inputs fall, TemporalState._turn)."""
-        return round((t - self.info.start) * float(self.info.rate))
 
     def _write(self, done: _Done, ab: np.ndarray, unc: np.ndarray) -> None:
         """A finished frame's ab (h, w, 2) and uncertainty (h, w), as stored, onto the encoder's queue; frames
@@ -370,33 +345,10 @@ class Job:
         self.decoder.join(timeout=5)
         if self.shots is not None:
             self.shots.write(self.sheet)
-        if self.stats.corrupt_packets:
-            self.notices.append(
-                f"{self.stats.corrupt_packets} damaged packet(s) could not be decoded: those frames are missing from the output"
-            )
-
-    def _check_shortfall(self, last_time: float) -> None:
-        """A file cut short (an interrupted copy or download) still decodes: say how much is missing."""
-        info = self.info
-        if ends_mid_packet(self.container, self.src):
-            self.notices.append(
-                f"{self.src.name} ends in the middle of a packet: it looks truncated (cut short while "
-                "copying or downloading), and the output holds what decodes"
-            )
-            return
-        if not info.duration:
-            return
-        # A part decodes past the frames it writes (their look-ahead): it answers for its own frames alone.
-        until = self.end if self.part is None or math.isinf(self.part.write_until) else self.part.write_until
-        declared_end = info.start + info.duration if until is None else min(until, info.start + info.duration)
-        decoded_end = last_time + float(1 / info.rate)
-        missing = declared_end - decoded_end
-        if missing > max(0.5, 3 / float(info.rate)):
-            self.notices.append(
-                f"{self.src.name} ends early: its frames stop at {decoded_end - info.start:.2f} s of the "
-                f"{declared_end - info.start:.2f} s it declares ({missing:.2f} s missing); it may be "
-                "truncated, and the output holds what decodes"
-            )
+        lost = self.stats.corrupt_packets
+        self.notices += (
+            [f"{lost} damaged packet(s) could not be decoded: those frames are missing from the output"] if lost else []
+        )
 
     def abort(self) -> None:
         """Stop every stage and delete the temporary output; the input was only ever read."""
@@ -410,6 +362,38 @@ class Job:
             if writer is not None:
                 writer.abort()
         self.tmp.unlink(missing_ok=True)
+
+
+def shortfall_notice(
+    container, src: Path, info: SourceInfo, end: float | None, part: Part | None, last_time: float
+) -> str | None:
+    """A file cut short (an interrupted copy or download) still decodes: what to say of what is missing,
+    if anything. last_time: the last frame written's time (s)."""
+    if ends_mid_packet(container, src):
+        return (
+            f"{src.name} ends in the middle of a packet: it looks truncated (cut short while "
+            "copying or downloading), and the output holds what decodes"
+        )
+    if not info.duration:
+        return None
+    # A part decodes past the frames it writes (their look-ahead): it answers for its own frames alone.
+    until = end if part is None or math.isinf(part.write_until) else part.write_until
+    declared_end = info.start + info.duration if until is None else min(until, info.start + info.duration)
+    decoded_end = last_time + float(1 / info.rate)
+    missing = declared_end - decoded_end
+    if missing <= max(0.5, 3 / float(info.rate)):
+        return None
+    return (
+        f"{src.name} ends early: its frames stop at {decoded_end - info.start:.2f} s of the "
+        f"{declared_end - info.start:.2f} s it declares ({missing:.2f} s missing); it may be "
+        "truncated, and the output holds what decodes"
+    )
+
+
+def frame_number(info: SourceInfo, t: float) -> int:
+    """A frame's number in the film, from its time (s): the same in a segment as in the one-pass run, and in
+    a range as in the whole film (where the temporal state's gray inputs fall, TemporalState._turn)."""
+    return round((t - info.start) * float(info.rate))
 
 
 def expected_frames(info: SourceInfo, start: float | None, end: float | None) -> int:

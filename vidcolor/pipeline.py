@@ -20,7 +20,7 @@ from .colouring import ShotMatch
 from .errors import VidcolorError
 from .film import Workers, default_jobs, join_parts, ray_installed, run_parts
 from .inference import Colorizer
-from .job import Job, Part, expected_frames, look_ahead_frames, no_frames_error, signals_ignored
+from .job import Job, Part, Target, expected_frames, look_ahead_frames, no_frames_error, signals_ignored
 from .keyframes import check_keyframes
 from .options import ColorizeOptions, Progress, StageTimes, Summary, working_size
 from .outfile import check_output, create_partial, output_lock, remove_stale_partials
@@ -249,27 +249,17 @@ def colorize_part(job: PartJob, colorizer: Colorizer | None = None, progress: Ca
         info = describe(container)
         write_from = job.segment.start if job.segment.index > 0 else -math.inf
         report = None if progress is None else (lambda p: progress(p.frames))
-        run = Job(
-            container,
-            info,
-            job.src,
-            job.path,
-            container_format(job.path),
-            (job.decode_from, job.decode_to),
-            options,
-            colorizer,
-            None,
-            report,
-            match=_shot_match(options.reference, colorizer),
-            part=Part(write_from, math.inf if job.segment.end is None else job.segment.end, job.offset),
-        )
+        part = Part(write_from, math.inf if job.segment.end is None else job.segment.end, job.offset)
+        target = Target(job.path, container_format(job.path), part=part)
+        span = (job.decode_from, job.decode_to)
+        run = Job(container, info, job.src, span, target, options, colorizer, report, _shot_match(options.reference, colorizer))
         try:
             summary = run.run()
         except BaseException:
             with signals_ignored():
                 run.abort()
             raise
-        return PartInfo(summary.frames, run.first_time, run.last_time, tuple(summary.notices))
+        return PartInfo(summary.frames, run.first_time, run.last_written, tuple(summary.notices))
     finally:
         container.close()
 
@@ -291,7 +281,8 @@ def _run(
     stale = remove_stale_partials(dst)
     heat = options.uncertainty
     heat_tmp = create_partial(heat) if heat is not None else None
-    job = Job(container, info, src, create_partial(dst), fmt, (start, end), options, colorizer, sheet, progress, heat_tmp, match)
+    target = Target(create_partial(dst), fmt, sheet, heat_tmp)
+    job = Job(container, info, src, (start, end), target, options, colorizer, progress, match)
     try:
         summary = job.run()
         if heat is not None:
