@@ -24,6 +24,7 @@ from vidcolor.train.fit import (
     TrainConfig,
     Trainer,
     color_loss,
+    distill_loss,
     export_checkpoint,
     init_model,
     make_inputs,
@@ -436,7 +437,7 @@ def test_distilling_pulls_the_gray_inputs_output_toward_the_init_weights(tmp_pat
 
     def kept(x: torch.Tensor) -> torch.Tensor:
         logits, reg, _ = model.head(model.encode(x), x)
-        return trainer._distill_loss(x, logits, reg)
+        return distill_loss(trainer.teacher, x, logits, reg)
 
     assert kept(gray).item() < 1e-4  # the network is still the teacher
     with torch.no_grad():

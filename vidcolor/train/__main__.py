@@ -1,3 +1,3 @@
-from .fit import main
+from .commands import main
 
 main()

@@ -30,10 +30,8 @@ from ..hints import point_hint
 from ..model import ColorNet, ModelConfig, count_parameters
 from ..precision import autocast, compute_dtype, pick_device
 from ..temporal import TemporalOptions
-from ..weights import FeedbackRecord, read_configs, read_feedback, save_model
+from ..weights import FeedbackRecord, read_configs, save_model
 from .augment import archival_look, degrade_hint, sparse_points
-from .average import average_models
-from .calibrate import open_gate_file, set_feedback_file
 from .clips import clip_cache, list_clips, overlapping_photos, split_clips
 from .data import ImageCache, cached, center_crops, list_images, random_crops, split_images
 from .evaluate import evaluate_images
@@ -335,13 +333,6 @@ class Trainer:
         torch.save(state, self.run / "last.pt.tmp")
         (self.run / "last.pt.tmp").replace(self.run / "last.pt")
 
-    def lr_at(self, step: int) -> float:
-        c = self.cfg
-        if step < c.warmup:
-            return c.lr * (step + 1) / c.warmup
-        t = min(1.0, (step - c.warmup) / max(1, c.steps - c.warmup))
-        return c.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
-
     def frozen(self) -> bool:
         """Stage 1 (the first freeze_encoder_steps): only the decoder learns."""
         return self.step < self.cfg.freeze_encoder_steps
@@ -383,7 +374,7 @@ class Trainer:
         ab4 = F.avg_pool2d(ab, 4)
         x = x.to(self.device).contiguous(memory_format=torch.channels_last)
         for group in self.opt.param_groups:
-            group["lr"] = self.lr_at(self.step) * group["lr_scale"]
+            group["lr"] = lr_at(c, self.step) * group["lr_scale"]
         self.model.train()
         self.model.encoder.requires_grad_(not self.frozen())
         with autocast(self.device, self.dtype):
@@ -392,33 +383,15 @@ class Trainer:
             logits, reg, _ = self.model.head(feats, x)
         loss, parts = color_loss(logits.cpu(), reg.cpu(), ab4, self.model.colors.bins.cpu(), self.weights, c)
         if self.teacher is not None:
-            kept = self._distill_loss(x, logits, reg)
+            kept = distill_loss(self.teacher, x, logits, reg, self.dtype)
             loss = loss + c.distill * kept
             parts["distill"] = kept.item()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
         self.opt.step()
-        with torch.no_grad():
-            for pe, pm in zip(self.ema.state_dict().values(), self.model.state_dict().values(), strict=True):
-                if pe.is_floating_point():
-                    pe.lerp_(pm, 1 - c.ema)
-                else:
-                    pe.copy_(pm)
+        ema_update(self.ema, self.model, c.ema)
         return {"loss": loss.item(), **parts}
-
-    def _distill_loss(self, x: torch.Tensor, logits: torch.Tensor, reg: torch.Tensor) -> torch.Tensor:
-        """KL(teacher || network) of the class output plus the regression's Huber distance (in 10 Lab units),
-        over the gray samples of the batch: x (B, 3, H, W) RGB in [0, 1], logits (B, Q, h, w), reg (B, 2, h, w)."""
-        gray = (x.amax(1) - x.amin(1)).flatten(1).amax(1) < 1e-3  # R = G = B: no colours in the input
-        if not gray.any():
-            return torch.zeros(())
-        with torch.no_grad(), autocast(self.device, self.dtype):
-            t_logits, t_reg, _ = self.teacher.head(self.teacher.encode(x[gray]), x[gray])
-        t_logp = torch.log_softmax(t_logits.float().cpu(), dim=1)
-        logp = torch.log_softmax(logits[gray].float().cpu(), dim=1)
-        kl = (t_logp.exp() * (t_logp - logp)).sum(1).mean()
-        return kl + F.smooth_l1_loss(reg[gray].float().cpu() / 10.0, t_reg.float().cpu() / 10.0, beta=1.0)
 
     def evaluate(self) -> dict[str, float]:
         figures = evaluate_images(self.ema.cpu(), self.data.held, DecodeConfig(), points=(5, 20))
@@ -447,7 +420,7 @@ class Trainer:
                 self.log(
                     {
                         "step": self.step,
-                        "lr": round(self.lr_at(self.step), 6),
+                        "lr": round(lr_at(c, self.step), 6),
                         "frozen": self.frozen(),
                         "sec_per_step": round((time.time() - t0) / len(acc), 3),
                         **mean,
@@ -462,19 +435,50 @@ class Trainer:
     def _eval_and_export(self) -> None:
         fig = self.evaluate()
         self.log({"event": "eval", "step": self.step, **{k: round(v, 3) for k, v in fig.items()}})
-        score = fig["psnr_cls"] - fig["psnr_gray"]
+        score, record = fig["psnr_cls"] - fig["psnr_gray"], {"step": self.step, "held_out": fig}  # where it came from
         if score > self.best:
             self.best = score
-            save_model(self.ema, self.run / "best.safetensors", feedback=feedback_record(self.cfg), training=self._record(fig))
+            save_model(self.ema, self.run / "best.safetensors", feedback=feedback_record(self.cfg), training=record)
             self.log({"event": "export", "step": self.step, "gain_db": round(score, 3)})
         # Every evaluated step is kept: the shipped one is picked later on the whole colour/PSNR
         # frontier, which one PSNR figure cannot rank.
         snapshot = self.run / "snapshots" / f"step{self.step:06d}.safetensors"
-        save_model(self.ema, snapshot, feedback=feedback_record(self.cfg), training=self._record(fig))
+        save_model(self.ema, snapshot, feedback=feedback_record(self.cfg), training=record)
 
-    def _record(self, fig: dict) -> dict:
-        """Where a saved network came from (weights.WeightsRecord.training)."""
-        return {"step": self.step, "held_out": fig}
+
+def lr_at(c: TrainConfig, step: int) -> float:
+    """Linear warm-up, then a cosine down to 5 % of cfg.lr at cfg.steps."""
+    if step < c.warmup:
+        return c.lr * (step + 1) / c.warmup
+    t = min(1.0, (step - c.warmup) / max(1, c.steps - c.warmup))
+    return c.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+@torch.no_grad()
+def ema_update(ema: ColorNet, model: ColorNet, decay: float) -> None:
+    """ema's weights move 1 - decay of the way to model's; its integer buffers (counts) are copied."""
+    for pe, pm in zip(ema.state_dict().values(), model.state_dict().values(), strict=True):
+        if pe.is_floating_point():
+            pe.lerp_(pm, 1 - decay)
+        else:
+            pe.copy_(pm)
+
+
+def distill_loss(
+    teacher: ColorNet, x: torch.Tensor, logits: torch.Tensor, reg: torch.Tensor, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """KL(teacher || network) of the class output plus the regression's Huber distance (in 10 Lab units),
+    over the gray samples of the batch: x (B, 3, H, W) RGB in [0, 1], logits (B, Q, h, w), reg (B, 2, h, w);
+    the teacher runs in `dtype`, as the network does."""
+    gray = (x.amax(1) - x.amin(1)).flatten(1).amax(1) < 1e-3  # R = G = B: no colours in the input
+    if not gray.any():
+        return torch.zeros(())
+    with torch.no_grad(), autocast(x.device, dtype):
+        t_logits, t_reg, _ = teacher.head(teacher.encode(x[gray]), x[gray])
+    t_logp = torch.log_softmax(t_logits.float().cpu(), dim=1)
+    logp = torch.log_softmax(logits[gray].float().cpu(), dim=1)
+    kl = (t_logp.exp() * (t_logp - logp)).sum(1).mean()
+    return kl + F.smooth_l1_loss(reg[gray].float().cpu() / 10.0, t_reg.float().cpu() / 10.0, beta=1.0)
 
 
 @contextmanager
@@ -535,137 +539,3 @@ def run_model_config(run_dir: Path, init: str = "", hint_gate: bool = False) -> 
         return TrainConfig.from_dict(json.loads(saved.read_text())).model
     base = read_configs(Path(init))[0] if init else ModelConfig()
     return replace(base, hint_gate=True) if hint_gate else base
-
-
-def main() -> None:
-    """python -m vidcolor.train fit [--steps N ...] | export CHECKPOINT OUT.safetensors"""
-    import typer
-
-    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    d = TrainConfig
-
-    @app.command()
-    def fit(
-        data_dir: str = d.data_dir,
-        clip_dir: str = d.clip_dir,
-        extra_dirs: list[str] = typer.Option([], "--extra-dir", help="a folder of more photos (lay-out); repeat for more"),
-        extra_prob: float = typer.Option(d.extra_prob, help="share of the photo samples drawn from the --extra-dir folders"),
-        run_dir: str = d.run_dir,
-        steps: int = d.steps,
-        batch: int = d.batch,
-        crop: int = d.crop,
-        lr: float = d.lr,
-        encoder_lr_scale: float = d.encoder_lr_scale,
-        freeze_encoder_steps: int = d.freeze_encoder_steps,
-        eval_every: int = d.eval_every,
-        device: str = d.device,
-        init: str = "",
-        hint_prob: float = d.hint_prob,
-        clean_hint_prob: float = d.clean_hint_prob,
-        points_prob: float = typer.Option(d.points_prob, help="share of samples hinted with a few clicked points"),
-        clip_prob: float = d.clip_prob,
-        warmup: int = d.warmup,
-        weight_decay: float = d.weight_decay,
-        sequence_prob: float = d.sequence_prob,
-        sequence_frames: int = d.sequence_frames,
-        sequence_chains: int = typer.Option(
-            d.sequence_chains, help="samples a batch from chains of frames carried on across steps (instead of windows)"
-        ),
-        chain_frames: float = typer.Option(d.chain_frames, help="frames a chain runs on average before it starts over"),
-        feedback_gain: float = typer.Option(d.feedback_gain, help="the network's own colours are fed back times this"),
-        snap_radius: int = typer.Option(d.snap_radius, help="the colours fed back snapped to the frame's edges over this (px)"),
-        gray_every: int = typer.Option(d.gray_every, help="every n-th fed-back input of a chain is its gray frame alone"),
-        distill: float = typer.Option(d.distill, help="keep the gray inputs' output near the --init weights' by this weight"),
-        hint_gate: bool = typer.Option(False, help="add a hint gate to --init weights that have none"),
-    ) -> None:
-        """Train (or resume, when RUN_DIR/last.pt exists). Example: python -m vidcolor.train fit --steps 10000
-        (--init models/vidcolor-base.safetensors starts a new run from the shipped weights instead of the
-        ImageNet encoder). A resumed run keeps the network it was started with."""
-        options = dict(locals())  # the parameters above: each a TrainConfig field of the same name, but
-        model = run_model_config(Path(run_dir), init, options.pop("hint_gate"))  # a ModelConfig one
-        options["extra_dirs"] = tuple(options["extra_dirs"])
-        Trainer(TrainConfig(**options, model=model)).fit()
-
-    @app.command()
-    def export(
-        checkpoint: Path,
-        out: Path,
-        temperature: float = DecodeConfig.temperature,
-        saturation: float = DecodeConfig.saturation,
-        weights: str = typer.Option("ema", help="ema (the moving average of the weights) or model (the last step's own)"),
-    ) -> None:
-        """Example: python -m vidcolor.train export runs/r3/last.pt models/vidcolor-base.safetensors --saturation 0.3"""
-        export_checkpoint(checkpoint, out, DecodeConfig(temperature=temperature, saturation=saturation), weights)
-
-    @app.command()
-    def average(
-        a: Path,
-        b: Path,
-        out: Path,
-        alpha: float = typer.Option(0.5, help="b's share of each weight"),
-        temperature: float = DecodeConfig.temperature,
-        saturation: float = DecodeConfig.saturation,
-    ) -> None:
-        """Average two networks fine-tuned from the same weights; B's network, and B's own weights where A has
-        none. Example: python -m vidcolor.train average models/vidcolor-base.safetensors runs/r11.safetensors
-        runs/soup.safetensors --alpha 0.5"""
-        model = average_models(a, b, alpha)
-        save_model(
-            model,
-            out,
-            DecodeConfig(temperature=temperature, saturation=saturation),
-            feedback=read_feedback(b),
-            training={"average": {"a": str(a), "b": str(b), "alpha": alpha}},
-        )
-
-    @app.command("open-gate")
-    def open_gate(
-        src: Path,
-        out: Path,
-        offset: float = typer.Option(..., help="added to both hint gates' logits / 10; shipped: 0.05, and 0.15 --trusted"),
-        trusted: bool = typer.Option(False, help="for true colours only (a keyframe's shot), not the network's own fed back"),
-    ) -> None:
-        """Open the hint gates of trained weights by OFFSET (vidcolor.train.calibrate); keeps their decoding
-        and training record. Example: python -m vidcolor.train open-gate runs/r13.safetensors
-        runs/r13-open.safetensors --offset 0.05"""
-        open_gate_file(src, out, offset, trusted)
-
-    @app.command("set-feedback")
-    def set_feedback(
-        src: Path,
-        out: Path,
-        feedback: bool | None = typer.Option(None, "--feedback/--no-feedback", help="fed their own colours by default"),
-        feedback_gain: float | None = typer.Option(None, help="what their own colours are fed back times; shipped: 0.95"),
-        smooth_carried: bool | None = typer.Option(
-            None, "--smooth-carried/--no-smooth-carried", help="the colours fed back blended with the past first"
-        ),
-        gray_every: int | None = typer.Option(None, help="every n-th input that would be fed back is gray alone; 0: never"),
-        snap_radius: int | None = typer.Option(None, help="fed-back colours snapped to the frame's edges over this (px); 0: not"),
-    ) -> None:
-        """Set the run-time feedback settings in trained weights' record (weights.FeedbackRecord); keeps their
-        network, decoding and the rest of their record; unset options keep theirs. Example: python -m
-        vidcolor.train set-feedback runs/r15.safetensors runs/r15.safetensors --feedback-gain 0.95 --gray-every 8 --snap-radius 8"""
-        given = {
-            "feedback": feedback,
-            "feedback_gain": feedback_gain,
-            "smooth_carried": smooth_carried,
-            "gray_every": gray_every,
-            "snap_radius": snap_radius,
-        }
-        now = set_feedback_file(src, out, **{k: v for k, v in given.items() if v is not None})
-        typer.echo(f"{out}: {now}")
-
-    @app.command("lay-out")
-    def lay_out_source(
-        name: str = typer.Argument(..., help="a photo set of vidcolor.train.sources.SOURCES, e.g. utkface"),
-        git_dir: Path = typer.Option(..., help="the repository's snapshot (a bare git directory)"),
-        dest: Path = typer.Option(Path("../extra"), help="the folder the set is laid out in, outside the project"),
-        reference: Path = typer.Option(Path(TrainConfig.data_dir), help="photos the set must not repeat"),
-    ) -> None:
-        """Lay a fetched photo set out as a training folder (vidcolor.train.sources). Example: python -m
-        vidcolor.train lay-out utkface --git-dir /work/.mirror/OWNER+NAME/repo --dest ../extra"""
-        from .sources import lay_out
-
-        lay_out(name, git_dir, dest, list_images(reference))
-
-    app()
