@@ -36,6 +36,11 @@ def frame_hashes(path: Path) -> list[str]:
         return [hashlib.sha1(b"".join(bytes(p) for p in f.planes)).hexdigest() for f in c.decode(video=0)]
 
 
+def digest(frames: list[str]) -> str:
+    """One short hash for a list of frame hashes, to quote."""
+    return hashlib.sha1("".join(frames).encode()).hexdigest()[:12]
+
+
 def hashes(clips: list[Path], modes: list[str]) -> dict:
     out: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -45,7 +50,8 @@ def hashes(clips: list[Path], modes: list[str]) -> dict:
                 cmd = [sys.executable, "-m", "vidcolor", str(clip), "-o", str(dst), "-y", "-q", "--codec", "ffv1", *MODES[mode]]
                 subprocess.run(cmd, check=True, cwd=Path.cwd())
                 out.setdefault(clip.name, {})[mode] = frame_hashes(dst)
-                print(f"{clip.name:32s} {mode:20s} {len(out[clip.name][mode]):4d} frames", flush=True)
+                frames = out[clip.name][mode]
+                print(f"{clip.name:32s} {mode:20s} {len(frames):4d} frames, sha1 of their sha1s {digest(frames)}", flush=True)
     return out
 
 
