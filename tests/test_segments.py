@@ -7,6 +7,7 @@ import json
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -18,7 +19,7 @@ from vidcolor.pipeline import ColorizeOptions, Progress, colorize_video
 from vidcolor.segments import PartInfo, WorkFolder, encoder_cuts, plan_segments
 from vidcolor.video import EncodeOptions
 
-from .conftest import make_video, read_video
+from .conftest import make_video, read_video, scene
 
 runner = CliRunner()
 
@@ -179,13 +180,57 @@ def test_changed_option_invalidates_the_parts(film, tiny_model, tmp_path):
     assert same_frames(out, fresh)
 
 
-def test_fresh_ignores_finished_parts(film, tiny_model, tmp_path):
+@pytest.mark.parametrize("fresh", [False, True])
+def test_fresh_colours_every_segment_again_and_a_rerun_reuses_the_finished_ones(film, tiny_model, tmp_path, monkeypatch, fresh):
+    import vidcolor.pipeline as pipeline
+
     out = tmp_path / "out.mp4"
     opts = ColorizeOptions(model=tiny_model, segment=1.0)
     with pytest.raises(KeyboardInterrupt):
-        colorize_video(film, out, opts, progress=interrupt_after(14))
-    summary = colorize_video(film, out, ColorizeOptions(model=tiny_model, segment=1.0, fresh=True))
-    assert not any("resuming" in n for n in summary.notices) and summary.frames == 48
+        colorize_video(film, out, opts, progress=interrupt_after(18))  # in the second segment
+    assert (parts_folder(out) / "part-0000.json").exists()  # the first segment was finished
+    coloured: list[int] = []
+    part = pipeline.colorize_part
+    monkeypatch.setattr(pipeline, "colorize_part", lambda job, *a, **k: coloured.append(job.segment.index) or part(job, *a, **k))
+    summary = colorize_video(film, out, ColorizeOptions(model=tiny_model, segment=1.0, fresh=fresh))
+    assert summary.frames == 48
+    assert sorted(coloured) == ([0, 1, 2, 3] if fresh else [1, 2, 3])
+    assert any("resuming" in n for n in summary.notices) is not fresh
+
+
+def cut_film(path: Path) -> Path:
+    """4 s at 12 fps, a keyframe every 0.5 s: one shot to 1.5 s, then another (a hard cut at frame 18)."""
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("ffv1", rate=12)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        v.codec_context.gop_size = 6
+        for i in range(48):
+            img = scene(i, 64, 48) if i < 18 else np.ascontiguousarray(255 - scene(i, 64, 48, seed=7)[::-1])
+            f = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p")
+            f.pts = i
+            c.mux(v.encode(f))
+        c.mux(v.encode(None))
+    return path
+
+
+def test_a_later_segment_warmed_up_from_its_shot_start_gives_the_one_pass_frames(tiny_model, tmp_path, monkeypatch):
+    """A segment's warm-up runs the temporal state over the frames before it: warmed up from the cut that
+    starts its shot, its frames are the one-pass run's; with no warm-up they are not."""
+    import vidcolor.pipeline as pipeline
+
+    film = cut_film(tmp_path / "cut.mkv")
+    one = tmp_path / "one.mkv"
+    colorize_video(film, one, ColorizeOptions(model=tiny_model, encode=LOSSLESS))
+    whole = read_video(one)["rgb"]
+
+    def second_segment(warmup: float) -> list[np.ndarray]:
+        monkeypatch.setattr(pipeline, "WARMUP", warmup)
+        out = tmp_path / f"seg{warmup}.mkv"
+        colorize_video(film, out, ColorizeOptions(model=tiny_model, segment=2.0, encode=LOSSLESS, fresh=True))
+        return read_video(out)["rgb"][24:]  # the second segment: from 2 s on
+
+    assert all(np.array_equal(a, b) for a, b in zip(second_segment(1.0), whole[24:], strict=True))  # from 1 s: the cut
+    assert not all(np.array_equal(a, b) for a, b in zip(second_segment(0.0), whole[24:], strict=True))
 
 
 @pytest.mark.parametrize("segment", [1.0, 0.0])
