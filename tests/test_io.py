@@ -91,3 +91,23 @@ def test_lossless_output_of_a_deep_gray_scan_keeps_its_bit_depth(tmp_path, tiny_
         yb = next(b.decode(video=0)).reformat(format="gray16le").to_ndarray()
     # The scan's levels survive (the output is limited range: compare their count): 8 bits would keep 256 at most.
     assert len(np.unique(ya)) > 1000 and len(np.unique(yb)) > 0.8 * min(len(np.unique(ya)), 219 << (depth - 8))
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mov"])
+def test_a_sources_timecode_tag_does_not_become_a_timecode_track(tmp_path, tiny_model, suffix):
+    """A DV file tags its container with a timecode; MP4 and MOV would turn the tag into a data track."""
+    src = make_video(tmp_path / "tagged.mkv", frames=4, audio=False)
+    tagged = tmp_path / "tc.mkv"
+    with av.open(str(src)) as i, av.open(str(tagged), "w") as o:
+        o.metadata["timecode"] = "10:00:00:00"
+        s = o.add_stream_from_template(i.streams.video[0])
+        for p in i.demux(i.streams.video[0]):
+            if p.size:
+                p.stream = s
+                o.mux(p)
+    with av.open(str(tagged)) as c:
+        assert {k.lower(): v for k, v in c.metadata.items()}["timecode"] == "10:00:00:00"  # the tag a DV file carries
+    out = tmp_path / f"out{suffix}"
+    assert run(tagged, "-o", out, "--model", tiny_model).exit_code == 0
+    with av.open(str(out)) as c:
+        assert [s.type for s in c.streams] == ["video"]

@@ -408,7 +408,9 @@ def bit_depth(pix_fmt: str) -> int:
 _LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 
 # Metadata FFmpeg writes itself; copying it would be wrong about the new file.
-_SKIP_METADATA = {"major_brand", "minor_version", "compatible_brands", "encoder", "handler_name", "vendor_id"}
+# Not carried over: the source container's own brand and muxer tags, and "timecode", from which the MP4 and
+# MOV muxers make a timecode track that the source did not have (a DV file's tag), and that a range would get wrong.
+_SKIP_METADATA = {"major_brand", "minor_version", "compatible_brands", "encoder", "handler_name", "vendor_id", "timecode"}
 
 
 class Writer:
