@@ -646,3 +646,26 @@ def test_an_input_name_whose_output_name_is_too_long_says_choose_a_shorter_one(t
     res = runner.invoke(app, [str(src), "--model", str(tiny_model)])
     assert res.exit_code == 1 and "choose a shorter name with -o" in res.output
     assert len(res.output.strip().splitlines()) == 1 and len(res.output) < 200
+
+
+def test_a_film_named_like_a_command_is_coloured_and_the_command_still_takes_it(gray_clip, tmp_path, monkeypatch):
+    import shutil
+    import sys
+
+    from vidcolor.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(gray_clip, tmp_path / "frame")
+
+    def vidcolor(*args: str) -> int:
+        monkeypatch.setattr(sys, "argv", ["vidcolor", *args])
+        try:
+            main()
+        except SystemExit as e:
+            return int(e.code or 0)
+        return 0
+
+    assert vidcolor("frame", "-o", "out.mp4", "-q") == 0  # the film called frame, coloured
+    assert read_video(tmp_path / "out.mp4")["frames"] == 12
+    assert vidcolor("frame", "frame", "-o", "still.png") == 0  # `vidcolor frame` taking that film
+    assert (tmp_path / "still.png").is_file()

@@ -525,11 +525,21 @@ def edit(
 def main() -> None:
     for key, value in OPENMP_ENV.items():
         os.environ.setdefault(key, value)
-    # `vidcolor frame ...` and `vidcolor edit ...` are commands of their own; `vidcolor FILM ...` stays the
-    # one-word default (a film named like a command: ./frame).
-    if len(sys.argv) > 1 and sys.argv[1] == "frame":
+    command = _command_word(sys.argv[1:])
+    if command == "frame":
         frame_app(args=sys.argv[2:], prog_name="vidcolor frame")
-    elif len(sys.argv) > 1 and sys.argv[1] == "edit":
+    elif command == "edit":
         edit_app(args=sys.argv[2:], prog_name="vidcolor edit")
     else:
         app()
+
+
+def _command_word(args: list[str]) -> str | None:
+    """`vidcolor frame ...` and `vidcolor edit ...` are commands of their own; `vidcolor FILM ...` stays the
+    one-word default. A film named like a command is that film where no other file is named after it
+    (`vidcolor frame -o f.mp4` beside a file called frame); `./frame` always is."""
+    if not args or args[0] not in ("frame", "edit"):
+        return None
+    if Path(args[0]).is_file() and not any(Path(a).is_file() for a in args[1:] if not a.startswith("-")):
+        return None
+    return args[0]
