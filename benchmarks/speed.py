@@ -4,13 +4,17 @@
     # 640x360 is also run with --no-temporal (and with --model OTHER end to end), side by side
     python benchmarks/speed.py --busy 1     # also with 1 competing CPU-bound process: slowdowns side by side
     python benchmarks/speed.py --feedback   # also 640x360 with --no-feedback, and feedback of frame t-2's and t-1's colours
+    python benchmarks/speed.py --profile    # also the forward pass split: the network, then decoding its bins
 
 For a 640x360 and a 1280x720 clip (generated here: a camera panning over
 scikit-image's photos, like samples/make_sample.py), reports:
 - vidcolor's end-to-end fps with default settings;
 - a plain PyAV transcode of the same clip with the same encoder settings (the
   floor no colorizer can beat), and the ratio of the two;
-- vidcolor's per-stage time in ms per frame (stages overlap on their threads).
+- vidcolor's per-stage time in ms per frame: decode and flow (decoder thread), the network (on the model's
+  workers where frames are predicted ahead), blend and look-ahead (main thread), compose and encode (encoder
+  thread), and how long the main thread waits on the decoder's queue, on a prediction made ahead and on the
+  encoder's queue. Stages on different threads overlap.
 Also the model's forward time alone on a 640x360 frame at the default working size,
 for the shipped weights and, with --model, for other weights measured alternately
 beside them (the ratio is what to trust on a noisy machine). --forward-only stops
@@ -85,6 +89,29 @@ def model_forward_ms(paths: list[Path | None], fp32: bool = False, repeats: int 
     return [1000 * statistics.median(ts) for ts in times]
 
 
+def forward_split_ms(fp32: bool = False, repeats: int = 40) -> tuple[float, float]:
+    """The shipped network on a gray 640x360 frame at the default working size: median ms of the network
+    itself (encoder, decoder, heads, hint gate) and of decoding its bins into colours (ColorNet.decode)."""
+    col = Colorizer.load(None, "cpu")
+    if fp32:
+        col = replace(col, model=col.model.float(), dtype=torch.float32)
+    w, h = working_size(640, 360, ColorizeOptions().work_size)
+    m = col.model.multiple
+    x = torch.rand(1, 1, h + (-h) % m, w + (-w) % m).expand(1, 3, -1, -1).to(col.dtype).contiguous(memory_format=MEMORY_FORMAT)
+    net, bins = [], []
+    with torch.inference_mode(), torch.autocast("cpu", dtype=col.dtype, enabled=col.dtype != torch.float32):
+        for i in range(repeats + 5):
+            t0 = time.perf_counter()
+            logits, reg, follow = col.model(x)
+            t1 = time.perf_counter()
+            col.model.decode(logits, reg, follow, col.decode)
+            t2 = time.perf_counter()
+            if i >= 5:
+                net.append(t1 - t0)
+                bins.append(t2 - t1)
+    return 1000 * statistics.median(net), 1000 * statistics.median(bins)
+
+
 def _spin() -> None:
     while True:
         pass
@@ -122,6 +149,7 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=None, help="also time these weights' forward pass, beside the shipped ones")
     ap.add_argument("--forward-only", action="store_true", help="time the forward pass only, not whole clips")
     ap.add_argument("--fp32", action="store_true", help="run in fp32 (as without native bf16), the clips too")
+    ap.add_argument("--profile", action="store_true", help="also split the forward pass: the network, then its bins decoded")
     ap.add_argument("--busy", type=int, default=0, help="also run 640x360 beside N competing CPU-bound processes")
     ap.add_argument(
         "--feedback", action="store_true", help="also run 640x360 with --no-feedback, --look-ahead 0 and --feedback (lag 2 and 1)"
@@ -135,6 +163,9 @@ def main() -> None:
     print(f"model forward, 640x360 frame at the default working size: {ms[0]:.1f} ms median (shipped weights)")
     if args.model:
         print(f"   {args.model}: {ms[1]:.1f} ms median, {ms[1] / ms[0]:.2f}x the shipped weights")
+    if args.profile:
+        net, bins = forward_split_ms(args.fp32)
+        print(f"   of which: the network {net:.1f} ms, decoding its bins {bins:.1f} ms (medians, separately timed)")
     if args.forward_only:
         return
     with tempfile.TemporaryDirectory() as tmp:

@@ -183,3 +183,11 @@ def test_ahead_shares_the_threads_out(tiny_model, threads, workers, each):
         assert out.shape == (32, 48, 4) and confidence.shape == (32, 48)
     finally:
         ahead.close()
+
+
+def test_a_run_reports_its_look_ahead_apart_and_how_long_the_main_thread_waited(gray_clip, tiny_model, tmp_path):
+    temporal = colorize_video(gray_clip, tmp_path / "t.mkv", lossless(tiny_model)).stages.seconds
+    assert temporal["look-ahead"] > 0 and temporal["wait decoder"] > 0 and temporal["wait encoder"] > 0
+    assert temporal["wait model"] > 0  # gray frames predicted ahead on the model's workers (no feedback)
+    alone = colorize_video(gray_clip, tmp_path / "p.mkv", lossless(tiny_model, temporal=False)).stages.seconds
+    assert alone["look-ahead"] == 0

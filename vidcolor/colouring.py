@@ -180,7 +180,9 @@ class Colouring(Generic[T]):
         """One frame through the temporal state -> it, with its upright ab (h, w, 2)."""
         guide = self.keyframes.guide(frame.time, self.state) if self.keyframes else None
         frame.at_key = self.keyframes.at_key if self.keyframes else None
+        t = clock.perf_counter()
         predicted = frame.ahead.result() if frame.ahead is not None else None
+        self.times.add("wait model", t)
         frame.ahead = None
         ab, frame.unc = self._colour(frame, guide, predicted)
         return frame, ab
@@ -212,7 +214,7 @@ class Colouring(Generic[T]):
         t = clock.perf_counter()
         back = frame.link.back if frame.link is not None else None
         leaving = self.look.push(frame, ab, back, frame.index if frame.index is not None else frame.number)
-        self.times.add("blend", t)
+        self.times.add("look-ahead", t)
         return [self._as_stored(f, smoothed) for f, smoothed in leaving]
 
     def _as_stored(self, frame: _Frame[T], ab: np.ndarray) -> tuple[T, np.ndarray, np.ndarray]:

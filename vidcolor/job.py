@@ -85,10 +85,14 @@ def _put(q: queue.Queue, item: object, stop: threading.Event) -> None:
             continue
 
 
-def _get(q: queue.Queue, stop: threading.Event, worker: _Stage) -> object:
+def _get(q: queue.Queue, stop: threading.Event, worker: _Stage, times: StageTimes) -> object:
+    """The worker's next item; the wait counts as "wait decoder"."""
+    t = time.perf_counter()
     while True:
         try:
-            return q.get(timeout=0.1)
+            item = q.get(timeout=0.1)
+            times.add("wait decoder", t)
+            return item
         except queue.Empty:
             if worker.error is not None:
                 raise worker.error from None
@@ -287,7 +291,7 @@ class Job:
         self.t0 = time.perf_counter()
         self.decoder.start()
         pending: list[av.Packet] = []
-        while (item := _get(self.frames_q, self.stop, self.decoder)) is not _END:
+        while (item := _get(self.frames_q, self.stop, self.decoder, self.times)) is not _END:
             if isinstance(item, av.Packet):
                 if self.part is not None:
                     continue  # a part is video alone: the join copies the audio once
@@ -330,7 +334,9 @@ class Job:
             return
         if self.first_time is None:
             self.first_time = done.time
+        t = time.perf_counter()
         _put(self.encode_q, (done.pts, done.gray, ab, done.deep, unc), self.stop)
+        self.times.add("wait encoder", t)
         self.written, self.last_written = self.written + 1, done.time
         if self.encoder.error is not None:
             raise self.encoder.error
@@ -355,12 +361,10 @@ class Job:
         self.stop.set()
         if self.ahead is not None:
             self.ahead.close()
-        for stage in (self.encoder, self.decoder):
-            if stage is not None and stage.is_alive():
-                stage.join(timeout=5)
-        for writer in (self.writer, self.heat):
-            if writer is not None:
-                writer.abort()
+        for stage in (s for s in (self.encoder, self.decoder) if s is not None and s.is_alive()):
+            stage.join(timeout=5)
+        for writer in (w for w in (self.writer, self.heat) if w is not None):
+            writer.abort()
         self.tmp.unlink(missing_ok=True)
 
 

@@ -50,7 +50,9 @@ class StageTimes:
     """Seconds spent per stage (the decoder thread: decode, flow; the main one: model, blend; the encoder
     thread: compose, encode), so stages on different threads overlap."""
 
-    names = ("decode", "flow", "model", "blend", "compose", "encode")
+    # "wait ..." is the main thread blocked: on the decoder's queue (nothing decoded yet), on a prediction
+    # made ahead on the model's workers, on the encoder's full queue.
+    names = ("decode", "flow", "model", "blend", "look-ahead", "compose", "encode", "wait decoder", "wait model", "wait encoder")
 
     def __init__(self) -> None:
         self.seconds = {n: 0.0 for n in self.names}
