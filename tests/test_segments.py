@@ -356,3 +356,24 @@ def test_parts_made_with_another_thread_count_are_not_reused(film, tiny_model, t
     assert json.loads((parts_folder(out) / "manifest.json").read_text())["settings"]["threads"] == 1
     summary = colorize_video(film, out, ColorizeOptions(model=tiny_model, segment=1.0, threads=2, encode=LOSSLESS))
     assert any("another input, settings or model" in n for n in summary.notices)
+
+
+def test_a_segment_that_starts_a_shot_warms_up_from_the_frame_before_and_keeps_the_one_pass_frames(
+    tiny_model, tmp_path, monkeypatch
+):
+    """A boundary at a cut needs no warm-up: the temporal state and the look-ahead start again there."""
+    import vidcolor.pipeline as pipeline
+
+    film = cut_film(tmp_path / "cut.mkv")  # a cut at frame 18 (1.5 s), every frame a keyframe (FFV1)
+    one = tmp_path / "one.mkv"
+    colorize_video(film, one, ColorizeOptions(model=tiny_model, encode=LOSSLESS))
+    starts: dict[int, float] = {}
+    part = pipeline.colorize_part
+    monkeypatch.setattr(
+        pipeline, "colorize_part", lambda job, *a, **k: starts.update({job.segment.index: job.decode_from}) or part(job, *a, **k)
+    )
+    seg = tmp_path / "seg.mkv"
+    colorize_video(film, seg, ColorizeOptions(model=tiny_model, segment=1.5, encode=LOSSLESS))
+    assert starts[1] == pytest.approx(17 / 12, abs=1e-3)  # the segment from the cut (1.5 s): one frame before it
+    assert starts[2] == pytest.approx(0.0)  # the one from 3 s, inside a shot: the whole warm-up (6 s, from the start)
+    assert same_frames(one, seg)

@@ -14,11 +14,14 @@ from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import av
 import torch
 
-from .colouring import ShotMatch
+from .color import gray_to_lightness_lut
+from .colouring import ShotMatch, upright
 from .errors import VidcolorError
 from .film import Workers, default_jobs, join_parts, ray_installed, run_parts
+from .flow import Tracker
 from .inference import Colorizer
 from .job import Job, Part, Target, expected_frames, look_ahead_frames, no_frames_error, signals_ignored
 from .keyframes import check_keyframes
@@ -28,15 +31,20 @@ from .precision import torch_threads
 from .reference import ReferenceMatch, reference_histogram
 from .segments import WARMUP, PartInfo, PartJob, Segment, WorkFolder, file_hash, file_identity, plan_segments
 from .video import (
+    EPS,
     DecodeStats,
     SourceInfo,
+    bit_depth,
     check_encode,
     container_format,
+    demux_range,
     describe,
     file_start,
     first_frame_time,
+    grays,
     keyframe_times,
     open_input,
+    output_pix_fmt,
 )
 from .weights import default_model_path
 
@@ -165,7 +173,15 @@ def _run_film(
     # the last one stops where the range does.
     ahead = _look_ahead_seconds(options, info)
     todo = [
-        PartJob(src, folder.partial(s.index), s, s.warm_start(WARMUP, start), s.read_end(ahead, end), offset, options)
+        PartJob(
+            src,
+            folder.partial(s.index),
+            s,
+            _warm_start(src, s, start, info, options, colorizer),
+            s.read_end(ahead, end),
+            offset,
+            options,
+        )
         for s in plan
         if s.index not in finished
     ]
@@ -190,6 +206,39 @@ def _run_film(
     folder.remove()
     duration = infos[-1].last - infos[0].first + float(1 / info.rate)
     return Summary(dst, sum(i.frames for i in infos), duration, time.perf_counter() - t0, notices)
+
+
+def _warm_start(
+    src: Path, segment: Segment, first: float | None, info: SourceInfo, options: ColorizeOptions, colorizer: Colorizer
+) -> float | None:
+    """Where a segment's part starts decoding: WARMUP s before it, or where it starts a shot, just before it.
+    At a cut the temporal state, the look-ahead and the keyframes' guide all start again, so the frames
+    before the cut change nothing of the segment's colours: one frame before it (so that the look-ahead
+    sees the cut, as in one pass) is all the warm-up it needs. Not with a reference photo, whose match
+    does not start again at a cut without the temporal state."""
+    warm = segment.warm_start(WARMUP, first)
+    if segment.index == 0 or not options.temporal or options.reference is not None:
+        return warm
+    before = _frame_before_a_cut(src, segment.start, info, options, colorizer)
+    return warm if before is None else max(warm or 0.0, before)
+
+
+def _frame_before_a_cut(src: Path, t: float, info: SourceInfo, options: ColorizeOptions, colorizer: Colorizer) -> float | None:
+    """The time of the frame before the frame at t (s), when the frame at t starts a shot as the run's tracker
+    sees it (the same gray frames, at the same size, through the same cut test); else None."""
+    deep = bit_depth(output_pix_fmt(info, options.encode.codec)) > 8  # the run's 8-bit gray comes from its deep one
+    size = working_size(info.width, info.height, options.work_size)
+    preset = options.temporal_options.filled(colorizer.feedback).flow_preset
+    tracker, prev = Tracker(gray_to_lightness_lut(), preset, look_ahead=False), None
+    with open_input(src) as container:
+        for frame in demux_range(container, max(0.0, t - max(1.0, 3 / float(info.rate))), None, DecodeStats(), threads=1):
+            if not isinstance(frame, av.VideoFrame):
+                continue
+            link = tracker.link(upright(grays(frame, deep)[0], size, int(frame.rotation or 0) % 360))
+            if frame.time >= t - EPS:
+                return prev if prev is not None and link.motion is None else None
+            prev = frame.time
+    return None
 
 
 def _look_ahead_seconds(options: ColorizeOptions, info: SourceInfo) -> float:
