@@ -229,15 +229,21 @@ def _frame_before_a_cut(src: Path, t: float, info: SourceInfo, options: Colorize
     deep = bit_depth(output_pix_fmt(info, options.encode.codec)) > 8  # the run's 8-bit gray comes from its deep one
     size = working_size(info.width, info.height, options.work_size)
     preset = options.temporal_options.filled(colorizer.feedback).flow_preset
-    tracker, prev = Tracker(gray_to_lightness_lut(), preset, look_ahead=False), None
+    prev: tuple[float, av.VideoFrame] | None = None
     with open_input(src) as container:
         for frame in demux_range(container, max(0.0, t - max(1.0, 3 / float(info.rate))), None, DecodeStats(), threads=1):
             if not isinstance(frame, av.VideoFrame):
                 continue
-            link = tracker.link(upright(grays(frame, deep)[0], size, int(frame.rotation or 0) % 360))
-            if frame.time >= t - EPS:
-                return prev if prev is not None and link.motion is None else None
-            prev = frame.time
+            if frame.time < t - EPS:
+                prev = (frame.time, frame)
+                continue
+            if prev is None:
+                return None
+            # A link depends on the two frames alone (a black first one links nothing to the second).
+            tracker = Tracker(gray_to_lightness_lut(), preset, look_ahead=False)
+            for f in (prev[1], frame):
+                link = tracker.link(upright(grays(f, deep)[0], size, int(f.rotation or 0) % 360))
+            return prev[0] if link.motion is None else None
     return None
 
 
