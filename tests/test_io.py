@@ -111,3 +111,13 @@ def test_a_sources_timecode_tag_does_not_become_a_timecode_track(tmp_path, tiny_
     assert run(tagged, "-o", out, "--model", tiny_model).exit_code == 0
     with av.open(str(out)) as c:
         assert [s.type for s in c.streams] == ["video"]
+
+
+def test_a_film_ffmpeg_cannot_seek_in_is_one_line_not_frames_skipped(gray_clip, tiny_model, tmp_path, monkeypatch):
+    import vidcolor.video as video
+
+    monkeypatch.setattr(video, "_seek", lambda *a: False)  # as FFmpeg refuses every seek in such a file
+    res = run(gray_clip, "-o", tmp_path / "out.mp4", "--model", tiny_model, "-ss", "0.5")
+    lines = res.output.strip().splitlines()
+    assert res.exit_code == 1 and len(lines) == 1 and "cannot seek to 0.5 s" in lines[0], res.output
+    assert not (tmp_path / "out.mp4").exists()

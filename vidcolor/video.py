@@ -289,24 +289,34 @@ def _seek_before(container: av.container.InputContainer, video: av.video.stream.
     first = float(video.start_time * tb) if video.start_time is not None else 0.0
     target = start
     for _ in range(8):
-        _seek(container, video, target, first)
+        if not _seek(container, video, target, first):
+            # FFmpeg refuses even the start of a video stream without a single frame: nothing to decode,
+            # and the run says so. A stream with frames that cannot be sought in is an error, not a skip.
+            if _first_frame(container, video)[0] is None:
+                return
+            raise _unseekable(container, start)
         t, key = _first_frame(container, video)
         if t is None or (t <= start + EPS and key) or target <= first:
             break
         target = max(first, target - max(1.0, 2 * (t - start)))
-    _seek(container, video, target, first)
+    if not _seek(container, video, target, first):
+        raise _unseekable(container, start)
 
 
-def _seek(container: av.container.InputContainer, video: av.video.stream.VideoStream, target: float, first: float) -> None:
-    """A file FFmpeg cannot seek in (a video stream without a single frame refuses even the start) is read
-    on from where it is: its frames, if any, are then found by their times."""
+def _unseekable(container: av.container.InputContainer, start: float) -> VidcolorError:
+    return VidcolorError(f"{Path(container.name).name}: FFmpeg cannot seek to {start:g} s in it. Re-mux it (or colour it whole)")
+
+
+def _seek(container: av.container.InputContainer, video: av.video.stream.VideoStream, target: float, first: float) -> bool:
+    """-> whether FFmpeg took the seek."""
     try:
         if target <= first:
             container.seek(0)  # the very beginning, whatever the stream's timestamps say
         else:
             container.seek(int(math.floor(target / video.time_base)), stream=video, backward=True, any_frame=False)
     except av.error.FFmpegError:
-        pass
+        return False
+    return True
 
 
 def _first_frame(container: av.container.InputContainer, video: av.video.stream.VideoStream) -> tuple[float | None, bool]:
