@@ -14,8 +14,6 @@ convolution (stride 32), which is what the classifier pools.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -79,7 +77,9 @@ def conv1x1(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
 
 
 def _same_pad(n: int, k: int, s: int) -> int:
-    return max((math.ceil(n / s) - 1) * s + k - n, 0)
+    """TFLite's SAME padding. Integer arithmetic only: an exported graph (int8.py) then computes it from
+    its input's size (math.ceil would freeze the size it was traced at)."""
+    return max(((n + s - 1) // s - 1) * s + k - n, 0)
 
 
 class InvertedResidual(nn.Module):

@@ -24,6 +24,7 @@ It imports nothing from video or I/O code.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
@@ -116,7 +117,9 @@ class Up(nn.Module):
         self.conv = ConvBN(cout, cout)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate(self.reduce(x), size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        """x (B, cin, h, w), skip (B, cskip, 2h, 2w) -> (B, cout, 2h, 2w)."""
+        # A scale, not skip's size: an exported graph (int8.py) then takes inputs of any size.
+        x = F.interpolate(self.reduce(x), scale_factor=2.0, mode="bilinear", align_corners=False)
         return self.conv(F.relu(x + self.lateral(skip)))
 
 
@@ -309,17 +312,33 @@ class ColorNet(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         return self.encoder.features(x)
 
-    def head(
-        self, feats: list[torch.Tensor], rgb: torch.Tensor, trusted: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The encoder's maps and its input rgb (B, 3, H, W) -> logits (B, Q, H/4, W/4), ab regression
-        (B, 2, H/4, W/4) in Lab units, and how far the regression follows a hint (B, 1, H/4, W/4) in [0, 1].
-        trusted: the input's colours are true ones (HintGate.trusted_offset)."""
+    def body(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """rgb (B, 3, H, W) in [0, 1], H and W multiples of 32 -> logits (B, Q, H/4, W/4), ab regression
+        (B, 2, H/4, W/4) in Lab units, and the decoder's last features (B, c, H/4, W/4) that the hint gate
+        reads: all but the gate, the part an int8 engine runs instead (int8.py)."""
+        return self.top_down(self.encode(rgb))
+
+    def top_down(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The encoder's maps -> body's outputs."""
         f4, f8, f16, f32, top = feats
         x = F.relu(self.top(top) + self.top_lateral(f32))
         x = self.context(x, top.mean(dim=(2, 3)))
         x = self.refine(self.up4(self.up8(self.up16(x, f16), f8), f4))
-        logits, reg = conv1x1(self.logits, x), conv1x1(self.regress, x) * 64.0
+        return conv1x1(self.logits, x), conv1x1(self.regress, x) * 64.0, x
+
+    def head(
+        self, feats: list[torch.Tensor], rgb: torch.Tensor, trusted: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The encoder's maps and its input rgb (B, 3, H, W) -> forward's outputs (training shares the
+        encoder's maps between losses)."""
+        return self.gate(*self.top_down(feats), rgb, trusted)
+
+    def gate(
+        self, logits: torch.Tensor, reg: torch.Tensor, x: torch.Tensor, rgb: torch.Tensor, trusted: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """body's outputs and its input -> logits and regression moved toward the input's colours (HintGate),
+        and how far the regression follows them (B, 1, H/4, W/4) in [0, 1]. trusted: the input's colours are
+        true ones (HintGate.trusted_offset)."""
         if self.hint is not None:
             return self.hint(x, rgb, logits, reg, self.colors.bins, trusted)
         return logits, reg, torch.zeros_like(reg[:, :1], dtype=torch.float32)
@@ -328,7 +347,7 @@ class ColorNet(nn.Module):
         """rgb (B, 3, H, W) in [0, 1], H and W multiples of 32 -> logits (B, Q, H/4, W/4), ab regression
         (B, 2, H/4, W/4) in Lab units, and how far the regression follows a hint (B, 1, H/4, W/4) in [0, 1].
         trusted: the input's colours are true ones, not the network's own fed back (HintGate)."""
-        return self.head(self.encode(rgb), rgb, trusted)
+        return self.gate(*self.body(rgb), rgb, trusted)
 
     def decode(
         self, logits: torch.Tensor, reg: torch.Tensor, follow: torch.Tensor, decode: DecodeConfig, match: Match | None = None
@@ -351,20 +370,26 @@ class ColorNet(nn.Module):
         return self
 
     def colorize_ab(
-        self, rgb: torch.Tensor, decode: DecodeConfig, match: Match | None = None, trusted: bool = False
+        self,
+        rgb: torch.Tensor,
+        decode: DecodeConfig,
+        match: Match | None = None,
+        trusted: bool = False,
+        body: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """rgb (B, 3, H, W) in [0, 1], any size -> ab (B, 2, ceil(H/4), ceil(W/4)) in Lab units (the
         decoded bins, or a followed hint's colours: `decode`), confidence (B, 1, same) in [0, 1], and the
         regression head's ab (B, 2, same): the calibrated estimate (trained on the truth by Huber loss) that
         feedback carries to the next frame. trusted: rgb's colours are true ones (HintGate.trusted_offset).
-        Pads to a multiple of 32 with edge replication and crops the result.
+        body: runs `self.body` instead (an int8 engine, int8.py). Pads to a multiple of 32 with edge
+        replication and crops the result.
         """
         h, w = rgb.shape[-2:]
         m = self.multiple
         ph, pw = (-h) % m, (-w) % m
         if ph or pw:
             rgb = F.pad(rgb, (0, pw, 0, ph), mode="replicate")
-        logits, reg, follow = self(rgb, trusted)
+        logits, reg, follow = self.gate(*(body or self.body)(rgb), rgb, trusted)
         ab, conf = self.decode(logits, reg, follow, decode, match)
         oh, ow = math.ceil(h / 4), math.ceil(w / 4)
         return ab[..., :oh, :ow], conf[..., :oh, :ow], reg.float()[..., :oh, :ow]
