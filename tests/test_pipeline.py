@@ -25,9 +25,9 @@ def predict_threads(monkeypatch) -> list[str]:
     names: list[str] = []
     original = Colorizer.predict
 
-    def spy(self, rgb, match=None, trusted=False):
+    def spy(self, rgb, match=None, trusted=False, threads=0):
         names.append(threading.current_thread().name)
-        return original(self, rgb, match, trusted)
+        return original(self, rgb, match, trusted, threads)
 
     monkeypatch.setattr(Colorizer, "predict", spy)
     return names
@@ -81,9 +81,9 @@ def test_lagged_feedback_ahead_changes_no_pixel(gray_clip, tiny_model, tmp_path,
     seen: list[np.ndarray] = []
     original = Colorizer.predict
 
-    def spy(self, rgb, match=None, trusted=False):
+    def spy(self, rgb, match=None, trusted=False, threads=0):
         seen.append(rgb)
-        return original(self, rgb, match, trusted)
+        return original(self, rgb, match, trusted, threads)
 
     monkeypatch.setattr(Colorizer, "predict", spy)
     lagged = TemporalOptions(feedback=True, feedback_lag=2)

@@ -256,6 +256,11 @@ def colorize(
     crf: int = typer.Option(18, "--crf", min=0, max=51, help="Quality for libx264/libx265 (lower = better, bigger)."),
     preset: str = typer.Option("medium", "--preset", help="x264/x265 speed preset (ultrafast .. veryslow)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    engine: str = typer.Option(
+        "auto",
+        "--engine",
+        help="auto (int8 on a CPU where the weights have it, else torch), int8 (ONNX Runtime), torch, or fp32 (torch in fp32, the reference).",
+    ),
     model: Path | None = typer.Option(
         None, "--model", help="Weights (.safetensors with its .json beside it). Default: the shipped model."
     ),
@@ -298,6 +303,7 @@ def colorize(
             temporal_options=TemporalOptions(smoothing=smoothing, look_ahead=look_ahead, feedback=feedback),
             encode=EncodeOptions(codec=codec, crf=crf, preset=preset),
             device=device,
+            engine=engine,
             model=model,
             preview=preview,
             keyframes=_keyframes(keyframe, hints),
@@ -509,13 +515,20 @@ def edit(
     no_browser: bool = typer.Option(False, "--no-browser", help="Only print the page's address; do not open a browser."),
     model: Path | None = typer.Option(None, "--model", help="Weights (.safetensors) instead of the shipped ones."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    engine: str = typer.Option(
+        "auto",
+        "--engine",
+        help="auto (int8 on a CPU where the weights have it, else torch), int8 (ONNX Runtime), torch, or fp32 (torch in fp32, the reference).",
+    ),
 ) -> None:
     """Colour a film by clicking, in the browser: points steer their shots; Render writes the film (--hints)."""
     from .project import default_project_path
     from .server import serve
 
     try:
-        serve(src, project or default_project_path(src), output or _default_output(src), port, not no_browser, model, device)
+        serve(
+            src, project or default_project_path(src), output or _default_output(src), port, not no_browser, model, device, engine
+        )
     except VidcolorError as e:
         _fail(str(e))
     except OSError as e:

@@ -23,6 +23,7 @@ class ColorizeOptions:
     temporal_options: TemporalOptions = field(default_factory=TemporalOptions)
     encode: EncodeOptions = field(default_factory=EncodeOptions)
     device: str = "auto"
+    engine: str = "auto"  # inference.ENGINES: int8 on a CPU where the weights have it, else torch
     model: Path | None = None
     preview: bool = False  # side-by-side clip (gray | colour) + contact sheet instead of the plain output
     keyframes: tuple[KeyframeSpec, ...] = ()  # the user's coloured frames (keyframes.py)

@@ -29,7 +29,7 @@ from .options import ColorizeOptions, Progress, StageTimes, Summary, working_siz
 from .outfile import check_output, create_partial, output_lock, remove_stale_partials
 from .precision import torch_threads
 from .reference import ReferenceMatch, reference_histogram
-from .segments import WARMUP, PartInfo, PartJob, Segment, WorkFolder, file_hash, file_identity, plan_segments
+from .segments import WARMUP, PartInfo, PartJob, Segment, WorkFolder, file_identity, plan_segments
 from .video import (
     EPS,
     DecodeStats,
@@ -46,7 +46,7 @@ from .video import (
     open_input,
     output_pix_fmt,
 )
-from .weights import default_model_path
+from .weights import default_model_path, file_hash
 
 # The public API, importable from here: the options and what a run reports are defined in options.py.
 __all__ = ["ColorizeOptions", "Progress", "StageTimes", "Summary", "colorize_part", "colorize_video", "working_size"]
@@ -113,7 +113,7 @@ def colorize_video(src: Path, dst: Path, options: ColorizeOptions, progress: Cal
                 f"the start {start - base:g} s is past the end of {src.name} ({info.duration:.2f} s long): "
                 "choose an earlier start"
             )
-        colorizer = Colorizer.load(options.model, options.device, options.temperature, options.saturation)
+        colorizer = Colorizer.load(options.model, options.device, options.temperature, options.saturation, options.engine)
         match = _shot_match(options.reference, colorizer)  # read before any output exists: a bad photo is a clean error
         with output_lock(dst), torch_threads(options.threads):
             if _segmented(options):
@@ -287,6 +287,7 @@ def _manifest(
             "reference": reference,
             "warmup": WARMUP,
             "device": str(colorizer.device),
+            "engine": colorizer.engine,
             "dtype": str(colorizer.dtype),
             "threads": threads,
         },
@@ -298,7 +299,7 @@ def colorize_part(job: PartJob, colorizer: Colorizer | None = None, progress: Ca
     from the segment's start to its end are written (film.py runs this here, in a process or on Ray)."""
     options: ColorizeOptions = job.options  # type: ignore[assignment]
     if colorizer is None:
-        colorizer = Colorizer.load(options.model, options.device, options.temperature, options.saturation)
+        colorizer = Colorizer.load(options.model, options.device, options.temperature, options.saturation, options.engine)
     container = open_input(job.src)
     try:
         info = describe(container)

@@ -50,11 +50,20 @@ CSP = "default-src 'self'"
 class Editor:
     """The state behind the routes: the film, the colouring of one frame, the project file, a render."""
 
-    def __init__(self, film: Path, project_path: Path, colourer: FrameColourer, output: Path, model: Path | None = None):
+    def __init__(
+        self,
+        film: Path,
+        project_path: Path,
+        colourer: FrameColourer,
+        output: Path,
+        model: Path | None = None,
+        engine: str = "auto",
+    ):
         self.film = Film(film)
         self.film_path, self.project_path, self.output = film, project_path, output
         self.project = load_project(project_path)  # a corrupt one stops here, before anything is served
         self.colourer, self.model = colourer, model  # the weights a played shot and a render use (None: shipped)
+        self.engine = engine  # and the engine (inference.ENGINES)
         self.lock = threading.Lock()  # one network call at a time: the cores are the bottleneck
         self.render: subprocess.Popen | None = None
         self.render_log: list[str] = []
@@ -69,7 +78,8 @@ class Editor:
 
     def render_command(self) -> list[str]:
         model = ["--model", str(self.model)] if self.model is not None else []
-        return ["vidcolor", str(self.film_path), "--hints", str(self.project_path), "-o", str(self.output), "-y", *model]
+        engine = ["--engine", self.engine] if self.engine != "auto" else []
+        return ["vidcolor", str(self.film_path), "--hints", str(self.project_path), "-o", str(self.output), "-y", *model, *engine]
 
     def start_render(self) -> None:
         if self.render is not None and self.render.poll() is None:
@@ -111,7 +121,9 @@ class Editor:
             else self.film.info.shots[-1]
         )
         specs = [k for k in project_keyframes(self.project, self.project_path.parent) if start - 5e-4 <= k.time < end]
-        options = ColorizeOptions(start=start, end=end, work_size=work_size, keyframes=tuple(specs), segment=0, model=self.model)
+        options = ColorizeOptions(
+            start=start, end=end, work_size=work_size, keyframes=tuple(specs), segment=0, model=self.model, engine=self.engine
+        )
         with tempfile.TemporaryDirectory() as tmp, self.lock:
             out = Path(tmp) / "shot.mkv"
             colorize_video(self.film_path, out, replace(options, encode=EncodeOptions(codec="ffv1")))
@@ -308,7 +320,9 @@ def running(editor: Editor, token: str) -> Iterator[str]:
         thread.join(10)
 
 
-def serve(film: Path, project: Path, output: Path, port: int, browser: bool, model: Path | None, device: str) -> None:
+def serve(
+    film: Path, project: Path, output: Path, port: int, browser: bool, model: Path | None, device: str, engine: str = "auto"
+) -> None:
     """Run the editor until Ctrl-C: on 127.0.0.1 (port 0: a free one), printing the page's address."""
     import secrets
     import webbrowser
@@ -317,7 +331,7 @@ def serve(film: Path, project: Path, output: Path, port: int, browser: bool, mod
 
     from .inference import Colorizer
 
-    editor = Editor(film, project, FrameColourer(Colorizer.load(model, device)), output, model)
+    editor = Editor(film, project, FrameColourer(Colorizer.load(model, device, engine=engine)), output, model, engine)
     token = secrets.token_urlsafe(24)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

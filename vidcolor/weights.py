@@ -7,6 +7,7 @@
      "decode": {...},      DecodeConfig: how its logits become colours by default
      "feedback": {...},    FeedbackRecord: how it wants its own colours fed back at run time
      "hint_gate": {...},   HintGateRecord: what calibration added to its hint gates after training
+     "int8": {...},        Int8Record: the int8 engine's network made from these weights, if any (int8.py)
      "training": {...}}    where it came from: runs, steps, figures, the weights before (free form)
 
 A record without "vidcolor_weights" (written before 2026-12-07) is read through `migrate`: its top-level
@@ -19,6 +20,7 @@ folder by pyproject), so a wheel carries them.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
@@ -55,6 +57,16 @@ class HintGateRecord:
 
 
 @dataclass(frozen=True)
+class Int8Record:
+    """The network's body quantized to int8 for ONNX Runtime (int8.py), made from these weights by
+    `python -m vidcolor.train quantize`; empty where there is none."""
+
+    file: str = ""  # the ONNX file, beside the weights
+    weights_sha256: str = ""  # of the .safetensors it was made from: it is used with those weights only
+    calibration: str = ""  # what its activation ranges were measured on (free form)
+
+
+@dataclass(frozen=True)
 class WeightsRecord:
     """Everything the JSON beside a network's weights says of it (see the module's docstring)."""
 
@@ -63,6 +75,7 @@ class WeightsRecord:
     feedback: FeedbackRecord = field(default_factory=FeedbackRecord)
     hint_gate: HintGateRecord = field(default_factory=HintGateRecord)
     training: dict = field(default_factory=dict)
+    int8: Int8Record = field(default_factory=Int8Record)
 
     def to_dict(self) -> dict:
         return {
@@ -71,6 +84,7 @@ class WeightsRecord:
             "decode": self.decode.to_dict(),
             "feedback": asdict(self.feedback),
             "hint_gate": asdict(self.hint_gate),
+            **({"int8": asdict(self.int8)} if self.int8.file else {}),
             "training": self.training,
         }
 
@@ -83,6 +97,7 @@ class WeightsRecord:
             _typed(FeedbackRecord, d.get("feedback", {})),
             _typed(HintGateRecord, d.get("hint_gate", {})),
             d.get("training", {}),
+            _typed(Int8Record, d.get("int8", {})),
         )
 
 
@@ -152,6 +167,20 @@ def save_model(
     record = WeightsRecord(
         model.cfg, decode or DecodeConfig(), feedback or FeedbackRecord(), hint_gate or HintGateRecord(), training or {}
     )
+    write_record(path, record)
+
+
+def file_hash(path: Path) -> str:
+    """The sha256 of a file (weights, a reference photo), hex."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_record(path: Path, record: WeightsRecord) -> None:
+    """The record beside the weights at path (.safetensors)."""
     path.with_suffix(".json").write_text(json.dumps(record.to_dict(), indent=2) + "\n")
 
 

@@ -5,10 +5,12 @@ python -m vidcolor.train export CHECKPOINT OUT        a checkpoint's weights as 
 python -m vidcolor.train average A B OUT              two fine-tuned networks averaged
 python -m vidcolor.train open-gate / set-feedback     the release steps that set a record's settings
 python -m vidcolor.train lay-out NAME --git-dir PATH  a fetched photo set laid out for training
+python -m vidcolor.train quantize [WEIGHTS]            the int8 engine's network, made from the weights
 """
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import typer
@@ -17,7 +19,7 @@ from ..decoding import DecodeConfig
 from ..weights import read_feedback, save_model
 from .average import average_models
 from .calibrate import open_gate_file, set_feedback_file
-from .data import list_images
+from .data import list_images, split_images
 from .fit import TrainConfig, Trainer, export_checkpoint, run_model_config
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -152,6 +154,24 @@ def lay_out_source(
     from .sources import lay_out
 
     lay_out(name, git_dir, dest, list_images(reference))
+
+
+@app.command()
+def quantize(
+    weights: Path = typer.Argument(None, help="the .safetensors; default: the shipped weights"),
+    data_dir: Path = typer.Option(Path(TrainConfig.data_dir), help="training photos to calibrate on"),
+    count: int = typer.Option(128, help="photos calibrated on, drawn from the training split"),
+) -> None:
+    """Make WEIGHTS' int8 network for ONNX Runtime (vidcolor/int8.py), calibrated on COUNT training photos
+    (never held-out ones), and name it in their record. Example: python -m vidcolor.train quantize"""
+    from ..weights import default_model_path
+    from .quantize import quantize_weights
+
+    path = weights or default_model_path()
+    train, _ = split_images(list_images(data_dir), TrainConfig.holdout_permille)
+    photos = random.Random(0).sample(train, min(count, len(train)))
+    out = quantize_weights(path, photos, f"{len(photos)} training photos of {data_dir.name}, seed 0")
+    print(f"wrote {out} and its record in {path.with_suffix('.json').name}")
 
 
 def main() -> None:

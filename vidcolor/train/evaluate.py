@@ -13,7 +13,8 @@ one evaluation.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -46,15 +47,19 @@ def shifted_hint(ab: torch.Tensor, g: torch.Generator, max_shift: float = 4.0, h
     return moved * hole_mask(b, h, w, g, holes, holes)
 
 
-def run_network(model: ColorNet, rgb_in: torch.Tensor, trusted: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def run_network(
+    model: ColorNet, rgb_in: torch.Tensor, trusted: bool = False, body: Callable | None = None, dtype: torch.dtype | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """rgb_in (B, 3, H, W), H and W multiples of 4 -> fp32 logits (B, Q, H/4, W/4), regressed ab
     (B, 2, H/4, W/4) and how far it follows a hint (B, 1, H/4, W/4). trusted: rgb_in's colours are true
-    ones (model.HintGate). Pads to the network's multiple with edge replication and crops the result."""
+    ones (model.HintGate). body: runs model.body instead (an engine's, inference.Colorizer.body); dtype:
+    autocast's (None: the device's, precision.compute_dtype). Pads to the network's multiple with edge
+    replication and crops the result."""
     h, w = rgb_in.shape[-2:]
     m = model.multiple
     x = F.pad(rgb_in, (0, (-w) % m, 0, (-h) % m), mode="replicate")
-    with torch.inference_mode(), autocast(rgb_in.device, compute_dtype(rgb_in.device)):
-        out = model(x, trusted)
+    with torch.inference_mode(), autocast(rgb_in.device, dtype or compute_dtype(rgb_in.device)):
+        out = model.gate(*(body or model.body)(x), x, trusted)
     return tuple(t[..., : h // 4, : w // 4].float() for t in out)
 
 
@@ -70,24 +75,28 @@ def sweep_decodings(
     batch: int = 16,
     seed: int = 0,
     points: Sequence[int] = (),
+    body: Callable | None = None,
+    dtype: torch.dtype | None = None,
 ) -> list[dict[str, float]]:
     """images (N, 3, H, W) in [0, 1], H and W multiples of 4 -> mean figures over the images, one dict
     per decoding (psnr_cls, color_cls and psnr_hint differ; gray, regression and truth figures are shared).
     points: also psnr_points{n}, the output given n points of the truth (3x3 px, random places) as true hints;
-    chroma_cls, the output's mean Lab chroma, and chroma_gt the truth's, per image summed as the rest."""
+    chroma_cls, the output's mean Lab chroma, and chroma_gt the truth's, per image summed as the rest.
+    body, dtype: as run_network's."""
     model.eval()
+    run = partial(run_network, body=body, dtype=dtype)
     g = torch.Generator().manual_seed(seed)
     sums: list[dict[str, float]] = [{} for _ in decodings]
     for i in range(0, len(images), batch):
         gt = images[i : i + batch]
         lab = rgb_to_lab(gt)
         L = lab[:, :1]
-        gray_out = run_network(model, gray_rgb(L))
+        gray_out = run(model, gray_rgb(L))
         # The truth's colours, degraded: true colours, as a keyframe's carried by flow are.
-        hint_out = run_network(model, join_lab(L, shifted_hint(lab[:, 1:], g)), trusted=True)
+        hint_out = run(model, join_lab(L, shifted_hint(lab[:, 1:], g)), trusted=True)
         # The same places for every decoding: each count's points drawn from its own seeded stream.
         point_outs = [
-            run_network(
+            run(
                 model,
                 join_lab(
                     L, point_hint(point_hints(lab[:, 1:], [n] * len(gt), torch.Generator().manual_seed(seed + i + n), (3, 3)), L)
