@@ -22,9 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import vidcolor.precision
 from vidcolor.editing import FrameColourer
-from vidcolor.inference import Colorizer
+from vidcolor.inference import ENGINES, Colorizer
 from vidcolor.server import Editor, running
 
 HERE = Path(__file__).resolve().parents[1]
@@ -72,22 +71,26 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=None)
     ap.add_argument("--rounds", type=int, default=30)
     ap.add_argument(
-        "--fp32",
-        action="store_true",
-        help="the network in fp32, as on a CPU without native bf16 (with ONEDNN_MAX_CPU_ISA=AVX2 "
-        "ATEN_CPU_CAPABILITY=avx2 it stands in for an AVX2-only machine)",
+        "--engine",
+        default="auto",
+        choices=ENGINES,
+        help="vidcolor's --engine (fp32 with ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 stands in for torch on an "
+        "AVX2-only machine)",
     )
     args = ap.parse_args()
-    if args.fp32:  # the run time picks bf16 from the CPU's flags (precision.compute_dtype): show it none
-        vidcolor.precision.cpu_has_native_bf16 = lambda flags=None: False
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory() as tmp:
-        editor = Editor(args.film, Path(tmp) / "p.vidcolor.json", FrameColourer(Colorizer.load(args.model)), Path(tmp) / "o.mp4")
+        editor = Editor(
+            args.film,
+            Path(tmp) / "p.vidcolor.json",
+            FrameColourer(Colorizer.load(args.model, engine=args.engine)),
+            Path(tmp) / "o.mp4",
+        )
         with running(editor, TOKEN) as url:
             frame_ms, put_ms, suggest_ms, load = drive(url, editor, args.rounds)
     info = editor.film.info
     print(
-        f"CPU: {cpu_flags()}; torch threads 2, {editor.colourer.colorizer.dtype}; {args.film.name} {info.width}x{info.height}, {args.rounds} rounds"
+        f"CPU: {cpu_flags()}; torch threads 2, engine {editor.colourer.colorizer.engine}; {args.film.name} {info.width}x{info.height}, {args.rounds} rounds"
     )
     for name, ms in (
         ("PUT /api/project", put_ms),

@@ -4,6 +4,7 @@
     python benchmarks/quality.py --model runs/mnv2/best.safetensors --saturations 0.3 0.4 0.5
     python benchmarks/quality.py --clips ../shared/data/videos   # also per frame on colour clips
     python benchmarks/quality.py --held-out-clips         # also on the held-out training clips
+    python benchmarks/quality.py --engine fp32            # the network in torch fp32 (default: as vidcolor runs it)
 
 Photos: the held-out split of the training folder (chosen by file hash, never
 trained on), 256x256 centre crops: PSNR of the gray input and of the
@@ -29,13 +30,14 @@ import torch
 import torch.nn.functional as F
 
 from vidcolor.decoding import DecodeConfig
+from vidcolor.inference import ENGINES, Colorizer
 from vidcolor.model import ColorNet
 from vidcolor.train.clipeval import read_rgb_frames
 from vidcolor.train.clips import list_clips, split_clips
 from vidcolor.train.data import cached, center_crops, list_images, split_images
 from vidcolor.train.evaluate import NEUTRAL, label, sweep_decodings
 from vidcolor.train.fit import TrainConfig
-from vidcolor.weights import default_model_path, load_model
+from vidcolor.weights import default_model_path
 
 
 def main() -> None:
@@ -49,26 +51,28 @@ def main() -> None:
     ap.add_argument("--held-out-clips", action="store_true", help="also on the held-out clips of ../shared/data/clips")
     ap.add_argument("--limit", type=int, default=0, help="evaluate only the first N held-out images (0 = all)")
     ap.add_argument("--points", type=int, nargs="*", default=[], help="also with N points of the truth (3x3 px) as hints")
+    ap.add_argument("--engine", default="auto", choices=ENGINES, help="as vidcolor's --engine (the network on the CPU)")
     args = ap.parse_args()
-    model, own = load_model(args.model)
+    col = Colorizer.load(args.model, "cpu", engine=args.engine)
+    model, own, run = col.model, col.decode, {"body": col.body(), "dtype": col.dtype}
     _, held = split_images(list_images(args.data), TrainConfig.holdout_permille)
     images = center_crops(cached(held, args.cache, 256), 256)
     if args.limit:
         images = images[: args.limit]
     shown = Path(os.path.relpath(args.model or default_model_path()))  # relative: the figures go into docs
-    print(f"model {shown}; {len(images)} held-out images, 256x256 centre crops")
+    print(f"model {shown}, engine {col.engine}; {len(images)} held-out images, 256x256 centre crops")
     decodings = [
         replace(own, temperature=t, saturation=s)
         for s in (args.saturations or [own.saturation])
         for t in (args.temperatures or [own.temperature])
     ]
-    for dec, figures in zip(decodings, sweep_decodings(model, images, decodings, points=args.points), strict=True):
+    for dec, figures in zip(decodings, sweep_decodings(model, images, decodings, points=args.points, **run), strict=True):
         report(dec, figures, args.points)
     if args.clips:
-        report_clips(model, list_clips(args.clips), decodings, args.points)
+        report_clips(model, list_clips(args.clips), decodings, args.points, run)
     if args.held_out_clips:
         held_clips = split_clips(list_clips(Path(TrainConfig.clip_dir)), TrainConfig.clip_holdout_permille)[1]
-        report_clips(model, held_clips, decodings, args.points)
+        report_clips(model, held_clips, decodings, args.points, run)
 
 
 def clip_frames(path: Path, every: int = 6, long_side: int = 256) -> torch.Tensor:
@@ -80,8 +84,9 @@ def clip_frames(path: Path, every: int = 6, long_side: int = 256) -> torch.Tenso
     return F.interpolate(x, size=(4 * round(h * s / 4), 4 * round(w * s / 4)), mode="area")
 
 
-def report_clips(model: ColorNet, clips: list[Path], decodings: list[DecodeConfig], points: list[int]) -> None:
-    per_clip = [sweep_decodings(model, clip_frames(c), decodings, points=points) for c in clips]
+def report_clips(model: ColorNet, clips: list[Path], decodings: list[DecodeConfig], points: list[int], run: dict) -> None:
+    """run: sweep_decodings' body and dtype (the engine's)."""
+    per_clip = [sweep_decodings(model, clip_frames(c), decodings, points=points, **run) for c in clips]
     print(f"frames of {len(clips)} clips (every 6th, long side 256): gain over gray per clip, mean, colour % of truth")
     print("  " + " ".join(c.stem for c in clips))
     for j, dec in enumerate(decodings):

@@ -5,6 +5,7 @@
     python benchmarks/speed.py --busy 1     # also with 1 competing CPU-bound process: slowdowns side by side
     python benchmarks/speed.py --feedback   # also 640x360 with --no-feedback, and feedback of frame t-2's and t-1's colours
     python benchmarks/speed.py --profile    # also the forward pass split: the network, then decoding its bins
+    python benchmarks/speed.py --engine fp32   # everything on another engine (inference.ENGINES)
 
 For a 640x360 and a 1280x720 clip (generated here: a camera panning over
 scikit-image's photos, like samples/make_sample.py), reports:
@@ -16,10 +17,11 @@ scikit-image's photos, like samples/make_sample.py), reports:
   thread), and how long the main thread waits on the decoder's queue, on a prediction made ahead and on the
   encoder's queue. Stages on different threads overlap.
 Also the model's forward time alone on a 640x360 frame at the default working size,
-for the shipped weights and, with --model, for other weights measured alternately
-beside them (the ratio is what to trust on a noisy machine). --forward-only stops
-there; --fp32 runs the forward pass and the clips in fp32, as on a CPU without native
-bf16 (with ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 it stands in for an AVX2-only machine).
+on each engine (int8, torch, fp32) and, with --model, for other weights, measured
+alternately (the ratios are what to trust on a noisy machine); the 640x360 clip
+again with --engine fp32. --forward-only stops there. --engine runs everything else
+on that engine (fp32 with ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 stands in
+for torch on an AVX2-only machine).
 
 --busy N runs the 640x360 clip again while N other processes keep the CPU busy
 (a user's desktop is never idle), and prints how much vidcolor and the plain
@@ -44,10 +46,10 @@ import av
 import torch
 from synthetic import pan_clip
 
-import vidcolor.precision
-from vidcolor.inference import MEMORY_FORMAT, Colorizer
+from vidcolor.errors import VidcolorError
+from vidcolor.inference import ENGINES, MEMORY_FORMAT, Colorizer
 from vidcolor.pipeline import ColorizeOptions, colorize_video, working_size
-from vidcolor.precision import compute_dtype, cpu_flags
+from vidcolor.precision import autocast, cpu_flags
 from vidcolor.temporal import TemporalOptions
 from vidcolor.video import EncodeOptions
 
@@ -69,40 +71,35 @@ def plain_transcode(src: Path, dst: Path, enc: EncodeOptions) -> float:
     return n / (time.perf_counter() - t)
 
 
-def model_forward_ms(paths: list[Path | None], fp32: bool = False, repeats: int = 40) -> list[float]:
-    """Median forward time (ms) of each model on a gray 640x360 frame at the default working size (what
-    the default pipeline feeds it), the models taking turns so that a load on the machine hits them alike."""
-    cols = [Colorizer.load(p, "cpu") for p in paths]
-    if fp32:
-        cols = [replace(c, model=c.model.float(), dtype=torch.float32) for c in cols]
+def model_forward_ms(cols: list[Colorizer], repeats: int = 40) -> list[float]:
+    """Median forward time (ms) of each colorizer on a gray 640x360 frame at the default working size (what
+    the default pipeline feeds it), taking turns so that a load on the machine hits them alike: the network
+    on the caller's threads, and the decoding of its bins."""
     w, h = working_size(640, 360, ColorizeOptions().work_size)
     x = torch.rand(1, 1, h, w).expand(1, 3, h, w)
     times: list[list[float]] = [[] for _ in cols]
     with torch.inference_mode():
         for i in range(repeats + 5):
             for col, ts in zip(cols, times, strict=True):
-                with torch.autocast("cpu", dtype=col.dtype, enabled=col.dtype != torch.float32):
+                with autocast(col.device, col.dtype):
                     t = time.perf_counter()
-                    col.model.colorize_ab(x.to(col.dtype).contiguous(memory_format=MEMORY_FORMAT), col.decode)
+                    col.model.colorize_ab(x.to(col.dtype).contiguous(memory_format=MEMORY_FORMAT), col.decode, body=col.body())
                     if i >= 5:
                         ts.append(time.perf_counter() - t)
     return [1000 * statistics.median(ts) for ts in times]
 
 
-def forward_split_ms(fp32: bool = False, repeats: int = 40) -> tuple[float, float]:
-    """The shipped network on a gray 640x360 frame at the default working size: median ms of the network
-    itself (encoder, decoder, heads, hint gate) and of decoding its bins into colours (ColorNet.decode)."""
-    col = Colorizer.load(None, "cpu")
-    if fp32:
-        col = replace(col, model=col.model.float(), dtype=torch.float32)
+def forward_split_ms(col: Colorizer, repeats: int = 40) -> tuple[float, float]:
+    """The network on a gray 640x360 frame at the default working size: median ms of the network itself
+    (encoder, decoder, heads, hint gate) and of decoding its bins into colours (ColorNet.decode)."""
     w, h = working_size(640, 360, ColorizeOptions().work_size)
     m = col.model.multiple
     x = torch.rand(1, 1, h + (-h) % m, w + (-w) % m).expand(1, 3, -1, -1).to(col.dtype).contiguous(memory_format=MEMORY_FORMAT)
     net, bins = [], []
-    with torch.inference_mode(), torch.autocast("cpu", dtype=col.dtype, enabled=col.dtype != torch.float32):
+    with torch.inference_mode(), autocast(col.device, col.dtype):
         for i in range(repeats + 5):
             t0 = time.perf_counter()
-            logits, reg, follow = col.model(x)
+            logits, reg, follow = col.model.gate(*(col.body() or col.model.body)(x), x)
             t1 = time.perf_counter()
             col.model.decode(logits, reg, follow, col.decode)
             t2 = time.perf_counter()
@@ -117,21 +114,20 @@ def _spin() -> None:
         pass
 
 
-def measure(clip: Path, folder: Path, opts: ColorizeOptions | None = None) -> tuple[float, float, dict[str, float]]:
+def measure(clip: Path, folder: Path, opts: ColorizeOptions) -> tuple[float, float, dict[str, float]]:
     """-> (vidcolor fps, plain transcode fps, vidcolor's per-stage ms a frame), run back to back."""
-    opts = opts or ColorizeOptions()
     floor = plain_transcode(clip, folder / "plain.mp4", opts.encode)
     summary = colorize_video(clip, folder / "out.mp4", opts)
     (folder / "out.mp4").unlink()
     return summary.fps, floor, summary.stages.per_frame_ms(summary.frames)
 
 
-def busy_run(clip: Path, folder: Path, n: int, quiet: tuple[float, float]) -> None:
+def busy_run(clip: Path, folder: Path, n: int, quiet: tuple[float, float], opts: ColorizeOptions) -> None:
     procs = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(n)]
     for p in procs:
         p.start()
     try:
-        fps, floor, _ = measure(clip, folder)
+        fps, floor, _ = measure(clip, folder, opts)
     finally:
         for p in procs:
             p.terminate()
@@ -148,60 +144,76 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=240)
     ap.add_argument("--model", type=Path, default=None, help="also time these weights' forward pass, beside the shipped ones")
     ap.add_argument("--forward-only", action="store_true", help="time the forward pass only, not whole clips")
-    ap.add_argument("--fp32", action="store_true", help="run in fp32 (as without native bf16), the clips too")
+    ap.add_argument("--engine", default="auto", choices=ENGINES, help="the engine the clips run on (vidcolor's --engine)")
     ap.add_argument("--profile", action="store_true", help="also split the forward pass: the network, then its bins decoded")
     ap.add_argument("--busy", type=int, default=0, help="also run 640x360 beside N competing CPU-bound processes")
     ap.add_argument(
         "--feedback", action="store_true", help="also run 640x360 with --no-feedback, --look-ahead 0 and --feedback (lag 2 and 1)"
     )
     args = ap.parse_args()
-    if args.fp32:  # the pipeline picks bf16 from the CPU's flags (precision.compute_dtype): show it none
-        vidcolor.precision.cpu_has_native_bf16 = lambda flags=None: False
-    dtype = torch.float32 if args.fp32 else compute_dtype(torch.device("cpu"))
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, model dtype {dtype}, CPU: {cpu_name()}")
-    ms = model_forward_ms([None] + ([args.model] if args.model else []), args.fp32)
-    print(f"model forward, 640x360 frame at the default working size: {ms[0]:.1f} ms median (shipped weights)")
+    base = ColorizeOptions(engine=args.engine)
+    col = Colorizer.load(None, "cpu", engine=args.engine)
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, engine {col.engine} ({col.dtype}), CPU: {cpu_name()}")
+    engines = {e: Colorizer.load(None, "cpu", engine=e) for e in ("int8", "torch", "fp32") if _loads(e)}
+    others = [Colorizer.load(args.model, "cpu", engine=args.engine)] if args.model else []
+    ms = model_forward_ms(list(engines.values()) + others)
+    print("model forward, 640x360 frame at the default working size, shipped weights, medians taken in turn:")
+    for (name, c), t in zip(engines.items(), ms, strict=False):
+        print(f"   {name} ({c.dtype}): {t:.1f} ms, {ms[len(engines) - 1] / t:.2f}x fp32's speed")
     if args.model:
-        print(f"   {args.model}: {ms[1]:.1f} ms median, {ms[1] / ms[0]:.2f}x the shipped weights")
+        print(f"   {args.model} on {others[0].engine}: {ms[-1]:.1f} ms")
     if args.profile:
-        net, bins = forward_split_ms(args.fp32)
-        print(f"   of which: the network {net:.1f} ms, decoding its bins {bins:.1f} ms (medians, separately timed)")
+        net, bins = forward_split_ms(col)
+        print(
+            f"   of which ({col.engine}): the network {net:.1f} ms, decoding its bins {bins:.1f} ms (medians, separately timed)"
+        )
     if args.forward_only:
         return
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for w, h in ((640, 360), (1280, 720)):
             clip = pan_clip(folder / f"clip{h}.mp4", w, h, args.frames)
-            fps, floor, stages = measure(clip, folder)
+            fps, floor, stages = measure(clip, folder, base)
             print(f"{w}x{h}: vidcolor {fps:5.1f} fps | plain transcode {floor:5.1f} fps | ratio {fps / floor:.2f}")
             print("   per frame: " + "  ".join(f"{k} {v:5.1f} ms" for k, v in stages.items()))
             if h == 360:
-                variants = [("--no-temporal", ColorizeOptions(temporal=False))]
+                variants = [("--no-temporal", replace(base, temporal=False))]
+                if args.engine != "fp32":
+                    variants.append(("--engine fp32", replace(base, engine="fp32")))
                 if args.feedback:
-                    variants.append(("--no-feedback", ColorizeOptions(temporal_options=TemporalOptions(feedback=False))))
-                    variants.append(("--look-ahead 0", ColorizeOptions(temporal_options=TemporalOptions(look_ahead=0))))
+                    variants.append(("--no-feedback", replace(base, temporal_options=TemporalOptions(feedback=False))))
+                    variants.append(("--look-ahead 0", replace(base, temporal_options=TemporalOptions(look_ahead=0))))
                     for lag in (2, 1):  # frame t-2's colours fed back (two frames at once), or frame t-1's
                         fed = TemporalOptions(feedback=True, feedback_lag=lag)
-                        variants.append((f"--feedback, lag {lag}", ColorizeOptions(temporal_options=fed)))
+                        variants.append((f"--feedback, lag {lag}", replace(base, temporal_options=fed)))
                 if args.model:
-                    variants.append((f"--model {args.model.name}", ColorizeOptions(model=args.model)))
+                    variants.append((f"--model {args.model.name}", replace(base, model=args.model)))
                 for name, opts in variants:
                     vfps, vfloor, vstages = measure(clip, folder, opts)
                     print(f"   {name}: vidcolor {vfps:5.1f} fps | plain transcode {vfloor:5.1f} fps | ratio {vfps / vfloor:.2f}")
                     print("      per frame: " + "  ".join(f"{k} {v:5.1f} ms" for k, v in vstages.items()))
             if args.busy and h == 360:
-                busy_run(clip, folder, args.busy, (fps, floor))
+                busy_run(clip, folder, args.busy, (fps, floor), base)
+
+
+def _loads(engine: str) -> bool:
+    try:
+        Colorizer.load(None, "cpu", engine=engine)
+    except VidcolorError:
+        return False
+    return True
 
 
 def cpu_name() -> str:
-    """The CPU's model name and the flags that decide the model's speed (bf16 needs avx512_bf16 or amx)."""
+    """The CPU's model name and the flags that decide the model's speed (bf16 needs avx512_bf16 or amx;
+    int8 runs fastest with VNNI or AMX)."""
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
         return "unknown"
     name = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), "unknown")
     flags = cpu_flags()
-    shown = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
+    shown = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8") if f in flags]
     return f"{name} ({' '.join(shown) or 'no AVX2'})"
 
 
