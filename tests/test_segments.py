@@ -377,3 +377,33 @@ def test_a_segment_that_starts_a_shot_warms_up_from_the_frame_before_and_keeps_t
     assert starts[1] == pytest.approx(17 / 12, abs=1e-3)  # the segment from the cut (1.5 s): one frame before it
     assert starts[2] == pytest.approx(0.0)  # the one from 3 s, inside a shot: the whole warm-up (6 s, from the start)
     assert same_frames(one, seg)
+
+
+def test_a_sigkilled_run_leaves_no_lock_behind_and_frees_its_output(tmp_path):
+    """The lock is the kernel's: a process killed while it holds it leaves no file beside the output, and the
+    next run on it is not refused."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "out.mp4"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import time\nfrom pathlib import Path\nfrom vidcolor.outfile import output_lock\n"
+            f"with output_lock(Path({str(out)!r})):\n"
+            "    print('held', flush=True)\n    time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(VidcolorError, match="another vidcolor run is writing"), output_lock(out):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    assert list(tmp_path.iterdir()) == []  # no .out.mp4.lock, nothing at all
+    with output_lock(out):
+        pass

@@ -8,8 +8,11 @@ lets a later run see that its writer is gone and remove it (with a notice).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import socket
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -96,8 +99,19 @@ def create_partial(dst: Path) -> Path:
 
 @contextmanager
 def output_lock(dst: Path) -> Iterator[None]:
-    """Refuse a second run on the same output while one holds `.<name>.lock` beside it. An flock, so
-    the kernel releases it when its process dies however it dies (a SIGKILL leaves no stale lock)."""
+    """Refuse a second run on the same output while one runs. On Linux an abstract socket named after the
+    output's absolute path: nothing on disk, and the kernel frees the name when its process dies however it
+    dies (a SIGKILL leaves nothing behind). Elsewhere an flock on `.<name>.lock` beside the output, which a
+    SIGKILL leaves until the next run removes it."""
+    if sys.platform.startswith("linux"):
+        name = b"\0vidcolor-output-" + hashlib.sha256(os.fsencode(dst.resolve())).hexdigest()[:40].encode()
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(name)
+            except OSError:
+                raise _busy(dst) from None
+            yield
+        return
     path = dst.with_name(f".{dst.name}.lock")
     handle = open(path, "w")  # noqa: SIM115 - held for the whole run
     try:
@@ -105,12 +119,14 @@ def output_lock(dst: Path) -> Iterator[None]:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
-                raise VidcolorError(
-                    f"another vidcolor run is writing {dst} right now: wait for it to finish, or stop it first"
-                ) from None
+                raise _busy(dst) from None
         try:
             yield
         finally:
             path.unlink(missing_ok=True)
     finally:
         handle.close()
+
+
+def _busy(dst: Path) -> VidcolorError:
+    return VidcolorError(f"another vidcolor run is writing {dst} right now: wait for it to finish, or stop it first")
