@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vidcolor.inference import ENGINES
 from vidcolor.pipeline import ColorizeOptions
 from vidcolor.temporal import TemporalOptions
 from vidcolor.train.clipeval import add_record_overrides, evaluate_clip, record_overrides
@@ -39,6 +40,7 @@ def main() -> None:
     ap.add_argument("clips", nargs="*", type=Path)
     ap.add_argument("--smoothing", type=float, default=TemporalOptions().smoothing)
     ap.add_argument("--model", type=Path, default=None)
+    ap.add_argument("--engine", default="auto", choices=ENGINES, help="vidcolor's --engine")
     ap.add_argument("--temperature", type=float, default=None)
     ap.add_argument("--flow-preset", default=TemporalOptions().flow_preset, choices=["ultrafast", "fast", "medium"])
     add_record_overrides(ap)
@@ -78,6 +80,7 @@ def main() -> None:
         sys.exit(f"no clips given and none in {DEFAULT_CLIPS}")
     opts = ColorizeOptions(
         model=args.model,
+        engine=args.engine,
         temperature=args.temperature,
         temporal_options=TemporalOptions(
             smoothing=args.smoothing,
