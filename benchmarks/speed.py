@@ -19,7 +19,7 @@ scikit-image's photos, like samples/make_sample.py), reports:
 Also the model's forward time alone on a 640x360 frame at the default working size,
 on each engine (int8, torch, fp32) and, with --model, for other weights, measured
 alternately (the ratios are what to trust on a noisy machine); the 640x360 clip
-again with --engine fp32. --forward-only stops there. --engine runs everything else
+again on each other engine. --forward-only stops there. --engine runs everything else
 on that engine (fp32 with ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 stands in
 for torch on an AVX2-only machine).
 
@@ -178,8 +178,9 @@ def main() -> None:
             print("   per frame: " + "  ".join(f"{k} {v:5.1f} ms" for k, v in stages.items()))
             if h == 360:
                 variants = [("--no-temporal", replace(base, temporal=False))]
-                if args.engine != "fp32":
-                    variants.append(("--engine fp32", replace(base, engine="fp32")))
+                for name, c in engines.items():  # the other engines, where they differ from this run's
+                    if c.engine != col.engine:
+                        variants.append((f"--engine {name}", replace(base, engine=name)))
                 if args.feedback:
                     variants.append(("--no-feedback", replace(base, temporal_options=TemporalOptions(feedback=False))))
                     variants.append(("--look-ahead 0", replace(base, temporal_options=TemporalOptions(look_ahead=0))))
