@@ -29,7 +29,7 @@ def cpu() -> tuple[str, str]:
     flags = set(info.split())
     model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "unknown")
     return model, " ".join(
-        f for f in ("amx_bf16", "avx512_bf16", "avx512f", "avx2") if f in flags
+        f for f in ("amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni", "avx_vnni", "avx512f", "avx2") if f in flags
     ) or "none of avx2, avx512f, amx"
 
 
