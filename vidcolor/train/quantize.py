@@ -28,7 +28,7 @@ from ..model import ColorNet
 from ..weights import Int8Record, file_hash, load_model, read_weights, write_record
 
 # Convolutions left in fp32, by the exported graph's names: the stem and the first two inverted residual
-# blocks, at 1/2 and 1/4 size, where an int8 MobileNetV2's error starts (docs/experiments.md, session 35).
+# blocks, at 1/2 and 1/4 size, where an int8 MobileNetV2's error starts (docs/experiments.md).
 FP32_LAYERS = ("stem/", "blocks.0/", "blocks.1/")
 SIZE = (160, 256)  # (H, W): the default working size (256 px long side, 16:9) padded to a multiple of 32
 
