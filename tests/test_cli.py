@@ -642,10 +642,20 @@ def test_a_corrupt_or_mismatched_model_is_one_line(gray_clip, tiny_model, tmp_pa
 def test_an_input_name_whose_output_name_is_too_long_says_choose_a_shorter_one(tmp_path, tiny_model):
     from .conftest import make_video
 
-    src = make_video(tmp_path / ("b" * 240 + ".mp4"))
+    src = make_video(tmp_path / ("b" * 248 + ".mp4"))  # 252 bytes; its output's name would take 258
     res = runner.invoke(app, [str(src), "--model", str(tiny_model)])
     assert res.exit_code == 1 and "choose a shorter name with -o" in res.output
     assert len(res.output.strip().splitlines()) == 1 and len(res.output) < 200
+
+
+def test_a_long_input_name_whose_output_name_fits_is_colorized(tmp_path, tiny_model):
+    """Nothing the run writes beside the output (its partial file, its lock) needs a longer name than it."""
+    from .conftest import make_video
+
+    src = make_video(tmp_path / ("b" * 240 + ".mp4"))
+    res = runner.invoke(app, [str(src), "--model", str(tiny_model), "-q"])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([src.name, "b" * 240 + ".color.mp4"])
 
 
 def test_a_film_named_like_a_command_is_coloured_and_the_command_still_takes_it(gray_clip, tmp_path, monkeypatch):
