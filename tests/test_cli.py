@@ -318,6 +318,7 @@ def long_clip(tmp_path_factory) -> Path:
     return make_video(tmp_path_factory.mktemp("long") / "long.mp4", frames=1000, rate=25, audio=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig,code", [("SIGTERM", 143), ("SIGHUP", 129), ("SIGINT", 130)])
 def test_signals_stop_cleanly_and_leave_no_partial_file(tmp_path, tiny_model, long_clip, sig, code):
     import signal

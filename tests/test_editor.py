@@ -123,6 +123,7 @@ def test_a_body_over_the_limit_is_refused(client):
     assert r.status_code == 400
 
 
+@pytest.mark.slow
 def test_a_thousand_malformed_or_unauthenticated_requests_never_get_500(client, editor):
     project = {"vidcolor_project": 1, "points": [POINT], "keyframes": []}
     client.put("/api/project", headers=AUTH, content=json.dumps(project))

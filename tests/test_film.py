@@ -58,6 +58,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.slow
 def test_a_failed_run_stops_its_workers_and_leaves_a_users_own_child_alone(tmp_path):
     mine = multiprocessing.get_context("spawn").Process(target=_sleeper, daemon=True)
     mine.start()

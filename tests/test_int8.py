@@ -104,6 +104,7 @@ def test_engine_int8_without_an_int8_network_is_one_line(tiny_model, gray_clip, 
     assert result.exit_code != 0 and "unknown engine 'int9'" in result.output
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not read_weights(default_model_path()).int8.file, reason="the shipped weights have no int8 network")
 def test_the_shipped_int8_engine_agrees_with_fp32_on_a_generated_clip(tmp_path):
     """The shipped network, whole pipeline (feedback, look-ahead): int8 against torch fp32, frame by frame.

@@ -84,6 +84,7 @@ def test_segment_warm_start_never_precedes_the_range():
     "kind",
     ["mp4", "mkv", "range", "vfr", "mpegts", "rotated"],
 )
+@pytest.mark.slow
 def test_segments_keep_frames_timestamps_and_audio(tmp_path, tiny_model, kind):
     """The joined output has the one-pass output's frame count, rate, timestamps and audio packets."""
     args, ext = [], ".mp4"
@@ -122,6 +123,7 @@ def interrupt_after(frames: int):
     return progress
 
 
+@pytest.mark.slow
 def test_resume_reuses_finished_segments_and_gives_the_same_frames(film, tiny_model, tmp_path):
     opts = ColorizeOptions(model=tiny_model, segment=1.0, encode=LOSSLESS)
     whole = tmp_path / "whole.mkv"
@@ -142,6 +144,7 @@ def test_resume_reuses_finished_segments_and_gives_the_same_frames(film, tiny_mo
     assert not folder.exists()
 
 
+@pytest.mark.slow
 def test_a_segment_reads_past_its_end_for_the_look_ahead_of_its_last_frames(film, tiny_model, tmp_path):
     """The first segment's frames are the one-pass run's up to its last: its last frames take their
     look-ahead from frames past its end, as they do in one pass."""
@@ -167,6 +170,7 @@ def test_each_finished_part_gives_its_freed_memory_back(film, tiny_model, tmp_pa
     assert len(calls) == 4  # 4 s of film in segments of 1 s
 
 
+@pytest.mark.slow
 def test_changed_option_invalidates_the_parts(film, tiny_model, tmp_path):
     out = tmp_path / "out.mkv"
     with pytest.raises(KeyboardInterrupt):
@@ -213,6 +217,7 @@ def cut_film(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_later_segment_warmed_up_from_its_shot_start_gives_the_one_pass_frames(tiny_model, tmp_path, monkeypatch):
     """A segment's warm-up runs the temporal state over the frames before it: warmed up from the cut that
     starts its shot, its frames are the one-pass run's; with no warm-up they are not."""
@@ -256,6 +261,7 @@ def test_work_folder_keeps_only_recorded_parts(tmp_path):
     assert changed.done() == {} and changed.notices
 
 
+@pytest.mark.slow
 def test_jobs_two_gives_the_frames_of_one_worker_with_as_many_threads(film, tiny_model, tmp_path):
     one, two = tmp_path / "one.mkv", tmp_path / "two.mkv"
     colorize_video(film, one, ColorizeOptions(model=tiny_model, segment=1.0, jobs=1, threads=1, encode=LOSSLESS))
@@ -287,6 +293,7 @@ def test_several_inputs_refuse_an_output_file(film, tiny_model, tmp_path):
     assert res.exit_code == 1 and "need an output folder" in res.output
 
 
+@pytest.mark.slow
 def test_ray_round_trip_equals_the_local_run(film, tiny_model, tmp_path):
     ray = pytest.importorskip("ray")
     local, remote = tmp_path / "local.mkv", tmp_path / "ray.mkv"

@@ -75,6 +75,7 @@ def _tiny_run(tmp_path) -> TrainConfig:
     )
 
 
+@pytest.mark.slow
 def test_smoke_training_resumes_and_exports(tmp_path):
     cfg = _tiny_run(tmp_path)
     trainer = Trainer(cfg)
