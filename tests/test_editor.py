@@ -195,3 +195,11 @@ def test_render_writes_the_film_with_the_points_and_reports_its_state(client, ed
         time.sleep(0.5)
     assert state["state"] == "done" and state["progress"] == 1.0, state
     assert editor.output.is_file()
+
+
+def test_the_render_runs_on_the_editors_engine(editor, tmp_path, tiny_model):
+    """vidcolor edit --engine E renders with --engine E too; the default leaves the option out."""
+    assert "--engine" not in editor.render_command()
+    fp32 = Editor(editor.film_path, tmp_path / "p.vidcolor.json", editor.colourer, tmp_path / "o.mp4", tiny_model, "fp32")
+    command = fp32.render_command()
+    assert command[command.index("--engine") + 1] == "fp32"

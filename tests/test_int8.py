@@ -173,3 +173,26 @@ def test_parts_made_on_another_engine_are_not_reused(tiny_int8, tmp_path):
     assert manifest["settings"]["engine"] == "int8"
     summary = colorize_video(clip, out, replace(options, engine="fp32"))
     assert any("another input, settings or model" in n for n in summary.notices)
+
+
+def test_quantize_command_calibrates_on_training_photos_only(tiny_model, tmp_path):
+    """python -m vidcolor.train quantize WEIGHTS --data-dir D --count N: the held-out split is never
+    calibrated on, and the record says how many photos were."""
+    from PIL import Image
+
+    from vidcolor.train.commands import app as train_app
+    from vidcolor.train.data import file_digest, is_held_out
+
+    weights = tmp_path / "w.safetensors"
+    shutil.copy(tiny_model, weights)
+    shutil.copy(tiny_model.with_suffix(".json"), weights.with_suffix(".json"))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(40):
+        Image.fromarray(scene(i, 96, 64, seed=i)).save(photos / f"{i}.png")
+    held = sum(is_held_out(file_digest(p), 60) for p in photos.iterdir())
+    assert held > 0  # the split has something to leave out
+    result = CliRunner().invoke(train_app, ["quantize", str(weights), "--data-dir", str(photos), "--count", "100"])
+    assert result.exit_code == 0, result.output
+    assert read_weights(weights).int8.calibration == f"{40 - held} training photos of photos, seed 0"
+    assert Colorizer.load(weights, "cpu").engine == "int8"
