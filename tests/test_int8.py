@@ -93,6 +93,17 @@ def test_weights_changed_after_quantizing_do_not_use_the_stale_int8(tiny_int8, t
         Colorizer.load(weights, "cpu", engine="int8")
 
 
+def test_an_unreadable_int8_file_falls_back_to_torch_or_says_so_in_one_line(tiny_int8, tmp_path):
+    weights = tmp_path / tiny_int8.name
+    for suffix in (".safetensors", ".json"):
+        shutil.copy(tiny_int8.with_name(tiny_int8.stem + suffix), weights.with_name(weights.stem + suffix))
+    weights.with_name(weights.stem + ".int8.onnx").write_bytes(b"not an onnx file" * 64)
+    assert Colorizer.load(weights, "cpu").engine != "int8"
+    with pytest.raises(VidcolorError, match="not an ONNX file ONNX Runtime can read") as e:
+        Colorizer.load(weights, "cpu", engine="int8")
+    assert "\n" not in str(e.value)
+
+
 def test_engine_int8_without_an_int8_network_is_one_line(tiny_model, gray_clip, tmp_path):
     result = CliRunner().invoke(
         app, [str(gray_clip), "-o", str(tmp_path / "o.mp4"), "--model", str(tiny_model), "--engine", "int8"]

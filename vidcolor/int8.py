@@ -54,8 +54,9 @@ class Int8Body:
             raise Int8Unavailable(f"{path} is missing (reinstall vidcolor, or python -m vidcolor.train quantize)")
         if file_hash(weights) != record.int8.weights_sha256:
             raise Int8Unavailable(f"{path.name} was made from other weights than {weights.name} (run quantize again)")
-        ort()
-        return cls(path)
+        body = cls(path)
+        body.session(1)  # the model workers' session, made now: a file ONNX Runtime cannot read fails here
+        return body
 
     def session(self, threads: int):
         """The session that runs on `threads` threads, made on first use."""
@@ -71,7 +72,8 @@ class Int8Body:
                 try:
                     self.sessions[threads] = rt.InferenceSession(str(self.path), so, providers=["CPUExecutionProvider"])
                 except Exception as e:  # ONNX Runtime raises its own types for a file it cannot read
-                    raise Int8Unavailable(f"{self.path} is not an ONNX file ONNX Runtime can read ({e})") from None
+                    first = (str(e).splitlines() or [type(e).__name__])[0]
+                    raise Int8Unavailable(f"{self.path} is not an ONNX file ONNX Runtime can read ({first})") from None
             return self.sessions[threads]
 
     def __call__(self, rgb: torch.Tensor, threads: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
