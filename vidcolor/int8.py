@@ -31,6 +31,8 @@ def ort():
         import onnxruntime
     except ImportError:
         raise Int8Unavailable("onnxruntime is not installed (pip install onnxruntime)") from None
+    except OSError as e:  # installed, but its library does not load on this system
+        raise Int8Unavailable(f"onnxruntime does not load here ({e})") from None
     return onnxruntime
 
 
