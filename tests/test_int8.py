@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from dataclasses import replace
 
 import av
@@ -207,3 +208,10 @@ def test_quantize_command_calibrates_on_training_photos_only(tiny_model, tmp_pat
     assert result.exit_code == 0, result.output
     assert read_weights(weights).int8.calibration == f"{40 - held} training photos of photos, seed 0"
     assert Colorizer.load(weights, "cpu").engine == "int8"
+
+
+def test_without_onnxruntime_auto_runs_torch_and_int8_says_what_to_install(tiny_int8, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if it were not installed: import raises
+    assert Colorizer.load(tiny_int8, "cpu").engine != "int8"
+    with pytest.raises(VidcolorError, match="pip install onnxruntime"):
+        Colorizer.load(tiny_int8, "cpu", engine="int8")
