@@ -99,7 +99,7 @@ def forward_split_ms(col: Colorizer, repeats: int = 40) -> tuple[float, float]:
     with torch.inference_mode(), autocast(col.device, col.dtype):
         for i in range(repeats + 5):
             t0 = time.perf_counter()
-            logits, reg, follow = col.model.gate(*(col.body() or col.model.body)(x), x)
+            logits, reg, follow = col.model(x, body=col.body())
             t1 = time.perf_counter()
             col.model.decode(logits, reg, follow, col.decode)
             t2 = time.perf_counter()
@@ -154,7 +154,7 @@ def main() -> None:
     base = ColorizeOptions(engine=args.engine)
     col = Colorizer.load(None, "cpu", engine=args.engine)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, engine {col.engine} ({col.dtype}), CPU: {cpu_name()}")
-    engines = {e: Colorizer.load(None, "cpu", engine=e) for e in ("int8", "torch", "fp32") if _loads(e)}
+    engines = {e: c for e in ("int8", "torch", "fp32") if (c := _load(e)) is not None}
     others = [Colorizer.load(args.model, "cpu", engine=args.engine)] if args.model else []
     ms = model_forward_ms(list(engines.values()) + others)
     print("model forward, 640x360 frame at the default working size, shipped weights, medians taken in turn:")
@@ -197,12 +197,12 @@ def main() -> None:
                 busy_run(clip, folder, args.busy, (fps, floor), base)
 
 
-def _loads(engine: str) -> bool:
+def _load(engine: str) -> Colorizer | None:
+    """The shipped weights on `engine`, or None where it cannot run here."""
     try:
-        Colorizer.load(None, "cpu", engine=engine)
+        return Colorizer.load(None, "cpu", engine=engine)
     except VidcolorError:
-        return False
-    return True
+        return None
 
 
 def cpu_name() -> str:

@@ -118,7 +118,7 @@ class Colorizer:
         x = F.pad(x, (0, (-w) % m, 0, (-h) % m), mode="replicate").contiguous(memory_format=MEMORY_FORMAT)
         with autocast(self.device, self.dtype):
             x = x.to(self.dtype)
-            logits = self.model.gate(*(self.body(0) or self.model.body)(x), x, trusted)[0][0, :, : h // 4, : w // 4].float()
+            logits = self.model(x, trusted, self.body())[0][0, :, : h // 4, : w // 4].float()
         z = logits - (1.0 - self.decode.saturation) * torch.log(self.model.colors.class_weights)[:, None, None]
         return torch.softmax(z, 0).cpu()
 

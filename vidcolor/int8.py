@@ -61,7 +61,9 @@ class Int8Body:
         return body
 
     def session(self, threads: int):
-        """The session that runs on `threads` threads, made on first use."""
+        """The session that runs on `threads` threads, made on first use (the lock only then: this is per frame)."""
+        if (made := self.sessions.get(threads)) is not None:
+            return made
         with self.lock:
             if threads not in self.sessions:
                 rt = ort()

@@ -343,11 +343,14 @@ class ColorNet(nn.Module):
             return self.hint(x, rgb, logits, reg, self.colors.bins, trusted)
         return logits, reg, torch.zeros_like(reg[:, :1], dtype=torch.float32)
 
-    def forward(self, rgb: torch.Tensor, trusted: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, rgb: torch.Tensor, trusted: bool = False, body: Callable | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """rgb (B, 3, H, W) in [0, 1], H and W multiples of 32 -> logits (B, Q, H/4, W/4), ab regression
         (B, 2, H/4, W/4) in Lab units, and how far the regression follows a hint (B, 1, H/4, W/4) in [0, 1].
-        trusted: the input's colours are true ones, not the network's own fed back (HintGate)."""
-        return self.gate(*self.body(rgb), rgb, trusted)
+        trusted: the input's colours are true ones, not the network's own fed back (HintGate). body: runs
+        in place of `self.body` (an int8 engine, int8.py)."""
+        return self.gate(*(body or self.body)(rgb), rgb, trusted)
 
     def decode(
         self, logits: torch.Tensor, reg: torch.Tensor, follow: torch.Tensor, decode: DecodeConfig, match: Match | None = None
@@ -389,7 +392,7 @@ class ColorNet(nn.Module):
         ph, pw = (-h) % m, (-w) % m
         if ph or pw:
             rgb = F.pad(rgb, (0, pw, 0, ph), mode="replicate")
-        logits, reg, follow = self.gate(*(body or self.body)(rgb), rgb, trusted)
+        logits, reg, follow = self(rgb, trusted, body)
         ab, conf = self.decode(logits, reg, follow, decode, match)
         oh, ow = math.ceil(h / 4), math.ceil(w / 4)
         return ab[..., :oh, :ow], conf[..., :oh, :ow], reg.float()[..., :oh, :ow]

@@ -59,7 +59,7 @@ def run_network(
     m = model.multiple
     x = F.pad(rgb_in, (0, (-w) % m, 0, (-h) % m), mode="replicate")
     with torch.inference_mode(), autocast(rgb_in.device, dtype or compute_dtype(rgb_in.device)):
-        out = model.gate(*(body or model.body)(x), x, trusted)
+        out = model(x, trusted, body)
     return tuple(t[..., : h // 4, : w // 4].float() for t in out)
 
 
