@@ -74,8 +74,7 @@ def main() -> None:
         "--engine",
         default="auto",
         choices=ENGINES,
-        help="vidcolor's --engine (fp32 with ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 stands in for torch on an "
-        "AVX2-only machine)",
+        help="vidcolor's --engine (for an AVX2-only machine, run this under benchmarks/avx2.py)",
     )
     args = ap.parse_args()
     torch.set_num_threads(2)

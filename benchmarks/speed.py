@@ -20,8 +20,7 @@ Also the model's forward time alone on a 640x360 frame at the default working si
 on each engine (int8, torch, fp32) and, with --model, for other weights, measured
 alternately (the ratios are what to trust on a noisy machine); the 640x360 clip
 again on each other engine. --forward-only stops there. --engine runs everything else
-on that engine (fp32 with ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 stands in
-for torch on an AVX2-only machine).
+on that engine. For an AVX2-only machine, run it under `python benchmarks/avx2.py`.
 
 --busy N runs the 640x360 clip again while N other processes keep the CPU busy
 (a user's desktop is never idle), and prints how much vidcolor and the plain
@@ -215,7 +214,8 @@ def cpu_name() -> str:
     name = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), "unknown")
     flags = cpu_flags()
     shown = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8") if f in flags]
-    return f"{name} ({' '.join(shown) or 'no AVX2'})"
+    masked = "; CPUID masked to AVX2 by benchmarks/avx2.py" if "cpuid_mask" in os.environ.get("LD_PRELOAD", "") else ""
+    return f"{name} ({' '.join(shown) or 'no AVX2'}{masked})"
 
 
 if __name__ == "__main__":
