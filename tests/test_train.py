@@ -7,22 +7,26 @@ import json
 import os
 import signal
 from dataclasses import asdict, replace
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
 
+import vidcolor.train.fit as fit_module
 from vidcolor.color import join_lab
 from vidcolor.decoding import DecodeConfig
 from vidcolor.model import ColorNet
 from vidcolor.train.augment import archival_look, degrade_hint, hole_mask, point_hints, sparse_points
 from vidcolor.train.average import average_models
-from vidcolor.train.clips import is_held_out_clip, list_clips, overlapping_photos, split_clips
+from vidcolor.train.clips import _read_frames_cv2, is_held_out_clip, list_clips, overlapping_photos, read_frames, split_clips
 from vidcolor.train.data import is_held_out, list_images, split_images
 from vidcolor.train.fit import (
+    Batches,
     TrainConfig,
     Trainer,
+    TrainingFiles,
     color_loss,
     distill_loss,
     export_checkpoint,
@@ -31,6 +35,7 @@ from vidcolor.train.fit import (
     rebalance_weights,
     run_model_config,
 )
+from vidcolor.train.pack import pack
 from vidcolor.weights import FeedbackRecord, load_model, read_feedback, save_model
 
 from .conftest import TINY, make_video, scene
@@ -128,10 +133,10 @@ def test_a_stop_signal_ends_training_with_a_checkpoint_to_resume_from(tmp_path):
     trainer = Trainer(cfg)
     step = trainer.train_step
 
-    def step_then_term():
+    def step_then_term(made=None):
         if trainer.step == 2:
             os.kill(os.getpid(), signal.SIGTERM)  # as when the session ends
-        return step()
+        return step(made)
 
     trainer.train_step = step_then_term
     before = signal.getsignal(signal.SIGTERM)
@@ -633,3 +638,82 @@ def test_lay_out_keeps_colour_photos_big_enough_and_new_and_names_the_commit(tmp
             sources.lay_out("test", repo / ".git", tmp_path / "out", [], log=lambda *_: None)
     finally:
         del sources.SOURCES["test"]
+
+
+@pytest.mark.slow
+def test_worker_processes_train_the_same_run_as_the_training_process_alone(tmp_path, monkeypatch):
+    cfg = replace(_tiny_run(tmp_path), steps=3, eval_every=3, ckpt_every=3, hint_prob=0.3, points_prob=0.3)
+    started = tmp_path / "workers"
+    started.mkdir()
+    quiet = fit_module._quiet_worker
+    monkeypatch.setattr(fit_module, "_quiet_worker", lambda i: ((started / str(os.getpid())).touch(), quiet(i)))
+    states = []
+    for workers in (0, 2):
+        run = replace(cfg, run_dir=str(tmp_path / f"run{workers}"), workers=workers)
+        Trainer(run).fit()
+        states.append(torch.load(tmp_path / f"run{workers}" / "last.pt", weights_only=True))
+    alone, ahead = states
+    assert len(list(started.iterdir())) == 2 and str(os.getpid()) not in os.listdir(started)  # the batches came from 2 processes
+    assert alone["step"] == ahead["step"] == 3
+    for name, w in alone["model"].items():
+        assert torch.equal(w, ahead["model"][name]), name
+    # The runs did learn (so equal is not both untouched), and another seed gives another run.
+    first = Trainer(replace(cfg, run_dir=str(tmp_path / "fresh"), steps=0)).model.state_dict()
+    assert any(not torch.equal(w, first[k]) for k, w in alone["model"].items() if w.is_floating_point())
+    Trainer(replace(cfg, run_dir=str(tmp_path / "seed1"), seed=1, workers=2)).fit()
+    other = torch.load(tmp_path / "seed1" / "last.pt", weights_only=True)["model"]
+    assert any(not torch.equal(w, other[k]) for k, w in alone["model"].items() if w.is_floating_point())
+
+
+def test_a_batch_depends_on_the_seed_and_its_step_alone(tmp_path):
+    cfg = _tiny_run(tmp_path)
+    trainer = Trainer(replace(cfg, steps=0))
+    batches = Batches(trainer.data, cfg)
+    x5, ab5, _ = batches[5]
+    batches[2]  # another step in between changes nothing
+    again, ab_again, _ = batches[5]
+    assert torch.equal(x5, again) and torch.equal(ab5, ab_again)
+    assert not torch.equal(x5, batches[6][0])
+
+
+@pytest.mark.slow
+def test_eval_dir_checks_the_run_on_its_photos_and_data_dirs_held_out_ones_stay_out(tmp_path):
+    cfg = _tiny_run(tmp_path)
+    held = write_images(tmp_path / "held", n=5)
+    trainer = Trainer(replace(cfg, steps=0, eval_dir=str(held)))
+    assert len(trainer.data.held) == 5
+    files = TrainingFiles.of(cfg)  # data_dir's held-out photos are still left out of training
+    assert files.held and len(trainer.data.photos) == len(files.photos) == len(
+        TrainingFiles.of(replace(cfg, eval_dir=str(held))).photos
+    )
+
+
+def test_a_pack_holds_no_held_out_file_stays_in_budget_and_trains_where_there_is_no_shared(tmp_path):
+    cfg = _tiny_run(tmp_path)
+    files = TrainingFiles.of(cfg)
+    assert files.held and files.held_clips  # the tiny set has both, so leaving them out is tested
+    out = tmp_path / "pack"
+    made = pack(out, cfg, max_mib=0.25)
+    assert sum(f.stat().st_size for f in out.rglob("*") if f.parent.name in ("clips", "held", "photos")) <= 0.25 * 2**20
+    sources = {name: {Path(e["source"]).name for e in made[name]} for name in ("photos", "held", "clips")}
+    assert sources["clips"] and sources["clips"] <= {p.name for p in files.clips}
+    assert sources["held"] == {p.name for p in files.held[: cfg.eval_images]}
+    assert sources["photos"] and sources["photos"] <= {p.name for p in files.photos}
+    assert not sources["photos"] & {p.name for p in files.held}
+    assert f"--eval-dir {out.as_posix()}/held" in (out / "run.sh").read_text()
+    with pytest.raises(FileExistsError):
+        pack(out, cfg)
+    run = replace(
+        cfg, data_dir=str(out / "photos"), clip_dir=str(out / "clips"), eval_dir=str(out / "held"), steps=1, eval_every=1
+    )
+    trainer = Trainer(run)
+    assert len(trainer.data.held) == len(made["held"]) and trainer.data.spans
+    trainer.fit()
+    assert (tmp_path / "run" / "best.safetensors").is_file()
+
+
+def test_clips_read_without_pyav_give_the_same_frames(tmp_path):
+    clip = make_video(tmp_path / "c.mp4", frames=5, size=(96, 64), color=True, audio=False)
+    with_av, with_cv2 = read_frames(clip, 48, every=2), _read_frames_cv2(clip, 48, every=2)
+    assert len(with_av) == len(with_cv2) == 3
+    assert all(np.abs(a.astype(int) - b).mean() < 1.0 for a, b in zip(with_av, with_cv2, strict=True))

@@ -6,6 +6,7 @@ python -m vidcolor.train average A B OUT              two fine-tuned networks av
 python -m vidcolor.train open-gate / set-feedback     the release steps that set a record's settings
 python -m vidcolor.train lay-out NAME --git-dir PATH  a fetched photo set laid out for training
 python -m vidcolor.train quantize [WEIGHTS]            the int8 engine's network, made from the weights
+python -m vidcolor.train pack OUT                     a training subset and its command, for a lent GPU
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ def fit(
     freeze_encoder_steps: int = d.freeze_encoder_steps,
     eval_every: int = d.eval_every,
     device: str = d.device,
+    workers: int = typer.Option(d.workers, help="processes that make the batches ahead (the same run for any count)"),
+    eval_dir: str = typer.Option(d.eval_dir, help="held-out photos to check the run on (a pack's), not DATA_DIR's split"),
     init: str = "",
     hint_prob: float = d.hint_prob,
     clean_hint_prob: float = d.clean_hint_prob,
@@ -172,6 +175,27 @@ def quantize(
     photos = random.Random(0).sample(train, min(count, len(train)))
     out = quantize_weights(path, photos, f"{len(photos)} training photos of {data_dir.name}, seed 0")
     print(f"wrote {out} and its record in {path.with_suffix('.json').name}")
+
+
+@app.command("pack")
+def pack_command(
+    out: Path,
+    data_dir: str = d.data_dir,
+    clip_dir: str = d.clip_dir,
+    max_mib: float = typer.Option(44.0, help="the most the packed files take (a lent GPU takes 64 MiB with the repo)"),
+) -> None:
+    """Pack the training photos and clips (never held-out ones) and the command that trains on them, for a
+    machine without ../shared. Example: python -m vidcolor.train pack runs/pack; then sh runs/pack/run.sh there."""
+    from .pack import pack
+
+    try:
+        made = pack(out, TrainConfig(data_dir=data_dir, clip_dir=clip_dir), max_mib)
+    except FileExistsError as e:
+        raise typer.BadParameter(str(e)) from None
+    typer.echo(
+        f"{out}: {len(made['photos'])} photos, {len(made['held'])} held-out photos, {len(made['clips'])} clips, "
+        f"{made['bytes'] / 2**20:.1f} MiB; on the GPU: sh {out}/run.sh"
+    )
 
 
 def main() -> None:

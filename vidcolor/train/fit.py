@@ -102,6 +102,12 @@ class TrainConfig:
     ckpt_every: int = 250
     seed: int = 0
     device: str = "auto"
+    # Processes that make the batches ahead (torch's DataLoader): a batch depends on the seed and its step
+    # alone, so any count trains the same run. 0: the training process makes them between steps.
+    workers: int = 0
+    # A folder of held-out photos the run checks itself on instead of data_dir's held-out split (a pack's:
+    # re-encoded, so their hashes no longer say they are held out). data_dir's split is left out either way.
+    eval_dir: str = ""
     init: str = ""  # start a new run from these weights (.safetensors) instead of the pretrained encoder
 
     @classmethod
@@ -147,7 +153,7 @@ def color_loss(
     """logits (B, Q, h, w), reg (B, 2, h, w), target ab (B, 2, h, w) at the output size."""
     d2, idx = nearest_bins(ab, bins, k=5)
     soft = torch.softmax(-d2 / (2 * cfg.soft_sigma**2), dim=-1)
-    target = torch.zeros(logits.shape[0], logits.shape[2], logits.shape[3], logits.shape[1])
+    target = torch.zeros(logits.shape[0], logits.shape[2], logits.shape[3], logits.shape[1], device=logits.device)
     target.scatter_(-1, idx, soft)
     logp = torch.log_softmax(logits.float(), dim=1).permute(0, 2, 3, 1)
     ce = -(target * logp).sum(-1)  # (B, h, w)
@@ -175,28 +181,47 @@ def make_inputs(
     return join_lab(L, hint), lab[:, 1:]
 
 
+@dataclass(frozen=True)
+class TrainingFiles:
+    """Which files a run trains on and which it holds out (by photo hash and clip name)."""
+
+    photos: list[Path]  # data_dir's training photos, without the ones that show a held-out clip
+    held: list[Path]  # data_dir's held-out photos
+    clips: list[Path]  # the training clips
+    held_clips: list[Path]
+    extra: list[Path]  # extra_dirs' training photos
+    leaked: int  # photos left out because they show a held-out clip
+    extra_held: int
+
+    @classmethod
+    def of(cls, cfg: TrainConfig) -> TrainingFiles:
+        photos, held = split_images(list_images(Path(cfg.data_dir)), cfg.holdout_permille)
+        clips = list_clips(Path(cfg.clip_dir)) if Path(cfg.clip_dir).is_dir() else []
+        train_clips, held_clips = split_clips(clips, cfg.clip_holdout_permille)
+        leaked = set(overlapping_photos(photos, held_clips)) if held_clips else set()
+        extra, extra_held = split_images([p for d in cfg.extra_dirs for p in list_images(Path(d))], cfg.holdout_permille)
+        kept = [p for p in photos if p not in leaked]
+        return cls(kept, held, train_clips, held_clips, extra, len(leaked), len(extra_held))
+
+
 class TrainingData:
     """The training photos and clip frames (held-out photos, clips and the photos showing held-out clips
     excluded), decoded once into caches; and the held-out images the run evaluates on."""
 
     def __init__(self, cfg: TrainConfig, log):
-        photos, held = split_images(list_images(Path(cfg.data_dir)), cfg.holdout_permille)
-        clips = list_clips(Path(cfg.clip_dir)) if Path(cfg.clip_dir).is_dir() else []
-        train_clips, held_clips = split_clips(clips, cfg.clip_holdout_permille)
-        leaked = set(overlapping_photos(photos, held_clips)) if held_clips else set()
-        photos = [p for p in photos if p not in leaked]
-        extra = [p for folder in cfg.extra_dirs for p in list_images(Path(folder))]
-        extra, extra_held = split_images(extra, cfg.holdout_permille)
+        files = TrainingFiles.of(cfg)
+        photos, held, train_clips, extra = files.photos, files.held, files.clips, files.extra
         log(
             {
                 "event": "data",
                 "photos": len(photos),
-                "held_out_photos": len(held),
+                "held_out_photos": len(held),  # data_dir's, left out of training
+                "eval_photos": cfg.eval_dir or "held_out_photos",  # what the run checks itself on
                 "clips": len(train_clips),
-                "held_out_clips": [p.stem for p in held_clips],
-                "photos_of_held_out_clips": len(leaked),
+                "held_out_clips": [p.stem for p in files.held_clips],
+                "photos_of_held_out_clips": files.leaked,
                 "extra_photos": len(extra),
-                "extra_held_out": len(extra_held),
+                "extra_held_out": files.extra_held,
             }
         )
         if not photos:
@@ -208,6 +233,10 @@ class TrainingData:
         self.spans: list[tuple[str, int, int]] = []
         if train_clips:
             self.frames, self.spans = clip_cache(train_clips, Path(cfg.cache_dir))
+        if cfg.eval_dir:
+            held = list_images(Path(cfg.eval_dir))
+            if not held:
+                raise FileNotFoundError(f"no images found under {cfg.eval_dir}")
         self.held = center_crops(cached(held, Path(cfg.cache_dir), 256), cfg.eval_size)[: cfg.eval_images]
         self.clip_prob = cfg.clip_prob if self.frames is not None else 0.0
 
@@ -222,6 +251,44 @@ class TrainingData:
         if k:
             parts.append(random_crops(self.frames, k, size, rng))
         return torch.cat(parts)
+
+
+class Batches(torch.utils.data.Dataset):
+    """Batch `step` of a run, made from the seed and the step alone (so worker processes can make them ahead
+    in any number): the input and target ab of its photo and clip-frame samples (make_inputs), and the
+    windows of clip frames its sequence samples start from (None when it has none, or when the run's chains
+    supply them: those need the network, in the training process)."""
+
+    def __init__(self, data: TrainingData, cfg: TrainConfig):
+        self.data, self.cfg = data, cfg
+
+    def __len__(self) -> int:
+        return self.cfg.steps
+
+    def __getitem__(self, step: int) -> tuple[torch.Tensor, torch.Tensor, np.ndarray | None]:
+        c, data = self.cfg, self.data
+        rng = np.random.default_rng([c.seed, step])
+        gen = torch.Generator().manual_seed(c.seed * 1_000_003 + step)
+        if c.sequence_chains and data.spans:
+            k = c.sequence_chains
+        else:
+            k = int(rng.binomial(c.batch, c.sequence_prob)) if data.spans and c.sequence_frames > 1 else 0
+        x, ab = make_inputs(data.batch(c.batch - k, c.crop, rng), gen, c.hint_prob, c.clean_hint_prob, c.points_prob)
+        windows = None
+        if k and not c.sequence_chains:
+            frames = int(rng.integers(2, c.sequence_frames + 1))
+            windows = window_crops(data.frames, data.spans, k, frames, c.crop, rng, c.sequence_skip)
+        return x, ab, windows
+
+
+def _as_made(batch: tuple) -> tuple:
+    return batch
+
+
+def _quiet_worker(_: int) -> None:
+    """A batch worker computes on one thread: several of them share the cores with the training process.
+    (OpenCV needs nothing: it runs serially in a forked process, and cv2.setNumThreads hangs there.)"""
+    torch.set_num_threads(1)
 
 
 def new_model(cfg: TrainConfig) -> ColorNet:
@@ -337,24 +404,31 @@ class Trainer:
         """Stage 1 (the first freeze_encoder_steps): only the decoder learns."""
         return self.step < self.cfg.freeze_encoder_steps
 
-    def inputs(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """A batch: (model input (B, 3, crop, crop) RGB in [0, 1], target ab (B, 2, crop, crop))."""
-        c = self.cfg
-        if self.chains is not None:
-            k = c.sequence_chains
-        else:
-            k = int(self.rng.binomial(c.batch, c.sequence_prob)) if self.data.spans and c.sequence_frames > 1 else 0
-        x, ab = make_inputs(
-            self.data.batch(c.batch - k, c.crop, self.rng), self.gen, c.hint_prob, c.clean_hint_prob, c.points_prob
+    def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, np.ndarray | None]]:
+        """Batches.__getitem__ for each step from this one to cfg.steps, made ahead by cfg.workers processes."""
+        loader = torch.utils.data.DataLoader(
+            Batches(self.data, self.cfg),
+            batch_size=None,
+            sampler=range(self.step, self.cfg.steps),
+            num_workers=self.cfg.workers,
+            worker_init_fn=_quiet_worker if self.cfg.workers else None,
+            collate_fn=_as_made,  # not default_convert: the windows stay numpy for sequence_samples
+            pin_memory=self.device.type == "cuda",
         )
-        if not k:
-            return x, ab
+        return iter(loader)
+
+    def inputs(
+        self, made: tuple[torch.Tensor, torch.Tensor, np.ndarray | None] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch: (model input (B, 3, crop, crop) RGB in [0, 1], target ab (B, 2, crop, crop)); `made`:
+        Batches' part of it for this step (None: made here)."""
+        x, ab, windows = made if made is not None else Batches(self.data, self.cfg)[self.step]
         if self.chains is not None:
             xs, abs_ = self.chains.samples(self._predict, self.dis, self.lut, self.temporal, self.rng, self.gen)
-        else:
-            frames = int(self.rng.integers(2, c.sequence_frames + 1))
-            windows = window_crops(self.data.frames, self.data.spans, k, frames, c.crop, self.rng, c.sequence_skip)
+        elif windows is not None:
             xs, abs_ = sequence_samples(windows, self._predict, self.dis, self.lut, self.temporal, self.gen)
+        else:
+            return x, ab
         return torch.cat((x, xs)), torch.cat((ab, abs_))
 
     @torch.no_grad()
@@ -368,11 +442,11 @@ class Trainer:
         ab = F.interpolate(ab.float(), size=rgb.shape[1:3], mode="bilinear", align_corners=False)
         return ab.permute(0, 2, 3, 1).cpu().numpy()
 
-    def train_step(self) -> dict[str, float]:
+    def train_step(self, made: tuple[torch.Tensor, torch.Tensor, np.ndarray | None] | None = None) -> dict[str, float]:
         c = self.cfg
-        x, ab = self.inputs()
-        ab4 = F.avg_pool2d(ab, 4)
-        x = x.to(self.device).contiguous(memory_format=torch.channels_last)
+        x, ab = self.inputs(made)
+        ab4 = F.avg_pool2d(ab, 4).to(self.device, non_blocking=True)
+        x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         for group in self.opt.param_groups:
             group["lr"] = lr_at(c, self.step) * group["lr_scale"]
         self.model.train()
@@ -381,7 +455,7 @@ class Trainer:
             with torch.set_grad_enabled(not self.frozen()):
                 feats = self.model.encode(x)
             logits, reg, _ = self.model.head(feats, x)
-        loss, parts = color_loss(logits.cpu(), reg.cpu(), ab4, self.model.colors.bins.cpu(), self.weights, c)
+        loss, parts = color_loss(logits, reg, ab4, self.model.colors.bins, self.weights.to(self.device), c)
         if self.teacher is not None:
             kept = distill_loss(self.teacher, x, logits, reg, self.dtype)
             loss = loss + c.distill * kept
@@ -412,8 +486,9 @@ class Trainer:
         c = self.cfg
         self.log({"event": "start", "step": self.step, "params": count_parameters(self.model), "dtype": str(self.dtype)})
         t0, acc = time.time(), []
+        batches = self.batches()
         while self.step < c.steps and not stop:
-            acc.append(self.train_step())
+            acc.append(self.train_step(next(batches)))
             self.step += 1
             if self.step % 50 == 0:
                 mean = {k: round(float(np.mean([a[k] for a in acc])), 4) for k in acc[0]}
@@ -472,13 +547,13 @@ def distill_loss(
     the teacher runs in `dtype`, as the network does."""
     gray = (x.amax(1) - x.amin(1)).flatten(1).amax(1) < 1e-3  # R = G = B: no colours in the input
     if not gray.any():
-        return torch.zeros(())
+        return torch.zeros((), device=x.device)
     with torch.no_grad(), autocast(x.device, dtype):
         t_logits, t_reg, _ = teacher.head(teacher.encode(x[gray]), x[gray])
-    t_logp = torch.log_softmax(t_logits.float().cpu(), dim=1)
-    logp = torch.log_softmax(logits[gray].float().cpu(), dim=1)
+    t_logp = torch.log_softmax(t_logits.float(), dim=1)
+    logp = torch.log_softmax(logits[gray].float(), dim=1)
     kl = (t_logp.exp() * (t_logp - logp)).sum(1).mean()
-    return kl + F.smooth_l1_loss(reg[gray].float().cpu() / 10.0, t_reg.float().cpu() / 10.0, beta=1.0)
+    return kl + F.smooth_l1_loss(reg[gray].float() / 10.0, t_reg.float() / 10.0, beta=1.0)
 
 
 @contextmanager
