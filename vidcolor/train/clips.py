@@ -17,7 +17,6 @@ import hashlib
 import json
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 
@@ -43,11 +42,29 @@ def split_clips(paths: list[Path], permille: int) -> tuple[list[Path], list[Path
 
 def read_frames(path: Path, short_side: int = 256, every: int = 1) -> list[np.ndarray]:
     """Every `every`-th frame of a clip as (H, W, 3) uint8 RGB, short side fitted to `short_side`."""
+    try:
+        import av
+    except ImportError:  # a lent GPU's image has OpenCV but no PyAV: a pack's clips are read with OpenCV there
+        return _read_frames_cv2(path, short_side, every)
     frames = []
     with av.open(str(path)) as box:
         for i, frame in enumerate(box.decode(video=0)):
             if i % every == 0:
                 frames.append(fit_short_side(frame.to_ndarray(format="rgb24"), short_side))
+    return frames
+
+
+def _read_frames_cv2(path: Path, short_side: int, every: int) -> list[np.ndarray]:
+    frames, capture, i = [], cv2.VideoCapture(str(path)), 0
+    ok, bgr = capture.read()
+    while ok:
+        if i % every == 0:
+            frames.append(fit_short_side(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), short_side))
+        ok, bgr = capture.read()
+        i += 1
+    capture.release()
+    if not frames:
+        raise ValueError(f"cannot read video {path}")
     return frames
 
 
