@@ -43,7 +43,7 @@ python3 -m vidcolor.train export "$RUN/last.pt" "$OUT/last-ema.safetensors"
 cp "$RUN/log.jsonl" "$RUN/config.json" "$OUT/"
 [ -f "$RUN/best.safetensors" ] && cp "$RUN/best.safetensors" "$RUN/best.json" "$OUT/" || true
 """
-# The v3 recipe (docs/experiments.md, session 33) at a GPU's batch; more steps than 7 minutes allow, so
+# The shipped recipe at a GPU's batch; more steps than 7 minutes allow, so
 # SECONDS_FOR_TRAINING decides where it stops.
 FIT_ARGS = (
     "--steps 20000 --batch 64 --crop 224 --lr 1.2e-4 --warmup 200 --freeze-encoder-steps 0 --eval-every 500 "
