@@ -29,15 +29,17 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from vidcolor.decoding import DecodeConfig
 from vidcolor.inference import ENGINES, Colorizer
+from vidcolor.int8 import Int8Net
 from vidcolor.model import ColorNet
+from vidcolor.precision import compute_threads
+from vidcolor.record import DecodeConfig, default_model_path
+from vidcolor.torchnet import TorchNet
 from vidcolor.train.clipeval import read_rgb_frames
 from vidcolor.train.clips import list_clips, split_clips
 from vidcolor.train.data import cached, center_crops, list_images, split_images
 from vidcolor.train.evaluate import NEUTRAL, label, sweep_decodings
 from vidcolor.train.fit import TrainConfig
-from vidcolor.weights import default_model_path
 
 
 def main() -> None:
@@ -54,7 +56,8 @@ def main() -> None:
     ap.add_argument("--engine", default="auto", choices=ENGINES, help="as vidcolor's --engine (the network on the CPU)")
     args = ap.parse_args()
     col = Colorizer.load(args.model, "cpu", engine=args.engine)
-    model, own, run = col.model, col.decode, {"body": col.body(), "dtype": col.dtype}
+    model, run = torch_network(col, args.model or default_model_path())
+    own = col.decode
     _, held = split_images(list_images(args.data), TrainConfig.holdout_permille)
     images = center_crops(cached(held, args.cache, 256), 256)
     if args.limit:
@@ -73,6 +76,20 @@ def main() -> None:
     if args.held_out_clips:
         held_clips = split_clips(list_clips(Path(TrainConfig.clip_dir)), TrainConfig.clip_holdout_permille)[1]
         report_clips(model, held_clips, decodings, args.points, run)
+
+
+def torch_network(col: Colorizer, weights: Path) -> tuple[ColorNet, dict]:
+    """The network the evaluation (train.evaluate, in torch) runs, and sweep_decodings' body and dtype for
+    `col`'s engine: for int8 its ONNX body under the torch network's hint gate and decoding, whose outputs
+    are int8.Head's within 2e-3 Lab units (tests/test_int8.py)."""
+    if isinstance(col.net, Int8Net):
+        model = TorchNet.load(weights, "cpu", fp32=True).model
+
+        def body(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            return tuple(torch.from_numpy(t) for t in col.net.body(x.float().numpy(), compute_threads()))
+
+        return model, {"body": body, "dtype": torch.float32}
+    return col.net.model, {"body": None, "dtype": col.net.dtype}
 
 
 def clip_frames(path: Path, every: int = 6, long_side: int = 256) -> torch.Tensor:

@@ -42,13 +42,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import av
-import torch
+import numpy as np
 from synthetic import pan_clip
 
 from vidcolor.errors import VidcolorError
-from vidcolor.inference import ENGINES, MEMORY_FORMAT, Colorizer
+from vidcolor.inference import ENGINES, Colorizer
+from vidcolor.int8 import Int8Net
 from vidcolor.pipeline import ColorizeOptions, colorize_video, working_size
-from vidcolor.precision import autocast, cpu_flags
+from vidcolor.precision import compute_threads, cpu_flags
 from vidcolor.temporal import TemporalOptions
 from vidcolor.video import EncodeOptions
 
@@ -71,40 +72,57 @@ def plain_transcode(src: Path, dst: Path, enc: EncodeOptions) -> float:
 
 
 def model_forward_ms(cols: list[Colorizer], repeats: int = 40) -> list[float]:
-    """Median forward time (ms) of each colorizer on a gray 640x360 frame at the default working size (what
+    """Median time (ms) of each colorizer's network on a gray 640x360 frame at the default working size (what
     the default pipeline feeds it), taking turns so that a load on the machine hits them alike: the network
-    on the caller's threads, and the decoding of its bins."""
+    on the run's threads, the decoding of its bins and the upsampling to the working size."""
     w, h = working_size(640, 360, ColorizeOptions().work_size)
-    x = torch.rand(1, 1, h, w).expand(1, 3, h, w)
+    x = np.repeat(np.random.default_rng(0).random((1, h, w, 1), dtype=np.float32), 3, -1)
     times: list[list[float]] = [[] for _ in cols]
-    with torch.inference_mode():
-        for i in range(repeats + 5):
-            for col, ts in zip(cols, times, strict=True):
-                with autocast(col.device, col.dtype):
-                    t = time.perf_counter()
-                    col.model.colorize_ab(x.to(col.dtype).contiguous(memory_format=MEMORY_FORMAT), col.decode, body=col.body())
-                    if i >= 5:
-                        ts.append(time.perf_counter() - t)
+    for i in range(repeats + 5):
+        for col, ts in zip(cols, times, strict=True):
+            t = time.perf_counter()
+            col.net.run(x, col.decode, None, False, compute_threads())
+            if i >= 5:
+                ts.append(time.perf_counter() - t)
     return [1000 * statistics.median(ts) for ts in times]
 
 
 def forward_split_ms(col: Colorizer, repeats: int = 40) -> tuple[float, float]:
     """The network on a gray 640x360 frame at the default working size: median ms of the network itself
-    (encoder, decoder, heads, hint gate) and of decoding its bins into colours (ColorNet.decode)."""
+    (encoder, decoder, heads, hint gate) and of decoding its bins into colours (ColorNet.decode, int8.Head.decode)."""
     w, h = working_size(640, 360, ColorizeOptions().work_size)
-    m = col.model.multiple
-    x = torch.rand(1, 1, h + (-h) % m, w + (-w) % m).expand(1, 3, -1, -1).to(col.dtype).contiguous(memory_format=MEMORY_FORMAT)
+    x = np.repeat(np.random.default_rng(0).random((1, h, w, 1), dtype=np.float32), 3, -1)
+    if isinstance(col.net, Int8Net):
+        forward = lambda: col.net.forward(x, False, compute_threads())  # noqa: E731
+        decode = lambda out: col.net.head.decode(*out, col.decode)  # noqa: E731
+    else:
+        import torch
+
+        from vidcolor.precision import autocast
+        from vidcolor.torchnet import MEMORY_FORMAT
+
+        model, m = col.net.model, col.net.model.multiple
+        t = torch.from_numpy(np.pad(x, ((0, 0), (0, (-h) % m), (0, (-w) % m), (0, 0)), mode="edge")).permute(0, 3, 1, 2)
+        t = t.to(col.net.dtype).contiguous(memory_format=MEMORY_FORMAT)
+
+        def forward():
+            with torch.inference_mode(), autocast(col.net.device, col.net.dtype):
+                return model(t)
+
+        def decode(out):
+            with torch.inference_mode(), autocast(col.net.device, col.net.dtype):
+                return model.decode(*out, col.decode)
+
     net, bins = [], []
-    with torch.inference_mode(), autocast(col.device, col.dtype):
-        for i in range(repeats + 5):
-            t0 = time.perf_counter()
-            logits, reg, follow = col.model(x, body=col.body())
-            t1 = time.perf_counter()
-            col.model.decode(logits, reg, follow, col.decode)
-            t2 = time.perf_counter()
-            if i >= 5:
-                net.append(t1 - t0)
-                bins.append(t2 - t1)
+    for i in range(repeats + 5):
+        t0 = time.perf_counter()
+        out = forward()
+        t1 = time.perf_counter()
+        decode(out)
+        t2 = time.perf_counter()
+        if i >= 5:
+            net.append(t1 - t0)
+            bins.append(t2 - t1)
     return 1000 * statistics.median(net), 1000 * statistics.median(bins)
 
 
@@ -152,13 +170,13 @@ def main() -> None:
     args = ap.parse_args()
     base = ColorizeOptions(engine=args.engine)
     col = Colorizer.load(None, "cpu", engine=args.engine)
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, engine {col.engine} ({col.dtype}), CPU: {cpu_name()}")
+    print(f"threads {compute_threads()}, engine {col.engine} ({col.net.dtype}), CPU: {cpu_name()}")
     engines = {e: c for e in ("int8", "torch", "fp32") if (c := _load(e)) is not None}
     others = [Colorizer.load(args.model, "cpu", engine=args.engine)] if args.model else []
     ms = model_forward_ms(list(engines.values()) + others)
     print("model forward, 640x360 frame at the default working size, shipped weights, medians taken in turn:")
     for (name, c), t in zip(engines.items(), ms, strict=False):
-        print(f"   {name} ({c.dtype}): {t:.1f} ms, {ms[len(engines) - 1] / t:.2f}x fp32's speed")
+        print(f"   {name} ({c.net.dtype}): {t:.1f} ms, {ms[len(engines) - 1] / t:.2f}x fp32's speed")
     if args.model:
         print(f"   {args.model} on {others[0].engine}: {ms[-1]:.1f} ms")
     if args.profile:

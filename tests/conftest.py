@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from vidcolor.model import ColorNet, ModelConfig
+from vidcolor.model import ColorNet
+from vidcolor.record import ModelConfig
 from vidcolor.weights import save_model
 
 TINY = ModelConfig(decoder=(8, 8, 8, 16), global_dim=8)

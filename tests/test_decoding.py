@@ -6,8 +6,9 @@ import math
 
 import torch
 
-from vidcolor.decoding import DecodeConfig, annealed_mean
+from vidcolor.decoding import annealed_mean
 from vidcolor.model import ColorNet
+from vidcolor.record import DecodeConfig
 from vidcolor.train.evaluate import sweep_decodings
 
 from .conftest import TINY

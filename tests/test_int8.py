@@ -18,8 +18,10 @@ from vidcolor.cli import app
 from vidcolor.errors import VidcolorError
 from vidcolor.inference import Colorizer
 from vidcolor.pipeline import ColorizeOptions, colorize_video
+from vidcolor.record import default_model_path, read_weights
+from vidcolor.reference import ReferenceMatch
+from vidcolor.torchnet import TorchNet
 from vidcolor.video import EncodeOptions
-from vidcolor.weights import default_model_path, read_weights
 
 from .conftest import make_video, scene
 
@@ -60,17 +62,102 @@ def test_quantize_names_its_file_and_weights_in_the_record(tiny_int8):
 
 def test_engine_auto_takes_int8_on_a_cpu_and_torch_takes_torch(tiny_int8):
     assert Colorizer.load(tiny_int8, "cpu").engine == "int8"
-    assert Colorizer.load(tiny_int8, "cpu", engine="torch").int8 is None
+    torch_engine = Colorizer.load(tiny_int8, "cpu", engine="torch")
+    assert isinstance(torch_engine.net, TorchNet) and torch_engine.engine in ("torch", "fp32")
     fp32 = Colorizer.load(tiny_int8, "cpu", engine="fp32")
-    assert fp32.int8 is None and fp32.dtype == torch.float32 and fp32.engine == "fp32"
+    assert isinstance(fp32.net, TorchNet) and fp32.net.dtype == torch.float32 and fp32.engine == "fp32"
 
 
 def test_int8_body_gives_the_networks_shapes_at_any_size(tiny_int8):
     col = Colorizer.load(tiny_int8, "cpu", engine="int8")
+    model = Colorizer.load(tiny_int8, "cpu", engine="fp32").net.model
     for h, w in ((64, 96), (96, 64), (128, 160)):
         x = torch.rand(2, 3, h, w)
-        got, want = col.int8(x), col.model.body(x)
-        assert [tuple(t.shape) for t in got] == [tuple(t.shape) for t in want]
+        got, want = col.net.body(x.numpy(), 1), model.body(x)
+        assert [t.shape for t in got] == [tuple(t.shape) for t in want]
+
+
+def hinted_picture(h: int, w: int) -> np.ndarray:
+    """(h, w, 3) float32: a colour scene with gray holes in 8 px squares (fed-back colours with occlusions)."""
+    rgb = scene(5, w, h).astype(np.float32) / 255
+    holes = (np.random.default_rng(0).random((-(-h // 8), -(-w // 8))) < 0.3).repeat(8, 0).repeat(8, 1)[:h, :w]
+    return np.where(holes[..., None], rgb.mean(-1, keepdims=True), rgb).astype(np.float32)
+
+
+@pytest.mark.parametrize("size", [(64, 96), (72, 128)])
+def test_int8_heads_numpy_gate_and_decoding_give_the_torch_ones_outputs(tiny_int8, size):
+    """The int8 engine's hint gate and decoding (numpy, int8.Head) against the torch network's, on the
+    same int8 body's outputs: gray, hinted, trusted, and matched to a reference's colours."""
+    col = Colorizer.load(tiny_int8, "cpu", engine="int8")
+    model = Colorizer.load(tiny_int8, "cpu", engine="fp32").net.model
+    with torch.no_grad():  # open the gates: a new tiny network's barely follow a hint
+        model.hint.gate.bias += 0.3
+    col.net.head.bias = model.hint.gate.bias.detach().numpy().copy()
+    h, w = size
+
+    def torch_head(rgb, trusted, match):
+        def body(x):
+            return tuple(torch.from_numpy(t) for t in col.net.body(x.numpy(), 1))
+
+        x = torch.from_numpy(rgb[None]).permute(0, 3, 1, 2)
+        with torch.no_grad():
+            ab, conf, reg = model.colorize_ab(x, col.decode, match, trusted, body)
+            out = torch.nn.functional.interpolate(
+                torch.cat((ab, conf, reg), 1), size=(h, w), mode="bilinear", align_corners=False
+            )
+        return out[0].permute(1, 2, 0).numpy()
+
+    gray = np.repeat(hinted_picture(h, w).mean(-1, keepdims=True), 3, -1)
+    target = np.full(len(col.bins), 1.0 / len(col.bins), np.float32)
+    target[:5] *= 20
+    target /= target.sum()
+    for rgb, trusted, ref in (
+        (gray, False, False),
+        (hinted_picture(h, w), False, False),
+        (hinted_picture(h, w), True, False),
+        (gray, False, True),
+    ):
+        got = col.net.run(rgb[None], col.decode, ReferenceMatch(target) if ref else None, trusted, 1)[0]
+        want = torch_head(rgb, trusted, ReferenceMatch(target) if ref else None)
+        assert np.abs(got - want).max() < 2e-3, (trusted, ref, np.abs(got - want).max())
+        if rgb is not gray:
+            assert np.abs(got[..., 3:] - torch_head(gray, trusted, None)[..., 3:]).max() > 0.1  # the gate really moved it
+    dist = col.distribution(hinted_picture(h, w))
+    with torch.no_grad():
+        x = torch.from_numpy(np.pad(hinted_picture(h, w), ((0, (-h) % 32), (0, (-w) % 32), (0, 0)), mode="edge")[None]).permute(
+            0, 3, 1, 2
+        )
+        logits = model(x, False, lambda t: tuple(torch.from_numpy(a) for a in col.net.body(t.numpy(), 1)))[0][
+            0, :, : h // 4, : w // 4
+        ]
+        want = torch.softmax(logits - (1 - col.decode.saturation) * torch.log(model.colors.class_weights)[:, None, None], 0)
+    assert dist.shape == tuple(want.shape) and np.abs(dist - want.numpy()).max() < 1e-4
+
+
+def test_int8_heads_constants_are_the_torch_networks():
+    from vidcolor import int8, model
+
+    for name in ("FILL_SIGMA", "REACH", "FILL_LIGHTNESS", "FILL_RADIUS", "FILL_STEP"):
+        assert getattr(int8, name) == getattr(model, name), name
+    assert (int8.GAIN, int8.FAR, int8.MULTIPLE) == (model.HintGate.GAIN, model.HintGate.FAR, model.ColorNet.multiple)
+
+
+def test_a_run_on_the_int8_engine_never_imports_torch(tiny_int8, gray_clip, tmp_path):
+    """The default engine on a CPU runs without torch (195 MB and a second to load): with torch made
+    unimportable, vidcolor still colours the clip, on int8."""
+    import subprocess
+
+    out = tmp_path / "o.mkv"
+    code = (
+        "import sys; sys.modules['torch'] = None; from vidcolor.cli import main; "
+        f"sys.argv = ['vidcolor', {str(gray_clip)!r}, '-o', {str(out)!r}, '--model', {str(tiny_int8)!r}, '--codec', 'ffv1', '-q']; main()"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert len(frames_of(out)) == len(frames_of(gray_clip))
+    code = code.replace("'-q']", "'-q', '--engine', 'fp32']")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode != 0  # the torch engine does need it: the check above is not vacuous
 
 
 def test_int8_frames_are_deterministic_whatever_the_thread_count(tiny_int8):

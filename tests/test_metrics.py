@@ -71,9 +71,9 @@ def test_clip_evaluation_end_to_end(tmp_path, tiny_model):
 def test_the_benchmarks_override_each_record_setting_they_are_given_and_leave_the_rest_to_the_weights():
     import argparse
 
+    from vidcolor.record import FeedbackRecord
     from vidcolor.temporal import TemporalOptions
     from vidcolor.train.clipeval import add_record_overrides, record_overrides
-    from vidcolor.weights import FeedbackRecord
 
     ap = argparse.ArgumentParser()
     add_record_overrides(ap)

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from vidcolor.color import gamut_bins, gray_rgb, join_lab, lab_to_rgb, rgb_to_lab
-from vidcolor.decoding import DecodeConfig
-from vidcolor.model import ColorNet, ModelConfig, count_parameters, spread
-from vidcolor.weights import default_model_path, load_model, read_configs, save_model
+from vidcolor.lab import gamut_bins, gray_rgb, join_lab, lab_to_rgb, rgb_to_lab
+from vidcolor.model import ColorNet, count_parameters, spread
+from vidcolor.record import DecodeConfig, ModelConfig, default_model_path, read_configs
+from vidcolor.weights import load_model, save_model
 
 from .conftest import TINY
 
@@ -284,7 +284,7 @@ def test_the_hint_fill_stays_fp32_under_bf16_autocast():
 
 
 def test_an_old_record_without_hypercolumns_loads_and_one_with_them_is_refused():
-    from vidcolor.model import ModelConfig
+    from vidcolor.record import ModelConfig
 
     assert ModelConfig.from_dict({**TINY.to_dict(), "hypercolumns": False}) == TINY
     with pytest.raises(ValueError, match="hypercolumn"):
@@ -294,7 +294,7 @@ def test_an_old_record_without_hypercolumns_loads_and_one_with_them_is_refused()
 def test_a_record_written_before_its_schema_migrates_and_a_newer_one_is_refused(tmp_path):
     import json
 
-    from vidcolor.weights import FeedbackRecord, HintGateRecord, read_weights
+    from vidcolor.record import FeedbackRecord, HintGateRecord, read_weights
 
     path = tmp_path / "old.safetensors"
     save_model(ColorNet(TINY).eval(), path)
@@ -325,6 +325,6 @@ def test_a_record_written_before_its_schema_migrates_and_a_newer_one_is_refused(
 def test_the_shipped_record_is_the_current_schema():
     import json
 
-    from vidcolor.weights import SCHEMA
+    from vidcolor.record import SCHEMA
 
     assert json.loads(default_model_path().with_suffix(".json").read_text())["vidcolor_weights"] == SCHEMA

@@ -14,7 +14,7 @@ from vidcolor.compose import Composer
 from vidcolor.flow import Tracker
 from vidcolor.inference import Ahead, Colorizer
 from vidcolor.pipeline import ColorizeOptions, colorize_video
-from vidcolor.precision import torch_threads
+from vidcolor.precision import run_threads
 from vidcolor.temporal import TemporalOptions
 from vidcolor.video import EncodeOptions
 
@@ -43,7 +43,7 @@ def assert_same_as_the_core(clip, output, options: ColorizeOptions) -> None:
     colorizer = Colorizer.load(options.model, "cpu", options.temperature, options.saturation)
     with av.open(str(clip)) as c:
         frames = [(float(f.time), f.to_ndarray(format="gray")) for f in c.decode(video=0)]
-    with torch_threads(options.threads):
+    with run_threads(options.threads):
         colours = colour_frames(colorizer, options, frames)
     with av.open(str(output)) as c:
         out = list(c.decode(video=0))

@@ -8,8 +8,8 @@ import pytest
 
 from vidcolor.color import gray_to_lightness_lut
 from vidcolor.flow import Tracker, consistent, flow_pair, make_dis, warp
+from vidcolor.record import FeedbackRecord
 from vidcolor.temporal import Guide, TemporalOptions, TemporalState
-from vidcolor.weights import FeedbackRecord
 
 from .conftest import scene
 

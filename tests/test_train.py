@@ -15,9 +15,9 @@ import pytest
 import torch
 
 import vidcolor.train.fit as fit_module
-from vidcolor.color import join_lab
-from vidcolor.decoding import DecodeConfig
+from vidcolor.lab import join_lab
 from vidcolor.model import ColorNet
+from vidcolor.record import DecodeConfig, FeedbackRecord, read_feedback
 from vidcolor.train.augment import archival_look, degrade_hint, hole_mask, point_hints, sparse_points
 from vidcolor.train.average import average_models
 from vidcolor.train.clips import _read_frames_cv2, is_held_out_clip, list_clips, overlapping_photos, read_frames, split_clips
@@ -36,7 +36,7 @@ from vidcolor.train.fit import (
     run_model_config,
 )
 from vidcolor.train.pack import pack
-from vidcolor.weights import FeedbackRecord, load_model, read_feedback, save_model
+from vidcolor.weights import load_model, save_model
 
 from .conftest import TINY, make_video, scene
 
@@ -205,7 +205,7 @@ def test_rebalance_weights_are_normalized():
 
 
 def test_color_loss_prefers_the_right_bin():
-    from vidcolor.color import gamut_bins
+    from vidcolor.lab import gamut_bins
 
     bins = gamut_bins()
     ab = torch.full((1, 2, 4, 4), 0.0)
@@ -315,8 +315,9 @@ def test_sequence_windows_take_consecutive_frames_of_one_clip_with_one_crop():
 
 
 def test_sequence_inputs_carry_the_previous_prediction_along_the_flow():
-    from vidcolor.color import gray_to_lightness_lut, rgb_to_lab
+    from vidcolor.color import gray_to_lightness_lut
     from vidcolor.flow import make_dis
+    from vidcolor.lab import rgb_to_lab
     from vidcolor.temporal import TemporalOptions
     from vidcolor.train.sequences import sequence_samples, window_crops
 
@@ -344,8 +345,9 @@ def test_sequence_inputs_carry_the_previous_prediction_along_the_flow():
 
 
 def test_chains_carry_the_networks_colours_on_from_one_training_step_to_the_next():
-    from vidcolor.color import gray_to_lightness_lut, rgb_to_lab
+    from vidcolor.color import gray_to_lightness_lut
     from vidcolor.flow import make_dis
+    from vidcolor.lab import rgb_to_lab
     from vidcolor.temporal import TemporalOptions
     from vidcolor.train.sequences import Chains, _crop
 
@@ -488,8 +490,9 @@ def test_opening_the_hint_gate_follows_a_hint_further_and_leaves_gray_inputs_alo
 
 def test_open_gate_file_keeps_the_record_and_adds_up_the_offsets(tmp_path):
     from vidcolor.model import ColorNet
+    from vidcolor.record import HintGateRecord, read_weights
     from vidcolor.train.calibrate import open_gate_file
-    from vidcolor.weights import HintGateRecord, load_model, read_weights
+    from vidcolor.weights import load_model
 
     torch.manual_seed(0)
     net = ColorNet(TINY).eval()
@@ -512,8 +515,8 @@ def test_open_gate_file_keeps_the_record_and_adds_up_the_offsets(tmp_path):
 
 def test_set_feedback_file_sets_what_it_is_given_and_keeps_the_rest(tmp_path):
     from vidcolor.model import ColorNet
+    from vidcolor.record import read_weights
     from vidcolor.train.calibrate import set_feedback_file
-    from vidcolor.weights import read_weights
 
     src, out = tmp_path / "w.safetensors", tmp_path / "damped.safetensors"
     save_model(ColorNet(TINY).eval(), src, training={"step": 7})

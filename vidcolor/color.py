@@ -1,7 +1,7 @@
-"""Colour spaces in torch: sRGB <-> CIE Lab (D65), and the quantized ab gamut.
+"""Colour spaces per frame, in numpy and OpenCV: sRGB <-> CIE Lab (D65), BT.709 chroma, colour histograms.
 
-Everything here works on tensors shaped (..., 3, H, W) (channel dim = -3), so
-the same code serves the network (batched, differentiable) and the pipeline.
+The network's and training's colour math on torch tensors is lab.py's, from the same constants. This side
+imports no torch: the int8 engine and the pipeline run without it.
 
 Ranges at the boundary:
     sRGB:  float in [0, 1]
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-import torch
 
 # D65 white point and the sRGB -> XYZ matrix (IEC 61966-2-1).
 _RGB2XYZ = (
@@ -25,100 +24,32 @@ _EPS = 216.0 / 24389.0  # (6/29)^3: where the cube root switches to a line
 _KAPPA = 24389.0 / 27.0
 
 
-def _matrix(rows: tuple, ref: torch.Tensor) -> torch.Tensor:
-    return torch.tensor(rows, dtype=torch.float32, device=ref.device)
+def rgb_to_lab_np(rgb: np.ndarray) -> np.ndarray:
+    """(..., 3) sRGB in [0, 1] -> (..., 3) Lab, float32: lab.rgb_to_lab's formula (not OpenCV's, whose float
+    path rounds differently), so the int8 engine's hint gate reads what the torch gate reads."""
+    x = rgb.astype(np.float32, copy=False)
+    curve = np.exp(np.float32(2.4) * np.log((np.maximum(x, 0.04045) + np.float32(0.055)) / np.float32(1.055)))
+    linear = np.where(x <= 0.04045, x / np.float32(12.92), curve)
+    t = linear @ (np.asarray(_RGB2XYZ, np.float32).T / np.asarray(_WHITE, np.float32))  # XYZ / white
+    cube = np.exp(np.log(np.maximum(t, np.float32(_EPS))) / np.float32(3.0))
+    f = np.where(t > _EPS, cube, (np.float32(_KAPPA) * t + np.float32(16.0)) / np.float32(116.0))
+    fx, fy, fz = f[..., 0], f[..., 1], f[..., 2]
+    return np.stack((116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)), axis=-1).astype(np.float32)
 
 
-def _apply(m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Multiply every pixel's 3-vector by m: x is (..., 3, H, W)."""
-    return torch.einsum("ij,...jhw->...ihw", m, x)
-
-
-def _power(x: torch.Tensor, p: float) -> torch.Tensor:
-    """x ** p for x > 0, as exp(p log x): torch's pow with a fractional exponent is 3-5x slower on a CPU
-    (0.31-0.56 against 0.10-0.11 ms for a 256x160 RGB frame, one thread, with AMX and held to AVX2), and
-    a fed-back frame's hint goes through two (model.HintGate). Within 1e-6 relative of pow."""
-    return torch.exp(p * torch.log(x))
-
-
-def srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
-    return torch.where(x <= 0.04045, x / 12.92, _power((x.clamp(min=0.04045) + 0.055) / 1.055, 2.4))
-
-
-def linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
-    x = x.clamp(0.0, 1.0)
-    return torch.where(x <= 0.0031308, x * 12.92, 1.055 * _power(x.clamp(min=0.0031308), 1 / 2.4) - 0.055)
-
-
-def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
-    """(..., 3, H, W) sRGB in [0, 1] -> (..., 3, H, W) Lab."""
-    rgb = rgb.float()
-    xyz = _apply(_matrix(_RGB2XYZ, rgb), srgb_to_linear(rgb))
-    white = torch.tensor(_WHITE, device=rgb.device).view(3, 1, 1)
-    t = xyz / white
-    f = torch.where(t > _EPS, _power(t.clamp(min=_EPS), 1 / 3), (_KAPPA * t + 16.0) / 116.0)
-    fx, fy, fz = f.unbind(-3)
-    lab = torch.stack((116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)), dim=-3)
-    return lab
-
-
-def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
-    """(..., 3, H, W) Lab -> (..., 3, H, W) sRGB clipped to [0, 1]."""
-    lab = lab.float()
-    L, a, b = lab.unbind(-3)
-    fy = (L + 16.0) / 116.0
-    f = torch.stack((fy + a / 500.0, fy, fy - b / 200.0), dim=-3)
-    t = torch.where(f > 6.0 / 29.0, f**3, (116.0 * f - 16.0) / _KAPPA)
-    white = torch.tensor(_WHITE, device=lab.device).view(3, 1, 1)
-    xyz = t * white
-    m = torch.linalg.inv(_matrix(_RGB2XYZ, lab).double()).float()
-    return linear_to_srgb(_apply(m, xyz))
-
-
-def lightness(rgb: torch.Tensor) -> torch.Tensor:
-    """(..., 3, H, W) sRGB -> (..., 1, H, W) Lab L in [0, 100]."""
-    return rgb_to_lab(rgb)[..., :1, :, :]
-
-
-def gray_rgb(L: torch.Tensor) -> torch.Tensor:
-    """(..., 1, H, W) L in [0, 100] -> (..., 3, H, W) neutral sRGB with that lightness."""
-    zeros = torch.zeros_like(L)
-    return lab_to_rgb(torch.cat((L, zeros, zeros), dim=-3))
-
-
-def join_lab(L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
-    """L (..., 1, H, W) and ab (..., 2, H, W) -> sRGB (..., 3, H, W)."""
-    return lab_to_rgb(torch.cat((L, ab), dim=-3))
-
-
-def gamut_bins(grid: float = 10.0, limit: float = 110.0, samples: int = 64) -> torch.Tensor:
-    """Centres of the ab grid cells that in-gamut sRGB colours reach: (Q, 2).
-
-    Zhang et al. quantize ab with a 10-unit grid and keep the Q=313 cells that
-    ImageNet colours fall in. We reproduce that set from the sRGB gamut itself
-    (a dense sample of the RGB cube), so it needs no data and is deterministic.
-    """
-    axis = torch.linspace(0.0, 1.0, samples)
-    r, g, b = torch.meshgrid(axis, axis, axis, indexing="ij")
-    rgb = torch.stack((r, g, b)).reshape(3, 1, -1)
-    ab = rgb_to_lab(rgb)[1:].reshape(2, -1).T
-    idx = torch.floor((ab + limit) / grid).long()
-    n = int(round(2 * limit / grid))
-    idx = idx.clamp(0, n - 1)
-    used = torch.unique(idx[:, 0] * n + idx[:, 1])
-    centres = torch.stack((used // n, used % n), dim=1).float() * grid - limit + grid / 2
-    return centres
-
-
-def soft_histogram(ab: torch.Tensor, bins: torch.Tensor, sigma: float = 5.0, chunk: int = 8192) -> torch.Tensor:
-    """ab (N, 2) Lab units -> (Q,) their distribution over the bins (Q, 2), each colour shared among the
-    bins near it by a Gaussian of `sigma` Lab units, so nearby colours count as alike. The one measure of
+def soft_histogram(ab: np.ndarray, bins: np.ndarray, sigma: float = 5.0, chunk: int = 8192) -> np.ndarray:
+    """ab (N, 2) Lab units -> (Q,) float32, their distribution over the bins (Q, 2), each colour shared among
+    the bins near it by a Gaussian of `sigma` Lab units, so nearby colours count as alike. The one measure of
     a colour distribution: a reference photo's and the output's are compared with it (reference.py)."""
-    total = torch.zeros(len(bins), dtype=torch.float32)
+    bins = bins.astype(np.float32, copy=False)
+    total = np.zeros(len(bins), np.float64)
     for i in range(0, len(ab), chunk):  # (chunk, Q) at a time: a 256x256 photo is 65k colours
-        d2 = torch.cdist(ab[i : i + chunk].float(), bins.float()) ** 2
-        total += torch.softmax(-d2 / (2 * sigma**2), dim=1).sum(0)
-    return total / max(1, len(ab))
+        a = ab[i : i + chunk].astype(np.float32, copy=False)
+        d2 = (a * a).sum(1, keepdims=True) - 2 * a @ bins.T + (bins * bins).sum(1)
+        z = -np.maximum(d2, 0) / np.float32(2 * sigma**2)
+        e = np.exp(z - z.max(1, keepdims=True))
+        total += (e / e.sum(1, keepdims=True)).sum(0)
+    return (total / max(1, len(ab))).astype(np.float32)
 
 
 # --- numpy / OpenCV side, used per frame by the pipeline ----------------------------------
@@ -126,8 +57,8 @@ def soft_histogram(ab: torch.Tensor, bins: torch.Tensor, sigma: float = 5.0, chu
 
 def gray_to_lightness_lut() -> np.ndarray:
     """(256,) float32: Lab L of the neutral sRGB gray with each 8-bit value."""
-    v = torch.arange(256, dtype=torch.float32).div(255.0).view(1, 1, 256).expand(3, 1, 256)
-    return rgb_to_lab(v)[0, 0].numpy().astype(np.float32)
+    v = np.repeat(np.arange(256, dtype=np.float32)[:, None] / np.float32(255.0), 3, axis=1)
+    return rgb_to_lab_np(v)[:, 0]
 
 
 # BT.709 Y'CbCr, limited range: what the encoder is told the output is.

@@ -7,38 +7,23 @@ posterior mean (cautious, muted), saturation 1 keeps all of the rebalancing
 (vivid, and more wrong colours too). A temperature T < 1 then sharpens it
 before taking the mean.
 
-`DecodeConfig` is stored beside the weights (the shipped decoding) and the CLI
-may override it (--saturation, --temperature); `ModelConfig` describes shapes only.
+`DecodeConfig` (record.py) is stored beside the weights (the shipped decoding) and
+the CLI may override it (--saturation, --temperature). The int8 engine decodes the
+same way in numpy (int8.py).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 import torch.nn as nn
 
-from .color import gamut_bins, soft_histogram
-
-
-@dataclass(frozen=True)
-class DecodeConfig:
-    temperature: float = 0.5  # annealed-mean T (Zhang: 0.38); lower commits to the likeliest colour
-    saturation: float = 0.3  # 0 = the posterior mean (muted) .. 1 = fully rebalanced (vivid)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> DecodeConfig:
-        return cls(**d)
-
-
-# Given shown(bias): the histogram (Q,) of the colours the frame shows with a bias (Q,) added to its logits,
-# -> the bias (Q,) to add (reference.ReferenceMatch).
-Match = Callable[[Callable[[torch.Tensor], torch.Tensor]], torch.Tensor]
+from .color import soft_histogram
+from .lab import gamut_bins
+from .record import DecodeConfig
+from .reference import Match
 
 
 def annealed_mean(logits: torch.Tensor, bins: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -88,10 +73,11 @@ class ColorDecoder(nn.Module):
         z = logits.permute(0, 2, 3, 1).float() - (1.0 - cfg.saturation) * torch.log(self.class_weights)
         if match is not None:
 
-            def shown(bias: torch.Tensor) -> torch.Tensor:
-                return soft_histogram(_annealed_mean_last(z + bias, self.bins, cfg.temperature).reshape(-1, 2), self.bins)
+            def shown(bias: np.ndarray) -> np.ndarray:
+                ab = _annealed_mean_last(z + torch.from_numpy(bias).to(z.device), self.bins, cfg.temperature)
+                return soft_histogram(ab.reshape(-1, 2).float().cpu().numpy(), self.bins.float().cpu().numpy())
 
-            z = z + match(shown)
+            z = z + torch.from_numpy(match(shown)).to(z.device)
         ab, entropy = _mean_and_entropy(z, self.bins, cfg.temperature)
         conf = 1.0 - entropy / math.log(self.num_bins)
         return ab.permute(0, 3, 1, 2), conf[:, None]

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import av
 import cv2
 import numpy as np
-import torch
 
 from .color import gray_to_lightness_lut, lab_planes_to_rgb
 from .colouring import colour_frames, upright
@@ -165,20 +164,19 @@ class FrameColourer:
         dist = self.colorizer.distribution(inp, trusted=guide is not None)
         h, w = small.shape
         p = dist[:, min(int(y * h) // 4, dist.shape[1] - 1), min(int(x * w) // 4, dist.shape[2] - 1)]
-        decoder = self.colorizer.model.colors
-        bins = decoder.bins.float()
+        bins = self.colorizer.bins
         # Greedy: the likeliest bin, then the likeliest one at least MODE_RADIUS from those taken, and so on.
         taken: list[int] = []
-        for i in torch.argsort(p, descending=True).tolist():
+        for i in np.argsort(-p, kind="stable").tolist():
             if float(p[i]) < MIN_SHARE * float(p.max()) or len(taken) == SUGGESTIONS:
                 break
-            if all(float(torch.dist(bins[i], bins[j])) >= MODE_RADIUS for j in taken):
+            if all(float(np.linalg.norm(bins[i] - bins[j])) >= MODE_RADIUS for j in taken):
                 taken.append(i)
         modes = taken
         L = float(self.lut[small[min(int(y * h), h - 1), min(int(x * w), w - 1)]])
         out: list[str] = []
         for i in modes:
-            colour = in_gamut_hex(L, bins[i].numpy())
+            colour = in_gamut_hex(L, bins[i])
             if colour not in out:
                 out.append(colour)
             if len(out) == SUGGESTIONS:

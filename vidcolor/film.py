@@ -20,6 +20,7 @@ from pathlib import Path
 import av
 
 from .errors import VidcolorError
+from .precision import run_threads
 from .segments import PartInfo, PartJob, WorkFolder
 from .video import EncodeOptions, SourceInfo, Writer, open_input, other_packets, video_packets
 
@@ -32,13 +33,13 @@ FramesDone = Callable[[int], None]
 class Workers:
     """Where segments run: `jobs` local processes (1 = in this process), or Ray tasks when `ray` is set
     ("auto": the cluster RAY_ADDRESS names, else a local one; or a cluster's address), each with `threads`
-    torch threads."""
+    compute threads."""
 
     jobs: int = 1
     threads: int = 0  # 0 = the cores / jobs
     ray: str | None = None
 
-    def torch_threads(self) -> int:
+    def part_threads(self) -> int:
         return self.threads or max(1, (os.cpu_count() or 1) // max(1, self.jobs))
 
 
@@ -76,7 +77,7 @@ def _in_processes(folder: WorkFolder, todo: Sequence[PartJob], work: Work, worke
     q = ctx.Queue()  # progress: handed to each worker as it starts, so no Manager process is needed
     pool = ProcessPoolExecutor(workers.jobs, mp_context=ctx, initializer=_start_worker, initargs=(q,))
     try:
-        futures = {pool.submit(_worker, work, job, workers.torch_threads()): job for job in todo}
+        futures = {pool.submit(_worker, work, job, workers.part_threads()): job for job in todo}
         pending, counts = set(futures), {}
         while pending:
             finished, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
@@ -125,12 +126,10 @@ def _start_worker(q) -> None:
 
 
 def _worker(work: Work, job: PartJob, threads: int) -> PartInfo:
-    """In a worker process: fixed torch threads (results depend on the thread count), progress to the queue."""
-    import torch
-
-    torch.set_num_threads(threads)
+    """In a worker process: fixed compute threads (results depend on the thread count), progress to the queue."""
     q = _progress
-    info = work(job, None, lambda n: q.put((job.segment.index, n)) if n % 10 == 0 and q is not None else None)
+    with run_threads(threads):
+        info = work(job, None, lambda n: q.put((job.segment.index, n)) if n % 10 == 0 and q is not None else None)
     give_back_freed_memory()  # a worker runs its next part in this process
     return info
 
@@ -170,8 +169,8 @@ def _on_ray(folder: WorkFolder, todo: Sequence[PartJob], work: Work, workers: Wo
         except (ConnectionError, RuntimeError, ValueError) as e:
             raise VidcolorError(f"--ray {workers.ray}: cannot reach a Ray cluster ({e}); check the address") from None
     try:
-        task = ray.remote(num_cpus=workers.torch_threads())(_ray_task)
-        refs = {task.remote(work, job, workers.torch_threads()): job for job in todo}
+        task = ray.remote(num_cpus=workers.part_threads())(_ray_task)
+        refs = {task.remote(work, job, workers.part_threads()): job for job in todo}
         total = 0
         while refs:
             finished, _ = ray.wait(list(refs), num_returns=1)
@@ -190,13 +189,11 @@ def _on_ray(folder: WorkFolder, todo: Sequence[PartJob], work: Work, workers: Wo
 def _ray_task(work: Work, job: PartJob, threads: int) -> tuple[bytes, PartInfo]:
     """On a Ray worker: the part is written to the worker's own temporary folder and returned as bytes
     through the object store, so workers need to read the input but never see the output folder."""
-    import torch
-
-    torch.set_num_threads(threads)
     tmp = Path(tempfile.mkdtemp(prefix="vidcolor-"))
     try:
         local = replace(job, path=tmp / job.path.name)
-        info = work(local, None, None)
+        with run_threads(threads):
+            info = work(local, None, None)
         return local.path.read_bytes(), info
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

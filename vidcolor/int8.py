@@ -1,10 +1,15 @@
-"""The network's body in int8 on ONNX Runtime, for CPUs.
+"""The int8 engine for CPUs: the network's body in int8 on ONNX Runtime, its hint gate and decoding in numpy.
 
 `python -m vidcolor.train quantize` makes `<weights>.int8.onnx` from a network's weights: its body
 (ColorNet.body: the encoder and decoder, up to the logits, the regression and the features the hint gate
 reads) with int8 weights (per channel) and int8 activations whose ranges were measured on real frames. The
-hint gate and the decoding of the bins stay in torch, in fp32. The record beside the weights names the file
-and the sha256 of the weights it was made from (weights.Int8Record): other weights never use it.
+record beside the weights names the file and the sha256 of the weights it was made from (record.Int8Record):
+other weights never use it.
+
+The hint gate (model.HintGate) and the decoding of the bins (decoding.ColorDecoder, ColorNet.decode) run
+here in numpy, in fp32, from the same weights' tensors: the same formulas as the torch engine's, so that a
+run on this engine never imports torch (about 195 MB and a second of start-up). tests/test_int8.py holds
+the two to the same outputs.
 
 ONNX Runtime runs one session per thread count asked for: the model's workers (inference.Ahead) run one
 frame each on one thread, which keeps 2 cores busier than one frame at a time on both.
@@ -12,13 +17,21 @@ frame each on one thread, which keeps 2 cores busier than one frame at a time on
 
 from __future__ import annotations
 
+import math
 import threading
 from pathlib import Path
 
+import cv2
 import numpy as np
-import torch
 
-from .weights import WeightsRecord, file_hash
+from .color import rgb_to_lab_np, soft_histogram
+from .record import DecodeConfig, WeightsRecord, file_hash
+from .reference import Match
+
+# model.py's constants for the gate, the hole fill and the mixture (see there for why each is so).
+GAIN, FAR = 10.0, -50.0
+FILL_SIGMA, REACH, FILL_LIGHTNESS, FILL_RADIUS, FILL_STEP = 4.0, 0.05, 3.0, 12, 2
+MULTIPLE = 32  # ColorNet.multiple: input sides are padded to it
 
 
 class Int8Unavailable(Exception):
@@ -39,26 +52,12 @@ def ort():
 class Int8Body:
     """ColorNet.body's stand-in: rgb (B, 3, H, W) float32 in [0, 1], H and W multiples of 32 -> logits
     (B, Q, H/4, W/4), ab regression (B, 2, H/4, W/4) in Lab units, decoder features (B, c, H/4, W/4), all
-    float32 on the CPU."""
+    float32 numpy."""
 
     def __init__(self, path: Path):
         self.path = path
         self.sessions: dict[int, object] = {}
         self.lock = threading.Lock()
-
-    @classmethod
-    def for_weights(cls, weights: Path, record: WeightsRecord) -> Int8Body:
-        """The int8 body made from the weights at `weights`; Int8Unavailable if there is none for them."""
-        if not record.int8.file:
-            raise Int8Unavailable(f"{weights.name} has no int8 network (python -m vidcolor.train quantize makes one)")
-        path = weights.parent / record.int8.file
-        if not path.is_file():
-            raise Int8Unavailable(f"{path} is missing (reinstall vidcolor, or python -m vidcolor.train quantize)")
-        if file_hash(weights) != record.int8.weights_sha256:
-            raise Int8Unavailable(f"{path.name} was made from other weights than {weights.name} (run quantize again)")
-        body = cls(path)
-        body.session(1)  # the model workers' session, made now: a file ONNX Runtime cannot read fails here
-        return body
 
     def session(self, threads: int):
         """The session that runs on `threads` threads, made on first use (the lock only then: this is per frame)."""
@@ -82,9 +81,191 @@ class Int8Body:
                     raise Int8Unavailable(f"{self.path} is not an ONNX file ONNX Runtime can read ({first})") from None
             return self.sessions[threads]
 
-    def __call__(self, rgb: torch.Tensor, threads: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """threads: 0 for torch's own count."""
-        x = np.ascontiguousarray(rgb.detach().float().cpu().numpy())
-        logits, reg, feats = self.session(threads or torch.get_num_threads()).run(None, {"rgb": x})
-        # channels_last, as the torch body gives them: the gate and the bins' decoding read cells' channels.
-        return tuple(torch.from_numpy(t).contiguous(memory_format=torch.channels_last) for t in (logits, reg, feats))
+    def __call__(self, rgb: np.ndarray, threads: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        logits, reg, feats = self.session(threads).run(None, {"rgb": np.ascontiguousarray(rgb, dtype=np.float32)})
+        return logits, reg, feats
+
+
+class Head:
+    """The hint gate and the decoding, in numpy: model.HintGate, decoding.ColorDecoder and ColorNet.decode.
+
+    Inside, maps are cells-last, (B, h, w, C): the softmaxes run over a contiguous axis."""
+
+    def __init__(self, tensors: dict[str, np.ndarray], sigma: float):
+        """tensors: the weights' (safetensors), fp32; sigma: the hint's Gaussian in Lab units (bin_grid / 2)."""
+        self.bins = tensors["colors.bins"].astype(np.float32)  # (Q, 2) ab centres
+        self.log_weights = np.log(tensors["colors.class_weights"].astype(np.float32))  # (Q,)
+        self.gated = "hint.gate.weight" in tensors
+        if self.gated:
+            w = tensors["hint.gate.weight"].astype(np.float32)  # (2, c + 4, 3, 3)
+            self.taps = [np.ascontiguousarray(w[:, :, ky, kx].T) for ky in range(3) for kx in range(3)]  # 9 x (c + 4, 2)
+            self.bias = tensors["hint.gate.bias"].astype(np.float32)
+            self.trusted_offset = np.float32(tensors.get("hint.trusted_offset", np.zeros(())))
+        self.sigma = sigma
+
+    def gate(
+        self, logits: np.ndarray, reg: np.ndarray, feats: np.ndarray, rgb: np.ndarray, trusted: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """logits (B, h, w, Q), reg (B, h, w, 2), feats (B, h, w, c), rgb (B, 4h, 4w, 3) in [0, 1] -> logits
+        (log-probabilities where a hint moved them), reg, and how far reg follows the hint (B, h, w, 1)."""
+        if not self.gated or float((rgb.max(-1) - rgb.min(-1)).max()) < 0.5 / 255:
+            return logits, reg, np.zeros(reg.shape[:-1] + (1,), np.float32)  # a gray input: both gates are 0
+        lab = rgb_to_lab_np(rgb)
+        colored = _pool4((np.abs(lab[..., 1:]).sum(-1, keepdims=True) > 2.0).astype(np.float32))
+        lab4 = _pool4(lab)
+        hint, trust = _spread(lab4[..., 1:], colored, lab4[..., :1])
+        x = np.concatenate((feats, lab4[..., :1] / 100.0, hint / 64.0, trust), -1).astype(np.float32)
+        bias = self.bias + (self.trusted_offset if trusted else np.float32(0.0))
+        z = GAIN * (_conv3x3(x, self.taps) + bias)
+        g_cls = np.clip(_sigmoid(z[..., :1]) * trust, 1e-6, 1 - 1e-6)
+        g_reg = _sigmoid(z[..., 1:]) * trust
+        return self._mix(logits, hint, g_cls), reg + g_reg * (hint - reg), g_reg
+
+    def _mix(self, logits: np.ndarray, hint: np.ndarray, g: np.ndarray) -> np.ndarray:
+        """HintGate.mix: (1 - g) softmax(logits) + g N(hint, sigma) over the bins -> log-probabilities."""
+        ours = _softmax(logits)
+        b = self.bins
+        near = (2 * hint @ b.T - (b * b).sum(1) - (hint * hint).sum(-1, keepdims=True)) / np.float32(2 * self.sigma**2)
+        theirs = _softmax(np.maximum(near, FAR))
+        return np.log(np.maximum(ours + g * (theirs - ours), 1e-30))
+
+    def decode(
+        self, logits: np.ndarray, reg: np.ndarray, follow: np.ndarray, cfg: DecodeConfig, match: Match | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """ColorNet.decode: -> ab (B, h, w, 2) in Lab units and confidence (B, h, w, 1) in [0, 1]."""
+        z = logits - np.float32(1.0 - cfg.saturation) * self.log_weights
+        if match is not None:
+
+            def shown(bias: np.ndarray) -> np.ndarray:
+                return soft_histogram(_annealed_mean(z + bias, self.bins, cfg.temperature).reshape(-1, 2), self.bins)
+
+            z = z + match(shown)
+        top = z.max(-1, keepdims=True)
+        e = np.exp(z - top)
+        total = e.sum(-1, keepdims=True)
+        entropy = top + np.log(total) - (e * z).sum(-1, keepdims=True) / total
+        t = max(cfg.temperature, 1e-3)
+        sharp = e * e if t == 0.5 else np.exp((z - top) / np.float32(t))
+        ab = (sharp @ self.bins) / sharp.sum(-1, keepdims=True)
+        conf = 1.0 - entropy / np.float32(math.log(len(self.bins)))
+        return ab + follow * (reg - ab), conf + follow * (1.0 - conf)
+
+
+class Int8Net:
+    """The int8 engine's network: Int8Body, then Head; numpy in and out (inference.Colorizer's net)."""
+
+    device, dtype = "cpu", "int8"
+
+    def __init__(self, body: Int8Body, head: Head):
+        self.body, self.head = body, head
+
+    @property
+    def bins(self) -> np.ndarray:
+        return self.head.bins
+
+    @classmethod
+    def for_weights(cls, weights: Path, record: WeightsRecord) -> Int8Net:
+        """The int8 engine made from the weights at `weights`; Int8Unavailable if there is none for them."""
+        if not record.int8.file:
+            raise Int8Unavailable(f"{weights.name} has no int8 network (python -m vidcolor.train quantize makes one)")
+        path = weights.parent / record.int8.file
+        if not path.is_file():
+            raise Int8Unavailable(f"{path} is missing (reinstall vidcolor, or python -m vidcolor.train quantize)")
+        if file_hash(weights) != record.int8.weights_sha256:
+            raise Int8Unavailable(f"{path.name} was made from other weights than {weights.name} (run quantize again)")
+        body = Int8Body(path)
+        body.session(1)  # the model workers' session, made now: a file ONNX Runtime cannot read fails here
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(weights), framework="numpy") as f:
+                tensors = {k: f.get_tensor(k).astype(np.float32) for k in f.keys() if k.startswith(("colors.", "hint."))}
+        except Exception as e:  # safetensors' own error types for a file that is not its format
+            raise Int8Unavailable(f"{weights} is not a safetensors file vidcolor can read ({str(e).splitlines()[0]})") from None
+        return cls(body, Head(tensors, record.model.bin_grid / 2))
+
+    def forward(self, batch: np.ndarray, trusted: bool, threads: int) -> tuple[np.ndarray, ...]:
+        """(B, H, W, 3), padded here to multiples of 32 (edge) -> the gated logits, reg and follow,
+        cells-last, at the padded size / 4 (decoded there, as ColorNet.colorize_ab does, then cropped)."""
+        h, w = batch.shape[1:3]
+        padded = np.pad(batch, ((0, 0), (0, (-h) % MULTIPLE), (0, (-w) % MULTIPLE), (0, 0)), mode="edge")
+        logits, reg, feats = (
+            np.ascontiguousarray(t.transpose(0, 2, 3, 1)) for t in self.body(padded.transpose(0, 3, 1, 2), threads)
+        )
+        return self.head.gate(logits, reg, feats, padded, trusted)
+
+    def run(self, batch: np.ndarray, decode: DecodeConfig, match: Match | None, trusted: bool, threads: int) -> np.ndarray:
+        """(B, H, W, 3) float32 in [0, 1] -> (B, H, W, 5): a, b, confidence, regression a, b, upsampled
+        (bilinear, half-pixel centres: F.interpolate's align_corners=False) to the input size."""
+        h, w = batch.shape[1:3]
+        logits, reg, follow = self.forward(batch, trusted, threads)
+        ab, conf = self.head.decode(logits, reg, follow, decode, match)
+        oh, ow = math.ceil(h / 4), math.ceil(w / 4)
+        out = np.concatenate((ab, conf, reg), -1)[:, :oh, :ow]
+        return np.stack([cv2.resize(o, (w, h), interpolation=cv2.INTER_LINEAR) for o in out])
+
+    def distribution(self, rgb: np.ndarray, decode: DecodeConfig, trusted: bool) -> np.ndarray:
+        """inference.Colorizer.distribution: rgb (H, W, 3) -> (Q, H/4, W/4) float32."""
+        h, w = rgb.shape[:2]
+        logits = self.forward(rgb[None], trusted, 1)[0][0, : h // 4, : w // 4]
+        return np.ascontiguousarray(
+            _softmax(logits - np.float32(1.0 - decode.saturation) * self.head.log_weights).transpose(2, 0, 1)
+        )
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def _annealed_mean(z: np.ndarray, bins: np.ndarray, temperature: float) -> np.ndarray:
+    return _softmax(z / np.float32(max(temperature, 1e-3))) @ bins
+
+
+def _pool4(x: np.ndarray) -> np.ndarray:
+    """(B, H, W, C), H and W multiples of 4 -> the mean of each 4x4 cell, (B, H/4, W/4, C)."""
+    b, h, w, c = x.shape
+    return x.reshape(b, h // 4, 4, w // 4, 4, c).mean((2, 4), dtype=np.float32)
+
+
+def _conv3x3(x: np.ndarray, taps: list[np.ndarray]) -> np.ndarray:
+    """x (B, h, w, C), zero-padded by 1, convolved with taps (9 x (C, O), row by row) -> (B, h, w, O)."""
+    h, w = x.shape[1:3]
+    p = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    return sum(p[:, ky : ky + h, kx : kx + w] @ taps[3 * ky + kx] for ky in range(3) for kx in range(3))
+
+
+def _spread(ab: np.ndarray, colored: np.ndarray, lightness: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """model.spread, cells-last: ab (B, h, w, 2), colored and lightness (B, h, w, 1) -> the hint with holes
+    filled (B, h, w, 2) and how far to trust it (B, h, w, 1)."""
+    fill, near = _guided_fill(ab, colored, lightness)
+    return ab + (1 - colored) * fill, colored + (1 - colored) * (near > REACH).astype(np.float32)
+
+
+def _guided_fill(ab: np.ndarray, colored: np.ndarray, lightness: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """model.guided_fill, cells-last: computed only where a cell is not wholly coloured."""
+    b, h, w, _ = ab.shape
+    r, step = FILL_RADIUS, FILL_STEP
+    offsets = np.arange(-r, r + 1, step)
+    near = np.exp(-(offsets[:, None] ** 2 + offsets[None, :] ** 2).astype(np.float32) / (2 * FILL_SIGMA**2)).ravel()  # (K,)
+    ab = ab * (colored > 0)
+    wp = w + 2 * r
+    cells = np.pad(np.concatenate((ab, colored, lightness), -1), ((0, 0), (r, r), (r, r), (0, 0)), mode="edge")
+    cells = cells.reshape(b, -1, 4)  # a, b times colored, colored, L
+    batch, cell = np.nonzero(colored.reshape(b, -1) < 1)  # (N,) each: the cells to fill
+    y, x = cell // w, cell % w
+    dy, dx = np.meshgrid(offsets, offsets, indexing="ij")
+    taps = cells[batch[:, None], (y[:, None] + r + dy.ravel()) * wp + (x[:, None] + r + dx.ravel())]  # (N, K, 4)
+    own = lightness.reshape(b, -1)[batch, cell]  # (N,)
+    d = (taps[..., 3] - own[:, None]) / np.float32(math.sqrt(2) * FILL_LIGHTNESS)
+    wt = np.exp(-(d * d)) * near  # (N, K)
+    total = (taps[..., :3] * wt[..., None]).sum(1)  # (N, 3)
+    fill = np.zeros((b, h * w, 2), np.float32)
+    fill[batch, cell] = total[:, :2] / np.maximum(total[:, 2:], 1e-6)
+    share = np.zeros((b, h * w), np.float32)
+    share[batch, cell] = (taps[..., 2] * near).sum(1) / near.sum()
+    return fill.reshape(b, h, w, 2), share.reshape(b, h, w, 1)

@@ -35,7 +35,7 @@ from .errors import VidcolorError
 from .flow import Link, Tracker
 from .inference import Ahead, Colorizer
 from .options import ColorizeOptions, Progress, StageTimes, Summary, working_size
-from .precision import torch_threads
+from .precision import run_threads
 from .sheet import SHEET_FRAMES, SheetSampler, heat_map
 from .temporal import gray_input
 from .video import (
@@ -282,7 +282,7 @@ class Job:
             return self._run_frames()
         self.ahead = Ahead(self.colorizer, partial(self.times.add, "model"))  # not a closure over self: a cycle
         try:
-            with torch_threads(self.ahead.threads):
+            with run_threads(self.ahead.threads):
                 return self._run_frames()
         finally:
             self.ahead.close()

@@ -26,7 +26,6 @@ import cv2
 import numpy as np
 
 from .errors import VidcolorError
-from .hints import point_hint
 from .project import Point, Project
 from .temporal import Guide, Predict, TemporalOptions, TemporalState
 from .timecode import EPS, parse_time
@@ -132,7 +131,9 @@ def _patches(points: tuple[Point, ...], height: int, width: int) -> Guide:
 def points_guide(points: tuple[Point, ...], gray: np.ndarray, lut: np.ndarray) -> Guide:
     """A user's points on a frame whose upright working-size gray is `gray` (h, w) uint8 -> Guide: their
     colours exactly on their patches, and spread over the regions they land on as the network's hint."""
-    import torch
+    import torch  # points only: a run without them never loads torch
+
+    from .hints import point_hint
 
     patches = _patches(points, *gray.shape)
     ab = torch.from_numpy(patches.ab).permute(2, 0, 1)[None]

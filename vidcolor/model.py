@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
@@ -33,34 +32,13 @@ import torch.nn.functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .backbone import LAST_CHANNELS, MobileNetV2, conv1x1
-from .color import rgb_to_lab
-from .decoding import ColorDecoder, DecodeConfig, Match
+from .decoding import ColorDecoder
+from .lab import rgb_to_lab
+from .record import DecodeConfig, ModelConfig
+from .reference import Match
 
 # Channels of the encoder's maps at strides 4, 8, 16, 32 (backbone.MobileNetV2.features).
 ENCODER_CHANNELS = (24, 32, 96, 320)
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """The network's shape; its defaults are the shipped network. How logits become colours is
-    decoding.DecodeConfig's concern."""
-
-    decoder: tuple[int, ...] = (64, 96, 128, 256)  # decoder channels at strides 4, 8, 16, 32
-    global_dim: int = 256  # hidden width of the global-context MLP
-    bin_grid: float = 10.0  # ab quantization step (Zhang: 10)
-    # Follow the colours the input carries where the network trusts them (HintGate); a gray input skips it.
-    hint_gate: bool = True
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ModelConfig:
-        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
-        fields.setdefault("hint_gate", False)  # written before the gate existed: a network without one
-        if fields.pop("hypercolumns", False):  # an experiment's (docs/experiments.md); False in older files
-            raise ValueError("weights with hypercolumn laterals: vidcolor no longer builds that network")
-        return cls(**fields)
 
 
 class ConvBN(nn.Module):

@@ -15,7 +15,6 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import av
-import torch
 
 from .color import gray_to_lightness_lut
 from .colouring import ShotMatch, upright
@@ -27,7 +26,8 @@ from .job import Job, Part, Target, expected_frames, look_ahead_frames, no_frame
 from .keyframes import check_keyframes
 from .options import ColorizeOptions, Progress, StageTimes, Summary, working_size
 from .outfile import check_output, create_partial, output_lock, remove_stale_partials
-from .precision import torch_threads
+from .precision import compute_threads, run_threads
+from .record import default_model_path, file_hash
 from .reference import ReferenceMatch, reference_histogram
 from .segments import WARMUP, PartInfo, PartJob, Segment, WorkFolder, file_identity, plan_segments
 from .video import (
@@ -46,7 +46,6 @@ from .video import (
     open_input,
     output_pix_fmt,
 )
-from .weights import default_model_path, file_hash
 
 # The public API, importable from here: the options and what a run reports are defined in options.py.
 __all__ = ["ColorizeOptions", "Progress", "StageTimes", "Summary", "colorize_part", "colorize_video", "working_size"]
@@ -115,7 +114,7 @@ def colorize_video(src: Path, dst: Path, options: ColorizeOptions, progress: Cal
             )
         colorizer = Colorizer.load(options.model, options.device, options.temperature, options.saturation, options.engine)
         match = _shot_match(options.reference, colorizer)  # read before any output exists: a bad photo is a clean error
-        with output_lock(dst), torch_threads(options.threads):
+        with output_lock(dst), run_threads(options.threads):
             if _segmented(options):
                 plan = _plan(src, info, start, end, options.segment)
                 if len(plan) > 1:
@@ -126,7 +125,7 @@ def colorize_video(src: Path, dst: Path, options: ColorizeOptions, progress: Cal
 def _shot_match(reference: Path | None, colorizer: Colorizer) -> ShotMatch | None:
     if reference is None:
         return None
-    return ShotMatch(ReferenceMatch(reference_histogram(reference, colorizer.model.colors.bins.cpu())))
+    return ShotMatch(ReferenceMatch(reference_histogram(reference, colorizer.bins)))
 
 
 def _segmented(options: ColorizeOptions) -> bool:
@@ -164,8 +163,8 @@ def _run_film(
     offset = _output_offset(container, src, info, span)
     notices = remove_stale_partials(dst)
     workers = Workers(jobs=options.jobs or default_jobs(), threads=options.threads, ray=options.ray)
-    # Each part's torch threads: a worker's own (film.Workers), or this process's (the pipeline's torch_threads).
-    threads = workers.torch_threads() if workers.jobs > 1 or workers.ray is not None else torch.get_num_threads()
+    # Each part's compute threads: a worker's own (film.Workers), or this process's (the pipeline's run_threads).
+    threads = workers.part_threads() if workers.jobs > 1 or workers.ray is not None else compute_threads()
     folder = WorkFolder(dst, _manifest(src, plan, span, offset, options, colorizer, threads), fresh=options.fresh).open()
     notices += folder.notices
     finished = folder.done()
@@ -269,7 +268,7 @@ def _manifest(
     src: Path, plan: list[Segment], span: tuple, offset: float, options: ColorizeOptions, colorizer: Colorizer, threads: int
 ) -> dict:
     """Everything that changes a part's pixels or timestamps (segments.WorkFolder keeps parts only if it is
-    unchanged): the torch threads each part ran with too, since the results depend on their count
+    unchanged): the compute threads each part ran with too, since the results depend on their count
     (precision.py). --jobs and --ray are left out: a resumed run may use other workers with as many threads."""
     reference = None if options.reference is None else file_hash(Path(options.reference))
     return {
@@ -288,7 +287,7 @@ def _manifest(
             "warmup": WARMUP,
             "device": str(colorizer.device),
             "engine": colorizer.engine,
-            "dtype": str(colorizer.dtype),
+            "dtype": str(colorizer.net.dtype),
             "threads": threads,
         },
     }

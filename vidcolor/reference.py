@@ -20,7 +20,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
 from .color import soft_histogram
 from .errors import VidcolorError
@@ -29,15 +28,15 @@ MAX_BIAS = 3.0  # log units: never more than ~20x up or down, so a colour absent
 FLOOR = 0.1  # share of a uniform distribution mixed into both histograms, for the same reason
 
 
-def floored(hist: torch.Tensor) -> torch.Tensor:
-    """(Q,) a distribution -> the same with FLOOR of a uniform one mixed in (no bin at 0: finite logs)."""
-    return (1 - FLOOR) * hist / hist.sum().clamp(min=1e-12) + FLOOR / len(hist)
+def floored(hist: np.ndarray) -> np.ndarray:
+    """(Q,) a distribution -> the same with FLOOR of a uniform one mixed in (no bin at 0: finite logs), float32."""
+    return ((1 - FLOOR) * hist / max(float(hist.sum()), 1e-12) + FLOOR / len(hist)).astype(np.float32)
 
 
 MIN_CHROMA = 3.0  # Lab units: a photo with less mean chroma is gray or sepia, and would only take colour away
 
 
-def reference_histogram(path: Path, bins: torch.Tensor) -> torch.Tensor:
+def reference_histogram(path: Path, bins: np.ndarray) -> np.ndarray:
     """A colour photo -> its ab distribution over the network's bins (Q,), floored."""
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
@@ -51,28 +50,33 @@ def reference_histogram(path: Path, bins: torch.Tensor) -> torch.Tensor:
         raise VidcolorError(
             f"--reference {path.name} has almost no colour (mean chroma {chroma:.1f}): it would mute the film. Give a colour photo"
         )
-    return floored(soft_histogram(torch.from_numpy(lab[..., 1:].reshape(-1, 2)), bins))
+    return floored(soft_histogram(lab[..., 1:].reshape(-1, 2), bins))
+
+
+# Given shown(bias): the histogram (Q,) of the colours a frame shows with a bias (Q,) added to its logits,
+# -> the bias (Q,) to add; all float32 numpy (ReferenceMatch). Both engines' decodings take one.
+Match = Callable[[Callable[[np.ndarray], np.ndarray]], np.ndarray]
 
 
 class ReferenceMatch:
-    """decoding.Match: given shown(bias), the histogram (Q,) of the colours a frame shows with a bias (Q,)
-    added to its logits, -> the bias (Q,) to use for this frame."""
+    """A Match: given shown(bias), the histogram (Q,) of the colours a frame shows with a bias (Q,) added
+    to its logits, -> the bias (Q,) to use for this frame."""
 
-    def __init__(self, target: torch.Tensor, rate: float = 0.3, settle: int = 3):
-        self.log_target = torch.log(target)
+    def __init__(self, target: np.ndarray, rate: float = 0.3, settle: int = 3):
+        self.log_target = np.log(target).astype(np.float32)
         self.rate = rate  # share of the remaining log-ratio corrected per step (1 overshoots: bins interact)
         self.settle = settle  # steps on a shot's first frame
-        self.bias: torch.Tensor | None = None
+        self.bias: np.ndarray | None = None
 
     def reset(self) -> None:
         """A new shot: forget the last one's correction."""
         self.bias = None
 
-    def __call__(self, shown: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    def __call__(self, shown: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
         first = self.bias is None
-        bias = torch.zeros_like(self.log_target) if first else self.bias
+        bias = np.zeros_like(self.log_target) if first else self.bias
         for _ in range(self.settle if first else 1):
-            step = self.log_target - torch.log(floored(shown(bias)))
-            bias = (bias + self.rate * step).clamp(-MAX_BIAS, MAX_BIAS)
+            step = self.log_target - np.log(floored(shown(bias)))
+            bias = np.clip(bias + np.float32(self.rate) * step, -MAX_BIAS, MAX_BIAS).astype(np.float32)
         self.bias = bias
         return bias

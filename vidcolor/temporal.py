@@ -31,7 +31,7 @@ import numpy as np
 
 from .color import lab_planes_to_rgb
 from .flow import Link, Motion, Tracker
-from .weights import FeedbackRecord
+from .record import FeedbackRecord
 
 
 class Predict(Protocol):

@@ -27,7 +27,8 @@ from pathlib import Path
 import torch
 
 from ..model import ColorNet
-from ..weights import FeedbackRecord, load_model, read_weights, save_model
+from ..record import FeedbackRecord, read_weights
+from ..weights import load_model, save_model
 
 
 def open_hint_gate(model: ColorNet, offset: float, trusted: bool = False) -> ColorNet:

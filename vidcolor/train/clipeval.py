@@ -22,8 +22,8 @@ import torch
 
 from ..flow import consistent, make_dis, warp
 from ..pipeline import ColorizeOptions, colorize_video
+from ..record import FeedbackRecord
 from ..video import EncodeOptions
-from ..weights import FeedbackRecord
 from .metrics import cdc, chroma_cdc, colorfulness, psnr, warp_error
 
 # The weights' record's run-time settings (weights.FeedbackRecord), as the benchmarks let a run override them.

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import typer
 
-from ..decoding import DecodeConfig
-from ..weights import read_feedback, save_model
+from ..record import DecodeConfig, read_feedback
+from ..weights import save_model
 from .average import average_models
 from .calibrate import open_gate_file, set_feedback_file
 from .data import list_images, split_images
@@ -167,7 +167,7 @@ def quantize(
 ) -> None:
     """Make WEIGHTS' int8 network for ONNX Runtime (vidcolor/int8.py), calibrated on COUNT training photos
     (never held-out ones), and name it in their record. Example: python -m vidcolor.train quantize"""
-    from ..weights import default_model_path
+    from ..record import default_model_path
     from .quantize import quantize_weights
 
     path = weights or default_model_path()

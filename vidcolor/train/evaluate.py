@@ -19,11 +19,11 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
-from ..color import gray_rgb, join_lab, rgb_to_lab
-from ..decoding import DecodeConfig
 from ..hints import point_hint
+from ..lab import gray_rgb, join_lab, rgb_to_lab
 from ..model import ColorNet
 from ..precision import autocast, compute_dtype
+from ..record import DecodeConfig
 from .augment import hole_mask, point_hints
 from .metrics import colorfulness, psnr
 
@@ -52,7 +52,7 @@ def run_network(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """rgb_in (B, 3, H, W), H and W multiples of 4 -> fp32 logits (B, Q, H/4, W/4), regressed ab
     (B, 2, H/4, W/4) and how far it follows a hint (B, 1, H/4, W/4). trusted: rgb_in's colours are true
-    ones (model.HintGate). body: runs model.body instead (an engine's, inference.Colorizer.body); dtype:
+    ones (model.HintGate). body: runs model.body instead (the int8 engine's, benchmarks/quality.py); dtype:
     autocast's (None: the device's, precision.compute_dtype). Pads to the network's multiple with edge
     replication and crops the result."""
     h, w = rgb_in.shape[-2:]

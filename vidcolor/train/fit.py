@@ -23,14 +23,15 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from ..color import gray_to_lightness_lut, join_lab, rgb_to_lab
-from ..decoding import DecodeConfig
+from ..color import gray_to_lightness_lut
 from ..flow import make_dis
 from ..hints import point_hint
-from ..model import ColorNet, ModelConfig, count_parameters
+from ..lab import join_lab, rgb_to_lab
+from ..model import ColorNet, count_parameters
 from ..precision import autocast, compute_dtype, pick_device
+from ..record import DecodeConfig, FeedbackRecord, ModelConfig, read_configs
 from ..temporal import TemporalOptions
-from ..weights import FeedbackRecord, read_configs, save_model
+from ..weights import save_model
 from .augment import archival_look, degrade_hint, sparse_points
 from .clips import clip_cache, list_clips, overlapping_photos, split_clips
 from .data import ImageCache, cached, center_crops, list_images, random_crops, split_images
@@ -317,7 +318,7 @@ class Trainer:
         if cfg.sequence_chains > cfg.batch:
             raise ValueError(f"sequence_chains ({cfg.sequence_chains}) must not exceed the batch ({cfg.batch})")
         self.cfg = cfg
-        self.device = pick_device(cfg.device)
+        self.device = torch.device(pick_device(cfg.device))
         self.dtype = compute_dtype(self.device, training=True)
         self.run = Path(cfg.run_dir)
         self.run.mkdir(parents=True, exist_ok=True)

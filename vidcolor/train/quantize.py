@@ -22,10 +22,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..color import lab_to_rgb, rgb_to_lab
 from ..int8 import ort
+from ..lab import lab_to_rgb, rgb_to_lab
 from ..model import ColorNet
-from ..weights import Int8Record, file_hash, load_model, read_weights, write_record
+from ..record import Int8Record, file_hash, read_weights, write_record
+from ..weights import load_model
 
 # Convolutions left in fp32, by the exported graph's names: the stem and the first two inverted residual
 # blocks, at 1/2 and 1/4 size, where an int8 MobileNetV2's error starts (docs/experiments.md).

@@ -25,8 +25,9 @@ import cv2
 import numpy as np
 import torch
 
-from ..color import lab_planes_to_rgb, rgb_to_lab
+from ..color import lab_planes_to_rgb
 from ..flow import Motion, track
+from ..lab import rgb_to_lab
 from ..temporal import TemporalOptions, feedback_input, gray_input, gray_turn
 from .augment import degrade_hint
 from .data import ImageCache

@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..color import rgb_to_lab
+from ..lab import rgb_to_lab
 from .data import fit_short_side, list_images, read_rgb
 
 MIN_SIDE = 200  # px on the short side: smaller photos are thumbnails
