@@ -89,66 +89,77 @@ class Int8Body:
 class Head:
     """The hint gate and the decoding, in numpy: model.HintGate, decoding.ColorDecoder and ColorNet.decode.
 
-    Inside, maps are cells-last, (B, h, w, C): the softmaxes run over a contiguous axis."""
+    Maps are channels-first, (B, C, h, w), as ONNX Runtime gives them: the reductions over the bins (axis 1)
+    run along rows of contiguous cells, and nothing large is transposed (cells-last took 1.5 ms a frame
+    more in transposes alone, and 4 more in reductions over a short last axis)."""
 
     def __init__(self, tensors: dict[str, np.ndarray], sigma: float):
         """tensors: the weights' (safetensors), fp32; sigma: the hint's Gaussian in Lab units (bin_grid / 2)."""
         self.bins = tensors["colors.bins"].astype(np.float32)  # (Q, 2) ab centres
-        self.log_weights = np.log(tensors["colors.class_weights"].astype(np.float32))  # (Q,)
+        # (3, Q): a, b and 1 per bin, so one product gives a mean's numerators and its denominator.
+        self.bins_one = np.ascontiguousarray(np.concatenate((self.bins, np.ones_like(self.bins[:, :1])), 1).T)
+        self.log_weights = np.log(tensors["colors.class_weights"].astype(np.float32))[:, None, None]  # (Q, 1, 1)
         self.gated = "hint.gate.weight" in tensors
         if self.gated:
             w = tensors["hint.gate.weight"].astype(np.float32)  # (2, c + 4, 3, 3)
-            self.taps = [np.ascontiguousarray(w[:, :, ky, kx].T) for ky in range(3) for kx in range(3)]  # 9 x (c + 4, 2)
-            self.bias = tensors["hint.gate.bias"].astype(np.float32)
+            self.taps = np.ascontiguousarray(w.transpose(2, 3, 0, 1).reshape(18, -1))  # (9 taps x 2, c + 4)
+            self.bias = tensors["hint.gate.bias"].astype(np.float32)  # (2,)
             self.trusted_offset = np.float32(tensors.get("hint.trusted_offset", np.zeros(())))
         self.sigma = sigma
 
     def gate(
         self, logits: np.ndarray, reg: np.ndarray, feats: np.ndarray, rgb: np.ndarray, trusted: bool
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """logits (B, h, w, Q), reg (B, h, w, 2), feats (B, h, w, c), rgb (B, 4h, 4w, 3) in [0, 1] -> logits
-        (log-probabilities where a hint moved them), reg, and how far reg follows the hint (B, h, w, 1)."""
-        if not self.gated or float((rgb.max(-1) - rgb.min(-1)).max()) < 0.5 / 255:
-            return logits, reg, np.zeros(reg.shape[:-1] + (1,), np.float32)  # a gray input: both gates are 0
+        """logits (B, Q, h, w), reg (B, 2, h, w), feats (B, c, h, w), rgb (B, 4h, 4w, 3) in [0, 1] -> logits
+        (log-probabilities where a hint moved them), reg, and how far reg follows the hint (B, 1, h, w)."""
+        if not self.gated or not _carries_colour(rgb):
+            return logits, reg, np.zeros_like(reg[:, :1])  # a gray input: both gates are 0
         lab = rgb_to_lab_np(rgb)
         colored = _pool4((np.abs(lab[..., 1:]).sum(-1, keepdims=True) > 2.0).astype(np.float32))
         lab4 = _pool4(lab)
-        hint, trust = _spread(lab4[..., 1:], colored, lab4[..., :1])
-        x = np.concatenate((feats, lab4[..., :1] / 100.0, hint / 64.0, trust), -1).astype(np.float32)
+        hint, trust = (_first(t) for t in _spread(lab4[..., 1:], colored, lab4[..., :1]))
+        x = np.concatenate((feats, _first(lab4[..., :1]) / 100.0, hint / 64.0, trust), 1).astype(np.float32)
         bias = self.bias + (self.trusted_offset if trusted else np.float32(0.0))
-        z = GAIN * (_conv3x3(x, self.taps) + bias)
-        g_cls = np.clip(_sigmoid(z[..., :1]) * trust, 1e-6, 1 - 1e-6)
-        g_reg = _sigmoid(z[..., 1:]) * trust
+        z = GAIN * (_conv3x3(x, self.taps) + bias[:, None, None])
+        g_cls = np.clip(_sigmoid(z[:, :1]) * trust, 1e-6, 1 - 1e-6)
+        g_reg = _sigmoid(z[:, 1:]) * trust
         return self._mix(logits, hint, g_cls), reg + g_reg * (hint - reg), g_reg
 
     def _mix(self, logits: np.ndarray, hint: np.ndarray, g: np.ndarray) -> np.ndarray:
         """HintGate.mix: (1 - g) softmax(logits) + g N(hint, sigma) over the bins -> log-probabilities."""
         ours = _softmax(logits)
-        b = self.bins
-        near = (2 * hint @ b.T - (b * b).sum(1) - (hint * hint).sum(-1, keepdims=True)) / np.float32(2 * self.sigma**2)
-        theirs = _softmax(np.maximum(near, FAR))
+        b, h, w = hint.shape[0], *hint.shape[2:]
+        cells = hint.reshape(b, 2, -1)
+        near = 2 * (self.bins @ cells) - (self.bins**2).sum(1)[:, None] - (cells**2).sum(1, keepdims=True)  # (B, Q, h*w)
+        theirs = _softmax(np.maximum(near.reshape(b, -1, h, w) / np.float32(2 * self.sigma**2), FAR))
         return np.log(np.maximum(ours + g * (theirs - ours), 1e-30))
 
     def decode(
         self, logits: np.ndarray, reg: np.ndarray, follow: np.ndarray, cfg: DecodeConfig, match: Match | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """ColorNet.decode: -> ab (B, h, w, 2) in Lab units and confidence (B, h, w, 1) in [0, 1]."""
+        """ColorNet.decode: -> ab (B, 2, h, w) in Lab units and confidence (B, 1, h, w) in [0, 1]."""
         z = logits - np.float32(1.0 - cfg.saturation) * self.log_weights
         if match is not None:
 
             def shown(bias: np.ndarray) -> np.ndarray:
-                return soft_histogram(_annealed_mean(z + bias, self.bins, cfg.temperature).reshape(-1, 2), self.bins)
+                ab = self._mean(_softmax((z + bias[:, None, None]) / np.float32(max(cfg.temperature, 1e-3))))
+                return soft_histogram(ab.transpose(0, 2, 3, 1).reshape(-1, 2), self.bins)
 
-            z = z + match(shown)
-        top = z.max(-1, keepdims=True)
+            z = z + match(shown)[:, None, None]
+        top = z.max(1, keepdims=True)
         e = np.exp(z - top)
-        total = e.sum(-1, keepdims=True)
-        entropy = top + np.log(total) - (e * z).sum(-1, keepdims=True) / total
+        total = e.sum(1, keepdims=True)
+        entropy = top + np.log(total) - (e * z).sum(1, keepdims=True) / total
         t = max(cfg.temperature, 1e-3)
-        sharp = e * e if t == 0.5 else np.exp((z - top) / np.float32(t))
-        ab = (sharp @ self.bins) / sharp.sum(-1, keepdims=True)
+        ab = self._mean(e * e if t == 0.5 else np.exp((z - top) / np.float32(t)))
         conf = 1.0 - entropy / np.float32(math.log(len(self.bins)))
         return ab + follow * (reg - ab), conf + follow * (1.0 - conf)
+
+    def _mean(self, weights: np.ndarray) -> np.ndarray:
+        """weights (B, Q, h, w) >= 0, not normalized -> their mean ab over the bins (B, 2, h, w)."""
+        b, q, h, w = weights.shape
+        sums = (self.bins_one @ weights.reshape(b, q, -1)).reshape(b, 3, h, w)
+        return sums[:, :2] / sums[:, 2:]
 
 
 class Int8Net:
@@ -185,13 +196,11 @@ class Int8Net:
         return cls(body, Head(tensors, record.model.bin_grid / 2))
 
     def forward(self, batch: np.ndarray, trusted: bool, threads: int) -> tuple[np.ndarray, ...]:
-        """(B, H, W, 3), padded here to multiples of 32 (edge) -> the gated logits, reg and follow,
-        cells-last, at the padded size / 4 (decoded there, as ColorNet.colorize_ab does, then cropped)."""
+        """(B, H, W, 3), padded here to multiples of 32 (edge) -> the gated logits, reg and follow, (B, C,
+        H', W') at the padded size / 4 (decoded there, as ColorNet.colorize_ab does, then cropped)."""
         h, w = batch.shape[1:3]
         padded = np.pad(batch, ((0, 0), (0, (-h) % MULTIPLE), (0, (-w) % MULTIPLE), (0, 0)), mode="edge")
-        logits, reg, feats = (
-            np.ascontiguousarray(t.transpose(0, 2, 3, 1)) for t in self.body(padded.transpose(0, 3, 1, 2), threads)
-        )
+        logits, reg, feats = self.body(padded.transpose(0, 3, 1, 2), threads)
         return self.head.gate(logits, reg, feats, padded, trusted)
 
     def run(self, batch: np.ndarray, decode: DecodeConfig, match: Match | None, trusted: bool, threads: int) -> np.ndarray:
@@ -201,29 +210,35 @@ class Int8Net:
         logits, reg, follow = self.forward(batch, trusted, threads)
         ab, conf = self.head.decode(logits, reg, follow, decode, match)
         oh, ow = math.ceil(h / 4), math.ceil(w / 4)
-        out = np.concatenate((ab, conf, reg), -1)[:, :oh, :ow]
+        out = np.concatenate((ab, conf, reg), 1)[:, :, :oh, :ow].transpose(0, 2, 3, 1)
         return np.stack([cv2.resize(o, (w, h), interpolation=cv2.INTER_LINEAR) for o in out])
 
     def distribution(self, rgb: np.ndarray, decode: DecodeConfig, trusted: bool) -> np.ndarray:
         """inference.Colorizer.distribution: rgb (H, W, 3) -> (Q, H/4, W/4) float32."""
         h, w = rgb.shape[:2]
-        logits = self.forward(rgb[None], trusted, 1)[0][0, : h // 4, : w // 4]
-        return np.ascontiguousarray(
-            _softmax(logits - np.float32(1.0 - decode.saturation) * self.head.log_weights).transpose(2, 0, 1)
-        )
+        logits = self.forward(rgb[None], trusted, 1)[0][:, :, : h // 4, : w // 4]
+        return _softmax(logits - np.float32(1.0 - decode.saturation) * self.head.log_weights)[0]
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
+    """Over the bins, axis 1 of (B, Q, h, w)."""
+    e = np.exp(z - z.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def _annealed_mean(z: np.ndarray, bins: np.ndarray, temperature: float) -> np.ndarray:
-    return _softmax(z / np.float32(max(temperature, 1e-3))) @ bins
+def _carries_colour(rgb: np.ndarray) -> bool:
+    """rgb (..., 3): some pixel's channels differ by half a level of 255 or more (HintGate's test)."""
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    return max(float(np.abs(r - g).max()), float(np.abs(r - b).max()), float(np.abs(g - b).max())) >= 0.5 / 255
+
+
+def _first(x: np.ndarray) -> np.ndarray:
+    """(B, h, w, C) -> (B, C, h, w), contiguous (small maps only)."""
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
 def _pool4(x: np.ndarray) -> np.ndarray:
@@ -232,11 +247,13 @@ def _pool4(x: np.ndarray) -> np.ndarray:
     return x.reshape(b, h // 4, 4, w // 4, 4, c).mean((2, 4), dtype=np.float32)
 
 
-def _conv3x3(x: np.ndarray, taps: list[np.ndarray]) -> np.ndarray:
-    """x (B, h, w, C), zero-padded by 1, convolved with taps (9 x (C, O), row by row) -> (B, h, w, O)."""
-    h, w = x.shape[1:3]
-    p = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    return sum(p[:, ky : ky + h, kx : kx + w] @ taps[3 * ky + kx] for ky in range(3) for kx in range(3))
+def _conv3x3(x: np.ndarray, taps: np.ndarray) -> np.ndarray:
+    """x (B, C, h, w), zero-padded by 1, convolved with taps (9 x O, C), row by row -> (B, O, h, w): one
+    product over the padded grid, then each tap's share summed at its offset."""
+    b, c, h, w = x.shape
+    p = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    y = (taps @ p.reshape(b, c, -1)).reshape(b, 9, -1, h + 2, w + 2)
+    return sum(y[:, 3 * ky + kx, :, ky : ky + h, kx : kx + w] for ky in range(3) for kx in range(3))
 
 
 def _spread(ab: np.ndarray, colored: np.ndarray, lightness: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
