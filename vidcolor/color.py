@@ -30,7 +30,8 @@ def rgb_to_lab_np(rgb: np.ndarray) -> np.ndarray:
     x = rgb.astype(np.float32, copy=False)
     curve = np.exp(np.float32(2.4) * np.log((np.maximum(x, 0.04045) + np.float32(0.055)) / np.float32(1.055)))
     linear = np.where(x <= 0.04045, x / np.float32(12.92), curve)
-    t = linear @ (np.asarray(_RGB2XYZ, np.float32).T / np.asarray(_WHITE, np.float32))  # XYZ / white
+    # XYZ / white; einsum, not `@`: numpy's BLAS would start threads of its own beside the pipeline's (int8.Head).
+    t = np.einsum("...j,ij->...i", linear, np.asarray(_RGB2XYZ, np.float32) / np.asarray(_WHITE, np.float32)[:, None])
     cube = np.exp(np.log(np.maximum(t, np.float32(_EPS))) / np.float32(3.0))
     f = np.where(t > _EPS, cube, (np.float32(_KAPPA) * t + np.float32(16.0)) / np.float32(116.0))
     fx, fy, fz = f[..., 0], f[..., 1], f[..., 2]
@@ -45,7 +46,7 @@ def soft_histogram(ab: np.ndarray, bins: np.ndarray, sigma: float = 5.0, chunk: 
     total = np.zeros(len(bins), np.float64)
     for i in range(0, len(ab), chunk):  # (chunk, Q) at a time: a 256x256 photo is 65k colours
         a = ab[i : i + chunk].astype(np.float32, copy=False)
-        d2 = (a * a).sum(1, keepdims=True) - 2 * a @ bins.T + (bins * bins).sum(1)
+        d2 = (a * a).sum(1, keepdims=True) - 2 * np.einsum("nk,qk->nq", a, bins) + (bins * bins).sum(1)
         z = -np.maximum(d2, 0) / np.float32(2 * sigma**2)
         e = np.exp(z - z.max(1, keepdims=True))
         total += (e / e.sum(1, keepdims=True)).sum(0)
