@@ -8,6 +8,7 @@ output verbatim, each under the command that reproduces it:
 - quality.py: held-out photos, with 5 and 20 points of the truth (`--quick`: 160 of them);
 - points.py: 10 points on one frame of each clip's longest shot, over that shot (`--quick`: the development clips);
 - speed.py: end-to-end fps beside a plain transcode (`--quick`: 120 frames);
+- memory.py: peak memory of a whole run on each engine, beside a plain transcode's;
 - editor.py: the editor's latency.
 """
 
@@ -62,6 +63,7 @@ def main() -> None:
             ],
         ),
         ("Speed", ["benchmarks/speed.py", "--frames", "120" if args.quick else "240", *model]),
+        ("Memory", ["benchmarks/memory.py"]),
         ("The editor's latency", ["benchmarks/editor.py", *model]),
     ]
     parts = [
