@@ -89,7 +89,7 @@ def main() -> None:
             frame_ms, put_ms, suggest_ms, load = drive(url, editor, args.rounds)
     info = editor.film.info
     print(
-        f"CPU: {cpu_flags()}; torch threads 2, engine {editor.colourer.colorizer.engine}; {args.film.name} {info.width}x{info.height}, {args.rounds} rounds"
+        f"CPU: {cpu_flags()}; threads 2, engine {editor.colourer.colorizer.engine}; {args.film.name} {info.width}x{info.height}, {args.rounds} rounds"
     )
     for name, ms in (
         ("PUT /api/project", put_ms),
