@@ -2,7 +2,7 @@
 
     python benchmarks/keyframes.py                     # every clip of ../shared/data/videos
     python benchmarks/keyframes.py --held-out-clips    # and the clips training leaves out
-    python benchmarks/keyframes.py CLIP [CLIP ...] [--model M]
+    python benchmarks/keyframes.py CLIP [CLIP ...] [--model M] [--engine fp32]
 
 Per clip: the keyframe is the middle frame of the clip's longest shot (shots found
 on the truth, independently of the tool), its image the truth's own colours, as a
@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 import torch
 
+from vidcolor.inference import ENGINES
 from vidcolor.keyframes import KeyframeSpec
 from vidcolor.pipeline import ColorizeOptions
 from vidcolor.train.clipeval import colorize_to_frames, read_rgb_frames, shot_starts
@@ -120,13 +121,14 @@ def main() -> None:
     ap.add_argument("clips", nargs="*", type=Path)
     ap.add_argument("--model", type=Path, default=None)
     ap.add_argument("--held-out-clips", action="store_true", help="also the clips training leaves out of ../shared/data/clips")
+    ap.add_argument("--engine", default="auto", choices=ENGINES, help="vidcolor's --engine")
     args = ap.parse_args()
     clips = args.clips or sorted(VIDEOS.glob("*.mp4"))
     if args.held_out_clips:
         clips += split_clips(list_clips(TRAIN_CLIPS), TrainConfig.clip_holdout_permille)[1]
     if not clips:
         sys.exit(f"no clips given and none in {VIDEOS}")
-    options = ColorizeOptions(model=args.model)
+    options = ColorizeOptions(model=args.model, engine=args.engine)
     print(
         f"{'clip':28s} {'shot':>9s} {'key':>4s}  shot PSNR p / t / keyed (gain)   2 s PSNR p / t / keyed (gain)  own ab  outside"
     )
