@@ -341,9 +341,9 @@ class Trainer:
         self.lut = gray_to_lightness_lut()
         self.step = 0
         self.best = -math.inf
-        self.weights = rebalance_weights(
+        self.weights = rebalance_weights(  # on the device once, not copied there every step
             bin_prior(self.data.photos, self.model.colors.bins.cpu(), self.rng, cfg.prior_samples), cfg.rebalance_lambda
-        )
+        ).to(self.device)
         self.model.colors.class_weights.copy_(self.weights)
         self.ema.load_state_dict(self.model.state_dict())
         self.ema.requires_grad_(False)
@@ -456,7 +456,7 @@ class Trainer:
             with torch.set_grad_enabled(not self.frozen()):
                 feats = self.model.encode(x)
             logits, reg, _ = self.model.head(feats, x)
-        loss, parts = color_loss(logits, reg, ab4, self.model.colors.bins, self.weights.to(self.device), c)
+        loss, parts = color_loss(logits, reg, ab4, self.model.colors.bins, self.weights, c)
         if self.teacher is not None:
             kept = distill_loss(self.teacher, x, logits, reg, self.dtype)
             loss = loss + c.distill * kept
