@@ -34,6 +34,7 @@ class Net(Protocol):
 
     device: object
     dtype: object
+    engine: str  # which of ENGINES it is: int8, torch or fp32 (torch in fp32, by choice or by the CPU)
     bins: np.ndarray  # (Q, 2) the ab bins' centres, Lab units
 
     def run(self, batch: np.ndarray, decode: DecodeConfig, match: Match | None, trusted: bool, threads: int) -> np.ndarray: ...
@@ -45,8 +46,12 @@ class Net(Protocol):
 class Colorizer:
     net: Net
     decode: DecodeConfig
-    engine: str  # the engine that runs: int8, torch or fp32 (torch in fp32, by choice or by the CPU)
     feedback: FeedbackRecord = FeedbackRecord()  # how these weights want their own colours fed back (record.py)
+
+    @property
+    def engine(self) -> str:
+        """The engine that runs: int8, torch or fp32."""
+        return self.net.engine
 
     @property
     def device(self) -> str:
@@ -85,8 +90,7 @@ class Colorizer:
             decode = replace(decode, temperature=temperature)
         if saturation is not None:
             decode = replace(decode, saturation=saturation)
-        kind = "int8" if isinstance(net, Int8Net) else "fp32" if str(net.dtype) == "torch.float32" else "torch"
-        return cls(net, decode, kind, record.feedback)
+        return cls(net, decode, record.feedback)
 
     def predict(
         self, rgb: np.ndarray, match: Match | None = None, trusted: bool = False, threads: int = 0

@@ -101,13 +101,16 @@ class Head:
         # (3, Q): a, b and 1 per bin, so one product gives a mean's numerators and its denominator.
         self.bins_one = np.ascontiguousarray(np.concatenate((self.bins, np.ones_like(self.bins[:, :1])), 1).T)
         self.log_weights = np.log(tensors["colors.class_weights"].astype(np.float32))[:, None, None]  # (Q, 1, 1)
+        # The mixture's -|hint - bin|^2 / (2 sigma^2), made of per-bin terms fixed here: (Q, 1) each.
+        self.scale = np.float32(1.0 / (2 * sigma**2))
+        self.bin_a, self.bin_b = 2 * self.bins[:, :1], 2 * self.bins[:, 1:]
+        self.bin_sq = (self.bins**2).sum(1, keepdims=True)
         self.gated = "hint.gate.weight" in tensors
         if self.gated:
             w = tensors["hint.gate.weight"].astype(np.float32)  # (2, c + 4, 3, 3)
             self.taps = np.ascontiguousarray(w.transpose(2, 3, 0, 1).reshape(18, -1))  # (9 taps x 2, c + 4)
             self.bias = tensors["hint.gate.bias"].astype(np.float32)  # (2,)
             self.trusted_offset = np.float32(tensors.get("hint.trusted_offset", np.zeros(())))
-        self.sigma = sigma
 
     def gate(
         self, logits: np.ndarray, reg: np.ndarray, feats: np.ndarray, rgb: np.ndarray, trusted: bool
@@ -132,9 +135,10 @@ class Head:
         ours = _softmax(logits)
         b, h, w = hint.shape[0], *hint.shape[2:]
         cells = hint.reshape(b, 2, -1)
-        a, bb = self.bins[:, :1], self.bins[:, 1:]
-        near = 2 * (a * cells[:, :1] + bb * cells[:, 1:]) - (a * a + bb * bb) - (cells**2).sum(1, keepdims=True)  # (B, Q, h*w)
-        theirs = _softmax(np.maximum(near.reshape(b, -1, h, w) / np.float32(2 * self.sigma**2), FAR))
+        near = (
+            self.bin_a * cells[:, :1] + self.bin_b * cells[:, 1:] - self.bin_sq - (cells**2).sum(1, keepdims=True)
+        )  # (B, Q, h*w)
+        theirs = _softmax(np.maximum(near.reshape(b, -1, h, w) * self.scale, FAR))
         return np.log(np.maximum(ours + g * (theirs - ours), 1e-30))
 
     def decode(
@@ -168,7 +172,7 @@ class Head:
 class Int8Net:
     """The int8 engine's network: Int8Body, then Head; numpy in and out (inference.Colorizer's net)."""
 
-    device, dtype = "cpu", "int8"
+    device, dtype, engine = "cpu", "int8", "int8"
 
     def __init__(self, body: Int8Body, head: Head):
         self.body, self.head = body, head

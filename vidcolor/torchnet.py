@@ -39,6 +39,10 @@ class TorchNet:
         return cls(model.fuse().to(dev, dtype=dtype, memory_format=MEMORY_FORMAT), dev, dtype)
 
     @property
+    def engine(self) -> str:
+        return "fp32" if self.dtype == torch.float32 else "torch"
+
+    @property
     def bins(self) -> np.ndarray:
         return self.model.colors.bins.float().cpu().numpy()
 
