@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import threading
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -101,10 +102,12 @@ class Head:
         # (3, Q): a, b and 1 per bin, so one product gives a mean's numerators and its denominator.
         self.bins_one = np.ascontiguousarray(np.concatenate((self.bins, np.ones_like(self.bins[:, :1])), 1).T)
         self.log_weights = np.log(tensors["colors.class_weights"].astype(np.float32))[:, None, None]  # (Q, 1, 1)
-        # The mixture's -|hint - bin|^2 / (2 sigma^2), made of per-bin terms fixed here: (Q, 1) each.
+        # The hint's Gaussian over the bins factors along a and b, exp(-da^2 s) exp(-db^2 s), and the bins
+        # lie on one grid: each axis's factor is made over the grid's values (22, not Q = 265 exps a cell)
+        # and gathered to the bins by their indices on it.
         self.scale = np.float32(1.0 / (2 * sigma**2))
-        self.bin_a, self.bin_b = 2 * self.bins[:, :1], 2 * self.bins[:, 1:]
-        self.bin_sq = (self.bins**2).sum(1, keepdims=True)
+        self.axis_a, self.index_a = np.unique(self.bins[:, 0], return_inverse=True)
+        self.axis_b, self.index_b = np.unique(self.bins[:, 1], return_inverse=True)
         self.gated = "hint.gate.weight" in tensors
         if self.gated:
             w = tensors["hint.gate.weight"].astype(np.float32)  # (2, c + 4, 3, 3)
@@ -114,11 +117,11 @@ class Head:
 
     def gate(
         self, logits: np.ndarray, reg: np.ndarray, feats: np.ndarray, rgb: np.ndarray, trusted: bool
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """logits (B, Q, h, w), reg (B, 2, h, w), feats (B, c, h, w), rgb (B, 4h, 4w, 3) in [0, 1] -> logits
-        (log-probabilities where a hint moved them), reg, and how far reg follows the hint (B, 1, h, w)."""
+    ) -> tuple[Scores, np.ndarray, np.ndarray]:
+        """logits (B, Q, h, w), reg (B, 2, h, w), feats (B, c, h, w), rgb (B, 4h, 4w, 3) in [0, 1] -> the
+        colour distribution (Scores), reg, and how far reg follows the hint (B, 1, h, w)."""
         if not self.gated or not _carries_colour(rgb):
-            return logits, reg, np.zeros_like(reg[:, :1])  # a gray input: both gates are 0
+            return Scores(logits, False), reg, np.zeros_like(reg[:, :1])  # a gray input: both gates are 0
         lab = rgb_to_lab_np(rgb)
         colored = _pool4((np.abs(lab[..., 1:]).sum(-1, keepdims=True) > 2.0).astype(np.float32))
         lab4 = _pool4(lab)
@@ -128,37 +131,43 @@ class Head:
         z = GAIN * (_conv3x3(x, self.taps) + bias[:, None, None])
         g_cls = np.clip(_sigmoid(z[:, :1]) * trust, 1e-6, 1 - 1e-6)
         g_reg = _sigmoid(z[:, 1:]) * trust
-        return self._mix(logits, hint, g_cls), reg + g_reg * (hint - reg), g_reg
+        return Scores(self._mix(logits, hint, g_cls), True), reg + g_reg * (hint - reg), g_reg
 
     def _mix(self, logits: np.ndarray, hint: np.ndarray, g: np.ndarray) -> np.ndarray:
-        """HintGate.mix: (1 - g) softmax(logits) + g N(hint, sigma) over the bins -> log-probabilities."""
-        ours = _softmax(logits)
+        """HintGate.mix: (1 - g) softmax(logits) + g N(hint, sigma) over the bins -> probabilities (B, Q, h, w).
+        Each axis's exponent is floored at FAR / 2, as HintGate floors their sum at FAR: no denormals."""
+        # In place: a fed-back frame's (B, Q, h, w) maps are 2.7 MB each, and every fresh one costs page faults.
+        e = logits - logits.max(1, keepdims=True)
+        np.exp(e, out=e)
+        e *= (1 - g) / e.sum(1, keepdims=True)
         b, h, w = hint.shape[0], *hint.shape[2:]
-        cells = hint.reshape(b, 2, -1)
-        near = (
-            self.bin_a * cells[:, :1] + self.bin_b * cells[:, 1:] - self.bin_sq - (cells**2).sum(1, keepdims=True)
-        )  # (B, Q, h*w)
-        theirs = _softmax(np.maximum(near.reshape(b, -1, h, w) * self.scale, FAR))
-        return np.log(np.maximum(ours + g * (theirs - ours), 1e-30))
+        cells = hint.reshape(b, 2, 1, -1)
+        fa = np.exp(np.maximum(-self.scale * (cells[:, 0] - self.axis_a[:, None]) ** 2, FAR / 2))  # (B, 22, h*w)
+        fb = np.exp(np.maximum(-self.scale * (cells[:, 1] - self.axis_b[:, None]) ** 2, FAR / 2))
+        theirs = fa[:, self.index_a]  # (B, Q, h*w), unnormalized
+        theirs *= fb[:, self.index_b]
+        theirs = theirs.reshape(b, -1, h, w)
+        theirs *= g / theirs.sum(1, keepdims=True)
+        e += theirs
+        return e
 
     def decode(
-        self, logits: np.ndarray, reg: np.ndarray, follow: np.ndarray, cfg: DecodeConfig, match: Match | None = None
+        self, scores: Scores, reg: np.ndarray, follow: np.ndarray, cfg: DecodeConfig, match: Match | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """ColorNet.decode: -> ab (B, 2, h, w) in Lab units and confidence (B, 1, h, w) in [0, 1]."""
-        z = logits - np.float32(1.0 - cfg.saturation) * self.log_weights
+        e, z = scores.rebalanced(np.float32(1.0 - cfg.saturation) * self.log_weights)
         if match is not None:
 
             def shown(bias: np.ndarray) -> np.ndarray:
                 ab = self._mean(_softmax((z + bias[:, None, None]) / np.float32(max(cfg.temperature, 1e-3))))
                 return soft_histogram(ab.transpose(0, 2, 3, 1).reshape(-1, 2), self.bins)
 
-            z = z + match(shown)[:, None, None]
-        top = z.max(1, keepdims=True)
-        e = np.exp(z - top)
+            e, z = Scores(z + match(shown)[:, None, None], False).rebalanced(np.float32(0.0))
+        # z = log e, so the entropy of e / sum(e) is log sum(e) - sum(e z) / sum(e).
         total = e.sum(1, keepdims=True)
-        entropy = top + np.log(total) - (e * z).sum(1, keepdims=True) / total
+        entropy = np.log(total) - np.einsum("bqhw,bqhw->bhw", e, z)[:, None] / total
         t = max(cfg.temperature, 1e-3)
-        ab = self._mean(e * e if t == 0.5 else np.exp((z - top) / np.float32(t)))
+        ab = self._mean(np.multiply(e, e, out=z) if t == 0.5 else np.exp(z / np.float32(t), out=z))
         conf = 1.0 - entropy / np.float32(math.log(len(self.bins)))
         return ab + follow * (reg - ab), conf + follow * (1.0 - conf)
 
@@ -167,6 +176,28 @@ class Head:
         b, q, h, w = weights.shape
         sums = np.einsum("kq,bqn->bkn", self.bins_one, weights.reshape(b, q, -1)).reshape(b, 3, h, w)
         return sums[:, :2] / sums[:, 2:]
+
+
+class Scores(NamedTuple):
+    """The colour distribution over the bins, (B, Q, h, w): the network's logits, or, where the gate mixed a
+    hint in, the mixture's probabilities (kept as such: their log and exp again cost 2 ms a fed-back frame)."""
+
+    values: np.ndarray
+    probs: bool
+
+    def rebalanced(self, shift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Divided by exp(shift) (shift (Q, 1, 1): decoding's (1 - saturation) log w) -> e, unnormalized
+        weights (B, Q, h, w) whose largest in a cell is about 1, and z = log e."""
+        if self.probs:
+            e = self.values * np.exp(-shift)
+            z = np.maximum(e, np.float32(1e-30))  # as HintGate.mix floors its log
+            return e, np.log(z, out=z)
+        z = self.values - shift
+        z -= z.max(1, keepdims=True)
+        return np.exp(z), z
+
+    def crop(self, h: int, w: int) -> Scores:
+        return Scores(self.values[..., :h, :w], self.probs)
 
 
 class Int8Net:
@@ -202,8 +233,8 @@ class Int8Net:
             raise Int8Unavailable(f"{weights} is not a safetensors file vidcolor can read ({str(e).splitlines()[0]})") from None
         return cls(body, Head(tensors, record.model.bin_grid / 2))
 
-    def forward(self, batch: np.ndarray, trusted: bool, threads: int) -> tuple[np.ndarray, ...]:
-        """(B, H, W, 3), padded here to multiples of 32 (edge) -> the gated logits, reg and follow, (B, C,
+    def forward(self, batch: np.ndarray, trusted: bool, threads: int) -> tuple[Scores, np.ndarray, np.ndarray]:
+        """(B, H, W, 3), padded here to multiples of 32 (edge) -> the gated Scores, reg and follow, (B, C,
         H', W') at the padded size / 4 (decoded there, as ColorNet.colorize_ab does, then cropped)."""
         h, w = batch.shape[1:3]
         padded = np.pad(batch, ((0, 0), (0, (-h) % MULTIPLE), (0, (-w) % MULTIPLE), (0, 0)), mode="edge")
@@ -214,8 +245,8 @@ class Int8Net:
         """(B, H, W, 3) float32 in [0, 1] -> (B, H, W, 5): a, b, confidence, regression a, b, upsampled
         (bilinear, half-pixel centres: F.interpolate's align_corners=False) to the input size."""
         h, w = batch.shape[1:3]
-        logits, reg, follow = self.forward(batch, trusted, threads)
-        ab, conf = self.head.decode(logits, reg, follow, decode, match)
+        scores, reg, follow = self.forward(batch, trusted, threads)
+        ab, conf = self.head.decode(scores, reg, follow, decode, match)
         oh, ow = math.ceil(h / 4), math.ceil(w / 4)
         out = np.concatenate((ab, conf, reg), 1)[:, :, :oh, :ow].transpose(0, 2, 3, 1)
         return np.stack([cv2.resize(o, (w, h), interpolation=cv2.INTER_LINEAR) for o in out])
@@ -223,8 +254,9 @@ class Int8Net:
     def distribution(self, rgb: np.ndarray, decode: DecodeConfig, trusted: bool) -> np.ndarray:
         """inference.Colorizer.distribution: rgb (H, W, 3) -> (Q, H/4, W/4) float32."""
         h, w = rgb.shape[:2]
-        logits = self.forward(rgb[None], trusted, 1)[0][:, :, : h // 4, : w // 4]
-        return _softmax(logits - np.float32(1.0 - decode.saturation) * self.head.log_weights)[0]
+        scores = self.forward(rgb[None], trusted, 1)[0].crop(h // 4, w // 4)
+        e, _ = scores.rebalanced(np.float32(1.0 - decode.saturation) * self.head.log_weights)
+        return (e / e.sum(1, keepdims=True))[0]
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
