@@ -49,7 +49,7 @@ from vidcolor.errors import VidcolorError
 from vidcolor.inference import ENGINES, Colorizer
 from vidcolor.int8 import Int8Net
 from vidcolor.pipeline import ColorizeOptions, colorize_video, working_size
-from vidcolor.precision import compute_threads, cpu_flags
+from vidcolor.precision import compute_threads, cpu_flags, keep_freed_memory
 from vidcolor.temporal import TemporalOptions
 from vidcolor.video import EncodeOptions
 
@@ -157,6 +157,7 @@ def busy_run(clip: Path, folder: Path, n: int, quiet: tuple[float, float], opts:
 
 
 def main() -> None:
+    keep_freed_memory()  # as the vidcolor command does (cli.main)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=240)
     ap.add_argument("--model", type=Path, default=None, help="also time these weights' forward pass, beside the shipped ones")

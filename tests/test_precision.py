@@ -60,3 +60,23 @@ def test_the_command_makes_openmp_wait_passively_unless_the_user_chose(monkeypat
     with pytest.raises(SystemExit):
         cli.main()
     assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+def test_the_command_keeps_freed_memory_and_glibc_takes_the_settings(monkeypatch):
+    import platform
+
+    import pytest
+
+    from vidcolor import cli
+
+    calls = []
+    monkeypatch.setattr(cli, "keep_freed_memory", lambda: calls.append(1))
+    monkeypatch.setattr(sys, "argv", ["vidcolor", "--version"])
+    with pytest.raises(SystemExit):
+        cli.main()
+    assert calls == [1]
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt's settings are glibc's")
+    # In a process of its own: the settings are process-wide.
+    code = "from vidcolor.precision import keep_freed_memory; raise SystemExit(0 if keep_freed_memory() else 1)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

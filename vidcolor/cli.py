@@ -18,6 +18,7 @@ from pathlib import Path
 import typer
 
 from .errors import VidcolorError
+from .precision import keep_freed_memory
 
 
 def _command_app() -> typer.Typer:
@@ -538,6 +539,7 @@ def edit(
 def main() -> None:
     for key, value in OPENMP_ENV.items():
         os.environ.setdefault(key, value)
+    keep_freed_memory()
     command = _command_word(sys.argv[1:])
     if command == "frame":
         frame_app(args=sys.argv[2:], prog_name="vidcolor frame")

@@ -122,3 +122,27 @@ def run_threads(n: int) -> Iterator[None]:
         _threads = before[0]
         if torch is not None:
             torch.set_num_threads(before[1])
+
+
+# glibc's mallopt parameters (malloc.h) and the values the vidcolor command sets.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+# Bytes: blocks under 32 MB (a 1280x720 frame in float32 is 11) come from the heap, which keeps up to 256 MB free.
+KEEP_FREED = {_M_MMAP_THRESHOLD: 32 << 20, _M_TRIM_THRESHOLD: 256 << 20}
+
+
+def keep_freed_memory() -> bool:
+    """Have glibc keep freed memory for the next allocation instead of giving it back to the system at once.
+
+    Each frame makes numpy arrays of megabytes (the int8 head's (Q, h, w) maps are 2.7 MB at 256x160) and
+    frees them. By default glibc maps such blocks anew, or trims them off its heap, so each new one costs
+    page faults: the fed-back frame's mixture took 4.2 ms a frame against 1.8 with memory kept, and a
+    640x360 run spent 2.1 s of system time against 0.9. Process-wide, so the command sets it, not the
+    library. False where the C library has no mallopt (not glibc)."""
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    return all(mallopt(k, v) == 1 for k, v in KEEP_FREED.items())
