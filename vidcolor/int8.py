@@ -2,9 +2,9 @@
 
 `python -m vidcolor.train quantize` makes `<weights>.int8.onnx` from a network's weights: its body
 (ColorNet.body: the encoder and decoder, up to the logits, the regression and the features the hint gate
-reads) with int8 weights (per channel) and int8 activations whose ranges were measured on real frames. The
-record beside the weights names the file and the sha256 of the weights it was made from (record.Int8Record):
-other weights never use it.
+reads), the encoder in fp32 and the decoder with int8 weights (per channel) and int8 activations whose
+ranges were measured on real frames (train/quantize.py says why). The record beside the weights names the
+file and the sha256 of the weights it was made from (record.Int8Record): other weights never use it.
 
 The hint gate (model.HintGate) and the decoding of the bins (decoding.ColorDecoder, ColorNet.decode) run
 here in numpy, in fp32, from the same weights' tensors: the same formulas as the torch engine's, so that a
