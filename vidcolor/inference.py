@@ -1,8 +1,9 @@
 """Running the network on frames: engine, device and precision, numpy in and out.
 
 Engines (ENGINES, the --engine option):
-- int8: the network's body in int8 on ONNX Runtime, its hint gate and decoding in numpy (int8.py). The
-  default on a CPU where the weights have an int8 network; such a run never imports torch.
+- int8: the network's body on ONNX Runtime, its decoder in int8 and its encoder in fp32, its hint gate and
+  decoding in numpy (int8.py). The default on a CPU where the weights have an int8 network; such a run
+  never imports torch.
 - torch: batch norms folded into the convolutions, channels_last, and on a CPU bf16 where it has native
   bf16 (AVX512-BF16 / AMX), fp32 elsewhere; on CUDA fp16 (torchnet.py). The default on a GPU and for
   weights without an int8 network.

@@ -1,4 +1,5 @@
-"""The int8 engine for CPUs: the network's body in int8 on ONNX Runtime, its hint gate and decoding in numpy.
+"""The int8 engine for CPUs: the network's body on ONNX Runtime (its decoder in int8), its hint gate and
+decoding in numpy.
 
 `python -m vidcolor.train quantize` makes `<weights>.int8.onnx` from a network's weights: its body
 (ColorNet.body: the encoder and decoder, up to the logits, the regression and the features the hint gate
@@ -136,7 +137,8 @@ class Head:
     def _mix(self, logits: np.ndarray, hint: np.ndarray, g: np.ndarray) -> np.ndarray:
         """HintGate.mix: (1 - g) softmax(logits) + g N(hint, sigma) over the bins -> probabilities (B, Q, h, w).
         Each axis's exponent is floored at FAR / 2, as HintGate floors their sum at FAR: no denormals."""
-        # In place: a fed-back frame's (B, Q, h, w) maps are 2.7 MB each, and every fresh one costs page faults.
+        # In place: each (B, Q, h, w) map is 2.7 MB at 256x160. (What made fresh ones slow was glibc returning
+        # them to the system: precision.keep_freed_memory.)
         e = logits - logits.max(1, keepdims=True)
         np.exp(e, out=e)
         e *= (1 - g) / e.sum(1, keepdims=True)
