@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-from vidcolor.hints import point_hint, spread_points
+from vidcolor.hints import move_guess, point_hint, spread_points
 
 
 def _two_regions(h=32, w=64):
@@ -42,3 +43,39 @@ def test_point_hint_keeps_the_size_and_the_points_mean_colour_on_sizes_not_multi
     assert out.shape == (2, 2, 30, 45)
     assert torch.allclose(out[0, :, 8, 12], torch.tensor([5.0, 25.0])) and (out[1] == 0).all()
     assert (out[0, :, 29, 0] == 0).all()  # 11 cells of path away: beyond half the longer side (6 cells)
+
+
+def _features(h, w, left, right):
+    """(2, h/4, w/4): one feature vector on the left half of the cells, another on the right."""
+    f = np.zeros((2, h // 4, w // 4), np.float32)
+    f[:, :, : w // 8] = np.float32(left)[:, None, None]
+    f[:, :, w // 8 :] = np.float32(right)[:, None, None]
+    return f
+
+
+def test_move_guess_carries_a_point_to_the_cells_alike_and_leaves_the_others():
+    h, w = 32, 64
+    guess = np.full((h, w, 2), (10.0, 0.0), np.float32)
+    ab, weight = np.zeros((h, w, 2), np.float32), np.zeros((h, w), np.float32)
+    ab[4:7, 4:7], weight[4:7, 4:7] = (30.0, -20.0), 1.0  # one point, in the left half
+    moved = move_guess(guess, _features(h, w, (1, 0), (0, 1)), ab, weight)
+    far_left, right = moved[20, 26], moved[20, 50]  # far from the point, but alike it / not
+    assert np.linalg.norm(far_left - (30.0, -20.0)) < 0.3 * np.linalg.norm(guess[0, 0] - (30.0, -20.0))
+    assert np.abs(right - guess[0, 0]).max() < 0.5
+    # Alike everywhere: the right half moves as the left does.
+    alike = move_guess(guess, _features(h, w, (1, 0), (1, 0)), ab, weight)
+    assert np.abs(alike[20, 50] - alike[20, 26]).max() < 0.5
+
+
+def test_move_guess_learns_a_consistent_error_from_a_few_points_and_without_points_changes_nothing():
+    rng = np.random.default_rng(0)
+    h, w = 32, 32
+    truth = np.repeat(np.repeat(rng.uniform(-40, 40, (4, 4, 2)), 8, 0), 8, 1).astype(np.float32)
+    guess = 0.5 * truth + np.float32([5.0, -5.0])  # paler, and tinted
+    ab, weight = np.zeros((h, w, 2), np.float32), np.zeros((h, w), np.float32)
+    for y, x in [(2, 2), (2, 20), (12, 11), (20, 3), (27, 27)]:
+        ab[y : y + 3, x : x + 3], weight[y : y + 3, x : x + 3] = truth[y + 1, x + 1], 1.0
+    features = np.ones((4, h // 4, w // 4), np.float32)
+    moved = move_guess(guess, features, ab, weight)
+    assert np.abs(moved - truth).mean() < 0.6 * np.abs(guess - truth).mean()  # 0.5 here; the prior holds some back
+    assert np.array_equal(move_guess(guess, features, ab, np.zeros_like(weight)), guess)

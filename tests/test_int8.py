@@ -302,3 +302,22 @@ def test_without_onnxruntime_auto_runs_torch_and_int8_says_what_to_install(tiny_
     assert Colorizer.load(tiny_int8, "cpu").engine != "int8"
     with pytest.raises(VidcolorError, match="pip install onnxruntime"):
         Colorizer.load(tiny_int8, "cpu", engine="int8")
+
+
+@pytest.mark.parametrize("engine", ["int8", "fp32"])
+def test_guess_is_the_shown_gray_output_and_the_bodys_features_on_every_engine(tiny_int8, engine):
+    """Colorizer.guess (what a user's points move, hints.move_guess): on a gray input, the colours predict
+    shows and the features of the body that the engine runs, at a size that is not a multiple of 4."""
+    col = Colorizer.load(tiny_int8, "cpu", engine=engine)
+    h, w = 70, 126
+    gray = np.repeat(hinted_picture(h, w).mean(-1, keepdims=True), 3, -1)
+    ab, feats = col.guess(gray)
+    assert ab.shape == (h, w, 2) and feats.shape[1:] == (-(-h // 4), -(-w // 4))
+    assert np.abs(ab - col.predict(gray)[0][..., :2]).max() < 1e-3
+    padded = np.pad(gray, ((0, (-h) % 32), (0, (-w) % 32), (0, 0)), mode="edge")[None].transpose(0, 3, 1, 2)
+    if engine == "int8":
+        want = col.net.body(np.ascontiguousarray(padded), 1)[2][0]
+    else:
+        with torch.no_grad():
+            want = col.net.model.body(torch.from_numpy(np.ascontiguousarray(padded)))[2][0].numpy()
+    assert np.abs(feats - want[:, : feats.shape[1], : feats.shape[2]]).max() < 1e-4

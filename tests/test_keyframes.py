@@ -39,6 +39,13 @@ def follower(rgb: np.ndarray, trusted: bool = False) -> tuple[np.ndarray, np.nda
     return np.ascontiguousarray(ab), np.full(rgb.shape[:2], 0.5, np.float32)
 
 
+def gray_guess(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The stand-in's colours on a gray input (gray) and features that tell dark cells from light ones."""
+    h, w = rgb.shape[:2]
+    light = cv2.resize(rgb[..., 0], (-(-w // 4), -(-h // 4)), interpolation=cv2.INTER_AREA)
+    return np.zeros((h, w, 2), np.float32), np.stack([light, 1.0 - light]).astype(np.float32)
+
+
 def painted(path, g, a, b):
     """Write the frame `g` coloured uniformly with (a, b), as a user would after `vidcolor frame`."""
     rgb = lab_planes_to_rgb(LUT[g], np.full(g.shape + (2,), (a, b), np.float32))
@@ -65,7 +72,7 @@ def run_forward(frames, keys, reach=10.0, sizes=None):
         return out
 
     state = TemporalState(TemporalOptions().filled(), LUT)
-    guide = Keyframes(keys, window, follower, LUT, TemporalOptions(), reach) if keys else None
+    guide = Keyframes(keys, window, follower, gray_guess, LUT, TemporalOptions(), reach) if keys else None
     outs = []
     for t, g in frames:
         outs.append(state.step(g, follower, guide.guide(t, state) if guide else None))

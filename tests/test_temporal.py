@@ -9,7 +9,7 @@ import pytest
 from vidcolor.color import gray_to_lightness_lut
 from vidcolor.flow import Tracker, consistent, flow_pair, make_dis, warp
 from vidcolor.record import FeedbackRecord
-from vidcolor.temporal import Guide, TemporalOptions, TemporalState
+from vidcolor.temporal import MOVED_SHARE, Guide, TemporalOptions, TemporalState
 
 from .conftest import scene
 
@@ -290,6 +290,21 @@ def test_a_guided_frames_hint_counts_as_true_colours():
     state.step(gray(1, 0), constant(30.0, 30.0, told=told), guide)
     state.step(gray(2, 0), constant(30.0, 30.0, told=told), Guide(None, None))  # the shot after a keyframe
     assert told == [False, True, True]
+
+
+def test_a_guided_frame_with_a_moved_guess_shows_its_share_of_it_and_feeds_it_back():
+    moved = np.full((96, 128, 2), (-20.0, 40.0), np.float32)
+    none = np.zeros((96, 128), np.float32)  # no patch of its own: the network's colours, and the guess's
+    state = make_state()
+    first = state.step(gray(0, 0), constant(30.0, 30.0), Guide(np.zeros_like(moved), none, None, moved))
+    expected = (1 - MOVED_SHARE) * np.float32([30.0, 30.0]) + MOVED_SHARE * moved[0, 0]
+    assert np.abs(np.median(first.reshape(-1, 2), 0) - expected).max() < 0.5
+    plain = make_state().step(gray(0, 0), constant(30.0, 30.0), Guide(np.zeros_like(moved), none))
+    assert np.abs(np.median(plain.reshape(-1, 2), 0) - (30.0, 30.0)).max() < 0.5
+    seen: list = []  # the next frame of the shot is given the mixed colours, not the network's alone
+    state.step(gray(1, 0), constant(30.0, 30.0, seen=seen), Guide(None, None))
+    lab = cv2.cvtColor(seen[0].astype(np.float32), cv2.COLOR_RGB2Lab)
+    assert np.median(lab[..., 1]) < 20.0 and np.median(lab[..., 2]) > 30.0
 
 
 def test_without_feedback_the_network_sees_gray_every_frame():

@@ -129,7 +129,9 @@ class Colouring(Generic[T]):
         look = self.temporal_options.look_ahead if options.temporal else 0
         self.look: LookAhead[_Frame[T]] | None = LookAhead(look) if look else None
         self.keyframes = (
-            Keyframes(keyframes, window, colorizer.predict, self.lut, self.temporal_options, options.keyframe_reach)
+            Keyframes(
+                keyframes, window, colorizer.predict, colorizer.guess, self.lut, self.temporal_options, options.keyframe_reach
+            )
             if keyframes
             else None
         )

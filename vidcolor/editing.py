@@ -131,7 +131,8 @@ class FrameColourer:
         self.lut = gray_to_lightness_lut()
 
     def network_input(self, gray: np.ndarray, points: tuple[Point, ...]):
-        """gray (H, W) uint8 -> the working-size gray, the network's input (h, w, 3) and the points' Guide."""
+        """gray (H, W) uint8 -> the working-size gray, the network's input (h, w, 3) and the points' Guide
+        (without their moved guess: the input is all that the suggestions read)."""
         small = cv2.resize(gray, working_size(gray.shape[1], gray.shape[0], self.work_size), interpolation=cv2.INTER_AREA)
         if not points:
             return small, gray_input(small), None

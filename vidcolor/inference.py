@@ -42,6 +42,8 @@ class Net(Protocol):
 
     def distribution(self, rgb: np.ndarray, decode: DecodeConfig, trusted: bool) -> np.ndarray: ...
 
+    def guess(self, rgb: np.ndarray, decode: DecodeConfig, threads: int) -> tuple[np.ndarray, np.ndarray]: ...
+
 
 @dataclass
 class Colorizer:
@@ -104,6 +106,12 @@ class Colorizer:
         batch = np.ascontiguousarray(rgb, dtype=np.float32)[None]
         out = self.net.run(batch, self.decode, match, trusted, threads or compute_threads())[0]
         return np.ascontiguousarray(out[..., [0, 1, 3, 4]]), np.ascontiguousarray(out[..., 2])
+
+    def guess(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """rgb (H, W, 3) float32 in [0, 1], a gray frame -> the colours shown without hints, ab (H, W, 2) float32
+        in Lab units, and the decoder's last features (c, ceil(H/4), ceil(W/4)) float32: what a user's points
+        move, and where (hints.move_guess)."""
+        return self.net.guess(np.ascontiguousarray(rgb, dtype=np.float32), self.decode, compute_threads())
 
     def distribution(self, rgb: np.ndarray, trusted: bool = False) -> np.ndarray:
         """rgb (H, W, 3) float32 in [0, 1] -> the colour distribution the decoding starts from (Q, H/4, W/4)

@@ -238,10 +238,16 @@ class Int8Net:
     def forward(self, batch: np.ndarray, trusted: bool, threads: int) -> tuple[Scores, np.ndarray, np.ndarray]:
         """(B, H, W, 3), padded here to multiples of 32 (edge) -> the gated Scores, reg and follow, (B, C,
         H', W') at the padded size / 4 (decoded there, as ColorNet.colorize_ab does, then cropped)."""
+        return self._forward(batch, trusted, threads)[0]
+
+    def _forward(
+        self, batch: np.ndarray, trusted: bool, threads: int
+    ) -> tuple[tuple[Scores, np.ndarray, np.ndarray], np.ndarray]:
+        """forward's outputs, and the decoder's features (B, c, H', W')."""
         h, w = batch.shape[1:3]
         padded = np.pad(batch, ((0, 0), (0, (-h) % MULTIPLE), (0, (-w) % MULTIPLE), (0, 0)), mode="edge")
         logits, reg, feats = self.body(padded.transpose(0, 3, 1, 2), threads)
-        return self.head.gate(logits, reg, feats, padded, trusted)
+        return self.head.gate(logits, reg, feats, padded, trusted), feats
 
     def run(self, batch: np.ndarray, decode: DecodeConfig, match: Match | None, trusted: bool, threads: int) -> np.ndarray:
         """(B, H, W, 3) float32 in [0, 1] -> (B, H, W, 5): a, b, confidence, regression a, b, upsampled
@@ -252,6 +258,15 @@ class Int8Net:
         oh, ow = math.ceil(h / 4), math.ceil(w / 4)
         out = np.concatenate((ab, conf, reg), 1)[:, :, :oh, :ow].transpose(0, 2, 3, 1)
         return np.stack([cv2.resize(o, (w, h), interpolation=cv2.INTER_LINEAR) for o in out])
+
+    def guess(self, rgb: np.ndarray, decode: DecodeConfig, threads: int) -> tuple[np.ndarray, np.ndarray]:
+        """inference.Colorizer.guess: rgb (H, W, 3) -> ab (H, W, 2), features (c, ceil(H/4), ceil(W/4))."""
+        h, w = rgb.shape[:2]
+        (scores, reg, follow), feats = self._forward(rgb[None], False, threads)
+        ab, _ = self.head.decode(scores, reg, follow, decode, None)
+        oh, ow = math.ceil(h / 4), math.ceil(w / 4)
+        ab = cv2.resize(np.ascontiguousarray(ab[0, :, :oh, :ow].transpose(1, 2, 0)), (w, h), interpolation=cv2.INTER_LINEAR)
+        return ab, np.ascontiguousarray(feats[0, :, :oh, :ow])
 
     def distribution(self, rgb: np.ndarray, decode: DecodeConfig, trusted: bool) -> np.ndarray:
         """inference.Colorizer.distribution: rgb (H, W, 3) -> (Q, H/4, W/4) float32."""

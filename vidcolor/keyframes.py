@@ -13,7 +13,7 @@ was left gray the network decides. The temporal path then carries it:
 Between two keyframes of one shot the colours move from one to the other linearly in time.
 
 This module sees only working-size upright arrays; the pipeline supplies the
-frames (`Window`) and the network (`temporal.Predict`).
+frames (`Window`) and the network (`temporal.Predict`, `Guess`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import numpy as np
 
 from .errors import VidcolorError
 from .project import Point, Project
-from .temporal import Guide, Predict, TemporalOptions, TemporalState
+from .temporal import Guide, Predict, TemporalOptions, TemporalState, gray_input
 from .timecode import EPS, parse_time
 
 PAINTED_CHROMA = 4.0  # Lab units: below, the user left the pixel gray and the network decides
@@ -36,6 +36,9 @@ MAX_LIGHTNESS_GAP = 12.0  # mean |L image - L frame| (Lab units) above which the
 # (start time, key time) -> the upright working-size gray (h, w) uint8 of every frame from the first at or
 # after start up to and including the first at or after the key time, with their times (seconds).
 Window = Callable[[float, float], list[tuple[float, np.ndarray]]]
+# The network on a gray frame's input (H, W, 3) -> its colours (H, W, 2) and its decoder's features
+# (c, H/4, W/4): inference.Colorizer.guess, what a keyframe's points move (hints.move_guess).
+Guess = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -128,18 +131,20 @@ def _patches(points: tuple[Point, ...], height: int, width: int) -> Guide:
     return Guide(ab, weight)
 
 
-def points_guide(points: tuple[Point, ...], gray: np.ndarray, lut: np.ndarray) -> Guide:
+def points_guide(points: tuple[Point, ...], gray: np.ndarray, lut: np.ndarray, guess: Guess | None = None) -> Guide:
     """A user's points on a frame whose upright working-size gray is `gray` (h, w) uint8 -> Guide: their
-    colours exactly on their patches, and spread over the regions they land on as the network's hint."""
+    colours exactly on their patches, spread over the regions they land on as the network's hint, and
+    with `guess` the network's colours without them moved toward them (hints.move_guess)."""
     import torch  # points only: a run without them never loads torch
 
-    from .hints import point_hint
+    from .hints import move_guess, point_hint
 
     patches = _patches(points, *gray.shape)
     ab = torch.from_numpy(patches.ab).permute(2, 0, 1)[None]
     L = torch.from_numpy(lut[gray].astype(np.float32))[None, None]
     spread = point_hint(ab, L)[0].permute(1, 2, 0).numpy()
-    return Guide(patches.ab, patches.weight, np.ascontiguousarray(spread, dtype=np.float32))
+    moved = move_guess(*guess(gray_input(gray)), patches.ab, patches.weight) if guess is not None else None
+    return Guide(patches.ab, patches.weight, np.ascontiguousarray(spread, dtype=np.float32), moved)
 
 
 def _image_lab(spec: KeyframeSpec, height: int, width: int) -> np.ndarray:
@@ -180,10 +185,17 @@ class Keyframes:
     """The forward pass's keyframe guide: `guide(time, state)` for each frame, in order."""
 
     def __init__(
-        self, specs: list[KeyframeSpec], window: Window, predict: Predict, lut: np.ndarray, options: TemporalOptions, reach: float
+        self,
+        specs: list[KeyframeSpec],
+        window: Window,
+        predict: Predict,
+        guess: Guess,
+        lut: np.ndarray,
+        options: TemporalOptions,
+        reach: float,
     ):
         self.specs = sorted(specs, key=lambda k: k.time)
-        self.window, self.predict, self.lut, self.opt = window, predict, lut, options
+        self.window, self.predict, self.guess, self.lut, self.opt = window, predict, guess, lut, options
         self.reach = reach
         self.keys = [self._load(k) for k in self.specs]  # checked before any frame is written
         self.next = 0  # the first keyframe not yet reached
@@ -198,7 +210,7 @@ class Keyframes:
         if not frames or frames[-1][0] < spec.time - EPS:
             raise VidcolorError(f"--keyframe at {spec.time:g} s: the video has no frame there. Choose a time inside it")
         if spec.image is None:
-            return points_guide(spec.points, frames[-1][1], self.lut)
+            return points_guide(spec.points, frames[-1][1], self.lut, self.guess)
         return painted_guide(spec, frames[-1][1], self.lut)
 
     def guide(self, time: float, state: TemporalState) -> Guide | None:

@@ -133,6 +133,15 @@ class Guide:
     # (H, W, 2) float32: colours for the network's input alone where not 0 (a user's points spread over their
     # regions, hints.py), over the past's; the output is the network's there.
     hint: np.ndarray | None = None
+    # (H, W, 2) float32: the network's guess without the points, moved toward them (hints.move_guess); the
+    # network's output on this frame is averaged with it, MOVED_SHARE of it, before the blend.
+    moved: np.ndarray | None = None
+
+
+# A frame with points: the share of their moved guess (Guide.moved) in its colours, the rest the network's
+# with the points as its hint. The two err apart: their mean gained +2.0 / +3.9 dB over the automatic output
+# at 5 / 20 points on the held-out photos, each alone +1.8 / +3.3 and +1.1 / +3.1 (docs/experiments.md).
+MOVED_SHARE = 0.5
 
 
 @dataclass
@@ -283,6 +292,9 @@ class TemporalState:
             gain, snap = (1.0, 0) if guide is not None else (self.opt.feedback_gain, self.opt.snap_radius)
             x = gray_input(gray) if hint is None else feedback_input(self.lut[gray], *hint, gain, snap)
             pred, confidence = predict(x, trusted=guide is not None)
+        if guide is not None and guide.moved is not None:  # both the shown and the fed-back colours
+            moved = np.tile(guide.moved, (1, 1, pred.shape[-1] // 2))
+            pred = ((1.0 - MOVED_SHARE) * pred + MOVED_SHARE * moved).astype(np.float32)
         if guide is None:
             pred = self._anchored(inherited, pred, turned)
         return self._blend(inherited, pred, confidence, guide)[..., :2]

@@ -59,6 +59,20 @@ class TorchNet:
         return out.permute(0, 2, 3, 1).cpu().numpy()
 
     @torch.inference_mode()
+    def guess(self, rgb: np.ndarray, decode: DecodeConfig, threads: int) -> tuple[np.ndarray, np.ndarray]:
+        """inference.Colorizer.guess: rgb (H, W, 3) -> ab (H, W, 2), features (c, ceil(H/4), ceil(W/4))."""
+        h, w = rgb.shape[:2]
+        m = self.model.multiple
+        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].to(self.device)
+        x = F.pad(x, (0, (-w) % m, 0, (-h) % m), mode="replicate").contiguous(memory_format=MEMORY_FORMAT).to(self.dtype)
+        with autocast(self.device, self.dtype):
+            logits, reg, feats = self.model.body(x)
+            ab, _ = self.model.decode(*self.model.gate(logits, reg, feats, x), decode)
+        oh, ow = -(-h // 4), -(-w // 4)
+        ab = F.interpolate(ab[..., :oh, :ow].float(), size=(h, w), mode="bilinear", align_corners=False)
+        return ab[0].permute(1, 2, 0).cpu().numpy(), feats[0, :, :oh, :ow].float().cpu().numpy()
+
+    @torch.inference_mode()
     def distribution(self, rgb: np.ndarray, decode: DecodeConfig, trusted: bool) -> np.ndarray:
         """inference.Colorizer.distribution: rgb (H, W, 3) -> (Q, H/4, W/4) float32."""
         h, w = rgb.shape[:2]

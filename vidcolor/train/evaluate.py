@@ -16,14 +16,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from functools import partial
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..hints import point_hint
+from ..hints import move_guess, point_hint
 from ..lab import gray_rgb, join_lab, rgb_to_lab
 from ..model import ColorNet
 from ..precision import autocast, compute_dtype
 from ..record import DecodeConfig
+from ..temporal import MOVED_SHARE
 from .augment import hole_mask, point_hints
 from .metrics import colorfulness, psnr
 
@@ -65,7 +67,36 @@ def run_network(
 
 def to_rgb(ab: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
     """ab (B, 2, h, w) upsampled (bilinear) and joined with L (B, 1, H, W) -> RGB (B, 3, H, W)."""
-    return join_lab(L, F.interpolate(ab, size=L.shape[-2:], mode="bilinear", align_corners=False))
+    return join_lab(L, upsampled(ab, L))
+
+
+def upsampled(ab: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
+    """ab (B, 2, h, w) -> (B, 2, H, W) at L's size (bilinear, half-pixel centres, as the run time's)."""
+    return F.interpolate(ab, size=L.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def decoder_features(
+    model: ColorNet, rgb_in: torch.Tensor, body: Callable | None = None, dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """rgb_in (B, 3, H, W) -> the decoder's last features (B, c, ceil(H/4), ceil(W/4)) fp32 (ColorNet.body's)."""
+    h, w = rgb_in.shape[-2:]
+    m = model.multiple
+    x = F.pad(rgb_in, (0, (-w) % m, 0, (-h) % m), mode="replicate")
+    with torch.inference_mode(), autocast(rgb_in.device, dtype or compute_dtype(rgb_in.device)):
+        feats = (body or model.body)(x)[2]
+    return feats[..., : -(-h // 4), : -(-w // 4)].float()
+
+
+def with_moved_guess(hinted: torch.Tensor, guess: torch.Tensor, features: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """What the run time shows on a frame with points (temporal.Guide.moved): the network's output with them
+    as its hint, hinted (B, 2, H, W), averaged with its guess without them, guess (B, 2, H, W), moved toward
+    them (hints.move_guess); features (B, c, H/4, W/4); points (B, 2, H, W), 0 off the points -> (B, 2, H, W)."""
+    moved = [
+        move_guess(g.permute(1, 2, 0).numpy(), f.numpy(), p.permute(1, 2, 0).numpy(), (p.abs().sum(0) > 0).float().numpy())
+        for g, f, p in zip(guess.float().cpu(), features.cpu(), points.cpu(), strict=True)
+    ]
+    moved_t = torch.from_numpy(np.stack(moved)).permute(0, 3, 1, 2).to(hinted.device)
+    return (1.0 - MOVED_SHARE) * hinted + MOVED_SHARE * moved_t
 
 
 def sweep_decodings(
@@ -80,7 +111,8 @@ def sweep_decodings(
 ) -> list[dict[str, float]]:
     """images (N, 3, H, W) in [0, 1], H and W multiples of 4 -> mean figures over the images, one dict
     per decoding (psnr_cls, color_cls and psnr_hint differ; gray, regression and truth figures are shared).
-    points: also psnr_points{n}, the output given n points of the truth (3x3 px, random places) as true hints;
+    points: also psnr_points{n}, the output given n points of the truth (3x3 px, random places), as a frame with
+    points is shown (with_moved_guess: the network's output with them as its hint, and its guess moved by them);
     chroma_cls, the output's mean Lab chroma, and chroma_gt the truth's, per image summed as the rest.
     body, dtype: as run_network's."""
     model.eval()
@@ -95,16 +127,9 @@ def sweep_decodings(
         # The truth's colours, degraded: true colours, as a keyframe's carried by flow are.
         hint_out = run(model, join_lab(L, shifted_hint(lab[:, 1:], g)), trusted=True)
         # The same places for every decoding: each count's points drawn from its own seeded stream.
-        point_outs = [
-            run(
-                model,
-                join_lab(
-                    L, point_hint(point_hints(lab[:, 1:], [n] * len(gt), torch.Generator().manual_seed(seed + i + n), (3, 3)), L)
-                ),
-                trusted=True,
-            )
-            for n in points
-        ]
+        drawn = [point_hints(lab[:, 1:], [n] * len(gt), torch.Generator().manual_seed(seed + i + n), (3, 3)) for n in points]
+        point_outs = [run(model, join_lab(L, point_hint(pts, L)), trusted=True) for pts in drawn]
+        features = decoder_features(model, gray_rgb(L), body, dtype) if points else None
         reg_ab = gray_out[1]
         reg = to_rgb(reg_ab, L)
         shared = {
@@ -134,8 +159,10 @@ def sweep_decodings(
                     "neutral_chroma_gt": out["chroma_gt"] * neutral,
                 }
             )
-            for n, p_out in zip(points, point_outs, strict=True):
-                out[f"psnr_points{n}"] = psnr(to_rgb(model.decode(*p_out, dec)[0], L), gt)
+            guess = upsampled(model.decode(*gray_out, dec)[0], L) if points else None
+            for n, pts, p_out in zip(points, drawn, point_outs, strict=True):
+                shown = with_moved_guess(upsampled(model.decode(*p_out, dec)[0], L), guess, features, pts)
+                out[f"psnr_points{n}"] = psnr(join_lab(L, shown), gt)
             for k, v in out.items():
                 acc[k] = acc.get(k, 0.0) + float(v.sum())
     return [{k: v / len(images) for k, v in acc.items()} for acc in sums]
