@@ -321,3 +321,24 @@ def test_guess_is_the_shown_gray_output_and_the_bodys_features_on_every_engine(t
         with torch.no_grad():
             want = col.net.model.body(torch.from_numpy(np.ascontiguousarray(padded)))[2][0].numpy()
     assert np.abs(feats - want[:, : feats.shape[1], : feats.shape[2]]).max() < 1e-4
+
+
+def test_guess_keeps_the_last_frames_answer_and_only_that(tiny_int8):
+    col = Colorizer.load(tiny_int8, "cpu", engine="int8")
+    calls: list = []
+    real = col.net.guess
+
+    def counted(*args):
+        calls.append(1)
+        return real(*args)
+
+    col.net.guess = counted
+    a = np.repeat(hinted_picture(64, 96).mean(-1, keepdims=True), 3, -1)
+    b = a[::-1].copy()
+    first = col.guess(a)
+    assert col.guess(a.copy()) is first and len(calls) == 1  # the same frame again: no second pass
+    assert col.guess(b) is not first and len(calls) == 2
+    col.guess(a)
+    assert len(calls) == 3
+    with pytest.raises(ValueError):  # read-only: a caller cannot change what the next one gets
+        first[0][0, 0, 0] = 1.0
