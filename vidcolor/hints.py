@@ -9,7 +9,7 @@ far to follow it, as with any hint.
 The points also move the network's guess without them (`move_guess`): its errors are alike over what it
 sees as alike, so each point's correction is carried to the cells whose decoder features resemble the
 point's, wherever they are. A frame with points shows the mean of that and the network's output with the
-points as its hint (temporal.MOVED_SHARE): +2.0 / +3.9 dB over the automatic output at 5 / 20 points on the
+points as its hint (temporal.MOVED_SHARE): +2.0 / +4.0 dB over the automatic output at 5 / 20 points on the
 held-out photos, where the hint alone gave +1.1 / +3.1 (docs/experiments.md, session 39).
 """
 
@@ -28,6 +28,7 @@ ROUNDS = 3  # sweeps in all four directions: paths with up to about this many tu
 # features; and the fit is pulled toward no change as by PRIOR points that agree with the guess.
 SIMILAR = 0.1
 PRIOR = 0.25
+LIGHTNESS = 0.2  # the map also reads the lightness, as (L - 50) x this: the guess errs apart in shadow and light
 
 
 def point_hint(points: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
@@ -74,16 +75,16 @@ def _sweep(dist: torch.Tensor, ab: torch.Tensor, L: torch.Tensor, dim: int, flip
     return dist, ab
 
 
-def move_guess(guess: np.ndarray, features: np.ndarray, ab: np.ndarray, weight: np.ndarray) -> np.ndarray:
+def move_guess(guess: np.ndarray, features: np.ndarray, ab: np.ndarray, weight: np.ndarray, L: np.ndarray) -> np.ndarray:
     """The network's colours without the points, moved toward them where it sees alike.
 
     guess (H, W, 2) Lab units and features (C, ceil(H/4), ceil(W/4)), the decoder's last features: the
     network's output on the gray frame (inference.Colorizer.guess); ab (H, W, 2) and weight (H, W):
-    the points' patches, weight > 0.5 on them -> (H, W, 2) float32. Each cell gets an affine map of the
-    guess's ab (a 2x2 matrix and an offset) fitted to the points by least squares, each point weighed by
-    how alike its features are to the cell's, and pulled toward the identity by PRIOR; so a cell like no
-    point keeps the guess, and points that disagree with it in a consistent way (paler, tinted) move every
-    cell they resemble. Touching patches count as one point."""
+    the points' patches, weight > 0.5 on them; L (H, W) the frame's Lab lightness -> (H, W, 2) float32.
+    Each cell gets an affine map of the guess's ab and the lightness to ab, fitted to the points by least
+    squares, each point weighed by how alike its features are to the cell's, and pulled toward the identity
+    by PRIOR; so a cell like no point keeps the guess, and points that disagree with it in a consistent way
+    (paler, tinted, warmer in the light) move every cell they resemble. Touching patches count as one point."""
     count, labels = cv2.connectedComponents((weight > 0.5).astype(np.uint8), connectivity=8)
     if count < 2:
         return guess.astype(np.float32, copy=True)
@@ -101,19 +102,21 @@ def move_guess(guess: np.ndarray, features: np.ndarray, ab: np.ndarray, weight: 
     centre = mean(np.stack([ys, xs], -1).astype(np.float64))  # (n, 2) px
     cy = np.minimum((centre[:, 0] // CELL).astype(int), h - 1)
     cx = np.minimum((centre[:, 1] // CELL).astype(int), w - 1)
-    src, dst = mean(guess.astype(np.float64)), mean(ab.astype(np.float64))  # (n, 2) each
+    # What the map reads: the guess's a, b and the lightness (L - 50) x LIGHTNESS, Lab units; (H, W, 3).
+    inputs = np.concatenate([guess, (L[..., None] - 50.0) * LIGHTNESS], -1).astype(np.float32)
+    src, dst = mean(inputs.astype(np.float64)), mean(ab.astype(np.float64))  # (n, 3), (n, 2)
     # einsum, not BLAS: OpenBLAS's threads would spin beside the model workers (int8.Head).
     cos = np.einsum("cn,cp->np", features[:, cy, cx], features.reshape(len(features), -1))  # (n, h w)
     say = np.exp((cos - 1.0) / SIMILAR)
-    X = np.concatenate([src, np.ones((len(src), 1))], 1)  # (n, 3)
-    scale = float((src**2).mean()) + 1.0  # the matrix's pull in the units of the colours it multiplies
-    prior = PRIOR * np.diag([scale, scale, 1.0])
-    identity = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+    X = np.concatenate([src, np.ones((len(src), 1))], 1)  # (n, 4)
+    scale = float((src[:, :2] ** 2).mean()) + 1.0  # the matrix's pull in the units of the colours it multiplies
+    prior = PRIOR * np.diag([scale, scale, scale, 1.0])
+    identity = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0], [0.0, 0.0]])
     lhs = np.einsum("np,ni,nj->pij", say, X, X) + prior
     rhs = np.einsum("np,ni,nj->pij", say, X, dst) + prior @ identity
-    maps = np.linalg.solve(lhs, rhs)  # (h w, 3, 2): ab1 -> ab, per cell
+    maps = np.linalg.solve(lhs, rhs)  # (h w, 4, 2): (a, b, L', 1) -> ab, per cell
     H, W = guess.shape[:2]
-    cells = cv2.resize(guess.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA).reshape(-1, 2).astype(np.float64)
-    moved = np.einsum("pi,pij->pj", np.concatenate([cells, np.ones((len(cells), 1))], 1), maps) - cells
+    cells = cv2.resize(inputs, (w, h), interpolation=cv2.INTER_AREA).reshape(-1, 3).astype(np.float64)
+    moved = np.einsum("pi,pij->pj", np.concatenate([cells, np.ones((len(cells), 1))], 1), maps) - cells[:, :2]
     shift = cv2.resize(moved.reshape(h, w, 2).astype(np.float32), (W, H), interpolation=cv2.INTER_LINEAR)
     return (guess + shift).astype(np.float32)

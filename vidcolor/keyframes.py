@@ -143,7 +143,7 @@ def points_guide(points: tuple[Point, ...], gray: np.ndarray, lut: np.ndarray, g
     ab = torch.from_numpy(patches.ab).permute(2, 0, 1)[None]
     L = torch.from_numpy(lut[gray].astype(np.float32))[None, None]
     spread = point_hint(ab, L)[0].permute(1, 2, 0).numpy()
-    moved = move_guess(*guess(gray_input(gray)), patches.ab, patches.weight) if guess is not None else None
+    moved = move_guess(*guess(gray_input(gray)), patches.ab, patches.weight, lut[gray]) if guess is not None else None
     return Guide(patches.ab, patches.weight, np.ascontiguousarray(spread, dtype=np.float32), moved)
 
 

@@ -87,13 +87,18 @@ def decoder_features(
     return feats[..., : -(-h // 4), : -(-w // 4)].float()
 
 
-def with_moved_guess(hinted: torch.Tensor, guess: torch.Tensor, features: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+def with_moved_guess(
+    hinted: torch.Tensor, guess: torch.Tensor, features: torch.Tensor, points: torch.Tensor, L: torch.Tensor
+) -> torch.Tensor:
     """What the run time shows on a frame with points (temporal.Guide.moved): the network's output with them
     as its hint, hinted (B, 2, H, W), averaged with its guess without them, guess (B, 2, H, W), moved toward
-    them (hints.move_guess); features (B, c, H/4, W/4); points (B, 2, H, W), 0 off the points -> (B, 2, H, W)."""
+    them (hints.move_guess); features (B, c, H/4, W/4); points (B, 2, H, W), 0 off the points; L (B, 1, H, W)
+    Lab lightness -> (B, 2, H, W)."""
     moved = [
-        move_guess(g.permute(1, 2, 0).numpy(), f.numpy(), p.permute(1, 2, 0).numpy(), (p.abs().sum(0) > 0).float().numpy())
-        for g, f, p in zip(guess.float().cpu(), features.cpu(), points.cpu(), strict=True)
+        move_guess(
+            g.permute(1, 2, 0).numpy(), f.numpy(), p.permute(1, 2, 0).numpy(), (p.abs().sum(0) > 0).float().numpy(), lt[0].numpy()
+        )
+        for g, f, p, lt in zip(guess.float().cpu(), features.cpu(), points.cpu(), L.float().cpu(), strict=True)
     ]
     moved_t = torch.from_numpy(np.stack(moved)).permute(0, 3, 1, 2).to(hinted.device)
     return (1.0 - MOVED_SHARE) * hinted + MOVED_SHARE * moved_t
@@ -161,7 +166,7 @@ def sweep_decodings(
             )
             guess = upsampled(model.decode(*gray_out, dec)[0], L) if points else None
             for n, pts, p_out in zip(points, drawn, point_outs, strict=True):
-                shown = with_moved_guess(upsampled(model.decode(*p_out, dec)[0], L), guess, features, pts)
+                shown = with_moved_guess(upsampled(model.decode(*p_out, dec)[0], L), guess, features, pts, L)
                 out[f"psnr_points{n}"] = psnr(join_lab(L, shown), gt)
             for k, v in out.items():
                 acc[k] = acc.get(k, 0.0) + float(v.sum())
