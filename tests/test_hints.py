@@ -53,18 +53,18 @@ def _features(h, w, left, right):
     return f
 
 
-def test_move_guess_carries_a_point_to_the_cells_alike_and_leaves_the_others():
-    h, w = 32, 64
+def test_move_guess_carries_a_point_to_the_cells_alike_wherever_they_are_and_leaves_the_others():
+    h, w = 32, 96
     guess = np.full((h, w, 2), (10.0, 0.0), np.float32)
     ab, weight = np.zeros((h, w, 2), np.float32), np.zeros((h, w), np.float32)
-    ab[4:7, 4:7], weight[4:7, 4:7] = (30.0, -20.0), 1.0  # one point, in the left half
-    moved = move_guess(guess, _features(h, w, (1, 0), (0, 1)), ab, weight, np.full((h, w), 50.0, np.float32))
-    far_left, right = moved[20, 26], moved[20, 50]  # far from the point, but alike it / not
-    assert np.linalg.norm(far_left - (30.0, -20.0)) < 0.3 * np.linalg.norm(guess[0, 0] - (30.0, -20.0))
-    assert np.abs(right - guess[0, 0]).max() < 0.5
-    # Alike everywhere: the right half moves as the left does.
-    alike = move_guess(guess, _features(h, w, (1, 0), (1, 0)), ab, weight, np.full((h, w), 50.0, np.float32))
-    assert np.abs(alike[20, 50] - alike[20, 26]).max() < 0.5
+    ab[4:7, 4:7], weight[4:7, 4:7] = (30.0, -20.0), 1.0  # one point, in the left third
+    features = np.zeros((2, h // 4, w // 4), np.float32)
+    features[0, :, : w // 12], features[1, :, w // 12 : w // 6], features[0, :, w // 6 :] = 1.0, 1.0, 1.0
+    moved = move_guess(guess, features, ab, weight, np.full((h, w), 50.0, np.float32))
+    error = np.linalg.norm(guess[0, 0] - (30.0, -20.0))
+    for far in (moved[20, 24], moved[20, 88]):  # far from the point, alike it: the left and right thirds
+        assert np.linalg.norm(far - (30.0, -20.0)) < 0.3 * error
+    assert np.abs(moved[20, 48] - guess[0, 0]).max() < 0.5  # the middle third, not alike: kept
 
 
 def test_move_guess_learns_a_consistent_error_from_a_few_points_and_without_points_changes_nothing():
@@ -75,7 +75,8 @@ def test_move_guess_learns_a_consistent_error_from_a_few_points_and_without_poin
     ab, weight = np.zeros((h, w, 2), np.float32), np.zeros((h, w), np.float32)
     for y, x in [(2, 2), (2, 20), (12, 11), (20, 3), (27, 27)]:
         ab[y : y + 3, x : x + 3], weight[y : y + 3, x : x + 3] = truth[y + 1, x + 1], 1.0
-    features, L = np.ones((4, h // 4, w // 4), np.float32), np.full((h, w), 50.0, np.float32)
+    # Two kinds of cells, the points on both.
+    features, L = _features(h, w, (1, 0), (0, 1)), np.full((h, w), 50.0, np.float32)
     moved = move_guess(guess, features, ab, weight, L)
     assert np.abs(moved - truth).mean() < 0.6 * np.abs(guess - truth).mean()  # 0.5 here; the prior holds some back
     assert np.array_equal(move_guess(guess, features, ab, np.zeros_like(weight), L), guess)
@@ -90,6 +91,6 @@ def test_move_guess_reads_the_lightness_a_guess_that_errs_in_the_light_alone_is_
     ab, weight = np.zeros_like(truth), np.zeros((h, w), np.float32)
     for y, x in [(3, 2), (3, 27), (15, 4), (15, 25), (27, 1), (27, 28)]:
         ab[y : y + 3, x : x + 3], weight[y : y + 3, x : x + 3] = truth[y + 1, x + 1], 1.0
-    moved = move_guess(guess, np.ones((4, h // 4, w // 4), np.float32), ab, weight, L)
+    moved = move_guess(guess, _features(h, w, (1, 0), (0, 1)), ab, weight, L)
     light, shadow = moved[:, -4:, 1].mean(), moved[:, :4, 1].mean()
     assert light > 15.0 and light - shadow > 15.0

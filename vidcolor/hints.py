@@ -9,8 +9,8 @@ far to follow it, as with any hint.
 The points also move the network's guess without them (`move_guess`): its errors are alike over what it
 sees as alike, so each point's correction is carried to the cells whose decoder features resemble the
 point's, wherever they are. A frame with points shows the mean of that and the network's output with the
-points as its hint (temporal.MOVED_SHARE): +2.0 / +4.0 dB over the automatic output at 5 / 20 points on the
-held-out photos, where the hint alone gave +1.1 / +3.1 (docs/experiments.md, session 39).
+points as its hint (temporal.MOVED_SHARE): +1.95 / +4.05 dB over the automatic output at 5 / 20 points on
+the held-out photos, where the hint alone gave +1.14 / +3.14 (docs/experiments.md, session 39).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ REACH = 0.5  # how far a point's colour goes, as a share of the image's longer s
 ROUNDS = 3  # sweeps in all four directions: paths with up to about this many turns are found
 # move_guess: a point's say over a cell falls as exp((cos - 1) / SIMILAR) with the cosine of their
 # features; and the fit is pulled toward no change as by PRIOR points that agree with the guess.
-SIMILAR = 0.1
-PRIOR = 0.25
+SIMILAR = 0.2
+PRIOR = 0.1
 LIGHTNESS = 0.2  # the map also reads the lightness, as (L - 50) x this: the guess errs apart in shadow and light
 
 
@@ -95,7 +95,10 @@ def move_guess(guess: np.ndarray, features: np.ndarray, ab: np.ndarray, weight: 
         flat = x.reshape(idx.size, -1)
         return np.stack([np.bincount(idx, flat[:, c], count)[1:] for c in range(flat.shape[1])], 1) / size[:, None]
 
+    # Alike as this frame goes: the features less their mean over the frame (ReLU outputs, all of whose
+    # cosines are high), each cell's of unit length.
     features = features.astype(np.float64)
+    features = features - features.mean(axis=(1, 2), keepdims=True)
     features = features / np.maximum(np.sqrt((features * features).sum(0, keepdims=True)), 1e-6)
     h, w = features.shape[1:]
     ys, xs = np.indices(labels.shape)

@@ -139,8 +139,8 @@ class Guide:
 
 
 # A frame with points: the share of their moved guess (Guide.moved) in its colours, the rest the network's
-# with the points as its hint. The two err apart: their mean gained +2.0 / +4.0 dB over the automatic output
-# at 5 / 20 points on the held-out photos, each alone about +1.8 / +3.2 and +1.1 / +3.1 (docs/experiments.md).
+# with the points as its hint. The two err apart: their mean gained +1.95 / +4.05 dB over the automatic output
+# at 5 / 20 points on the held-out photos, the hint alone +1.14 / +3.14 (docs/experiments.md, session 39).
 MOVED_SHARE = 0.5
 
 
