@@ -3,9 +3,9 @@
 The body (ColorNet.body) is exported to ONNX in fp32, then its decoder is quantized by ONNX Runtime's
 static quantizer: int8 weights per output channel, uint8 activations with ranges measured on calibration
 inputs (QDQ format, which ONNX Runtime fuses into integer kernels), the outer 0.001 % of each range
-clipped. The encoder stays fp32 (FP32_LAYERS). The calibration inputs are what the network sees at run
-time: training photos at the working size, half of them gray and half carrying some of their own colours
-(as fed-back colours and keyframes do). The result is written beside the weights and named in
+clipped. The encoder stays fp32 (FP32_LAYERS), and so do the two heads' 1x1 convolutions (head_convs).
+The calibration inputs are what the network sees at run time: training photos at the working size, half of
+them gray and half carrying some of their own colours (as fed-back colours and keyframes do). The result is written beside the weights and named in
 their record with the weights' sha256 (weights.Int8Record).
 
 Needs the `onnx` package besides onnxruntime ([train] extra).
@@ -100,10 +100,12 @@ def quantize_body(onnx_fp32: Path, out: Path, inputs: list[np.ndarray]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(onnx_fp32), str(pre), skip_symbolic_shape=True)
-        convs = [n.name for n in onnx.load(str(pre)).graph.node if n.op_type == "Conv"]
+        graph = onnx.load(str(pre)).graph
+        convs = [n.name for n in graph.node if n.op_type == "Conv"]
         kept = [n for n in convs if any(f"/{layer}" in n for layer in FP32_LAYERS)]
         if not kept:
             raise RuntimeError(f"none of the layers {FP32_LAYERS} found among the exported convolutions {convs[:4]}...")
+        kept += head_convs(graph)
         quantize_static(
             str(pre),
             str(out),
@@ -118,6 +120,23 @@ def quantize_body(onnx_fp32: Path, out: Path, inputs: list[np.ndarray]) -> None:
             # 8-bit weights (3 % of the colour lost); with 7 they give exactly VNNI's results.
             reduce_range=True,
         )
+
+
+def head_convs(graph) -> list[str]:
+    """The convolutions that make the body's logits and regression outputs (an onnx GraphProto), found by
+    walking back from those outputs. They stay fp32: an int8 output rounds the regressed colours to steps of
+    0.56 Lab units, and fed back frame after frame that rounding leaned the held-out clips' video 0.08 dB off
+    fp32's (docs/experiments.md, session 39); as 1x1 convolutions they cost 0.3 ms a frame in fp32."""
+    made_by = {out: node for node in graph.node for out in node.output}
+    found = []
+    for name in ("logits", "reg"):
+        node = made_by.get(name)
+        while node is not None and node.op_type != "Conv":
+            node = made_by.get(node.input[0])
+        if node is None:
+            raise RuntimeError(f"no convolution found behind the body's output {name!r}")
+        found.append(node.name)
+    return found
 
 
 def quantize_weights(weights: Path, photos: list[Path], calibration: str) -> Path:
