@@ -9,8 +9,7 @@ far to follow it, as with any hint.
 The points also move the network's guess without them (`move_guess`): its errors are alike over what it
 sees as alike, so each point's correction is carried to the cells whose decoder features resemble the
 point's, wherever they are. A frame with points shows the mean of that and the network's output with the
-points as its hint (temporal.MOVED_SHARE): +1.95 / +4.05 dB over the automatic output at 5 / 20 points on
-the held-out photos, where the hint alone gave +1.14 / +3.14 (docs/experiments.md, session 39).
+points as its hint (temporal.MOVED_SHARE); docs/experiments.md has the figures.
 """
 
 from __future__ import annotations

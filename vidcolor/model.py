@@ -201,10 +201,9 @@ def _cells(t: torch.Tensor) -> torch.Tensor:
 
 
 # Holes in a hint are filled from colour within about FILL_SIGMA cells of stride 4 (16 px at the default
-# working size): with a plain Gaussian fill, sigma 1 gained +2.8 dB over gray, 2 +6.2, 4 +8.0, 8 +8.2
-# (the evaluation's hint copied, 96 held-out photos); 4 keeps the filled colours local. A hole is trusted
-# in full once the colour around it weighs REACH of that Gaussian, else not at all: with run r8's gate,
-# that step gave +7.41 dB, trusting a hole by the weight itself +7.22.
+# working size): wider gained little and 4 keeps the filled colours local. A hole is trusted in full once
+# the colour around it weighs REACH of that Gaussian, else not at all, which beat trusting it by the weight
+# itself (docs/experiments.md).
 FILL_SIGMA = 4.0
 REACH = 0.05
 # The fill takes colour from cells of about the hole's own lightness (a joint bilateral filter, L-guided):

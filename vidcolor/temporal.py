@@ -66,10 +66,9 @@ class TemporalOptions:
     # Whether the colours carried to the next frame's input (the regression head's; under feedback, or in a
     # keyframe's shot) are blended with the warped past like the shown ones. Off, they are the network's own
     # as it gave them, as sequence chains train it (train.sequences). Blended, the loop settles on its
-    # steady colours 1/(1 - keep) times slower: chain-trained weights (run r18, step 1000) took ~20 s, which
-    # drift.py reads as +17.1 %, against +3.5 % unblended; the shipped weights, not trained on chains, lose
-    # 0.1 dB on the held-out clips unblended (docs/experiments.md). None: the weights' record's,
-    # as for feedback; blended where nothing fills it in.
+    # steady colours 1/(1 - keep) times slower, which chain-trained weights read as drift; the shipped
+    # weights, not trained on chains, lose a little unblended (docs/experiments.md). None: the weights'
+    # record's, as for feedback; blended where nothing fills it in.
     smooth_carried: bool | None = None
     # With feedback, every gray_every-th frame whose input would carry fed-back colours gets its gray alone
     # (0: never): the loop starts again from the network's own per-frame guess, with no second forward
@@ -102,7 +101,7 @@ class TemporalOptions:
     # the next one's (where the flow is trusted) and the rest its own. The loop alone only looks back, so
     # a colour is averaged with the frames before it and lags behind a change; this averages it with the
     # frames after it too (benchmarks/temporal.py --look-ahead 0 for the figures without it). 16 frames,
-    # at an eighth of the working size (docs/experiments.md, sessions 29 and 30).
+    # at an eighth of the working size (docs/experiments.md).
     look_ahead: int = 16
     # Weigh past and prediction by the model's confidence in each (see TemporalState._keep_weight).
     use_confidence: bool = True
@@ -139,9 +138,15 @@ class Guide:
 
 
 # A frame with points: the share of their moved guess (Guide.moved) in its colours, the rest the network's
-# with the points as its hint. The two err apart: their mean gained +1.95 / +4.05 dB over the automatic output
-# at 5 / 20 points on the held-out photos, the hint alone +1.14 / +3.14 (docs/experiments.md, session 39).
+# with the points as its hint; the two err apart, so their mean beats both (docs/experiments.md).
 MOVED_SHARE = 0.5
+
+
+def with_moved(pred: np.ndarray, moved: np.ndarray) -> np.ndarray:
+    """The network's colours on a frame with points (..., C) and their moved guess (..., 2), C a multiple of
+    2 (shown, then fed back), channels last -> (..., C): MOVED_SHARE of the guess in every pair."""
+    reps = (1,) * (moved.ndim - 1) + (pred.shape[-1] // moved.shape[-1],)
+    return (1.0 - MOVED_SHARE) * pred + MOVED_SHARE * np.tile(moved, reps)
 
 
 @dataclass
@@ -293,8 +298,7 @@ class TemporalState:
             x = gray_input(gray) if hint is None else feedback_input(self.lut[gray], *hint, gain, snap)
             pred, confidence = predict(x, trusted=guide is not None)
         if guide is not None and guide.moved is not None:  # both the shown and the fed-back colours
-            moved = np.tile(guide.moved, (1, 1, pred.shape[-1] // 2))
-            pred = ((1.0 - MOVED_SHARE) * pred + MOVED_SHARE * moved).astype(np.float32)
+            pred = with_moved(pred, guide.moved).astype(np.float32)
         if guide is None:
             pred = self._anchored(inherited, pred, turned)
         return self._blend(inherited, pred, confidence, guide)[..., :2]

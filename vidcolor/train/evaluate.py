@@ -25,7 +25,7 @@ from ..lab import gray_rgb, join_lab, rgb_to_lab
 from ..model import ColorNet
 from ..precision import autocast, compute_dtype
 from ..record import DecodeConfig
-from ..temporal import MOVED_SHARE
+from ..temporal import with_moved
 from .augment import hole_mask, point_hints
 from .metrics import colorfulness, psnr
 
@@ -100,8 +100,8 @@ def with_moved_guess(
         )
         for g, f, p, lt in zip(guess.float().cpu(), features.cpu(), points.cpu(), L.float().cpu(), strict=True)
     ]
-    moved_t = torch.from_numpy(np.stack(moved)).permute(0, 3, 1, 2).to(hinted.device)
-    return (1.0 - MOVED_SHARE) * hinted + MOVED_SHARE * moved_t
+    shown = with_moved(hinted.float().cpu().permute(0, 2, 3, 1).numpy(), np.stack(moved))
+    return torch.from_numpy(np.ascontiguousarray(shown, dtype=np.float32)).permute(0, 3, 1, 2).to(hinted.device)
 
 
 def sweep_decodings(

@@ -29,9 +29,8 @@ from ..record import Int8Record, file_hash, read_weights, write_record
 from ..weights import load_model
 
 # Convolutions left in fp32, by the exported graph's names: the whole encoder (the stem, the inverted
-# residual blocks, the last 1x1), so int8 is the decoder's alone. Int8 errors in the encoder add up along
-# its 17 blocks: with only its first four in fp32, clips' frames moved by up to 0.55 dB from fp32's, with
-# none of it 0.06 dB, for 1.5 ms a frame on AVX2 (docs/experiments.md, sessions 35, 37 and 38).
+# residual blocks, the last 1x1), so int8 is the decoder's alone: int8 errors add up along the encoder's
+# 17 blocks, and cost a clip's frames up to 0.55 dB against fp32's (docs/experiments.md).
 FP32_LAYERS = ("stem/", "blocks.", "last/")
 SIZE = (160, 256)  # (H, W): the default working size (256 px long side, 16:9) padded to a multiple of 32
 
@@ -125,8 +124,7 @@ def quantize_body(onnx_fp32: Path, out: Path, inputs: list[np.ndarray]) -> None:
 def head_convs(graph) -> list[str]:
     """The convolutions that make the body's logits and regression outputs (an onnx GraphProto), found by
     walking back from those outputs. They stay fp32: an int8 output rounds the regressed colours to steps of
-    0.56 Lab units, and fed back frame after frame that rounding leaned the held-out clips' video 0.08 dB off
-    fp32's (docs/experiments.md, session 39); as 1x1 convolutions they cost 0.3 ms a frame in fp32."""
+    0.56 Lab units, and fed back frame after frame the rounding leans the video off fp32's."""
     made_by = {out: node for node in graph.node for out in node.output}
     found = []
     for name in ("logits", "reg"):
