@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
-from vidcolor.hints import move_guess, point_hint, spread_points
+from vidcolor.hints import corrections, likeness, move_guess, point_hint, spread_points
 
 
 def _two_regions(h=32, w=64):
@@ -53,6 +54,11 @@ def _features(h, w, left, right):
     return f
 
 
+def _moved(guess, features, ab, weight, L):
+    """The guess moved by the points on its own frame."""
+    return move_guess(guess, features, corrections(guess, features, ab, weight, L), L)
+
+
 def test_move_guess_carries_a_point_to_the_cells_alike_wherever_they_are_and_leaves_the_others():
     h, w = 32, 96
     guess = np.full((h, w, 2), (10.0, 0.0), np.float32)
@@ -60,7 +66,7 @@ def test_move_guess_carries_a_point_to_the_cells_alike_wherever_they_are_and_lea
     ab[4:7, 4:7], weight[4:7, 4:7] = (30.0, -20.0), 1.0  # one point, in the left third
     features = np.zeros((2, h // 4, w // 4), np.float32)
     features[0, :, : w // 12], features[1, :, w // 12 : w // 6], features[0, :, w // 6 :] = 1.0, 1.0, 1.0
-    moved = move_guess(guess, features, ab, weight, np.full((h, w), 50.0, np.float32))
+    moved = _moved(guess, features, ab, weight, np.full((h, w), 50.0, np.float32))
     error = np.linalg.norm(guess[0, 0] - (30.0, -20.0))
     for far in (moved[20, 24], moved[20, 88]):  # far from the point, alike it: the left and right thirds
         assert np.linalg.norm(far - (30.0, -20.0)) < 0.3 * error
@@ -77,9 +83,10 @@ def test_move_guess_learns_a_consistent_error_from_a_few_points_and_without_poin
         ab[y : y + 3, x : x + 3], weight[y : y + 3, x : x + 3] = truth[y + 1, x + 1], 1.0
     # Two kinds of cells, the points on both.
     features, L = _features(h, w, (1, 0), (0, 1)), np.full((h, w), 50.0, np.float32)
-    moved = move_guess(guess, features, ab, weight, L)
+    moved = _moved(guess, features, ab, weight, L)
     assert np.abs(moved - truth).mean() < 0.6 * np.abs(guess - truth).mean()  # 0.5 here; the prior holds some back
-    assert np.array_equal(move_guess(guess, features, ab, np.zeros_like(weight), L), guess)
+    assert corrections(guess, features, ab, np.zeros_like(weight), L) is None
+    assert np.array_equal(move_guess(guess, features, None, L), guess)
 
 
 def test_move_guess_reads_the_lightness_a_guess_that_errs_in_the_light_alone_is_put_right_in_the_light():
@@ -91,6 +98,23 @@ def test_move_guess_reads_the_lightness_a_guess_that_errs_in_the_light_alone_is_
     ab, weight = np.zeros_like(truth), np.zeros((h, w), np.float32)
     for y, x in [(3, 2), (3, 27), (15, 4), (15, 25), (27, 1), (27, 28)]:
         ab[y : y + 3, x : x + 3], weight[y : y + 3, x : x + 3] = truth[y + 1, x + 1], 1.0
-    moved = move_guess(guess, _features(h, w, (1, 0), (0, 1)), ab, weight, L)
+    moved = _moved(guess, _features(h, w, (1, 0), (0, 1)), ab, weight, L)
     light, shadow = moved[:, -4:, 1].mean(), moved[:, :4, 1].mean()
     assert light > 15.0 and light - shadow > 15.0
+
+
+def test_points_move_another_frame_where_what_they_landed_on_has_moved_and_likeness_falls_on_other_things():
+    h, w = 32, 64
+    guess = np.zeros((h, w, 2), np.float32)
+    L = np.full((h, w), 50.0, np.float32)
+    ab, weight = np.zeros((h, w, 2), np.float32), np.zeros((h, w), np.float32)
+    ab[4:7, 4:7], weight[4:7, 4:7] = (30.0, -20.0), 1.0  # on the left half: the object
+    here = _features(h, w, (1, 0), (0, 1))  # the object on the left, the ground on the right
+    said = corrections(guess, here, ab, weight, L)
+    later = _features(h, w, (0, 1), (1, 0))  # the object has moved to the right
+    moved = move_guess(guess, later, said, L)
+    assert np.linalg.norm(moved[16, 56] - (30.0, -20.0)) < 0.3 * 36.0 and np.abs(moved[16, 8]).max() < 0.1 * 36.0
+    assert likeness(said, later) == pytest.approx(1.0) and likeness(said, here) == pytest.approx(1.0)
+    # Another scene: lighter and darker things the points' frame did not show (features across its own axis).
+    other = _features(h, w, (1, 1), (0.5, 0.5))
+    assert likeness(said, other) < 0.1

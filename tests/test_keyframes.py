@@ -59,7 +59,7 @@ def film(shots=((0, 10), (7, 6)), rate=10.0):
     return [(i / rate, g) for i, g in enumerate(frames)]
 
 
-def run_forward(frames, keys, reach=10.0, sizes=None):
+def run_forward(frames, keys, reach=10.0, sizes=None, predict=follower, states=None, options=TemporalOptions()):
     def window(start, key):
         out = []
         for t, g in frames:
@@ -71,11 +71,13 @@ def run_forward(frames, keys, reach=10.0, sizes=None):
             sizes.append(len(out))
         return out
 
-    state = TemporalState(TemporalOptions().filled(), LUT)
-    guide = Keyframes(keys, window, follower, gray_guess, LUT, TemporalOptions(), reach) if keys else None
+    state = TemporalState(options.filled(), LUT)
+    guide = Keyframes(keys, window, predict, gray_guess, LUT, options, reach) if keys else None
     outs = []
     for t, g in frames:
-        outs.append(state.step(g, follower, guide.guide(t, state) if guide else None))
+        outs.append(state.step(g, predict, guide.guide(t, state, g) if guide else None))
+        if states is not None:
+            states.append(state.prev_ab.copy())
         if guide is not None and sizes is not None:
             sizes.append(-len(guide.back))  # negative: the carried-back frames held at this point
     return outs
@@ -254,6 +256,28 @@ def test_points_colour_their_patch_exactly_and_steer_the_shot_both_ways_up_to_th
     reddish = [float((o[..., 0] > a_red / 2).mean()) for o in keyed]
     assert all(r > 0.1 for r in reddish[:10]) and max(float((o[..., 0] > a_red / 2).mean()) for o in plain) == 0
     assert all(np.array_equal(p, k) for p, k in zip(plain[10:], keyed[10:], strict=True))  # the next shot: untouched
+
+
+def blind(rgb: np.ndarray, trusted: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """A stand-in network that ignores its hint: gray everywhere, shown and fed back."""
+    return np.zeros(rgb.shape[:2] + (4,), np.float32), np.full(rgb.shape[:2], 0.5, np.float32)
+
+
+def test_points_move_the_guess_on_every_frame_of_their_shot_in_the_shown_colours_only():
+    frames = film()
+    red = Point(t=0.5, x=0.5, y=0.5, colour="#c04040", size=0.1)
+    states = []  # each frame's output, shown then fed back, unblended (smoothing 0)
+    keyed = run_forward(
+        frames, [KeyframeSpec(0.5, None, (red,))], predict=blind, states=states, options=TemporalOptions(smoothing=0)
+    )
+    # The network shows nothing of its hint, so what colours the shot is the guess the point moved, on the
+    # point's own frame and on each frame before and after it (gray_guess: the light cells, like the point's).
+    assert all(float(np.percentile(o[..., 0], 90)) > 5.0 for o in keyed[:10])
+    assert all(np.abs(o).max() == 0 for o in keyed[10:])  # the next shot: untouched
+    # Fed back, the colours are the network's own after the point's frame (5): fed back frame after frame, a
+    # guess moved the wrong way would pile up. On the point's own frame they take it too.
+    fed = [float(np.abs(s[..., 2:]).max()) for s in states[:10]]
+    assert fed[5] > 5.0 and fed[6:] == [0.0] * 4
 
 
 def test_a_project_becomes_one_keyframe_per_frame_of_points_plus_its_images(tmp_path):

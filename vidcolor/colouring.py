@@ -180,7 +180,7 @@ class Colouring(Generic[T]):
 
     def _step(self, frame: _Frame[T]) -> tuple[_Frame[T], np.ndarray]:
         """One frame through the temporal state -> it, with its upright ab (h, w, 2)."""
-        guide = self.keyframes.guide(frame.time, self.state) if self.keyframes else None
+        guide = self.keyframes.guide(frame.time, self.state, frame.small) if self.keyframes else None
         frame.at_key = self.keyframes.at_key if self.keyframes else None
         t = clock.perf_counter()
         predicted = frame.ahead.result() if frame.ahead is not None else None

@@ -9,10 +9,13 @@ far to follow it, as with any hint.
 The points also move the network's guess without them (`move_guess`): its errors are alike over what it
 sees as alike, so each point's correction is carried to the cells whose decoder features resemble the
 point's, wherever they are. A frame with points shows the mean of that and the network's output with the
-points as its hint (temporal.MOVED_SHARE); docs/experiments.md has the figures.
+points as its hint (temporal.MOVED_SHARE); the other frames of its shot show a share of their own guess moved
+by them, less on frames unlike theirs (`likeness`; keyframes.Keyframes). docs/experiments.md has the figures.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -74,19 +77,25 @@ def _sweep(dist: torch.Tensor, ab: torch.Tensor, L: torch.Tensor, dim: int, flip
     return dist, ab
 
 
-def move_guess(guess: np.ndarray, features: np.ndarray, ab: np.ndarray, weight: np.ndarray, L: np.ndarray) -> np.ndarray:
-    """The network's colours without the points, moved toward them where it sees alike.
+@dataclass(frozen=True)
+class Corrections:
+    """What a frame's points say about the network's guess there (`corrections`), for move_guess to carry to
+    the cells alike, on that frame or on another of its shot."""
 
-    guess (H, W, 2) Lab units and features (C, ceil(H/4), ceil(W/4)), the decoder's last features: the
-    network's output on the gray frame (inference.Colorizer.guess); ab (H, W, 2) and weight (H, W):
-    the points' patches, weight > 0.5 on them; L (H, W) the frame's Lab lightness -> (H, W, 2) float32.
-    Each cell gets an affine map of the guess's ab and the lightness to ab, fitted to the points by least
-    squares, each point weighed by how alike its features are to the cell's, and pulled toward the identity
-    by PRIOR; so a cell like no point keeps the guess, and points that disagree with it in a consistent way
-    (paler, tinted, warmer in the light) move every cell they resemble. Touching patches count as one point."""
+    features: np.ndarray  # (C, n) float64: each point's decoder features, less their frame's mean, unit length
+    src: np.ndarray  # (n, 3) float64: what the map reads at each point (the guess's a, b; (L - 50) x LIGHTNESS)
+    dst: np.ndarray  # (n, 2) float64: each point's colour, Lab units
+    heard: float = 1.0  # how much they say about their own frame's cells (`heard`), a yardstick for other frames'
+
+
+def corrections(guess: np.ndarray, features: np.ndarray, ab: np.ndarray, weight: np.ndarray, L: np.ndarray) -> Corrections | None:
+    """guess (H, W, 2) Lab units and features (C, ceil(H/4), ceil(W/4)), the decoder's last features: the
+    network's output on the gray frame (inference.Colorizer.guess); ab (H, W, 2) and weight (H, W): the
+    points' patches, weight > 0.5 on them; L (H, W) the frame's Lab lightness -> the points' Corrections,
+    or None without points. Touching patches count as one point."""
     count, labels = cv2.connectedComponents((weight > 0.5).astype(np.uint8), connectivity=8)
     if count < 2:
-        return guess.astype(np.float32, copy=True)
+        return None
     idx = labels.ravel()
     size = np.bincount(idx, minlength=count)[1:].astype(np.float64)
 
@@ -94,22 +103,64 @@ def move_guess(guess: np.ndarray, features: np.ndarray, ab: np.ndarray, weight: 
         flat = x.reshape(idx.size, -1)
         return np.stack([np.bincount(idx, flat[:, c], count)[1:] for c in range(flat.shape[1])], 1) / size[:, None]
 
-    # Alike as this frame goes: the features less their mean over the frame (ReLU outputs, all of whose
-    # cosines are high), each cell's of unit length.
-    features = features.astype(np.float64)
-    features = features - features.mean(axis=(1, 2), keepdims=True)
-    features = features / np.maximum(np.sqrt((features * features).sum(0, keepdims=True)), 1e-6)
+    features = _unit(features)
     h, w = features.shape[1:]
     ys, xs = np.indices(labels.shape)
-    centre = mean(np.stack([ys, xs], -1).astype(np.float64))  # (n, 2) px
-    cy = np.minimum((centre[:, 0] // CELL).astype(int), h - 1)
-    cx = np.minimum((centre[:, 1] // CELL).astype(int), w - 1)
-    # What the map reads: the guess's a, b and the lightness (L - 50) x LIGHTNESS, Lab units; (H, W, 3).
-    inputs = np.concatenate([guess, (L[..., None] - 50.0) * LIGHTNESS], -1).astype(np.float32)
-    src, dst = mean(inputs.astype(np.float64)), mean(ab.astype(np.float64))  # (n, 3), (n, 2)
+    at = mean(np.stack([ys, xs], -1).astype(np.float64))  # (n, 2) px: each point's centre
+    cy = np.minimum((at[:, 0] // CELL).astype(int), h - 1)
+    cx = np.minimum((at[:, 1] // CELL).astype(int), w - 1)
+    said = Corrections(features[:, cy, cx], mean(_map_inputs(guess, L).astype(np.float64)), mean(ab.astype(np.float64)))
+    return replace(said, heard=_heard(said, features))
+
+
+def _says(points: Corrections, features: np.ndarray) -> np.ndarray:
+    """Each point's say over each cell, (n, h w): exp((cos - 1) / SIMILAR) of their features (from _unit)."""
     # einsum, not BLAS: OpenBLAS's threads would spin beside the model workers (int8.Head).
-    cos = np.einsum("cn,cp->np", features[:, cy, cx], features.reshape(len(features), -1))  # (n, h w)
-    say = np.exp((cos - 1.0) / SIMILAR)
+    cos = np.einsum("cn,cp->np", points.features, features.reshape(len(features), -1))
+    return np.exp((cos - 1.0) / SIMILAR)
+
+
+def _heard(points: Corrections, features: np.ndarray) -> float:
+    """The median over a frame's cells of the points' summed say: how far the frame is like them."""
+    return float(np.median(_says(points, features).sum(0)))
+
+
+def likeness(points: Corrections, features: np.ndarray) -> float:
+    """How far another frame of the shot is like the points' own, in [0, 1]: what they say about its cells
+    (features (C, h, w), the decoder's) over what they say about their own frame's. Across a pan from a
+    close-up to the scene around it, a frame that shows other things falls toward 0."""
+    return min(1.0, _heard(points, _unit(features)) / max(points.heard, 1e-12))
+
+
+def _unit(features: np.ndarray) -> np.ndarray:
+    """(C, h, w) -> float64, less their mean over the frame (ReLU outputs, all of whose cosines are high),
+    each cell's of unit length: alike as this frame goes."""
+    features = features.astype(np.float64)
+    features = features - features.mean(axis=(1, 2), keepdims=True)
+    return features / np.maximum(np.sqrt((features * features).sum(0, keepdims=True)), 1e-6)
+
+
+def _map_inputs(guess: np.ndarray, L: np.ndarray) -> np.ndarray:
+    """What the map reads: the guess's a, b (H, W, 2) and the lightness (L - 50) x LIGHTNESS -> (H, W, 3)."""
+    return np.concatenate([guess, (L[..., None] - 50.0) * LIGHTNESS], -1).astype(np.float32)
+
+
+def move_guess(guess: np.ndarray, features: np.ndarray, points: Corrections | None, L: np.ndarray) -> np.ndarray:
+    """The network's colours without the points, moved toward them where it sees alike.
+
+    guess (H, W, 2) Lab units, features (C, ceil(H/4), ceil(W/4)) and L (H, W): a frame's, as for
+    `corrections`; points: from this frame or another of its shot -> (H, W, 2) float32. Each cell gets an
+    affine map of the guess's ab and the lightness to ab, fitted to the points by least squares, each point
+    weighed by how alike its features are to the cell's, and pulled toward the identity by PRIOR; so a cell
+    like no point keeps the guess, and points that disagree with it in a consistent way (paler, tinted,
+    warmer in the light) move every cell they resemble."""
+    if points is None:
+        return guess.astype(np.float32, copy=True)
+    features = _unit(features)
+    h, w = features.shape[1:]
+    inputs = _map_inputs(guess, L)
+    src, dst = points.src, points.dst
+    say = _says(points, features)  # (n, h w)
     X = np.concatenate([src, np.ones((len(src), 1))], 1)  # (n, 4)
     scale = float((src[:, :2] ** 2).mean()) + 1.0  # the matrix's pull in the units of the colours it multiplies
     prior = PRIOR * np.diag([scale, scale, scale, 1.0])

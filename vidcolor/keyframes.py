@@ -21,14 +21,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from .errors import VidcolorError
 from .project import Point, Project
-from .temporal import Guide, Predict, TemporalOptions, TemporalState, gray_input
+from .temporal import MOVED_SHARE, Guide, Predict, TemporalOptions, TemporalState, gray_input
 from .timecode import EPS, parse_time
+
+if TYPE_CHECKING:  # hints loads torch, which a run without points never does
+    from .hints import Corrections
 
 PAINTED_CHROMA = 4.0  # Lab units: below, the user left the pixel gray and the network decides
 MAX_LIGHTNESS_GAP = 12.0  # mean |L image - L frame| (Lab units) above which the image is not this frame
@@ -131,20 +135,39 @@ def _patches(points: tuple[Point, ...], height: int, width: int) -> Guide:
     return Guide(ab, weight)
 
 
-def points_guide(points: tuple[Point, ...], gray: np.ndarray, lut: np.ndarray, guess: Guess | None = None) -> Guide:
+def points_guide(points: tuple[Point, ...], gray: np.ndarray, lut: np.ndarray) -> Guide:
     """A user's points on a frame whose upright working-size gray is `gray` (h, w) uint8 -> Guide: their
-    colours exactly on their patches, spread over the regions they land on as the network's hint, and
-    with `guess` the network's colours without them moved toward them (hints.move_guess)."""
+    colours exactly on their patches, and spread over the regions they land on as the network's hint
+    (without their moved guess: Keyframes adds it)."""
     import torch  # points only: a run without them never loads torch
 
-    from .hints import move_guess, point_hint
+    from .hints import point_hint
 
     patches = _patches(points, *gray.shape)
     ab = torch.from_numpy(patches.ab).permute(2, 0, 1)[None]
     L = torch.from_numpy(lut[gray].astype(np.float32))[None, None]
     spread = point_hint(ab, L)[0].permute(1, 2, 0).numpy()
-    moved = move_guess(*guess(gray_input(gray)), patches.ab, patches.weight, lut[gray]) if guess is not None else None
-    return Guide(patches.ab, patches.weight, np.ascontiguousarray(spread, dtype=np.float32), moved)
+    return Guide(patches.ab, patches.weight, np.ascontiguousarray(spread, dtype=np.float32))
+
+
+def points_said(points: tuple[Point, ...], gray: np.ndarray, lut: np.ndarray, guess: Guess) -> Corrections | None:
+    """What a user's points on a frame (its upright working-size gray (h, w) uint8) say about the network's
+    guess there (hints.corrections), for that frame and the others of its shot."""
+    from .hints import corrections
+
+    patches = _patches(points, *gray.shape)
+    return corrections(*guess(gray_input(gray)), patches.ab, patches.weight, lut[gray])
+
+
+def moved_guess(said: Corrections | None, gray: np.ndarray, lut: np.ndarray, guess: Guess) -> tuple[np.ndarray, float]:
+    """The network's colours on a frame (its upright working-size gray (h, w) uint8) without points, moved by
+    what points of its shot said (hints.move_guess) -> (h, w, 2) float32 Lab units, and the share of them
+    the frame shows (temporal.MOVED_SHARE, less on a frame unlike the points' own: hints.likeness)."""
+    from .hints import likeness, move_guess
+
+    ab, features = guess(gray_input(gray))
+    share = MOVED_SHARE * (likeness(said, features) if said is not None else 1.0)
+    return move_guess(ab, features, said, lut[gray]), share
 
 
 def _image_lab(spec: KeyframeSpec, height: int, width: int) -> np.ndarray:
@@ -165,16 +188,24 @@ CARRY_ON = Guide(None, None)
 
 
 def carry_back(
-    frames: list[np.ndarray], key: Guide, predict: Predict, lut: np.ndarray, options: TemporalOptions
+    frames: list[np.ndarray],
+    key: Guide,
+    predict: Predict,
+    lut: np.ndarray,
+    options: TemporalOptions,
+    moved: Callable[[np.ndarray], tuple[np.ndarray, float]] | None = None,
 ) -> list[np.ndarray | None]:
     """frames: upright working-size grays, in time order, the last one the keyframe's -> for each earlier
-    frame the colours carried back to it from the keyframe ((h, w, 2) float16), None from a cut back."""
+    frame the colours carried back to it from the keyframe ((h, w, 2) float16), None from a cut back.
+    moved: a frame's gray -> the network's guess there moved by the keyframe's points (moved_guess)."""
     state = TemporalState(replace(options.filled(), feedback=True), lut)  # filled: a no-op on a run's own
     out: list[np.ndarray | None] = [None] * len(frames)
     state.step(frames[-1], predict, key)
     cuts = state.cuts
     for i in range(len(frames) - 2, -1, -1):
-        ab = state.step(frames[i], predict, CARRY_ON)
+        ab = state.step(
+            frames[i], predict, CARRY_ON if moved is None else Guide(None, None, None, *moved(frames[i]), feed_moved=False)
+        )
         if state.cuts > cuts:
             break
         out[i] = ab.astype(np.float16)
@@ -197,7 +228,8 @@ class Keyframes:
         self.specs = sorted(specs, key=lambda k: k.time)
         self.window, self.predict, self.guess, self.lut, self.opt = window, predict, guess, lut, options
         self.reach = reach
-        self.keys = [self._load(k) for k in self.specs]  # checked before any frame is written
+        # Checked before any frame is written; with each, what its points say (hints.corrections), or None.
+        self.keys, self.said = zip(*(self._load(k) for k in self.specs), strict=True) if self.specs else ((), ())
         self.next = 0  # the first keyframe not yet reached
         self.back: dict[int, tuple[np.ndarray | None, int]] = {}  # ms -> (carried-back ab, frames to the key)
         self.since_key: int | None = None  # frames since the last keyframe, in this shot
@@ -205,23 +237,34 @@ class Keyframes:
         self.carried: int | None = None  # the keyframe whose frames before it are in self.back
         self.at_key: KeyframeSpec | None = None  # set by guide() on a keyframe's own frame
 
-    def _load(self, spec: KeyframeSpec) -> Guide:
+    def _load(self, spec: KeyframeSpec) -> tuple[Guide, Corrections | None]:
         frames = self.window(spec.time, spec.time)
         if not frames or frames[-1][0] < spec.time - EPS:
             raise VidcolorError(f"--keyframe at {spec.time:g} s: the video has no frame there. Choose a time inside it")
+        gray = frames[-1][1]
         if spec.image is None:
-            return points_guide(spec.points, frames[-1][1], self.lut, self.guess)
-        return painted_guide(spec, frames[-1][1], self.lut)
+            said = points_said(spec.points, gray, self.lut, self.guess)
+            moved, share = moved_guess(said, gray, self.lut, self.guess)
+            return replace(points_guide(spec.points, gray, self.lut), moved=moved, share=share), said
+        return painted_guide(spec, gray, self.lut), None
 
-    def guide(self, time: float, state: TemporalState) -> Guide | None:
-        """This frame's guide, or None; call before state.step on the frame at `time` (seconds)."""
+    def _moved(self, key: int, gray: np.ndarray | None) -> tuple[np.ndarray | None, float]:
+        """The network's guess on this frame moved by keyframe `key`'s points and its share (moved_guess), or
+        (None, 0) (no points, or no gray)."""
+        if gray is None or self.said[key] is None:
+            return None, 0.0
+        return moved_guess(self.said[key], gray, self.lut, self.guess)
+
+    def guide(self, time: float, state: TemporalState, gray: np.ndarray | None = None) -> Guide | None:
+        """This frame's guide, or None; call before state.step on the frame at `time` (seconds), whose
+        upright working-size gray is `gray` (h, w) uint8 (without it, points move only their own frame)."""
         self.at_key = None
         if self.since_key is not None:
             if self.cuts_at_key is None:  # the state as the keyframe's own step left it
                 self.cuts_at_key = state.cuts
             self.since_key = None if state.cuts > self.cuts_at_key else self.since_key + 1
         if self.next >= len(self.specs):  # past the last keyframe
-            return None if self.since_key is None else CARRY_ON
+            return None if self.since_key is None else self._carry_on(gray)
         spec = self.specs[self.next]
         if time >= spec.time - EPS:
             self.at_key = spec
@@ -233,15 +276,24 @@ class Keyframes:
             self._carry_back(time, spec)
         ab, to_key = self.back.pop(round(time * 1000), (None, 0))
         if ab is None:  # after a keyframe, in its shot: nothing to add, but the shot feeds its colours on
-            return None if self.since_key is None else CARRY_ON
+            return None if self.since_key is None else self._carry_on(gray)
         # Between two keyframes: each frame's output is carried on to the next, so taking 1/(n+1) of the
         # later keyframe's colours n frames before it moves the mix linearly in time from one to the other.
         weight = 1.0 if self.since_key is None else 1.0 / (to_key + 1)
-        return Guide(ab.astype(np.float32), np.full(ab.shape[:2], weight, np.float32))
+        moved, share = (None, 0.0) if self.since_key is None else self._moved(self.next - 1, gray)
+        return Guide(ab.astype(np.float32), np.full(ab.shape[:2], weight, np.float32), None, moved, share, feed_moved=False)
+
+    def _carry_on(self, gray: np.ndarray | None) -> Guide:
+        """A frame after a keyframe, in its shot: the shot feeds its colours on, and the keyframe's points
+        move the network's guess here too."""
+        moved, share = self._moved(self.next - 1, gray)
+        return CARRY_ON if moved is None else Guide(None, None, None, moved, share, feed_moved=False)
 
     def _carry_back(self, time: float, spec: KeyframeSpec) -> None:
         frames = self.window(time, spec.time)
-        carried = carry_back([g for _, g in frames], self.keys[self.next], self.predict, self.lut, self.opt)
+        key = self.next
+        moved = None if self.said[key] is None else (lambda gray: moved_guess(self.said[key], gray, self.lut, self.guess))
+        carried = carry_back([g for _, g in frames], self.keys[key], self.predict, self.lut, self.opt, moved)
         n = len(frames)
         self.back = {round(t * 1000): (ab, n - 1 - i) for i, ((t, _), ab) in enumerate(zip(frames, carried, strict=True))}
         self.carried = self.next

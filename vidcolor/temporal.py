@@ -120,6 +120,11 @@ class TemporalOptions:
         )
 
 
+# A frame with points: the share of their moved guess (Guide.moved) in its colours, the rest the network's
+# with the points as its hint; the two err apart, so their mean beats both (docs/experiments.md).
+MOVED_SHARE = 0.5
+
+
 @dataclass(frozen=True)
 class Guide:
     """Colours from outside the network for one frame: a user's keyframe, or colours carried back from one
@@ -133,20 +138,19 @@ class Guide:
     # regions, hints.py), over the past's; the output is the network's there.
     hint: np.ndarray | None = None
     # (H, W, 2) float32: the network's guess without the points, moved toward them (hints.move_guess); the
-    # network's output on this frame is averaged with it, MOVED_SHARE of it, before the blend.
+    # network's output on this frame is averaged with it, `share` of it, before the blend.
     moved: np.ndarray | None = None
+    share: float = MOVED_SHARE  # in [0, 1]
+    # Whether the colours fed back take that share too (the points' own frame), or only the shown ones (the
+    # other frames of its shot: fed back frame after frame, a guess moved the wrong way would pile up).
+    feed_moved: bool = True
 
 
-# A frame with points: the share of their moved guess (Guide.moved) in its colours, the rest the network's
-# with the points as its hint; the two err apart, so their mean beats both (docs/experiments.md).
-MOVED_SHARE = 0.5
-
-
-def with_moved(pred: np.ndarray, moved: np.ndarray) -> np.ndarray:
+def with_moved(pred: np.ndarray, moved: np.ndarray, share: float = MOVED_SHARE) -> np.ndarray:
     """The network's colours on a frame with points (..., C) and their moved guess (..., 2), C a multiple of
-    2 (shown, then fed back), channels last -> (..., C): MOVED_SHARE of the guess in every pair."""
+    2 (shown, then fed back), channels last -> (..., C): `share` of the guess in every pair."""
     reps = (1,) * (moved.ndim - 1) + (pred.shape[-1] // moved.shape[-1],)
-    return (1.0 - MOVED_SHARE) * pred + MOVED_SHARE * np.tile(moved, reps)
+    return (1.0 - share) * pred + share * np.tile(moved, reps)
 
 
 @dataclass
@@ -297,8 +301,12 @@ class TemporalState:
             gain, snap = (1.0, 0) if guide is not None else (self.opt.feedback_gain, self.opt.snap_radius)
             x = gray_input(gray) if hint is None else feedback_input(self.lut[gray], *hint, gain, snap)
             pred, confidence = predict(x, trusted=guide is not None)
-        if guide is not None and guide.moved is not None:  # both the shown and the fed-back colours
-            pred = with_moved(pred, guide.moved).astype(np.float32)
+        # The points' other frames (feed_moved off) end at a cut, which the guide learns of only after this step.
+        if guide is not None and guide.moved is not None and (guide.feed_moved or not inherited.cut):
+            mixed = pred if guide.feed_moved else pred[..., :2]
+            pred = np.concatenate([with_moved(mixed, guide.moved, guide.share), pred[..., mixed.shape[-1] :]], -1).astype(
+                np.float32
+            )
         if guide is None:
             pred = self._anchored(inherited, pred, turned)
         return self._blend(inherited, pred, confidence, guide)[..., :2]

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..hints import move_guess, point_hint
+from ..hints import corrections, move_guess, point_hint
 from ..lab import gray_rgb, join_lab, rgb_to_lab
 from ..model import ColorNet
 from ..precision import autocast, compute_dtype
@@ -94,12 +94,11 @@ def with_moved_guess(
     as its hint, hinted (B, 2, H, W), averaged with its guess without them, guess (B, 2, H, W), moved toward
     them (hints.move_guess); features (B, c, H/4, W/4); points (B, 2, H, W), 0 off the points; L (B, 1, H, W)
     Lab lightness -> (B, 2, H, W)."""
-    moved = [
-        move_guess(
-            g.permute(1, 2, 0).numpy(), f.numpy(), p.permute(1, 2, 0).numpy(), (p.abs().sum(0) > 0).float().numpy(), lt[0].numpy()
-        )
-        for g, f, p, lt in zip(guess.float().cpu(), features.cpu(), points.cpu(), L.float().cpu(), strict=True)
-    ]
+    moved = []
+    for g, f, p, lt in zip(guess.float().cpu(), features.cpu(), points.cpu(), L.float().cpu(), strict=True):
+        g, f, lt = g.permute(1, 2, 0).numpy(), f.numpy(), lt[0].numpy()
+        said = corrections(g, f, p.permute(1, 2, 0).numpy(), (p.abs().sum(0) > 0).float().numpy(), lt)
+        moved.append(move_guess(g, f, said, lt))
     shown = with_moved(hinted.float().cpu().permute(0, 2, 3, 1).numpy(), np.stack(moved))
     return torch.from_numpy(np.ascontiguousarray(shown, dtype=np.float32)).permute(0, 3, 1, 2).to(hinted.device)
 
