@@ -159,14 +159,16 @@ def points_said(points: tuple[Point, ...], gray: np.ndarray, lut: np.ndarray, gu
     return corrections(*guess(gray_input(gray)), patches.ab, patches.weight, lut[gray])
 
 
-def moved_guess(said: Corrections | None, gray: np.ndarray, lut: np.ndarray, guess: Guess) -> tuple[np.ndarray, float]:
+def moved_guess(
+    said: Corrections | None, gray: np.ndarray, lut: np.ndarray, guess: Guess, own: bool = False
+) -> tuple[np.ndarray, float]:
     """The network's colours on a frame (its upright working-size gray (h, w) uint8) without points, moved by
     what points of its shot said (hints.move_guess) -> (h, w, 2) float32 Lab units, and the share of them
-    the frame shows (temporal.MOVED_SHARE, less on a frame unlike the points' own: hints.likeness)."""
+    the frame shows: temporal.MOVED_SHARE on the points' `own` frame, less on a frame unlike it (hints.likeness)."""
     from .hints import likeness, move_guess
 
     ab, features = guess(gray_input(gray))
-    share = MOVED_SHARE * (likeness(said, features) if said is not None else 1.0)
+    share = MOVED_SHARE * (likeness(said, features) if said is not None and not own else 1.0)
     return move_guess(ab, features, said, lut[gray]), share
 
 
@@ -244,7 +246,7 @@ class Keyframes:
         gray = frames[-1][1]
         if spec.image is None:
             said = points_said(spec.points, gray, self.lut, self.guess)
-            moved, share = moved_guess(said, gray, self.lut, self.guess)
+            moved, share = moved_guess(said, gray, self.lut, self.guess, own=True)
             return replace(points_guide(spec.points, gray, self.lut), moved=moved, share=share), said
         return painted_guide(spec, gray, self.lut), None
 
