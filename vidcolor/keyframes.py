@@ -11,6 +11,8 @@ was left gray the network decides. The temporal path then carries it:
   results guide the forward pass on those frames, so the colours arrive before
   the keyframe too. Memory stays bounded: one window of working-size frames.
 Between two keyframes of one shot the colours move from one to the other linearly in time.
+A keyframe of points (a project's clicks) also moves the network's guess, on its own frame and, in both
+directions, on each frame of its shot (`moved_guess`, hints.py).
 
 This module sees only working-size upright arrays; the pipeline supplies the
 frames (`Window`) and the network (`temporal.Predict`, `Guess`).
