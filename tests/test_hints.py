@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from vidcolor.hints import corrections, likeness, move_guess, point_hint, spread_points
+from vidcolor.hints import corrections, move_guess, point_hint, spread_points
 
 
 def _two_regions(h=32, w=64):
@@ -56,7 +56,7 @@ def _features(h, w, left, right):
 
 def _moved(guess, features, ab, weight, L):
     """The guess moved by the points on its own frame."""
-    return move_guess(guess, features, corrections(guess, features, ab, weight, L), L)
+    return move_guess(guess, features, corrections(guess, features, ab, weight, L), L)[0]
 
 
 def test_move_guess_carries_a_point_to_the_cells_alike_wherever_they_are_and_leaves_the_others():
@@ -86,7 +86,7 @@ def test_move_guess_learns_a_consistent_error_from_a_few_points_and_without_poin
     moved = _moved(guess, features, ab, weight, L)
     assert np.abs(moved - truth).mean() < 0.6 * np.abs(guess - truth).mean()  # 0.5 here; the prior holds some back
     assert corrections(guess, features, ab, np.zeros_like(weight), L) is None
-    assert np.array_equal(move_guess(guess, features, None, L), guess)
+    assert np.array_equal(move_guess(guess, features, None, L)[0], guess)
 
 
 def test_move_guess_reads_the_lightness_a_guess_that_errs_in_the_light_alone_is_put_right_in_the_light():
@@ -112,9 +112,9 @@ def test_points_move_another_frame_where_what_they_landed_on_has_moved_and_liken
     here = _features(h, w, (1, 0), (0, 1))  # the object on the left, the ground on the right
     said = corrections(guess, here, ab, weight, L)
     later = _features(h, w, (0, 1), (1, 0))  # the object has moved to the right
-    moved = move_guess(guess, later, said, L)
+    moved, like_later = move_guess(guess, later, said, L)
     assert np.linalg.norm(moved[16, 56] - (30.0, -20.0)) < 0.3 * 36.0 and np.abs(moved[16, 8]).max() < 0.1 * 36.0
-    assert likeness(said, later) == pytest.approx(1.0) and likeness(said, here) == pytest.approx(1.0)
+    assert like_later == pytest.approx(1.0) and move_guess(guess, here, said, L)[1] == pytest.approx(1.0)
     # Another scene: lighter and darker things the points' frame did not show (features across its own axis).
     other = _features(h, w, (1, 1), (0.5, 0.5))
-    assert likeness(said, other) < 0.1
+    assert move_guess(guess, other, said, L)[1] < 0.1

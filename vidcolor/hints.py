@@ -9,8 +9,9 @@ far to follow it, as with any hint.
 The points also move the network's guess without them (`move_guess`): its errors are alike over what it
 sees as alike, so each point's correction is carried to the cells whose decoder features resemble the
 point's, wherever they are. A frame with points shows the mean of that and the network's output with the
-points as its hint (temporal.MOVED_SHARE); the other frames of its shot show a share of their own guess moved
-by them, less on frames unlike theirs (`likeness`; keyframes.Keyframes). docs/experiments.md has the figures.
+points as its hint (temporal.MOVED_SHARE); the other frames of its shot show a share of their own guess
+moved by them, less on frames unlike theirs (the likeness `move_guess` also gives; keyframes.Keyframes).
+docs/experiments.md has the figures.
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ def corrections(guess: np.ndarray, features: np.ndarray, ab: np.ndarray, weight:
     cy = np.minimum((at[:, 0] // CELL).astype(int), h - 1)
     cx = np.minimum((at[:, 1] // CELL).astype(int), w - 1)
     said = Corrections(features[:, cy, cx], mean(_map_inputs(guess, L).astype(np.float64)), mean(ab.astype(np.float64)))
-    return replace(said, heard=_heard(said, features))
+    return replace(said, heard=_heard(_says(said, features)))
 
 
 def _says(points: Corrections, features: np.ndarray) -> np.ndarray:
@@ -120,16 +121,9 @@ def _says(points: Corrections, features: np.ndarray) -> np.ndarray:
     return np.exp((cos - 1.0) / SIMILAR)
 
 
-def _heard(points: Corrections, features: np.ndarray) -> float:
-    """The median over a frame's cells of the points' summed say: how far the frame is like them."""
-    return float(np.median(_says(points, features).sum(0)))
-
-
-def likeness(points: Corrections, features: np.ndarray) -> float:
-    """How far another frame of the shot is like the points' own, in [0, 1]: what they say about its cells
-    (features (C, h, w), the decoder's) over what they say about their own frame's. Across a pan from a
-    close-up to the scene around it, a frame that shows other things falls toward 0."""
-    return min(1.0, _heard(points, _unit(features)) / max(points.heard, 1e-12))
+def _heard(says: np.ndarray) -> float:
+    """Says (n, h w) -> the median over the cells of the points' summed say: how far the frame is like them."""
+    return float(np.median(says.sum(0)))
 
 
 def _unit(features: np.ndarray) -> np.ndarray:
@@ -145,17 +139,20 @@ def _map_inputs(guess: np.ndarray, L: np.ndarray) -> np.ndarray:
     return np.concatenate([guess, (L[..., None] - 50.0) * LIGHTNESS], -1).astype(np.float32)
 
 
-def move_guess(guess: np.ndarray, features: np.ndarray, points: Corrections | None, L: np.ndarray) -> np.ndarray:
-    """The network's colours without the points, moved toward them where it sees alike.
+def move_guess(guess: np.ndarray, features: np.ndarray, points: Corrections | None, L: np.ndarray) -> tuple[np.ndarray, float]:
+    """The network's colours without the points, moved toward them where it sees alike, and how far the frame
+    is like the points' own.
 
     guess (H, W, 2) Lab units, features (C, ceil(H/4), ceil(W/4)) and L (H, W): a frame's, as for
-    `corrections`; points: from this frame or another of its shot -> (H, W, 2) float32. Each cell gets an
-    affine map of the guess's ab and the lightness to ab, fitted to the points by least squares, each point
-    weighed by how alike its features are to the cell's, and pulled toward the identity by PRIOR; so a cell
-    like no point keeps the guess, and points that disagree with it in a consistent way (paler, tinted,
-    warmer in the light) move every cell they resemble."""
+    `corrections`; points: from this frame or another of its shot -> (H, W, 2) float32, and the likeness in
+    [0, 1]: what the points say about this frame's cells over what they say about their own frame's (1 there;
+    across a pan from a close-up to the scene around it, it falls toward 0 on frames that show other things).
+    Each cell gets an affine map of the guess's ab and the lightness to ab, fitted to the points by least
+    squares, each point weighed by how alike its features are to the cell's, and pulled toward the identity
+    by PRIOR; so a cell like no point keeps the guess, and points that disagree with it in a consistent way
+    (paler, tinted, warmer in the light) move every cell they resemble."""
     if points is None:
-        return guess.astype(np.float32, copy=True)
+        return guess.astype(np.float32, copy=True), 1.0
     features = _unit(features)
     h, w = features.shape[1:]
     inputs = _map_inputs(guess, L)
@@ -172,4 +169,4 @@ def move_guess(guess: np.ndarray, features: np.ndarray, points: Corrections | No
     cells = cv2.resize(inputs, (w, h), interpolation=cv2.INTER_AREA).reshape(-1, 3).astype(np.float64)
     moved = np.einsum("pi,pij->pj", np.concatenate([cells, np.ones((len(cells), 1))], 1), maps) - cells[:, :2]
     shift = cv2.resize(moved.reshape(h, w, 2).astype(np.float32), (W, H), interpolation=cv2.INTER_LINEAR)
-    return (guess + shift).astype(np.float32)
+    return (guess + shift).astype(np.float32), min(1.0, _heard(say) / max(points.heard, 1e-12))

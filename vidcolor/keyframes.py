@@ -161,17 +161,14 @@ def points_said(points: tuple[Point, ...], gray: np.ndarray, lut: np.ndarray, gu
     return corrections(*guess(gray_input(gray)), patches.ab, patches.weight, lut[gray])
 
 
-def moved_guess(
-    said: Corrections | None, gray: np.ndarray, lut: np.ndarray, guess: Guess, own: bool = False
-) -> tuple[np.ndarray, float]:
+def moved_guess(said: Corrections | None, gray: np.ndarray, lut: np.ndarray, guess: Guess) -> tuple[np.ndarray, float]:
     """The network's colours on a frame (its upright working-size gray (h, w) uint8) without points, moved by
     what points of its shot said (hints.move_guess) -> (h, w, 2) float32 Lab units, and the share of them
-    the frame shows: temporal.MOVED_SHARE on the points' `own` frame, less on a frame unlike it (hints.likeness)."""
-    from .hints import likeness, move_guess
+    the frame shows: temporal.MOVED_SHARE on the points' own frame, less on a frame unlike it."""
+    from .hints import move_guess
 
-    ab, features = guess(gray_input(gray))
-    share = MOVED_SHARE * (likeness(said, features) if said is not None and not own else 1.0)
-    return move_guess(ab, features, said, lut[gray]), share
+    moved, likeness = move_guess(*guess(gray_input(gray)), said, lut[gray])
+    return moved, MOVED_SHARE * likeness
 
 
 def _image_lab(spec: KeyframeSpec, height: int, width: int) -> np.ndarray:
@@ -248,7 +245,7 @@ class Keyframes:
         gray = frames[-1][1]
         if spec.image is None:
             said = points_said(spec.points, gray, self.lut, self.guess)
-            moved, share = moved_guess(said, gray, self.lut, self.guess, own=True)
+            moved, share = moved_guess(said, gray, self.lut, self.guess)
             return replace(points_guide(spec.points, gray, self.lut), moved=moved, share=share), said
         return painted_guide(spec, gray, self.lut), None
 

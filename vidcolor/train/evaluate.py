@@ -98,7 +98,7 @@ def with_moved_guess(
     for g, f, p, lt in zip(guess.float().cpu(), features.cpu(), points.cpu(), L.float().cpu(), strict=True):
         g, f, lt = g.permute(1, 2, 0).numpy(), f.numpy(), lt[0].numpy()
         said = corrections(g, f, p.permute(1, 2, 0).numpy(), (p.abs().sum(0) > 0).float().numpy(), lt)
-        moved.append(move_guess(g, f, said, lt))
+        moved.append(move_guess(g, f, said, lt)[0])
     shown = with_moved(hinted.float().cpu().permute(0, 2, 3, 1).numpy(), np.stack(moved))
     return torch.from_numpy(np.ascontiguousarray(shown, dtype=np.float32)).permute(0, 3, 1, 2).to(hinted.device)
 
