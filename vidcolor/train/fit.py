@@ -89,7 +89,8 @@ class TrainConfig:
     gray_every: int = 0
     # Weight of a loss that keeps the network's output on gray inputs near the --init weights' (learning
     # without forgetting, Li & Hoiem 2016): chains teach trusting fed-back colours through the same weights
-    # that colour a gray frame, and cost the per-frame output without it (docs/experiments.md). 0: none.
+    # that colour a gray frame, and without this loss they cost the per-frame output a little
+    # (docs/experiments.md). 0: none.
     distill: float = 0.0
     rebalance_lambda: float = 0.5  # Zhang et al.
     soft_sigma: float = 5.0  # soft-encoding Gaussian over the 5 nearest bins

@@ -5,8 +5,8 @@ static quantizer: int8 weights per output channel, uint8 activations with ranges
 inputs (QDQ format, which ONNX Runtime fuses into integer kernels), the outer 0.001 % of each range
 clipped. The encoder stays fp32 (FP32_LAYERS), and so do the two heads' 1x1 convolutions (head_convs).
 The calibration inputs are what the network sees at run time: training photos at the working size, half of
-them gray and half carrying some of their own colours (as fed-back colours and keyframes do). The result is written beside the weights and named in
-their record with the weights' sha256 (weights.Int8Record).
+them gray and half carrying some of their own colours (as fed-back colours and keyframes do). The result
+is written beside the weights and named in their record with the weights' sha256 (weights.Int8Record).
 
 Needs the `onnx` package besides onnxruntime ([train] extra).
 """
