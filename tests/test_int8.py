@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from vidcolor.cli import app
 from vidcolor.errors import VidcolorError
-from vidcolor.inference import Colorizer
+from vidcolor.inference import GUESSES_KEPT, Colorizer
 from vidcolor.pipeline import ColorizeOptions, colorize_video
 from vidcolor.record import default_model_path, read_weights
 from vidcolor.reference import ReferenceMatch
@@ -323,7 +323,7 @@ def test_guess_is_the_shown_gray_output_and_the_bodys_features_on_every_engine(t
     assert np.abs(feats - want[:, : feats.shape[1], : feats.shape[2]]).max() < 1e-4
 
 
-def test_guess_keeps_the_last_frames_answer_and_only_that(tiny_int8):
+def test_guess_keeps_the_last_frames_answers_and_only_those(tiny_int8):
     col = Colorizer.load(tiny_int8, "cpu", engine="int8")
     calls: list = []
     real = col.net.guess
@@ -338,7 +338,10 @@ def test_guess_keeps_the_last_frames_answer_and_only_that(tiny_int8):
     first = col.guess(a)
     assert col.guess(a.copy()) is first and len(calls) == 1  # the same frame again: no second pass
     assert col.guess(b) is not first and len(calls) == 2
+    assert col.guess(a) is first and len(calls) == 2  # a frame stepped back to: still kept
+    for i in range(GUESSES_KEPT):  # as many other frames: the first is forgotten
+        col.guess(np.roll(a, i + 1, axis=1))
     col.guess(a)
-    assert len(calls) == 3
+    assert len(calls) == 3 + GUESSES_KEPT
     with pytest.raises(ValueError):  # read-only: a caller cannot change what the next one gets
         first[0][0, 0, 0] = 1.0

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -29,6 +30,7 @@ from .record import DecodeConfig, FeedbackRecord, WeightsRecord, default_model_p
 from .reference import Match
 
 ENGINES = ("auto", "int8", "torch", "fp32")
+GUESSES_KEPT = 4  # frames whose guess (Colorizer.guess) is kept: a pointed frame and a few around it
 
 
 class Net(Protocol):
@@ -51,7 +53,7 @@ class Colorizer:
     net: Net
     decode: DecodeConfig
     feedback: FeedbackRecord = FeedbackRecord()  # how these weights want their own colours fed back (record.py)
-    _last_guess: tuple | None = field(default=None, repr=False, compare=False)  # guess's (key, output)
+    _guesses: OrderedDict = field(default_factory=OrderedDict, repr=False, compare=False)  # guess's key -> output
 
     @property
     def engine(self) -> str:
@@ -112,17 +114,20 @@ class Colorizer:
     def guess(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """rgb (H, W, 3) float32 in [0, 1], a gray frame -> the colours shown without hints, ab (H, W, 2) float32
         in Lab units, and the decoder's last features (c, ceil(H/4), ceil(W/4)) float32: what a user's points
-        move, and where (hints.move_guess). The last frame's are kept (read-only): the editor colours one
-        frame again at every click, and this pass was a third of it."""
+        move, and where (hints.move_guess). The last GUESSES_KEPT frames' are kept (read-only): the editor
+        colours the points' frame again at every click, and the frames around it as the user steps through
+        the shot, and this pass was a third of each."""
         rgb = np.ascontiguousarray(rgb, dtype=np.float32)
         key = (id(self.net), self.decode, rgb.shape, hashlib.blake2b(rgb.data, digest_size=16).digest())
-        last = self._last_guess
-        if last is not None and last[0] == key:
-            return last[1]
+        if key in self._guesses:
+            self._guesses.move_to_end(key)
+            return self._guesses[key]
         out = self.net.guess(rgb, self.decode, compute_threads())
         for a in out:
             a.flags.writeable = False
-        self._last_guess = (key, out)
+        self._guesses[key] = out
+        while len(self._guesses) > GUESSES_KEPT:
+            self._guesses.popitem(last=False)
         return out
 
     def distribution(self, rgb: np.ndarray, trusted: bool = False) -> np.ndarray:
