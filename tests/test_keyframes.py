@@ -17,9 +17,12 @@ from vidcolor.keyframes import (
     KeyframeSpec,
     carry_back,
     check_keyframes,
+    governing,
     hex_ab,
+    moved_guess,
     painted_guide,
     parse_keyframe,
+    points_said,
     project_keyframes,
 )
 from vidcolor.project import Point
@@ -278,6 +281,35 @@ def test_points_move_the_guess_on_every_frame_of_their_shot_in_the_shown_colours
     # guess moved the wrong way would pile up. On the point's own frame they take it too.
     fed = [float(np.abs(s[..., 2:]).max()) for s in states[:10]]
     assert fed[5] > 5.0 and fed[6:] == [0.0] * 4
+
+
+def test_governing_names_the_keyframe_whose_points_move_each_frame_as_a_render_chooses_it():
+    frames = film()  # shots [0, 1.0) and [1.0, 1.6)
+    red, green = (Point(t=t, x=0.5, y=0.5, colour=c, size=0.1) for t, c in ((0.3, "#c04040"), (0.7, "#40c040")))
+    specs = [KeyframeSpec(0.3, None, (red,)), KeyframeSpec(0.7, None, (green,))]
+    shots = [(0.0, 1.0)] * 10 + [(1.0, 1.6)] * 6
+    keys = [governing(specs, t, shot, reach=0.2) for (t, _), shot in zip(frames, shots, strict=True)]
+    # Before the first: within reach only; from each on, until the next or the cut; none in the next shot.
+    assert [k.time if k else None for k in keys] == [None] + [0.3] * 6 + [0.7] * 3 + [None] * 6
+    # The render moves each frame from its keyframe on by that keyframe's points.
+    state = TemporalState(TemporalOptions().filled(), LUT)
+    render = Keyframes(
+        specs,
+        lambda start, key: [f for f in frames if start - 5e-4 <= f[0] <= key + 5e-4],
+        follower,
+        gray_guess,
+        LUT,
+        TemporalOptions(),
+        0.2,
+    )
+    said = {k.time: points_said(k.points, frames[round(k.time * 10)][1], LUT, gray_guess) for k in specs}
+    for (t, g), key in zip(frames, keys, strict=True):
+        guide = render.guide(t, state, g)
+        state.step(g, follower, guide)
+        if t >= 0.3 - 5e-4 and key is not None and abs(t - key.time) > 5e-4:
+            assert np.array_equal(guide.moved, moved_guess(said[key.time], g, LUT, gray_guess)[0])
+        if key is None and t < 1.0:  # the next shot's first frame gets one, which the step drops at the cut
+            assert guide is None or guide.moved is None
 
 
 def test_a_project_becomes_one_keyframe_per_frame_of_points_plus_its_images(tmp_path):

@@ -171,6 +171,18 @@ def moved_guess(said: Corrections | None, gray: np.ndarray, lut: np.ndarray, gue
     return moved, MOVED_SHARE * likeness
 
 
+def governing(specs: list[KeyframeSpec], time: float, shot: tuple[float, float], reach: float) -> KeyframeSpec | None:
+    """The keyframe whose points move the network's guess on the frame at `time` (seconds) in a render, as
+    `Keyframes.guide` chooses it: the last one at or before it in its shot ([start, end) seconds), else the
+    first one after it in the shot and no more than `reach` seconds away; None where there is none."""
+    start, end = shot
+    here = sorted((k for k in specs if start - EPS <= k.time < end - EPS), key=lambda k: k.time)
+    before = [k for k in here if k.time <= time + EPS]
+    if before:
+        return before[-1]
+    return next((k for k in here if k.time - reach <= time + EPS), None)
+
+
 def _image_lab(spec: KeyframeSpec, height: int, width: int) -> np.ndarray:
     """The keyframe image resized to (height, width) -> Lab (height, width, 3) float32."""
     bgr = cv2.imread(str(spec.image), cv2.IMREAD_COLOR)
