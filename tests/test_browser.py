@@ -104,6 +104,11 @@ def test_click_a_point_give_it_a_colour_undo_and_find_it_after_a_reload(served):
         page.reload()
         shown(0)
         assert page.locator("#marks .mark").count() == 1  # the point was saved, and is found again
+        page.keyboard.press("ArrowRight")  # the next frame, in the point's shot: the page says the point colours it
+        page.wait_for_function(
+            "() => document.getElementById('status').textContent.startsWith('coloured by the points at 0:00.')", timeout=20_000
+        )
+        assert page.locator("#marks .mark").count() == 0
         browser.close()
     assert not errors, errors
     assert not foreign, foreign

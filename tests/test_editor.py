@@ -18,6 +18,7 @@ from vidcolor.keyframes import hex_ab
 from vidcolor.server import Editor, make_app
 
 from .conftest import make_video
+from .test_segments import cut_film
 
 PORT = 8765
 TOKEN = "s3cret-token"
@@ -164,6 +165,27 @@ def test_playing_a_shot_gives_its_frames_coloured_with_the_points_carried(client
     # Carried: the frames before and after are nearer the point's colour than without it.
     for i in (2, 10):
         assert np.abs(ab_at(hinted["frames"][i]) - want).sum() < np.abs(ab_at(plain["frames"][i]) - want).sum()
+
+
+def test_the_other_frames_of_a_pointed_shot_show_its_points_and_the_next_shot_does_not(tmp_path, tiny_model):
+    clip = cut_film(tmp_path / "cut.mkv")  # one shot to 1.5 s, then another
+    editor = Editor(clip, tmp_path / "cut.vidcolor.json", FrameColourer(Colorizer.load(tiny_model, "cpu")), tmp_path / "o.mp4")
+    client = TestClient(make_app(editor, TOKEN, PORT), base_url=BASE, raise_server_exceptions=False)
+    times = (0.25, 1.0, 2.5)  # before the points' frame, after it, the next shot
+    plain = [client.get(f"/api/frame?t={t}&view=colour", headers=AUTH) for t in times]
+    assert all("x-vidcolor-points-from" not in r.headers for r in plain)
+    point = {**POINT, "colour": "#d02020", "size": 0.3}
+    client.put("/api/project", headers=AUTH, content=json.dumps({"vidcolor_project": 1, "points": [point], "keyframes": []}))
+    pointed = [client.get(f"/api/frame?t={t}&view=colour", headers=AUTH) for t in times]
+
+    def off(response) -> float:  # mean distance of the frame's ab from the point's colour, Lab units
+        lab = cv2.cvtColor(decode(response).astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+        return float(np.abs(lab[..., 1:] - hex_ab(point["colour"])).sum(-1).mean())
+
+    for before, after in zip(plain[:2], pointed[:2], strict=True):  # its shot, both sides: nearer the point's colour
+        assert off(after) < off(before) - 1.0
+        assert after.headers["x-vidcolor-points-from"] == "0.5000"
+    assert np.array_equal(decode(plain[2]), decode(pointed[2])) and "x-vidcolor-points-from" not in pointed[2].headers
 
 
 def test_vidcolor_edit_refuses_a_missing_film_or_a_corrupt_project_in_one_line(tmp_path, tiny_model, monkeypatch, capsys):

@@ -1,14 +1,17 @@
 """What the editor does, without HTTP and without threads: a film's frames and shots, one frame coloured
 with a user's points, and the colours the network suggests at a pixel.
 
-The frame is coloured as a render colours a keyframe's own frame (keyframes.points_guide): the points,
-spread over their regions, are the network's hint, and their patches show their colour exactly.
+A frame with points is coloured as a render colours a keyframe's own frame (keyframes.points_guide): the
+points, spread over their regions, are the network's hint, and their patches show their colour exactly. The
+other frames of their shot show the network's colours with the guess the points move there
+(keyframes.moved_guess), as a render shows them less what the motion carries from frame to frame.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import av
 import cv2
@@ -19,17 +22,21 @@ from .colouring import colour_frames, upright
 from .errors import VidcolorError
 from .flow import CUT_THRESHOLD, histogram, shot_distance
 from .inference import Colorizer
-from .keyframes import KeyframeSpec, painted_full, points_guide
+from .keyframes import KeyframeSpec, moved_guess, painted_full, points_guide, points_said
 from .options import ColorizeOptions, working_size
 from .project import Point
 from .stills import upright_gray
-from .temporal import feedback_input, gray_input
+from .temporal import feedback_input, gray_input, with_moved
 from .video import DecodeStats, demux_range, describe, file_start, open_input
+
+if TYPE_CHECKING:
+    from .hints import Corrections
 
 VIEW_WIDTH = 960  # px: the widest frame the editor is sent
 SUGGESTIONS = 8
 MODE_RADIUS = 15.0  # Lab units: suggestions at least this far apart
 MIN_SHARE = 1e-3  # a bin this much less likely than the likeliest is no suggestion
+SAID_CACHE = 4  # pointed frames whose points' say is kept
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,11 @@ class Film:
         i = int(np.searchsorted(np.asarray(self.info.times), t - 5e-4))
         return self.info.times[min(i, len(self.info.times) - 1)]
 
+    def shot(self, t: float) -> tuple[float, float]:
+        """The [start, end) seconds of the shot the frame at or after t lies in."""
+        t = self.frame_time(t)
+        return next((s for s in self.info.shots if s[0] - 5e-4 <= t < s[1]), self.info.shots[-1])
+
     def gray(self, t: float) -> tuple[float, np.ndarray]:
         """-> (the frame's time, its upright gray (H, W) uint8) for the frame at or after t."""
         key = round(self.frame_time(t), 4)
@@ -116,6 +128,15 @@ class Film:
         return found
 
 
+@dataclass(frozen=True)
+class ShotPoints:
+    """A user's points on another frame of a frame's shot: the points a render carries to it (keyframes.governing)."""
+
+    time: float  # seconds: their frame's
+    gray: np.ndarray  # (H, W) uint8, upright: their frame
+    points: tuple[Point, ...]
+
+
 @dataclass
 class Coloured:
     rgb: np.ndarray  # (H, W, 3) float32 sRGB in [0, 1] at the view size
@@ -129,11 +150,29 @@ class FrameColourer:
     def __init__(self, colorizer: Colorizer, work_size: int = 256):
         self.colorizer, self.work_size = colorizer, work_size
         self.lut = gray_to_lightness_lut()
+        # What the points of the last few pointed frames said (keyframes.points_said): a network pass each,
+        # saved for the scrub through their shot. Keyed by their frame's time and the points.
+        self._said: OrderedDict[tuple[float, tuple[Point, ...]], Corrections | None] = OrderedDict()
+
+    def said(self, shot: ShotPoints) -> Corrections | None:
+        """What `shot`'s points say about the network's guess on their frame, remembered for the next frames."""
+        key = (round(shot.time, 4), shot.points)
+        if key not in self._said:
+            small = self.small(shot.gray)
+            self._said[key] = points_said(shot.points, small, self.lut, self.colorizer.guess)
+            while len(self._said) > SAID_CACHE:
+                self._said.popitem(last=False)
+        self._said.move_to_end(key)
+        return self._said[key]
+
+    def small(self, gray: np.ndarray) -> np.ndarray:
+        """gray (H, W) uint8, upright -> (h, w) uint8 at the working size."""
+        return upright(gray, working_size(gray.shape[1], gray.shape[0], self.work_size), 0)
 
     def network_input(self, gray: np.ndarray, points: tuple[Point, ...]):
         """gray (H, W) uint8 -> the working-size gray, the network's input (h, w, 3) and the points' Guide
         (without their moved guess: the input is all that the suggestions read)."""
-        small = cv2.resize(gray, working_size(gray.shape[1], gray.shape[0], self.work_size), interpolation=cv2.INTER_AREA)
+        small = self.small(gray)
         if not points:
             return small, gray_input(small), None
         guide = points_guide(points, small, self.lut)
@@ -142,13 +181,18 @@ class FrameColourer:
         rel = np.maximum(guide.weight, has.astype(np.float32))
         return small, feedback_input(self.lut[small], ab, rel), guide
 
-    def colour(self, gray: np.ndarray, points: tuple[Point, ...] = ()) -> Coloured:
+    def colour(self, gray: np.ndarray, points: tuple[Point, ...] = (), shot: ShotPoints | None = None) -> Coloured:
         """gray (H, W) uint8, upright -> the frame at the view size, coloured by the colouring core as a
-        render colours a frame with these points (a keyframe) and no frames around it."""
-        small = upright(gray, working_size(gray.shape[1], gray.shape[0], self.work_size), 0)
+        render colours a frame with these points (a keyframe) and no frames around it. Without points of its
+        own, `shot`'s points (on another frame of its shot) move its guess, by the share a render gives them."""
+        small = self.small(gray)
         keys = (KeyframeSpec(0.0, None, points),) if points else ()
         options = ColorizeOptions(work_size=self.work_size, keyframes=keys)
         ((ab, unc),) = colour_frames(self.colorizer, options, [(0.0, gray)], window=lambda start, key: [(0.0, small)])
+        if not points and shot is not None:
+            said = self.said(shot)
+            if said is not None:
+                ab = with_moved(ab, *moved_guess(said, small, self.lut, self.colorizer.guess))
         h, w = view_size(gray.shape)
         view = cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA)
         ab = cv2.resize(ab, (w, h), interpolation=cv2.INTER_LINEAR)

@@ -32,9 +32,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .editing import Film, FrameColourer, encode_jpeg, heat_map, view_size
+from .editing import Film, FrameColourer, ShotPoints, encode_jpeg, heat_map, view_size
 from .errors import VidcolorError
-from .keyframes import project_keyframes
+from .keyframes import KeyframeSpec, governing, project_keyframes
 from .options import ColorizeOptions
 from .pipeline import colorize_video
 from .project import MAX_BYTES, Project, ProjectError, load_project, parse, save_project
@@ -71,6 +71,18 @@ class Editor:
     def points_at(self, t: float):
         frame_t = self.film.frame_time(t)
         return tuple(p for p in self.project.points if abs(self.film.frame_time(p.t) - frame_t) < 5e-4)
+
+    def shot_points(self, t: float) -> ShotPoints | None:
+        """The points a render carries to the frame at t from another frame of its shot (keyframes.governing),
+        or None: the frame has points of its own, or its shot has none that reach it."""
+        frame_t = self.film.frame_time(t)
+        specs = [KeyframeSpec(self.film.frame_time(s), None, points) for s, points in self.project.frames().items()]
+        specs += [KeyframeSpec(self.film.frame_time(k.t), Path(k.image)) for k in self.project.keyframes]
+        key = governing(specs, frame_t, self.film.shot(frame_t), ColorizeOptions.keyframe_reach)
+        if key is None or key.image is not None or abs(key.time - frame_t) < 5e-4:
+            return None
+        key_t, gray = self.film.gray(key.time)
+        return ShotPoints(key_t, gray, key.points)
 
     def put_project(self, project: Project) -> None:
         save_project(self.project_path, project)
@@ -115,11 +127,7 @@ class Editor:
     def play_shot(self, t: float, work_size: int = PLAY_SIZE) -> dict:
         """The shot around t coloured as a render colours it (its points and keyframes carried through it),
         at a reduced working size: {"fps", "start", "frames": [base64 JPEG, ...]} at most PLAY_WIDTH wide."""
-        start, end = (
-            next((a, b) for a, b in self.film.info.shots if a - 5e-4 <= t < b)
-            if t < self.film.info.duration
-            else self.film.info.shots[-1]
-        )
+        start, end = self.film.shot(t)
         specs = [k for k in project_keyframes(self.project, self.project_path.parent) if start - 5e-4 <= k.time < end]
         options = ColorizeOptions(
             start=start, end=end, work_size=work_size, keyframes=tuple(specs), segment=0, model=self.model, engine=self.engine
@@ -170,16 +178,19 @@ def make_app(editor: Editor, token: str, port: int) -> ASGIApp:
         if view == "gray":
             h, w = view_size(gray.shape)
             return _jpeg(encode_jpeg(cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA)))
+        shot = editor.shot_points(t)
         with editor.lock:
-            coloured = editor.colourer.colour(gray, editor.points_at(t))
+            coloured = editor.colourer.colour(gray, editor.points_at(t), shot)
+        # Which frame's points colour this one too, for the page to say so.
+        carried = {"X-Vidcolor-Points-From": f"{shot.time:.4f}"} if shot is not None else {}
         if view == "uncertainty":
-            return _jpeg(encode_jpeg(heat_map(coloured.uncertainty)))
+            return _jpeg(encode_jpeg(heat_map(coloured.uncertainty)), carried)
         if view == "split":  # gray on the left half, colour on the right
             rgb = coloured.rgb.copy()
             half = rgb.shape[1] // 2
             rgb[:, :half] = (coloured.gray[:, :half, None] / 255.0).astype(np.float32)
-            return _jpeg(encode_jpeg(rgb))
-        return _jpeg(encode_jpeg(coloured.rgb))
+            return _jpeg(encode_jpeg(rgb), carried)
+        return _jpeg(encode_jpeg(coloured.rgb), carried)
 
     async def project(request: Request) -> Response:
         if request.method == "PUT":
@@ -232,8 +243,8 @@ def make_app(editor: Editor, token: str, port: int) -> ASGIApp:
     return Guard(app, token, port)
 
 
-def _jpeg(data: bytes) -> Response:
-    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+def _jpeg(data: bytes, headers: dict[str, str] | None = None) -> Response:
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store", **(headers or {})})
 
 
 def _error(status: int, message: str) -> Response:

@@ -49,6 +49,7 @@ async function showFrame() {
     const response = await api(`/api/frame?t=${state.t.toFixed(4)}&view=${view}`, { signal: controller.signal });
     const bitmap = await createImageBitmap(await response.blob());
     if (controller.signal.aborted) return;
+    sayCarried(response.headers.get("X-Vidcolor-Points-From"));
     const canvas = $("frame");
     canvas.width = bitmap.width;
     canvas.height = bitmap.height;
@@ -60,6 +61,13 @@ async function showFrame() {
   } catch (e) {
     if (e.name !== "AbortError") say(e.message);
   }
+}
+
+// A frame without points of its own, in a shot with some: say which frame's points colour it.
+function sayCarried(from) {
+  const note = from === null ? "" : `coloured by the points at ${formatTime(Number(from))}; Play the shot shows them carried`;
+  if (note) say(note);
+  else if ($("status").textContent.startsWith("coloured by the points")) say("");
 }
 
 function drawMarks() {
