@@ -4,7 +4,8 @@
     python benchmarks/editor.py FILM --rounds 40
 
 Per round: a PUT of the project with one point moved, then the GET of that frame in colour (the time the
-page waits for the new frame), and a GET /api/suggest at a random pixel. Also the page's load in headless
+page waits for the new frame), a GET /api/suggest at a random pixel, and the GET of the next frame (a step
+through the shot, whose guess the point moves). Also the page's load in headless
 Chromium (to the first frame drawn), when Playwright and Chromium are on the machine. Prints medians and
 95th percentiles in ms, with the CPU's flags.
 """
@@ -86,7 +87,7 @@ def main() -> None:
             Path(tmp) / "o.mp4",
         )
         with running(editor, TOKEN) as url:
-            frame_ms, put_ms, suggest_ms, load = drive(url, editor, args.rounds)
+            frame_ms, put_ms, suggest_ms, next_ms, load = drive(url, editor, args.rounds)
     info = editor.film.info
     print(
         f"CPU: {cpu_flags()}; threads 2, engine {editor.colourer.colorizer.engine}; {args.film.name} {info.width}x{info.height}, {args.rounds} rounds"
@@ -95,18 +96,20 @@ def main() -> None:
         ("PUT /api/project", put_ms),
         ("GET /api/frame?view=colour after it", frame_ms),
         ("GET /api/suggest", suggest_ms),
+        ("GET /api/frame?view=colour, the next", next_ms),
     ):
         print(f"  {name:38s} median {np.median(ms):6.1f} ms, p95 {np.percentile(ms, 95):6.1f} ms")
     print(f"  page load to the first frame: {load:.0f} ms" if load is not None else "  page load: no Chromium/Playwright here")
 
 
 def drive(url: str, editor: Editor, rounds: int):
-    """The rounds against a running editor -> ms lists for PUT, the frame after it, suggest; the page's load."""
+    """The rounds against a running editor -> ms lists for PUT, the frame after it, suggest, the next frame;
+    the page's load."""
     info = editor.film.info
     rng = np.random.default_rng(0)
-    t = info.times[len(info.times) // 2]
+    t, t_next = info.times[len(info.times) // 2], info.times[len(info.times) // 2 + 1]
     request(f"{url}/api/frame?t={t}&view=colour")  # the first call loads and warms up
-    frame_ms, put_ms, suggest_ms = [], [], []
+    frame_ms, put_ms, suggest_ms, next_ms = [], [], [], []
     for _ in range(rounds):
         point = {
             "t": t,
@@ -119,8 +122,9 @@ def drive(url: str, editor: Editor, rounds: int):
         put_ms.append(request(f"{url}/api/project", "PUT", body)[0])
         frame_ms.append(request(f"{url}/api/frame?t={t}&view=colour")[0])
         suggest_ms.append(request(f"{url}/api/suggest?t={t}&x={rng.uniform(0, 1):.3f}&y={rng.uniform(0, 1):.3f}")[0])
+        next_ms.append(request(f"{url}/api/frame?t={t_next}&view=colour")[0])
     load = page_load(url)
-    return frame_ms, put_ms, suggest_ms, load
+    return frame_ms, put_ms, suggest_ms, next_ms, load
 
 
 if __name__ == "__main__":
