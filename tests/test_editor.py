@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
+from vidcolor.color import gray_to_lightness_lut, lab_planes_to_rgb
 from vidcolor.editing import FrameColourer
 from vidcolor.errors import VidcolorError
 from vidcolor.inference import Colorizer
@@ -186,6 +187,27 @@ def test_the_other_frames_of_a_pointed_shot_show_its_points_and_the_next_shot_do
         assert off(after) < off(before) - 1.0
         assert after.headers["x-vidcolor-points-from"] == "0.5000"
     assert np.array_equal(decode(plain[2]), decode(pointed[2])) and "x-vidcolor-points-from" not in pointed[2].headers
+
+
+def test_a_frame_coloured_by_hand_in_the_project_shows_as_painted_and_a_missing_one_is_named(client, editor):
+    t, gray = editor.film.gray(0.5)
+    lut = gray_to_lightness_lut()
+    rgb = lab_planes_to_rgb(lut[gray], np.full(gray.shape + (2,), (35.0, 20.0), np.float32))
+    cv2.imwrite(str(editor.project_path.parent / "k.png"), (rgb[..., ::-1] * 255 + 0.5).astype(np.uint8))
+    plain = decode(client.get("/api/frame?t=0.5&view=colour", headers=AUTH))
+    project = {"vidcolor_project": 1, "points": [], "keyframes": [{"t": 0.5, "image": "k.png"}]}
+    client.put("/api/project", headers=AUTH, content=json.dumps(project))
+    keyed = decode(client.get("/api/frame?t=0.5&view=colour", headers=AUTH))
+
+    def ab_error(img: np.ndarray) -> float:  # from the painted colour, where the frame is not too dark or light
+        lab = cv2.cvtColor(img.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+        mid = (lab[..., 0] > 25) & (lab[..., 0] < 85)
+        return float(np.median(np.abs(lab[..., 1:][mid] - (35.0, 20.0)).sum(-1)))
+
+    assert ab_error(keyed) < 8 < ab_error(plain)
+    client.put("/api/project", headers=AUTH, content=json.dumps({**project, "keyframes": [{"t": 0.5, "image": "gone.png"}]}))
+    r = client.get("/api/frame?t=0.5&view=colour", headers=AUTH)
+    assert r.status_code == 404 and "gone.png not found" in r.json()["error"]
 
 
 def test_vidcolor_edit_refuses_a_missing_film_or_a_corrupt_project_in_one_line(tmp_path, tiny_model, monkeypatch, capsys):

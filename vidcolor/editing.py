@@ -10,7 +10,7 @@ other frames of their shot show the network's colours with the guess the points 
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import av
@@ -181,23 +181,24 @@ class FrameColourer:
         rel = np.maximum(guide.weight, has.astype(np.float32))
         return small, feedback_input(self.lut[small], ab, rel), guide
 
-    def colour(self, gray: np.ndarray, points: tuple[Point, ...] = (), shot: ShotPoints | None = None) -> Coloured:
+    def colour(self, gray: np.ndarray, key: KeyframeSpec | None = None, shot: ShotPoints | None = None) -> Coloured:
         """gray (H, W) uint8, upright -> the frame at the view size, coloured by the colouring core as a
-        render colours a frame with these points (a keyframe) and no frames around it. Without points of its
-        own, `shot`'s points (on another frame of its shot) move its guess, by the share a render gives them."""
+        render colours a frame that is this keyframe (a user's points, or a frame coloured by hand), with no
+        frames around it. Without one, `shot`'s points (on another frame of its shot) move its guess, by the
+        share a render gives them."""
         small = self.small(gray)
-        keys = (KeyframeSpec(0.0, None, points),) if points else ()
+        keys = (replace(key, time=0.0),) if key is not None else ()
         options = ColorizeOptions(work_size=self.work_size, keyframes=keys)
         ((ab, unc),) = colour_frames(self.colorizer, options, [(0.0, gray)], window=lambda start, key: [(0.0, small)])
-        if not points and shot is not None:
+        if key is None and shot is not None:
             said = self.said(shot)
             if said is not None:
                 ab = with_moved(ab, *moved_guess(said, small, self.lut, self.colorizer.guess))
         h, w = view_size(gray.shape)
         view = cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA)
         ab = cv2.resize(ab, (w, h), interpolation=cv2.INTER_LINEAR)
-        if points:  # the patches as drawn at this size, not as they survive the working size
-            exact = painted_full(KeyframeSpec(0.0, None, points), h, w)
+        if key is not None:  # what the user gave, as drawn at this size, not as it survives the working size
+            exact = painted_full(key, h, w)
             ab = exact.weight[..., None] * exact.ab + (1 - exact.weight[..., None]) * ab
         unc = cv2.resize(unc, (w, h), interpolation=cv2.INTER_LINEAR)
         return Coloured(lab_planes_to_rgb(self.lut[view], ab), np.clip(unc, 0, 1), view)

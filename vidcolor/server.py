@@ -34,7 +34,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .editing import Film, FrameColourer, ShotPoints, encode_jpeg, heat_map, view_size
 from .errors import VidcolorError
-from .keyframes import KeyframeSpec, governing, project_keyframes
+from .keyframes import KeyframeSpec, governing, parse_keyframe, project_keyframes
 from .options import ColorizeOptions
 from .pipeline import colorize_video
 from .project import MAX_BYTES, Project, ProjectError, load_project, parse, save_project
@@ -71,6 +71,14 @@ class Editor:
     def points_at(self, t: float):
         frame_t = self.film.frame_time(t)
         return tuple(p for p in self.project.points if abs(self.film.frame_time(p.t) - frame_t) < 5e-4)
+
+    def key_at(self, t: float) -> KeyframeSpec | None:
+        """The frame at t as a keyframe: its points, else a frame coloured by hand for it; None if neither."""
+        frame_t, points = self.film.frame_time(t), self.points_at(t)
+        if points:
+            return KeyframeSpec(frame_t, None, points)
+        image = next((k.image for k in self.project.keyframes if abs(self.film.frame_time(k.t) - frame_t) < 5e-4), None)
+        return None if image is None else parse_keyframe(f"{frame_t}={self.project_path.parent / image}")
 
     def shot_points(self, t: float) -> ShotPoints | None:
         """The points a render carries to the frame at t from another frame of its shot (keyframes.governing),
@@ -180,7 +188,7 @@ def make_app(editor: Editor, token: str, port: int) -> ASGIApp:
             return _jpeg(encode_jpeg(cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA)))
         shot = editor.shot_points(t)
         with editor.lock:
-            coloured = editor.colourer.colour(gray, editor.points_at(t), shot)
+            coloured = editor.colourer.colour(gray, editor.key_at(t), shot)
         # Which frame's points colour this one too, for the page to say so.
         carried = {"X-Vidcolor-Points-From": f"{shot.time:.4f}"} if shot is not None else {}
         if view == "uncertainty":
