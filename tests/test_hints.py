@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from vidcolor.hints import corrections, move_guess, point_hint, spread_points
+from vidcolor.hints import corrections, found, move_guess, point_hint, spread_points
 
 
 def _two_regions(h=32, w=64):
@@ -118,3 +118,18 @@ def test_points_move_another_frame_where_what_they_landed_on_has_moved_and_liken
     # Another scene: lighter and darker things the points' frame did not show (features across its own axis).
     other = _features(h, w, (1, 1), (0.5, 0.5))
     assert move_guess(guess, other, said, L)[1] < 0.1
+
+
+def test_found_is_one_where_the_points_thing_is_in_the_frame_and_zero_where_it_is_not_however_few_points():
+    h, w = 32, 64
+    guess, L = np.zeros((h, w, 2), np.float32), np.full((h, w), 50.0, np.float32)
+    ab, weight = np.zeros((h, w, 2), np.float32), np.zeros((h, w), np.float32)
+    ab[4:7, 4:7], weight[4:7, 4:7] = (30.0, -20.0), 1.0  # one click, on the object (the left half)
+    here = _features(h, w, (1, 0), (0, 1))
+    said = corrections(guess, here, ab, weight, L)
+    assert found(here, said) == pytest.approx(1.0)
+    assert found(_features(h, w, (0, 1), (1, 0)), said) == pytest.approx(1.0)  # the object moved: still found
+    # Another scene, and a flat frame (no features but their mean): nothing of the object. move_guess's
+    # likeness weighs the rest of the points' own frame, and one click says little of it.
+    assert found(_features(h, w, (1, 1), (0.5, 0.5)), said) == 0.0
+    assert found(np.ones((2, h // 4, w // 4), np.float32), said) == 0.0
