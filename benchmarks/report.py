@@ -1,12 +1,13 @@
 """Write docs/benchmarks.md: the headline figures, measured now, under the CPU's flags, the commit and the date.
 
-    python benchmarks/report.py                    # needs ../shared (held-out photos and clips); about 15 min on 2 cores
+    python benchmarks/report.py                    # needs ../shared (held-out photos and clips); about 20 min on 2 cores
     python benchmarks/report.py --model runs/x.safetensors --quick
 
 Runs the benchmarks below one after another (pause anything else running: they time things) and writes their
 output verbatim, each under the command that reproduces it:
 - quality.py: held-out photos, with 5 and 20 points of the truth (`--quick`: 160 of them);
 - points.py: 10 points on one frame of each clip's longest shot, over that shot (`--quick`: the development clips);
+- across.py: points on one scene, on its later frames and on other scenes, with --points-across-shots (the same);
 - speed.py: end-to-end fps beside a plain transcode (`--quick`: 120 frames);
 - memory.py: peak memory of a whole run on each engine, beside a plain transcode's;
 - editor.py: the editor's latency.
@@ -58,6 +59,14 @@ def main() -> None:
             "Points on a clip",
             [
                 "benchmarks/points.py",
+                *model,
+                *(sorted(str(DEV_CLIPS / p.name) for p in (ROOT / DEV_CLIPS).glob("*.mp4")) if args.quick else []),
+            ],
+        ),
+        (
+            "Points across shots",
+            [
+                "benchmarks/across.py",
                 *model,
                 *(sorted(str(DEV_CLIPS / p.name) for p in (ROOT / DEV_CLIPS).glob("*.mp4")) if args.quick else []),
             ],

@@ -78,7 +78,10 @@ def test_the_cli_defaults_are_the_options_defaults():
     flags = {name: p.default.default for name, p in inspect.signature(colorize).parameters.items()}
     fields = {
         **{k: getattr(TemporalOptions(), k) for k in ("smoothing", "look_ahead")},
-        **{k: getattr(ColorizeOptions(), k) for k in ("work_size", "keyframe_reach", "segment", "fresh", "jobs", "threads")},
+        **{
+            k: getattr(ColorizeOptions(), k)
+            for k in ("work_size", "keyframe_reach", "points_across_shots", "segment", "fresh", "jobs", "threads")
+        },
         **{k: getattr(EncodeOptions(), k) for k in ("codec", "crf", "preset")},
     }
     assert {k: flags[k] for k in fields} == fields

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from vidcolor.cli import app
 from vidcolor.color import gray_to_lightness_lut, lab_planes_to_rgb
 from vidcolor.errors import VidcolorError
+from vidcolor.flow import Tracker
 from vidcolor.keyframes import (
     Keyframes,
     KeyframeSpec,
@@ -62,7 +63,7 @@ def film(shots=((0, 10), (7, 6)), rate=10.0):
     return [(i / rate, g) for i, g in enumerate(frames)]
 
 
-def run_forward(frames, keys, reach=10.0, sizes=None, predict=follower, states=None, options=TemporalOptions()):
+def run_forward(frames, keys, reach=10.0, sizes=None, predict=follower, states=None, options=TemporalOptions(), across=False):
     def window(start, key):
         out = []
         for t, g in frames:
@@ -75,10 +76,12 @@ def run_forward(frames, keys, reach=10.0, sizes=None, predict=follower, states=N
         return out
 
     state = TemporalState(options.filled(), LUT)
-    guide = Keyframes(keys, window, predict, gray_guess, LUT, options, reach) if keys else None
+    tracker = Tracker(LUT, options.flow_preset, options.look_ahead > 0)  # the links found first, as Colouring does
+    guide = Keyframes(keys, window, predict, gray_guess, LUT, options, reach, across) if keys else None
     outs = []
     for t, g in frames:
-        outs.append(state.step(g, predict, guide.guide(t, state, g) if guide else None))
+        link = tracker.link(g)
+        outs.append(state.step(g, predict, guide.guide(t, state, g, link.motion is None) if guide else None, link))
         if states is not None:
             states.append(state.prev_ab.copy())
         if guide is not None and sizes is not None:
@@ -310,6 +313,24 @@ def test_governing_names_the_keyframe_whose_points_move_each_frame_as_a_render_c
             assert np.array_equal(guide.moved, moved_guess(said[key.time], g, LUT, gray_guess)[0])
         if key is None and t < 1.0:  # the next shot's first frame gets one, which the step drops at the cut
             assert guide is None or guide.moved is None
+
+
+def test_points_across_shots_reach_a_shot_cut_back_to_and_not_an_unlike_one():
+    scene_a = [gray(i, 0) for i in range(8)]
+    flat = [np.full_like(scene_a[0], 40 + i) for i in range(6)]  # nothing like the points' cells
+    frames = [(i / 10, g) for i, g in enumerate(scene_a + flat + scene_a)]  # the scene, another, the scene again
+    red = Point(t=0.4, x=0.5, y=0.5, colour="#c04040", size=0.1)
+    key = [KeyframeSpec(0.4, None, (red,))]
+    smooth = TemporalOptions(smoothing=0)
+    plain = run_forward(frames, [], predict=blind, options=smooth)
+    within = run_forward(frames, key, predict=blind, options=smooth)
+    across = run_forward(frames, key, predict=blind, options=smooth, across=True)
+    reddish = [[float(np.percentile(o[..., 0], 90)) for o in run] for run in (plain, within, across)]
+    # The network shows nothing of its hint (blind): only the points' moved guess colours any frame.
+    assert all(r > 5.0 for r in reddish[1][:8] + reddish[2][:8])  # their own shot: both
+    assert all(np.array_equal(p, w) for p, w in zip(plain[8:], within[8:], strict=True))  # in the shot only: nothing else
+    assert all(np.array_equal(p, a) for p, a in zip(plain[8:14], across[8:14], strict=True))  # the unlike shot: nothing
+    assert all(r > 5.0 for r in reddish[2][14:])  # the scene cut back to, from its first frame on
 
 
 def test_a_project_becomes_one_keyframe_per_frame_of_points_plus_its_images(tmp_path):

@@ -3,6 +3,8 @@ is ignored or works backwards."""
 
 from __future__ import annotations
 
+import json
+
 import cv2
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ from typer.testing import CliRunner
 
 from vidcolor.cli import app
 from vidcolor.color import gray_to_lightness_lut
+from vidcolor.keyframes import hex_ab
 from vidcolor.temporal import TemporalOptions, TemporalState
 from vidcolor.weights import load_model, save_model
 
@@ -116,3 +119,40 @@ def test_keyframe_reach_says_how_far_back_a_keyframes_colours_go(gray_clip, tiny
         assert float(np.median(out[10][..., 0])) > 35  # after the keyframe both carry it on
     # Reached back with 10 s; with 0 only the look-ahead's 16 frames carry a little of it back.
     assert a_before["10"] > 15 and a_before["10"] > a_before["0"] + 10
+
+
+def cut_back_film(path):
+    """12 fps, gray: a scene (8 frames), another (8), the first again (8): a cut away and back."""
+    import av
+
+    from .conftest import scene
+
+    frames = [scene(i, 96, 64) for i in range(8)] + [255 - scene(i, 96, 64, seed=7)[::-1] for i in range(8)]
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("ffv1", rate=12)
+        v.width, v.height, v.pix_fmt = 96, 64, "yuv420p"
+        for i, img in enumerate(frames + frames[:8]):
+            g = np.repeat(img.mean(-1, keepdims=True), 3, -1).astype(np.uint8)
+            f = av.VideoFrame.from_ndarray(np.ascontiguousarray(g), format="rgb24").reformat(format="yuv420p")
+            f.pts = i
+            c.mux(v.encode(f))
+        c.mux(v.encode(None))
+    return path
+
+
+def test_points_across_shots_colour_the_scene_cut_back_to(tiny_model, tmp_path):
+    clip = cut_back_film(tmp_path / "film.mkv")
+    point = {"t": 0.25, "x": 0.5, "y": 0.5, "colour": "#d02020", "size": 0.3}
+    project = tmp_path / "film.vidcolor.json"
+    project.write_text(json.dumps({"vidcolor_project": 1, "points": [point], "keyframes": []}))
+    plain = ab(colorize(clip, tmp_path, "plain", "--model", tiny_model))
+    within = ab(colorize(clip, tmp_path, "within", "--model", tiny_model, "--hints", project))
+    across = ab(colorize(clip, tmp_path, "across", "--model", tiny_model, "--hints", project, "--points-across-shots"))
+    red = hex_ab(point["colour"])
+
+    def off(frames):  # mean distance from the point's colour, Lab units
+        return float(np.abs(frames - red).sum(-1).mean())
+
+    assert off(within[:8]) < off(plain[:8]) - 1 and off(across[:8]) < off(plain[:8]) - 1  # their own shot: both
+    assert np.array_equal(within[16:], plain[16:])  # without the flag, nothing past the cut
+    assert off(across[16:]) < off(plain[16:]) - 1  # with it, the scene cut back to

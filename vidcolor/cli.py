@@ -226,6 +226,12 @@ def colorize(
         help="A project file of `vidcolor edit` (FILM.vidcolor.json): its points and keyframe images steer "
         "their shots as --keyframe does.",
     ),
+    points_across_shots: bool = typer.Option(
+        False,
+        "--points-across-shots",
+        help="Shots without points take the correction of the pointed frame they look likest to (a scene cut "
+        "back to, the same faces), as far as they look alike. Shots with points keep their own. Slower on those shots.",
+    ),
     reference: Path | None = typer.Option(
         None,
         "--reference",
@@ -309,6 +315,7 @@ def colorize(
             preview=preview,
             keyframes=_keyframes(keyframe, hints),
             keyframe_reach=keyframe_reach,
+            points_across_shots=points_across_shots,
             uncertainty=uncertainty,
             reference=reference,
             segment=segment,

@@ -130,7 +130,14 @@ class Colouring(Generic[T]):
         self.look: LookAhead[_Frame[T]] | None = LookAhead(look) if look else None
         self.keyframes = (
             Keyframes(
-                keyframes, window, colorizer.predict, colorizer.guess, self.lut, self.temporal_options, options.keyframe_reach
+                keyframes,
+                window,
+                colorizer.predict,
+                colorizer.guess,
+                self.lut,
+                self.temporal_options,
+                options.keyframe_reach,
+                options.points_across_shots,
             )
             if keyframes
             else None
@@ -180,7 +187,8 @@ class Colouring(Generic[T]):
 
     def _step(self, frame: _Frame[T]) -> tuple[_Frame[T], np.ndarray]:
         """One frame through the temporal state -> it, with its upright ab (h, w, 2)."""
-        guide = self.keyframes.guide(frame.time, self.state, frame.small) if self.keyframes else None
+        cut = frame.link is not None and frame.link.motion is None
+        guide = self.keyframes.guide(frame.time, self.state, frame.small, cut) if self.keyframes else None
         frame.at_key = self.keyframes.at_key if self.keyframes else None
         t = clock.perf_counter()
         predicted = frame.ahead.result() if frame.ahead is not None else None

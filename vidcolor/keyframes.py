@@ -183,6 +183,27 @@ def governing(specs: list[KeyframeSpec], time: float, shot: tuple[float, float],
     return next((k for k in here if k.time - reach <= time + EPS), None)
 
 
+def across_shots(
+    said: list[Corrections], gray: np.ndarray, lut: np.ndarray, guess: Guess
+) -> tuple[np.ndarray | None, float, int]:
+    """A frame of a shot without points (its upright working-size gray (h, w) uint8) and what the film's
+    pointed frames said (points_said, one each) -> the network's guess there moved by the points of the
+    pointed frame whose points are most found in it (hints.found), the share of it the frame shows, and
+    which pointed frame that is: (h, w, 2) float32, MOVED_SHARE x found x the move's likeness (either alone
+    let through colours of alike scenes that had others); (None, 0, -1) where no points are found."""
+    from .hints import found, move_guess
+
+    if not said:
+        return None, 0.0, -1
+    ab, features = guess(gray_input(gray))
+    finds = [found(features, s) for s in said]
+    best = int(np.argmax(finds))
+    if finds[best] <= 0:
+        return None, 0.0, -1
+    moved, likeness = move_guess(ab, features, said[best], lut[gray])
+    return moved, MOVED_SHARE * finds[best] * likeness, best
+
+
 def _image_lab(spec: KeyframeSpec, height: int, width: int) -> np.ndarray:
     """The keyframe image resized to (height, width) -> Lab (height, width, 3) float32."""
     bgr = cv2.imread(str(spec.image), cv2.IMREAD_COLOR)
@@ -237,12 +258,16 @@ class Keyframes:
         lut: np.ndarray,
         options: TemporalOptions,
         reach: float,
+        across: bool = False,
     ):
+        """across: the shots without keyframes take the correction of the pointed frame they are likest to
+        (across_shots); else nothing reaches them."""
         self.specs = sorted(specs, key=lambda k: k.time)
         self.window, self.predict, self.guess, self.lut, self.opt = window, predict, guess, lut, options
         self.reach = reach
         # Checked before any frame is written; with each, what its points say (hints.corrections), or None.
         self.keys, self.said = zip(*(self._load(k) for k in self.specs), strict=True) if self.specs else ((), ())
+        self.pointed = [s for s in self.said if s is not None] if across else []
         self.next = 0  # the first keyframe not yet reached
         self.back: dict[int, tuple[np.ndarray | None, int]] = {}  # ms -> (carried-back ab, frames to the key)
         self.since_key: int | None = None  # frames since the last keyframe, in this shot
@@ -268,16 +293,17 @@ class Keyframes:
             return None, 0.0
         return moved_guess(self.said[key], gray, self.lut, self.guess)
 
-    def guide(self, time: float, state: TemporalState, gray: np.ndarray | None = None) -> Guide | None:
+    def guide(self, time: float, state: TemporalState, gray: np.ndarray | None = None, cut: bool = False) -> Guide | None:
         """This frame's guide, or None; call before state.step on the frame at `time` (seconds), whose
-        upright working-size gray is `gray` (h, w) uint8 (without it, points move only their own frame)."""
+        upright working-size gray is `gray` (h, w) uint8 (without it, points move only their own frame).
+        cut: the frame starts a shot (its flow.Link has no motion); else the state tells after its step."""
         self.at_key = None
         if self.since_key is not None:
             if self.cuts_at_key is None:  # the state as the keyframe's own step left it
                 self.cuts_at_key = state.cuts
-            self.since_key = None if state.cuts > self.cuts_at_key else self.since_key + 1
+            self.since_key = None if cut or state.cuts > self.cuts_at_key else self.since_key + 1
         if self.next >= len(self.specs):  # past the last keyframe
-            return None if self.since_key is None else self._carry_on(gray)
+            return self._across(gray) if self.since_key is None else self._carry_on(gray)
         spec = self.specs[self.next]
         if time >= spec.time - EPS:
             self.at_key = spec
@@ -289,12 +315,20 @@ class Keyframes:
             self._carry_back(time, spec)
         ab, to_key = self.back.pop(round(time * 1000), (None, 0))
         if ab is None:  # after a keyframe, in its shot: nothing to add, but the shot feeds its colours on
-            return None if self.since_key is None else self._carry_on(gray)
+            return self._across(gray) if self.since_key is None else self._carry_on(gray)
         # Between two keyframes: each frame's output is carried on to the next, so taking 1/(n+1) of the
         # later keyframe's colours n frames before it moves the mix linearly in time from one to the other.
         weight = 1.0 if self.since_key is None else 1.0 / (to_key + 1)
         moved, share = (None, 0.0) if self.since_key is None else self._moved(self.next - 1, gray)
         return Guide(ab.astype(np.float32), np.full(ab.shape[:2], weight, np.float32), None, moved, share, feed_moved=False)
+
+    def _across(self, gray: np.ndarray | None) -> Guide | None:
+        """A frame of a shot without keyframes: with `across`, the correction of the pointed frame it is
+        likest to (across_shots), shown only; else None."""
+        if not self.pointed or gray is None:
+            return None
+        moved, share, _ = across_shots(self.pointed, gray, self.lut, self.guess)
+        return None if moved is None else Guide(None, None, None, moved, share, feed_moved=False, any_shot=True)
 
     def _carry_on(self, gray: np.ndarray | None) -> Guide:
         """A frame after a keyframe, in its shot: the shot feeds its colours on, and the keyframe's points

@@ -28,6 +28,8 @@ class ColorizeOptions:
     preview: bool = False  # side-by-side clip (gray | colour) + contact sheet instead of the plain output
     keyframes: tuple[KeyframeSpec, ...] = ()  # the user's coloured frames (keyframes.py)
     keyframe_reach: float = 10.0  # seconds before a keyframe its colours are carried back to
+    # Shots without keyframes take the correction of the pointed frame they look likest to (keyframes.across_shots).
+    points_across_shots: bool = False
     uncertainty: Path | None = None  # also write the network's uncertainty as a heat-map video here
     reference: Path | None = None  # a colour photo whose colours each shot moves toward (reference.py)
     # Long films (film.py, segments.py): segments of about this many seconds, each preceded by

@@ -144,6 +144,9 @@ class Guide:
     # Whether the colours fed back take that share too (the points' own frame), or only the shown ones (the
     # other frames of its shot: fed back frame after frame, a guess moved the wrong way would pile up).
     feed_moved: bool = True
+    # Whether `moved` was chosen for this frame itself (keyframes.across_shots), not for the shot the guide
+    # believed it in: then it holds on a shot's first frame too.
+    any_shot: bool = False
 
 
 def with_moved(pred: np.ndarray, moved: np.ndarray, share: float = MOVED_SHARE) -> np.ndarray:
@@ -301,8 +304,8 @@ class TemporalState:
             gain, snap = (1.0, 0) if guide is not None else (self.opt.feedback_gain, self.opt.snap_radius)
             x = gray_input(gray) if hint is None else feedback_input(self.lut[gray], *hint, gain, snap)
             pred, confidence = predict(x, trusted=guide is not None)
-        # The points' other frames (feed_moved off) end at a cut, which the guide learns of only after this step.
-        if guide is not None and guide.moved is not None and (guide.feed_moved or not inherited.cut):
+        # The points' other frames (feed_moved off) end at a cut, which the guide may learn of only after this step.
+        if guide is not None and guide.moved is not None and (guide.feed_moved or guide.any_shot or not inherited.cut):
             mixed = pred if guide.feed_moved else pred[..., :2]
             pred = np.concatenate([with_moved(mixed, guide.moved, guide.share), pred[..., mixed.shape[-1] :]], -1).astype(
                 np.float32
