@@ -324,13 +324,20 @@ def test_points_across_shots_reach_a_shot_cut_back_to_and_not_an_unlike_one():
     smooth = TemporalOptions(smoothing=0)
     plain = run_forward(frames, [], predict=blind, options=smooth)
     within = run_forward(frames, key, predict=blind, options=smooth)
-    across = run_forward(frames, key, predict=blind, options=smooth, across=True)
+    told = []  # whether each of the network's inputs was said to carry true colours (a keyframe's, carried)
+
+    def blind_told(rgb, trusted=False):
+        told.append(trusted)
+        return blind(rgb, trusted)
+
+    across = run_forward(frames, key, predict=blind_told, options=smooth, across=True)
     reddish = [[float(np.percentile(o[..., 0], 90)) for o in run] for run in (plain, within, across)]
     # The network shows nothing of its hint (blind): only the points' moved guess colours any frame.
     assert all(r > 5.0 for r in reddish[1][:8] + reddish[2][:8])  # their own shot: both
     assert all(np.array_equal(p, w) for p, w in zip(plain[8:], within[8:], strict=True))  # in the shot only: nothing else
     assert all(np.array_equal(p, a) for p, a in zip(plain[8:14], across[8:14], strict=True))  # the unlike shot: nothing
     assert all(r > 5.0 for r in reddish[2][14:])  # the scene cut back to, from its first frame on
+    assert not any(told[-8:])  # whose own colours, fed back, stay the network's guesses, not a keyframe's
 
 
 def test_a_project_becomes_one_keyframe_per_frame_of_points_plus_its_images(tmp_path):

@@ -288,6 +288,10 @@ class TemporalState:
         if not self.enabled:
             return (predicted if predicted is not None else predict(gray_input(gray)))[0][..., :2]
         inherited = self._inherit(link if link is not None else self.tracker.link(gray))
+        # A guide of a keyframe's shot steers it: its colours carried on are true colours. One chosen for this
+        # frame alone (any_shot) only mixes in its moved guess; the shot stays the network's own.
+        mix = guide if guide is not None and guide.moved is not None else None
+        guide = None if guide is not None and guide.any_shot else guide
         # An input that does not wait for frame t-1's output can be predicted ahead: the gray one, or
         # with feedback_lag 2 lagged_input's.
         ahead = guide is None and (not self.opt.feedback or self.opt.feedback_lag == 2)
@@ -304,14 +308,12 @@ class TemporalState:
             gain, snap = (1.0, 0) if guide is not None else (self.opt.feedback_gain, self.opt.snap_radius)
             x = gray_input(gray) if hint is None else feedback_input(self.lut[gray], *hint, gain, snap)
             pred, confidence = predict(x, trusted=guide is not None)
-        # The points' other frames (feed_moved off) end at a cut, which the guide may learn of only after this step.
-        if guide is not None and guide.moved is not None and (guide.feed_moved or guide.any_shot or not inherited.cut):
-            mixed = pred if guide.feed_moved else pred[..., :2]
-            pred = np.concatenate([with_moved(mixed, guide.moved, guide.share), pred[..., mixed.shape[-1] :]], -1).astype(
-                np.float32
-            )
         if guide is None:
             pred = self._anchored(inherited, pred, turned)
+        # The points' other frames (feed_moved off) end at a cut, which the guide may learn of only after this step.
+        if mix is not None and (mix.feed_moved or mix.any_shot or not inherited.cut):
+            mixed = pred if mix.feed_moved else pred[..., :2]
+            pred = np.concatenate([with_moved(mixed, mix.moved, mix.share), pred[..., mixed.shape[-1] :]], -1).astype(np.float32)
         return self._blend(inherited, pred, confidence, guide)[..., :2]
 
     def _anchored(self, inherited: Inherited, pred: np.ndarray, turned: bool) -> np.ndarray:
