@@ -22,7 +22,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from points import DEV_CLIPS, psnr, truth_points
+from points import default_clips, psnr, truth_points
 
 from vidcolor.color import gray_to_lightness_lut, lab_planes_to_rgb
 from vidcolor.inference import Colorizer
@@ -31,8 +31,6 @@ from vidcolor.options import working_size
 from vidcolor.pipeline import ColorizeOptions
 from vidcolor.project import from_dict
 from vidcolor.train.clipeval import colorize_to_frames, read_rgb_frames
-from vidcolor.train.clips import list_clips, split_clips
-from vidcolor.train.fit import TrainConfig
 
 LUT = gray_to_lightness_lut()
 
@@ -74,11 +72,7 @@ def main() -> None:
     ap.add_argument("--points", type=int, nargs="+", default=[1, 3, 10])
     ap.add_argument("--model", type=Path, default=None)
     args = ap.parse_args()
-    paths = (
-        args.clips
-        or sorted(DEV_CLIPS.glob("*.mp4"))
-        + split_clips(list_clips(Path(TrainConfig.clip_dir)), TrainConfig.clip_holdout_permille)[1]
-    )
+    paths = args.clips or default_clips()
     options = ColorizeOptions(model=args.model, segment=0)
     colorizer = Colorizer.load(args.model)
     clips = {p.stem: load(p, options) for p in paths}

@@ -38,6 +38,14 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(1.0 / max(mse, 1e-10)))
 
 
+def default_clips() -> list[Path]:
+    """The development clips of ../shared/data/videos, then the held-out training clips."""
+    return (
+        sorted(DEV_CLIPS.glob("*.mp4"))
+        + split_clips(list_clips(Path(TrainConfig.clip_dir)), TrainConfig.clip_holdout_permille)[1]
+    )
+
+
 def truth_points(frame: np.ndarray, t: float, n: int, work: int, rng: np.random.Generator) -> list[dict]:
     """n points on an RGB frame (H, W, 3) uint8: 3 px squares at the working size, in the truth's mean colour."""
     h, w = frame.shape[:2]
@@ -97,11 +105,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
-    clips = (
-        args.clips
-        or sorted(DEV_CLIPS.glob("*.mp4"))
-        + split_clips(list_clips(Path(TrainConfig.clip_dir)), TrainConfig.clip_holdout_permille)[1]
-    )
+    clips = args.clips or default_clips()
     options = ColorizeOptions(model=args.model, segment=0)
     rows = []
     print(f"{args.points} points of the truth on the middle frame of each clip's longest shot; PSNR over that shot")
