@@ -127,9 +127,9 @@ def test_found_is_one_where_the_points_thing_is_in_the_frame_and_zero_where_it_i
     ab[4:7, 4:7], weight[4:7, 4:7] = (30.0, -20.0), 1.0  # one click, on the object (the left half)
     here = _features(h, w, (1, 0), (0, 1))
     said = corrections(guess, here, ab, weight, L)
-    assert found(here, said) == pytest.approx(1.0)
-    assert found(_features(h, w, (0, 1), (1, 0)), said) == pytest.approx(1.0)  # the object moved: still found
+    assert found(here, [said]) == pytest.approx([1.0])
+    assert found(_features(h, w, (0, 1), (1, 0)), [said, said]) == pytest.approx([1.0, 1.0])  # the object moved
     # Another scene, and a flat frame (no features but their mean): nothing of the object. move_guess's
     # likeness weighs the rest of the points' own frame, and one click says little of it.
-    assert found(_features(h, w, (1, 1), (0.5, 0.5)), said) == 0.0
-    assert found(np.ones((2, h // 4, w // 4), np.float32), said) == 0.0
+    assert found(_features(h, w, (1, 1), (0.5, 0.5)), [said]) == [0.0]
+    assert found(np.ones((2, h // 4, w // 4), np.float32), [said]) == [0.0]

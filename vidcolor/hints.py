@@ -131,15 +131,21 @@ def _heard(says: np.ndarray) -> float:
     return float(np.median(says.sum(0)))
 
 
-def found(features: np.ndarray, points: Corrections) -> float:
-    """A frame's decoder features (C, h, w) -> how far what the points landed on is in it, in [0, 1]: per
-    point, the mean cosine of its FOUND_CELLS likest cells, from FOUND_FROM (0) to FOUND_AT (1), averaged
-    over the points. 1 on their own frame. Unlike move_guess's likeness it does not weigh the rest of their
-    own frame, which for one click on a small thing says nothing and made any frame look alike."""
-    cos = np.einsum("cn,cp->np", points.features, _unit(features).reshape(len(features), -1))
+def found(features: np.ndarray, said: list[Corrections]) -> np.ndarray:
+    """A frame's decoder features (C, h, w) and what the points of some frames said -> how far what each
+    frame's points landed on is in this frame, (len(said),) in [0, 1]: per point, the mean cosine of its
+    FOUND_CELLS likest cells, from FOUND_FROM (0) to FOUND_AT (1), averaged over the frame's points. 1 on their
+    own frame. Unlike move_guess's likeness it does not weigh the rest of their own frame, which for one
+    click on a small thing says nothing and made any frame look alike."""
+    if not said:
+        return np.zeros(0)
+    # All frames' points in one pass over the cells, in float32: half the time of float64 at 50 frames' points.
+    points = np.concatenate([s.features for s in said], 1).astype(np.float32)
+    cos = np.einsum("cn,cp->np", points, _unit(features).reshape(len(features), -1).astype(np.float32))
     k = min(FOUND_CELLS, cos.shape[1])
     best = np.partition(cos, -k, axis=1)[:, -k:].mean(1)
-    return float(np.clip((best - FOUND_FROM) / (FOUND_AT - FOUND_FROM), 0.0, 1.0).mean())
+    score = np.clip((best - FOUND_FROM) / (FOUND_AT - FOUND_FROM), 0.0, 1.0)
+    return np.array([part.mean() for part in np.split(score, np.cumsum([s.features.shape[1] for s in said])[:-1])])
 
 
 def _unit(features: np.ndarray) -> np.ndarray:

@@ -196,12 +196,12 @@ def across_shots(
     if not said:
         return None, 0.0, -1
     ab, features = guess(gray_input(gray))
-    finds = [found(features, s) for s in said]
+    finds = found(features, said)
     best = int(np.argmax(finds))
     if finds[best] <= 0:
         return None, 0.0, -1
     moved, likeness = move_guess(ab, features, said[best], lut[gray])
-    return moved, MOVED_SHARE * finds[best] * likeness, best
+    return moved, MOVED_SHARE * float(finds[best]) * likeness, best
 
 
 def _image_lab(spec: KeyframeSpec, height: int, width: int) -> np.ndarray:
