@@ -441,6 +441,7 @@ def test_a_video_with_no_frames_says_so_whatever_the_options(tmp_path, tiny_mode
         (["-ss", "1:99"], "seconds"),
         (["--codec", "h263x"], "unknown codec"),
         (["--preset", "fastest"], "unknown preset"),
+        (["--points-across-shots"], "--hints FILM.vidcolor.json"),
     ],
 )
 def test_bad_options_fail_cleanly(gray_clip, tiny_model, tmp_path, args, words):

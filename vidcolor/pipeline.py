@@ -98,6 +98,11 @@ def colorize_video(src: Path, dst: Path, options: ColorizeOptions, progress: Cal
             sheet = None
         if options.ray is not None:
             ray_installed()  # before any work folder exists: a missing Ray leaves nothing behind
+        if options.points_across_shots and not any(k.points for k in options.keyframes):
+            raise VidcolorError(
+                "--points-across-shots carries clicked points to other shots, and there are none: give them with "
+                "--hints FILM.vidcolor.json (vidcolor edit writes it)"
+            )
         if options.keyframes:
             if not options.temporal:
                 raise VidcolorError("--keyframe needs the temporal path that carries its colours: drop --no-temporal")
