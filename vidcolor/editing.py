@@ -2,7 +2,8 @@
 with a user's points, and the colours the network suggests at a pixel.
 
 A frame with points is coloured as a render colours a keyframe's own frame (keyframes.points_guide): the
-points, spread over their regions, are the network's hint, and their patches show their colour exactly. The
+points, spread over their regions, are the network's hint, and their patches show their colour exactly; a
+frame coloured by hand shows as painted. The
 other frames of their shot show the network's colours with the guess the points move there
 (keyframes.moved_guess), as a render shows them less what the motion carries from frame to frame.
 """

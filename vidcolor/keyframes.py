@@ -12,7 +12,8 @@ was left gray the network decides. The temporal path then carries it:
   the keyframe too. Memory stays bounded: one window of working-size frames.
 Between two keyframes of one shot the colours move from one to the other linearly in time.
 A keyframe of points (a project's clicks) also moves the network's guess, on its own frame and, in both
-directions, on each frame of its shot (`moved_guess`, hints.py).
+directions, on each frame of its shot (`moved_guess`, hints.py); with --points-across-shots, on the frames
+of shots without keyframes that show what its points landed on (`across_shots`).
 
 This module sees only working-size upright arrays; the pipeline supplies the
 frames (`Window`) and the network (`temporal.Predict`, `Guess`).
