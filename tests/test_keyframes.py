@@ -375,3 +375,21 @@ def test_hints_end_to_end_show_each_points_colour_at_the_point(gray_clip, tiny_m
     assert np.abs(lab[round(0.4 * h), round(0.3 * w), 1:] - hex_ab("#2060d0")).max() < 6.0
     missing = runner.invoke(app, [str(gray_clip), "-o", str(tmp_path / "x.mkv"), "--hints", str(tmp_path / "none.json")])
     assert missing.exit_code != 0 and "not found" in missing.output and not (tmp_path / "x.mkv").exists()
+
+
+def test_hints_on_a_range_use_the_points_inside_it_and_leave_the_rest(gray_clip, tiny_model, tmp_path):
+    project = tmp_path / "clip.vidcolor.json"
+    inside = {"t": 0.5, "x": 0.3, "y": 0.4, "colour": "#2060d0", "size": 0.08}
+    outside = {**inside, "t": 0.1, "colour": "#d02020"}  # before the range: a project covers the whole film
+    project.write_text(json.dumps({"vidcolor_project": 1, "points": [inside, outside], "keyframes": []}))
+    out = tmp_path / "range.mkv"
+    args = [str(gray_clip), "-o", str(out), "--hints", str(project), "-ss", "0.25", "--model", str(tiny_model)]
+    res = runner.invoke(app, [*args, "--codec", "ffv1"])
+    assert res.exit_code == 0, res.output
+    frame = read_video(out)["rgb"][3]  # the frame at 0.5 s, 0.25 s into the range (12 fps)
+    h, w = frame.shape[:2]
+    lab = cv2.cvtColor(frame.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+    assert np.abs(lab[round(0.4 * h), round(0.3 * w), 1:] - hex_ab("#2060d0")).max() < 6.0
+    key = colour_export(gray_clip, tmp_path, 0.1, 50.0, 20.0)  # a --keyframe of its own outside it is still refused
+    refused = runner.invoke(app, [*args, "-y", "--keyframe", f"0.1={key}"])
+    assert refused.exit_code == 1 and "outside the range" in refused.output

@@ -313,7 +313,7 @@ def colorize(
             engine=engine,
             model=model,
             preview=preview,
-            keyframes=_keyframes(keyframe, hints),
+            keyframes=_keyframes(keyframe, hints, t_start, t_end),
             keyframe_reach=keyframe_reach,
             points_across_shots=points_across_shots,
             uncertainty=uncertainty,
@@ -422,16 +422,24 @@ def _span(start: str | None, end: str | None, duration: str | None) -> tuple[flo
     return t_start, t_end
 
 
-def _keyframes(keyframe: list[str], hints: Path | None) -> tuple:
-    """--keyframe TIME=IMAGE values and a --hints project file -> the KeyframeSpecs they give."""
+def _keyframes(keyframe: list[str], hints: Path | None, start: float | None, end: float | None) -> tuple:
+    """--keyframe TIME=IMAGE values and a --hints project file -> the KeyframeSpecs they give. A project's
+    frames outside the range [start, end) (seconds, as -ss counts) are left out: a project covers the film,
+    and a range is rendered with the points inside it, as the editor plays a shot."""
     from .keyframes import parse_keyframe, project_keyframes
     from .project import load_project
+    from .timecode import EPS
 
     keys = tuple(parse_keyframe(k) for k in keyframe)
     if hints is not None:
         if not hints.is_file():
             raise VidcolorError(f"--hints {hints}: not found. Check the project file's path (vidcolor edit writes it)")
-        keys += tuple(project_keyframes(load_project(hints), hints.parent))
+        inside = [
+            k
+            for k in project_keyframes(load_project(hints), hints.parent)
+            if (start or 0.0) - EPS <= k.time and (end is None or k.time < end)
+        ]
+        keys += tuple(inside)
     return keys
 
 
