@@ -156,3 +156,8 @@ def test_points_across_shots_colour_the_scene_cut_back_to(tiny_model, tmp_path):
     assert off(within[:8]) < off(plain[:8]) - 1 and off(across[:8]) < off(plain[:8]) - 1  # their own shot: both
     assert np.array_equal(within[16:], plain[16:])  # without the flag, nothing past the cut
     assert off(across[16:]) < off(plain[16:]) - 1  # with it, the scene cut back to
+    # A range of the scene cut back to alone: the points before it still lend their correction.
+    ranged = ab(
+        colorize(clip, tmp_path, "ranged", "--model", tiny_model, "--hints", project, "--points-across-shots", "-ss", "1.3333")
+    )
+    assert len(ranged) == 8 and off(ranged) < off(plain[16:]) - 1

@@ -313,7 +313,7 @@ def colorize(
             engine=engine,
             model=model,
             preview=preview,
-            keyframes=_keyframes(keyframe, hints, t_start, t_end),
+            keyframes=_keyframes(keyframe, hints, t_start, t_end, points_across_shots),
             keyframe_reach=keyframe_reach,
             points_across_shots=points_across_shots,
             uncertainty=uncertainty,
@@ -422,10 +422,11 @@ def _span(start: str | None, end: str | None, duration: str | None) -> tuple[flo
     return t_start, t_end
 
 
-def _keyframes(keyframe: list[str], hints: Path | None, start: float | None, end: float | None) -> tuple:
+def _keyframes(keyframe: list[str], hints: Path | None, start: float | None, end: float | None, across: bool) -> tuple:
     """--keyframe TIME=IMAGE values and a --hints project file -> the KeyframeSpecs they give. A project's
     frames outside the range [start, end) (seconds, as -ss counts) are left out: a project covers the film,
-    and a range is rendered with the points inside it, as the editor plays a shot."""
+    and a range is rendered with the points inside it, as the editor plays a shot; with across
+    (--points-across-shots) its points outside the range stay, to lend their correction."""
     from .keyframes import parse_keyframe, project_keyframes
     from .project import load_project
     from .timecode import EPS
@@ -437,7 +438,7 @@ def _keyframes(keyframe: list[str], hints: Path | None, start: float | None, end
         inside = [
             k
             for k in project_keyframes(load_project(hints), hints.parent)
-            if (start or 0.0) - EPS <= k.time and (end is None or k.time < end)
+            if (start or 0.0) - EPS <= k.time and (end is None or k.time < end) or (across and k.points)
         ]
         keys += tuple(inside)
     return keys

@@ -109,13 +109,15 @@ class Colouring(Generic[T]):
         rotation: int = 0,
         keyframes: list[KeyframeSpec] | None = None,
         window: Window | None = None,
+        sources: list[KeyframeSpec] | None = None,
         match: ShotMatch | None = None,
         submit: Submit | None = None,
         times: StageTimes | None = None,
     ):
         """shape: (H, W) of the frames as stored; rotation: degrees the display turns them (0, 90, 180,
         270); keyframes: at their times in the file (KeyframeSpec.time plus the file's start), read through
-        `window` (I/O: the caller's); submit: predicts inputs ahead (inference.Ahead.submit) where
+        `window` (I/O: the caller's); sources: points outside the range that lend their correction with
+        points_across_shots (Keyframes); submit: predicts inputs ahead (inference.Ahead.submit) where
         `mode` allows, else every input is predicted in turn; times: where model and blend time go."""
         self.colorizer, self.options, self.match = colorizer, options, match
         self.shape, self.rotation = shape, rotation % 360
@@ -138,8 +140,9 @@ class Colouring(Generic[T]):
                 self.temporal_options,
                 options.keyframe_reach,
                 options.points_across_shots,
+                sources,
             )
-            if keyframes
+            if keyframes or sources
             else None
         )
         self._held: deque[_Frame[T]] = deque()  # with feedback_lag 2: the frames whose prediction is under way

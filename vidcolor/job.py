@@ -34,6 +34,7 @@ from .compose import Composer
 from .errors import VidcolorError
 from .flow import Link, Tracker
 from .inference import Ahead, Colorizer
+from .keyframes import in_range
 from .options import ColorizeOptions, Progress, StageTimes, Summary, working_size
 from .precision import run_threads
 from .sheet import SHEET_FRAMES, SheetSampler, heat_map
@@ -253,13 +254,16 @@ class Job:
             heat = (self.container, info, EncodeOptions(), *out[3:])
             self.heat = Writer(self.heat_tmp, container_format(opt.uncertainty), *heat, passthrough=False)
         base = file_start(self.container)
+        # With --points-across-shots, points outside the range lend their correction (checked in pipeline).
+        keys, sources = in_range([replace(k, time=k.time + base) for k in opt.keyframes], self.start, self.end)
         self.core = Colouring(
             self.colorizer,
             opt,
             (info.height, info.width),
             self.rotation,
-            keyframes=[replace(k, time=k.time + base) for k in opt.keyframes],
+            keyframes=keys,
             window=self._window,
+            sources=sources,
             match=self.match,
             submit=self.ahead.submit if self.ahead is not None else None,
             times=self.times,

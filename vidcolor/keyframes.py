@@ -82,8 +82,12 @@ def project_keyframes(project: Project, folder: Path) -> list[KeyframeSpec]:
     return specs
 
 
-def check_keyframes(specs: list[KeyframeSpec], start: float | None, end: float | None, length: float) -> None:
-    """Each time once, inside the range being colorized (start/end/length in file seconds; 0 = unknown)."""
+def check_keyframes(
+    specs: list[KeyframeSpec], start: float | None, end: float | None, length: float, sources: bool = False
+) -> None:
+    """Each time once, inside the range being colorized (start/end/length in file seconds; 0 = unknown). With
+    sources (--points-across-shots), points elsewhere in the file are allowed: they lend their correction to
+    the range's shots without points (`in_range`, Keyframes' sources)."""
     seen = set()
     for k in specs:
         key = round(k.time, 3)
@@ -91,10 +95,17 @@ def check_keyframes(specs: list[KeyframeSpec], start: float | None, end: float |
             raise VidcolorError(f"--keyframe at {k.time:g} s is given twice: give one image per time")
         seen.add(key)
         lo, hi = start or 0.0, end if end is not None else (length or float("inf"))
-        if not lo - EPS <= k.time < hi:
-            raise VidcolorError(
-                f"--keyframe at {k.time:g} s is outside the range being colorized ({lo:g} s to {hi:g} s): choose a time inside it"
-            )
+        if lo - EPS <= k.time < hi or (sources and k.image is None and k.time < (length or float("inf"))):
+            continue
+        raise VidcolorError(
+            f"--keyframe at {k.time:g} s is outside the range being colorized ({lo:g} s to {hi:g} s): choose a time inside it"
+        )
+
+
+def in_range(specs: list[KeyframeSpec], start: float | None, end: float | None) -> tuple[list[KeyframeSpec], list[KeyframeSpec]]:
+    """Keyframes (file seconds) -> those inside [start, end) (None: the file's own end), and the others."""
+    inside = [k for k in specs if (start is None or k.time >= start - EPS) and (end is None or k.time < end)]
+    return inside, [k for k in specs if k not in inside]
 
 
 def painted_guide(spec: KeyframeSpec, gray: np.ndarray, lut: np.ndarray) -> Guide:
@@ -260,15 +271,18 @@ class Keyframes:
         options: TemporalOptions,
         reach: float,
         across: bool = False,
+        sources: list[KeyframeSpec] | None = None,
     ):
         """across: the shots without keyframes take the correction of the pointed frame they are likest to
-        (across_shots); else nothing reaches them."""
+        (across_shots), among these keyframes' and those of `sources` (points outside the range being
+        coloured, read through `window` too); else nothing reaches them."""
         self.specs = sorted(specs, key=lambda k: k.time)
         self.window, self.predict, self.guess, self.lut, self.opt = window, predict, guess, lut, options
         self.reach = reach
         # Checked before any frame is written; with each, what its points say (hints.corrections), or None.
         self.keys, self.said = zip(*(self._load(k) for k in self.specs), strict=True) if self.specs else ((), ())
-        self.pointed = [s for s in self.said if s is not None] if across else []
+        lent = [points_said(k.points, self._gray(k), lut, guess) for k in sources or () if k.points] if across else []
+        self.pointed = [s for s in (*self.said, *lent) if s is not None] if across else []
         self.next = 0  # the first keyframe not yet reached
         self.back: dict[int, tuple[np.ndarray | None, int]] = {}  # ms -> (carried-back ab, frames to the key)
         self.since_key: int | None = None  # frames since the last keyframe, in this shot
@@ -276,11 +290,15 @@ class Keyframes:
         self.carried: int | None = None  # the keyframe whose frames before it are in self.back
         self.at_key: KeyframeSpec | None = None  # set by guide() on a keyframe's own frame
 
-    def _load(self, spec: KeyframeSpec) -> tuple[Guide, Corrections | None]:
+    def _gray(self, spec: KeyframeSpec) -> np.ndarray:
+        """The keyframe's frame, its upright working-size gray (h, w) uint8."""
         frames = self.window(spec.time, spec.time)
         if not frames or frames[-1][0] < spec.time - EPS:
             raise VidcolorError(f"--keyframe at {spec.time:g} s: the video has no frame there. Choose a time inside it")
-        gray = frames[-1][1]
+        return frames[-1][1]
+
+    def _load(self, spec: KeyframeSpec) -> tuple[Guide, Corrections | None]:
+        gray = self._gray(spec)
         if spec.image is None:
             said = points_said(spec.points, gray, self.lut, self.guess)
             moved, share = moved_guess(said, gray, self.lut, self.guess)

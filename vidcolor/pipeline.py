@@ -100,8 +100,8 @@ def colorize_video(src: Path, dst: Path, options: ColorizeOptions, progress: Cal
             ray_installed()  # before any work folder exists: a missing Ray leaves nothing behind
         if options.points_across_shots and not any(k.points for k in options.keyframes):
             raise VidcolorError(
-                "--points-across-shots carries clicked points to other shots, and there are none in what is being "
-                "colorized: give them with --hints FILM.vidcolor.json (vidcolor edit writes it)"
+                "--points-across-shots carries clicked points to other shots, and there are none: give them with "
+                "--hints FILM.vidcolor.json (vidcolor edit writes it)"
             )
         if options.keyframes:
             if not options.temporal:
@@ -111,6 +111,7 @@ def colorize_video(src: Path, dst: Path, options: ColorizeOptions, progress: Cal
                 start,
                 end,
                 base + info.duration if info.duration else 0.0,
+                sources=options.points_across_shots,
             )
         if start is not None and info.duration and start >= info.start + info.duration:
             raise VidcolorError(
