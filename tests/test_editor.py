@@ -19,6 +19,7 @@ from vidcolor.keyframes import hex_ab
 from vidcolor.server import Editor, make_app
 
 from .conftest import make_video
+from .test_options import cut_back_film
 from .test_segments import cut_film
 
 PORT = 8765
@@ -44,6 +45,11 @@ def decode(response) -> np.ndarray:
     assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
     bgr = cv2.imdecode(np.frombuffer(response.content, np.uint8), cv2.IMREAD_COLOR)
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def decode_b64(b64: str) -> np.ndarray:
+    """A played frame (base64 JPEG) -> RGB uint8."""
+    return cv2.imdecode(np.frombuffer(base64.b64decode(b64), np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
 
 
 def test_film_describes_the_clip_and_its_shots(client):
@@ -208,6 +214,32 @@ def test_a_frame_coloured_by_hand_in_the_project_shows_as_painted_and_a_missing_
     client.put("/api/project", headers=AUTH, content=json.dumps({**project, "keyframes": [{"t": 0.5, "image": "gone.png"}]}))
     r = client.get("/api/frame?t=0.5&view=colour", headers=AUTH)
     assert r.status_code == 404 and "gone.png not found" in r.json()["error"]
+
+
+def test_with_points_across_shots_the_scene_cut_back_to_is_shown_played_and_rendered_with_its_points(tmp_path, tiny_model):
+    clip = cut_back_film(tmp_path / "film.mkv")  # a scene, another, the first again (from 1.33 s)
+    point = {**POINT, "t": 0.25, "colour": "#d02020", "size": 0.3}
+    red = hex_ab(point["colour"])
+    seen = {}
+    for across in (False, True):
+        editor = Editor(
+            clip, tmp_path / f"{across}.json", FrameColourer(Colorizer.load(tiny_model, "cpu")), tmp_path / "o.mp4", tiny_model,
+            points_across_shots=across,
+        )  # fmt: skip
+        client = TestClient(make_app(editor, TOKEN, PORT), base_url=BASE, raise_server_exceptions=False)
+        client.put("/api/project", headers=AUTH, content=json.dumps({"vidcolor_project": 1, "points": [point], "keyframes": []}))
+        frame = client.get("/api/frame?t=1.5&view=colour", headers=AUTH)
+        played = client.get("/api/shot?t=1.5", headers=AUTH).json()["frames"]
+        lab = [cv2.cvtColor(decode_b64(f).astype(np.float32) / 255, cv2.COLOR_RGB2Lab) for f in played]
+        seen[across] = (
+            float(np.abs(cv2.cvtColor(decode(frame).astype(np.float32) / 255, cv2.COLOR_RGB2Lab)[..., 1:] - red).sum(-1).mean()),
+            float(np.mean([np.abs(f[..., 1:] - red).sum(-1).mean() for f in lab])),
+            frame.headers.get("x-vidcolor-points-from"),
+            "--points-across-shots" in editor.render_command(),
+        )
+    assert seen[False][2] is None and seen[True][2] == "0.2500"  # the page is told whose points these are
+    assert seen[True][0] < seen[False][0] - 1 and seen[True][1] < seen[False][1] - 1  # the frame, the shot played
+    assert not seen[False][3] and seen[True][3]  # and the render
 
 
 def test_vidcolor_edit_refuses_a_missing_film_or_a_corrupt_project_in_one_line(tmp_path, tiny_model, monkeypatch, capsys):

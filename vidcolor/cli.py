@@ -537,6 +537,12 @@ def edit(
         "--engine",
         help="auto (int8 on a CPU where the weights have it, else torch), int8 (ONNX Runtime), torch, or fp32 (torch in fp32, the reference).",
     ),
+    points_across_shots: bool = typer.Option(
+        False,
+        "--points-across-shots",
+        help="Shots without points take the correction of the pointed frame they look likest to, in the frame "
+        "shown, the shot played and the render (vidcolor --points-across-shots).",
+    ),
 ) -> None:
     """Colour a film by clicking, in the browser: points steer their shots; Render writes the film (--hints)."""
     from .project import default_project_path
@@ -544,7 +550,15 @@ def edit(
 
     try:
         serve(
-            src, project or default_project_path(src), output or _default_output(src), port, not no_browser, model, device, engine
+            src,
+            project or default_project_path(src),
+            output or _default_output(src),
+            port,
+            not no_browser,
+            model,
+            device,
+            engine,
+            points_across_shots,
         )
     except VidcolorError as e:
         _fail(str(e))

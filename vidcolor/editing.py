@@ -11,6 +11,7 @@ other frames of their shot show the network's colours with the guess the points 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -23,7 +24,7 @@ from .colouring import colour_frames, upright
 from .errors import VidcolorError
 from .flow import CUT_THRESHOLD, histogram, shot_distance
 from .inference import Colorizer
-from .keyframes import KeyframeSpec, moved_guess, painted_full, points_guide, points_said
+from .keyframes import KeyframeSpec, across_shots, moved_guess, painted_full, points_guide, points_said
 from .options import ColorizeOptions, working_size
 from .project import Point
 from .stills import upright_gray
@@ -37,7 +38,7 @@ VIEW_WIDTH = 960  # px: the widest frame the editor is sent
 SUGGESTIONS = 8
 MODE_RADIUS = 15.0  # Lab units: suggestions at least this far apart
 MIN_SHARE = 1e-3  # a bin this much less likely than the likeliest is no suggestion
-SAID_CACHE = 4  # pointed frames whose points' say is kept
+SAID_CACHE = 64  # pointed frames whose points' say is kept (a network pass each)
 
 
 @dataclass(frozen=True)
@@ -134,8 +135,8 @@ class ShotPoints:
     """A user's points on another frame of a frame's shot: the points a render carries to it (keyframes.governing)."""
 
     time: float  # seconds: their frame's
-    gray: np.ndarray  # (H, W) uint8, upright: their frame
     points: tuple[Point, ...]
+    gray: Callable[[], np.ndarray]  # -> their frame, (H, W) uint8 upright: read only where what they say is not kept
 
 
 @dataclass
@@ -143,6 +144,7 @@ class Coloured:
     rgb: np.ndarray  # (H, W, 3) float32 sRGB in [0, 1] at the view size
     uncertainty: np.ndarray  # (H, W) float32 in [0, 1]: 1 - the network's confidence
     gray: np.ndarray  # (H, W) uint8 at the view size
+    points_from: float | None = None  # seconds: the other frame whose points moved its guess, if one did
 
 
 class FrameColourer:
@@ -159,7 +161,7 @@ class FrameColourer:
         """What `shot`'s points say about the network's guess on their frame, remembered for the next frames."""
         key = (round(shot.time, 4), shot.points)
         if key not in self._said:
-            small = self.small(shot.gray)
+            small = self.small(shot.gray())
             self._said[key] = points_said(shot.points, small, self.lut, self.colorizer.guess)
             while len(self._said) > SAID_CACHE:
                 self._said.popitem(last=False)
@@ -182,19 +184,33 @@ class FrameColourer:
         rel = np.maximum(guide.weight, has.astype(np.float32))
         return small, feedback_input(self.lut[small], ab, rel), guide
 
-    def colour(self, gray: np.ndarray, key: KeyframeSpec | None = None, shot: ShotPoints | None = None) -> Coloured:
+    def colour(
+        self,
+        gray: np.ndarray,
+        key: KeyframeSpec | None = None,
+        shot: ShotPoints | None = None,
+        lenders: Sequence[ShotPoints] = (),
+    ) -> Coloured:
         """gray (H, W) uint8, upright -> the frame at the view size, coloured by the colouring core as a
         render colours a frame that is this keyframe (a user's points, or a frame coloured by hand), with no
         frames around it. Without one, `shot`'s points (on another frame of its shot) move its guess, by the
-        share a render gives them."""
+        share a render gives them; without those, the points of `lenders` (other shots', with
+        --points-across-shots) as keyframes.across_shots picks them."""
         small = self.small(gray)
         keys = (replace(key, time=0.0),) if key is not None else ()
         options = ColorizeOptions(work_size=self.work_size, keyframes=keys)
         ((ab, unc),) = colour_frames(self.colorizer, options, [(0.0, gray)], window=lambda start, key: [(0.0, small)])
+        points_from = None
         if key is None and shot is not None:
             said = self.said(shot)
             if said is not None:
-                ab = with_moved(ab, *moved_guess(said, small, self.lut, self.colorizer.guess))
+                ab, points_from = with_moved(ab, *moved_guess(said, small, self.lut, self.colorizer.guess)), shot.time
+        elif key is None and lenders:
+            said = [self.said(lender) for lender in lenders]
+            pointed = [i for i, s in enumerate(said) if s is not None]
+            moved, share, best = across_shots([said[i] for i in pointed], small, self.lut, self.colorizer.guess)
+            if moved is not None:
+                ab, points_from = with_moved(ab, moved, share), lenders[pointed[best]].time
         h, w = view_size(gray.shape)
         view = cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA)
         ab = cv2.resize(ab, (w, h), interpolation=cv2.INTER_LINEAR)
@@ -202,7 +218,7 @@ class FrameColourer:
             exact = painted_full(key, h, w)
             ab = exact.weight[..., None] * exact.ab + (1 - exact.weight[..., None]) * ab
         unc = cv2.resize(unc, (w, h), interpolation=cv2.INTER_LINEAR)
-        return Coloured(lab_planes_to_rgb(self.lut[view], ab), np.clip(unc, 0, 1), view)
+        return Coloured(lab_planes_to_rgb(self.lut[view], ab), np.clip(unc, 0, 1), view, points_from)
 
     def suggest(self, gray: np.ndarray, x: float, y: float, points: tuple[Point, ...] = ()) -> list[str]:
         """Up to SUGGESTIONS colours for the pixel at (x, y) (fractions of the frame): the modes of the

@@ -58,8 +58,10 @@ class Editor:
         output: Path,
         model: Path | None = None,
         engine: str = "auto",
+        points_across_shots: bool = False,
     ):
         self.film = Film(film)
+        self.across = points_across_shots  # vidcolor --points-across-shots, in the view, the play and the render
         self.film_path, self.project_path, self.output = film, project_path, output
         self.project = load_project(project_path)  # a corrupt one stops here, before anything is served
         self.colourer, self.model = colourer, model  # the weights a played shot and a render use (None: shipped)
@@ -89,8 +91,15 @@ class Editor:
         key = governing(specs, frame_t, self.film.shot(frame_t), ColorizeOptions.keyframe_reach)
         if key is None or key.image is not None or abs(key.time - frame_t) < 5e-4:
             return None
-        key_t, gray = self.film.gray(key.time)
-        return ShotPoints(key_t, gray, key.points)
+        return self._points(key.time, key.points)
+
+    def lenders(self) -> list[ShotPoints]:
+        """With --points-across-shots, every frame with points, for the frames that take none from their own
+        shot; else none."""
+        return [self._points(s, points) for s, points in self.project.frames().items()] if self.across else []
+
+    def _points(self, t: float, points: tuple) -> ShotPoints:
+        return ShotPoints(self.film.frame_time(t), points, lambda: self.film.gray(t)[1])
 
     def put_project(self, project: Project) -> None:
         save_project(self.project_path, project)
@@ -99,7 +108,19 @@ class Editor:
     def render_command(self) -> list[str]:
         model = ["--model", str(self.model)] if self.model is not None else []
         engine = ["--engine", self.engine] if self.engine != "auto" else []
-        return ["vidcolor", str(self.film_path), "--hints", str(self.project_path), "-o", str(self.output), "-y", *model, *engine]
+        across = ["--points-across-shots"] if self.across else []
+        return [
+            "vidcolor",
+            str(self.film_path),
+            "--hints",
+            str(self.project_path),
+            "-o",
+            str(self.output),
+            "-y",
+            *model,
+            *engine,
+            *across,
+        ]
 
     def start_render(self) -> None:
         if self.render is not None and self.render.poll() is None:
@@ -136,9 +157,21 @@ class Editor:
         """The shot around t coloured as a render colours it (its points and keyframes carried through it),
         at a reduced working size: {"fps", "start", "frames": [base64 JPEG, ...]} at most PLAY_WIDTH wide."""
         start, end = self.film.shot(t)
-        specs = [k for k in project_keyframes(self.project, self.project_path.parent) if start - 5e-4 <= k.time < end]
+        # With --points-across-shots the points of other shots lend their correction here too.
+        specs = [
+            k
+            for k in project_keyframes(self.project, self.project_path.parent)
+            if start - 5e-4 <= k.time < end or (self.across and k.points)
+        ]
         options = ColorizeOptions(
-            start=start, end=end, work_size=work_size, keyframes=tuple(specs), segment=0, model=self.model, engine=self.engine
+            start=start,
+            end=end,
+            work_size=work_size,
+            keyframes=tuple(specs),
+            points_across_shots=self.across and any(k.points for k in specs),
+            segment=0,
+            model=self.model,
+            engine=self.engine,
         )
         with tempfile.TemporaryDirectory() as tmp, self.lock:
             out = Path(tmp) / "shot.mkv"
@@ -186,11 +219,12 @@ def make_app(editor: Editor, token: str, port: int) -> ASGIApp:
         if view == "gray":
             h, w = view_size(gray.shape)
             return _jpeg(encode_jpeg(cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA)))
-        shot = editor.shot_points(t)
+        key, shot = editor.key_at(t), editor.shot_points(t)
+        lenders = editor.lenders() if key is None and shot is None else []
         with editor.lock:
-            coloured = editor.colourer.colour(gray, editor.key_at(t), shot)
+            coloured = editor.colourer.colour(gray, key, shot, lenders)
         # Which frame's points colour this one too, for the page to say so.
-        carried = {"X-Vidcolor-Points-From": f"{shot.time:.4f}"} if shot is not None else {}
+        carried = {"X-Vidcolor-Points-From": f"{coloured.points_from:.4f}"} if coloured.points_from is not None else {}
         if view == "uncertainty":
             return _jpeg(encode_jpeg(heat_map(coloured.uncertainty)), carried)
         if view == "split":  # gray on the left half, colour on the right
@@ -340,7 +374,15 @@ def running(editor: Editor, token: str) -> Iterator[str]:
 
 
 def serve(
-    film: Path, project: Path, output: Path, port: int, browser: bool, model: Path | None, device: str, engine: str = "auto"
+    film: Path,
+    project: Path,
+    output: Path,
+    port: int,
+    browser: bool,
+    model: Path | None,
+    device: str,
+    engine: str = "auto",
+    points_across_shots: bool = False,
 ) -> None:
     """Run the editor until Ctrl-C: on 127.0.0.1 (port 0: a free one), printing the page's address."""
     import secrets
@@ -350,7 +392,8 @@ def serve(
 
     from .inference import Colorizer
 
-    editor = Editor(film, project, FrameColourer(Colorizer.load(model, device, engine=engine)), output, model, engine)
+    colourer = FrameColourer(Colorizer.load(model, device, engine=engine))
+    editor = Editor(film, project, colourer, output, model, engine, points_across_shots)
     token = secrets.token_urlsafe(24)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
