@@ -5,7 +5,8 @@ A frame with points is coloured as a render colours a keyframe's own frame (keyf
 points, spread over their regions, are the network's hint, and their patches show their colour exactly; a
 frame coloured by hand shows as painted. The
 other frames of their shot show the network's colours with the guess the points move there
-(keyframes.moved_guess), as a render shows them less what the motion carries from frame to frame.
+(keyframes.moved_guess), as a render shows them less what the motion carries from frame to frame; with
+--points-across-shots, a shot without points shows the same from the pointed frame it shows most.
 """
 
 from __future__ import annotations
@@ -153,8 +154,8 @@ class FrameColourer:
     def __init__(self, colorizer: Colorizer, work_size: int = 256):
         self.colorizer, self.work_size = colorizer, work_size
         self.lut = gray_to_lightness_lut()
-        # What the points of the last few pointed frames said (keyframes.points_said): a network pass each,
-        # saved for the scrub through their shot. Keyed by their frame's time and the points.
+        # What the points of pointed frames said (keyframes.points_said): a network pass each, kept for the
+        # scrub through their shot and, with --points-across-shots, every frame. Keyed by time and points.
         self._said: OrderedDict[tuple[float, tuple[Point, ...]], Corrections | None] = OrderedDict()
 
     def said(self, shot: ShotPoints) -> Corrections | None:
