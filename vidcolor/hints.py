@@ -137,11 +137,16 @@ def found(features: np.ndarray, said: list[Corrections]) -> np.ndarray:
     FOUND_CELLS likest cells, from FOUND_FROM (0) to FOUND_AT (1), averaged over the frame's points. 1 on their
     own frame. Unlike move_guess's likeness it does not weigh the rest of their own frame, which for one
     click on a small thing says nothing and made any frame look alike."""
+    return _found(_unit(features), said)
+
+
+def _found(unit: np.ndarray, said: list[Corrections]) -> np.ndarray:
+    """found(), from the frame's features as _unit gives them."""
     if not said:
         return np.zeros(0)
     # All frames' points in one pass over the cells, in float32: half the time of float64 at 50 frames' points.
     points = np.concatenate([s.features for s in said], 1).astype(np.float32)
-    cos = np.einsum("cn,cp->np", points, _unit(features).reshape(len(features), -1).astype(np.float32))
+    cos = np.einsum("cn,cp->np", points, unit.reshape(len(unit), -1).astype(np.float32))
     k = min(FOUND_CELLS, cos.shape[1])
     best = np.partition(cos, -k, axis=1)[:, -k:].mean(1)
     score = np.clip((best - FOUND_FROM) / (FOUND_AT - FOUND_FROM), 0.0, 1.0)
@@ -175,7 +180,27 @@ def move_guess(guess: np.ndarray, features: np.ndarray, points: Corrections | No
     (paler, tinted, warmer in the light) move every cell they resemble."""
     if points is None:
         return guess.astype(np.float32, copy=True), 1.0
-    features = _unit(features)
+    return _move(guess, _unit(features), points, L)
+
+
+def move_likest(
+    guess: np.ndarray, features: np.ndarray, said: list[Corrections], L: np.ndarray
+) -> tuple[np.ndarray | None, float, int]:
+    """A frame's guess, features and L (as for move_guess) and what the points of some frames said -> the
+    guess moved by the frame's points that are most `found` here, how far to show it (found x the move's
+    likeness: either alone let through the colours of alike scenes that had others), and which frame's
+    those are; (None, 0, -1) where no frame's points are found."""
+    unit = _unit(features)  # once, for the finding and the move
+    finds = _found(unit, said)
+    best = int(np.argmax(finds)) if len(finds) else -1
+    if best < 0 or finds[best] <= 0:
+        return None, 0.0, -1
+    moved, likeness = _move(guess, unit, said[best], L)
+    return moved, float(finds[best]) * likeness, best
+
+
+def _move(guess: np.ndarray, features: np.ndarray, points: Corrections, L: np.ndarray) -> tuple[np.ndarray, float]:
+    """move_guess, from the frame's features as _unit gives them."""
     h, w = features.shape[1:]
     inputs = _map_inputs(guess, L)
     src, dst = points.src, points.dst

@@ -102,6 +102,13 @@ def check_keyframes(
         )
 
 
+def for_range(specs: list[KeyframeSpec], start: float | None, end: float | None, across: bool) -> list[KeyframeSpec]:
+    """A project's keyframes for a render of [start, end) (seconds; None: the film's own ends): those inside
+    it, and with across (--points-across-shots) the points outside it, which lend their correction there."""
+    inside, outside = in_range(specs, start, end)
+    return inside + [k for k in outside if across and k.points]
+
+
 def in_range(specs: list[KeyframeSpec], start: float | None, end: float | None) -> tuple[list[KeyframeSpec], list[KeyframeSpec]]:
     """Keyframes (file seconds) -> those inside [start, end) (None: the file's own end), and the others."""
     inside = [k for k in specs if (start is None or k.time >= start - EPS) and (end is None or k.time < end)]
@@ -200,20 +207,14 @@ def across_shots(
 ) -> tuple[np.ndarray | None, float, int]:
     """A frame of a shot without points (its upright working-size gray (h, w) uint8) and what the film's
     pointed frames said (points_said, one each) -> the network's guess there moved by the points of the
-    pointed frame whose points are most found in it (hints.found), the share of it the frame shows, and
-    which pointed frame that is: (h, w, 2) float32, MOVED_SHARE x found x the move's likeness (either alone
-    let through colours of alike scenes that had others); (None, 0, -1) where no points are found."""
-    from .hints import found, move_guess
+    pointed frame whose points are most found in it, the share of it the frame shows (MOVED_SHARE x
+    hints.move_likest's), and which pointed frame that is: (h, w, 2) float32; (None, 0, -1) where none is."""
+    from .hints import move_likest
 
     if not said:
         return None, 0.0, -1
-    ab, features = guess(gray_input(gray))
-    finds = found(features, said)
-    best = int(np.argmax(finds))
-    if finds[best] <= 0:
-        return None, 0.0, -1
-    moved, likeness = move_guess(ab, features, said[best], lut[gray])
-    return moved, MOVED_SHARE * float(finds[best]) * likeness, best
+    moved, share, best = move_likest(*guess(gray_input(gray)), said, lut[gray])
+    return moved, MOVED_SHARE * share, best
 
 
 def _image_lab(spec: KeyframeSpec, height: int, width: int) -> np.ndarray:
