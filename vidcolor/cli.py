@@ -427,20 +427,14 @@ def _keyframes(keyframe: list[str], hints: Path | None, start: float | None, end
     frames outside the range [start, end) (seconds, as -ss counts) are left out: a project covers the film,
     and a range is rendered with the points inside it, as the editor plays a shot; with across
     (--points-across-shots) its points outside the range stay, to lend their correction."""
-    from .keyframes import parse_keyframe, project_keyframes
+    from .keyframes import for_range, parse_keyframe, project_keyframes
     from .project import load_project
-    from .timecode import EPS
 
     keys = tuple(parse_keyframe(k) for k in keyframe)
     if hints is not None:
         if not hints.is_file():
             raise VidcolorError(f"--hints {hints}: not found. Check the project file's path (vidcolor edit writes it)")
-        inside = [
-            k
-            for k in project_keyframes(load_project(hints), hints.parent)
-            if (start or 0.0) - EPS <= k.time and (end is None or k.time < end) or (across and k.points)
-        ]
-        keys += tuple(inside)
+        keys += tuple(for_range(project_keyframes(load_project(hints), hints.parent), start, end, across))
     return keys
 
 

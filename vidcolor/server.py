@@ -34,7 +34,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .editing import Film, FrameColourer, ShotPoints, encode_jpeg, heat_map, view_size
 from .errors import VidcolorError
-from .keyframes import KeyframeSpec, governing, parse_keyframe, project_keyframes
+from .keyframes import KeyframeSpec, for_range, governing, parse_keyframe, project_keyframes
 from .options import ColorizeOptions
 from .pipeline import colorize_video
 from .project import MAX_BYTES, Project, ProjectError, load_project, parse, save_project
@@ -158,11 +158,7 @@ class Editor:
         at a reduced working size: {"fps", "start", "frames": [base64 JPEG, ...]} at most PLAY_WIDTH wide."""
         start, end = self.film.shot(t)
         # With --points-across-shots the points of other shots lend their correction here too.
-        specs = [
-            k
-            for k in project_keyframes(self.project, self.project_path.parent)
-            if start - 5e-4 <= k.time < end or (self.across and k.points)
-        ]
+        specs = for_range(project_keyframes(self.project, self.project_path.parent), start, end, self.across)
         options = ColorizeOptions(
             start=start,
             end=end,
