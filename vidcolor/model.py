@@ -282,6 +282,13 @@ class ColorNet(nn.Module):
         self.logits = nn.Conv2d(d[0], self.colors.num_bins, 1)
         self.regress = nn.Conv2d(d[0], 2, 1)
 
+    def padded(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> the same, its right and bottom edges replicated up to multiples of `multiple`; the
+        outputs then need cropping to ceil(H/4), ceil(W/4)."""
+        h, w = x.shape[-2:]
+        ph, pw = (-h) % self.multiple, (-w) % self.multiple
+        return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
+
     def encode(self, rgb: torch.Tensor) -> list[torch.Tensor]:
         """rgb (B, 3, H, W) in [0, 1] -> the encoder's maps (backbone.MobileNetV2.features)."""
         x = rgb * 2.0 - 1.0  # the encoder's ImageNet input scaling
@@ -365,11 +372,7 @@ class ColorNet(nn.Module):
         replication and crops the result.
         """
         h, w = rgb.shape[-2:]
-        m = self.multiple
-        ph, pw = (-h) % m, (-w) % m
-        if ph or pw:
-            rgb = F.pad(rgb, (0, pw, 0, ph), mode="replicate")
-        logits, reg, follow = self(rgb, trusted, body)
+        logits, reg, follow = self(self.padded(rgb), trusted, body)
         ab, conf = self.decode(logits, reg, follow, decode, match)
         oh, ow = math.ceil(h / 4), math.ceil(w / 4)
         return ab[..., :oh, :ow], conf[..., :oh, :ow], reg.float()[..., :oh, :ow]

@@ -62,9 +62,8 @@ class TorchNet:
     def guess(self, rgb: np.ndarray, decode: DecodeConfig, threads: int) -> tuple[np.ndarray, np.ndarray]:
         """inference.Colorizer.guess: rgb (H, W, 3) -> ab (H, W, 2), features (c, ceil(H/4), ceil(W/4))."""
         h, w = rgb.shape[:2]
-        m = self.model.multiple
         x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].to(self.device)
-        x = F.pad(x, (0, (-w) % m, 0, (-h) % m), mode="replicate").contiguous(memory_format=MEMORY_FORMAT).to(self.dtype)
+        x = self.model.padded(x).contiguous(memory_format=MEMORY_FORMAT).to(self.dtype)
         with autocast(self.device, self.dtype):
             logits, reg, feats = self.model.body(x)
             ab, _ = self.model.decode(*self.model.gate(logits, reg, feats, x), decode)
@@ -76,9 +75,8 @@ class TorchNet:
     def distribution(self, rgb: np.ndarray, decode: DecodeConfig, trusted: bool) -> np.ndarray:
         """inference.Colorizer.distribution: rgb (H, W, 3) -> (Q, H/4, W/4) float32."""
         h, w = rgb.shape[:2]
-        m = self.model.multiple
         x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].to(self.device)
-        x = F.pad(x, (0, (-w) % m, 0, (-h) % m), mode="replicate").contiguous(memory_format=MEMORY_FORMAT)
+        x = self.model.padded(x).contiguous(memory_format=MEMORY_FORMAT)
         with autocast(self.device, self.dtype):
             logits = self.model(x.to(self.dtype), trusted)[0][0, :, : h // 4, : w // 4].float()
         z = logits - (1.0 - decode.saturation) * torch.log(self.model.colors.class_weights)[:, None, None]

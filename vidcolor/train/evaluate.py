@@ -58,8 +58,7 @@ def run_network(
     autocast's (None: the device's, precision.compute_dtype). Pads to the network's multiple with edge
     replication and crops the result."""
     h, w = rgb_in.shape[-2:]
-    m = model.multiple
-    x = F.pad(rgb_in, (0, (-w) % m, 0, (-h) % m), mode="replicate")
+    x = model.padded(rgb_in)
     with torch.inference_mode(), autocast(rgb_in.device, dtype or compute_dtype(rgb_in.device)):
         out = model(x, trusted, body)
     return tuple(t[..., : h // 4, : w // 4].float() for t in out)
@@ -80,8 +79,7 @@ def decoder_features(
 ) -> torch.Tensor:
     """rgb_in (B, 3, H, W) -> the decoder's last features (B, c, ceil(H/4), ceil(W/4)) fp32 (ColorNet.body's)."""
     h, w = rgb_in.shape[-2:]
-    m = model.multiple
-    x = F.pad(rgb_in, (0, (-w) % m, 0, (-h) % m), mode="replicate")
+    x = model.padded(rgb_in)
     with torch.inference_mode(), autocast(rgb_in.device, dtype or compute_dtype(rgb_in.device)):
         feats = (body or model.body)(x)[2]
     return feats[..., : -(-h // 4), : -(-w // 4)].float()
