@@ -5,8 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
-from vidcolor.hints import corrections, found, move_guess, point_hint, spread_points
+from vidcolor.color import lab_planes_to_rgb
+from vidcolor.hints import SEEN, corrections, found, move_guess, point_hint, spread_points
+from vidcolor.model import ColorNet
+
+from .conftest import TINY
 
 
 def _two_regions(h=32, w=64):
@@ -44,6 +49,41 @@ def test_point_hint_keeps_the_size_and_the_points_mean_colour_on_sizes_not_multi
     assert out.shape == (2, 2, 30, 45)
     assert torch.allclose(out[0, :, 8, 12], torch.tensor([5.0, 25.0])) and (out[1] == 0).all()
     assert (out[0, :, 29, 0] == 0).all()  # 11 cells of path away: beyond half the longer side (6 cells)
+
+
+def test_a_gray_point_reaches_the_networks_gate_as_gray():
+    # A gray click's colour is (0, 0), as is "no hint": drawn as it is, the gate would never see it.
+    L = torch.full((1, 1, 64, 64), 50.0)
+    pts = torch.zeros(1, 2, 64, 64)
+    on = torch.zeros(1, 1, 64, 64, dtype=torch.bool)
+    on[..., 30:33, 30:33] = True
+    hint = point_hint(pts, L, on)
+    reached = hint.abs().sum(1) > 0
+    assert reached.float().mean() > 0.5  # spread over its region, as a coloured point is
+    assert (hint.abs().sum(1)[reached] > SEEN).all()  # every pixel carries colour that the gate counts
+    assert F.avg_pool2d(hint, 4).abs().max() < 1e-5  # and each cell it reads is the point's gray
+    assert (point_hint(pts, L) == 0).all()  # told nothing of where the points lie, colour 0 is no point
+
+    torch.manual_seed(0)
+    net = ColorNet(TINY).eval()
+    rgb = lambda ab: torch.from_numpy(lab_planes_to_rgb(L[0, 0].numpy(), ab[0].permute(1, 2, 0).numpy())).permute(2, 0, 1)[None]  # noqa: E731
+    with torch.no_grad():
+        follow = net(rgb(hint), trusted=True)[2]
+        unseen = net(rgb(torch.zeros_like(hint)), trusted=True)[2]
+    assert (unseen == 0).all() and (follow[0, 0][reached[0, ::4, ::4]] > 0).all()
+
+
+def test_a_faint_point_keeps_its_colour_in_the_cells_the_gate_reads():
+    L = torch.full((1, 1, 32, 32), 70.0)
+    pts = torch.zeros(1, 2, 32, 32)
+    pts[0, :, 14:17, 14:17] = torch.tensor([0.5, -1.0])[:, None, None]  # |a| + |b| under SEEN
+    hint = point_hint(pts, L)
+    reached = hint.abs().sum(1) > 0
+    assert reached.float().mean() > 0.3 and (hint.abs().sum(1)[reached] > SEEN).all()
+    cells = F.avg_pool2d(hint, 4)[0].permute(1, 2, 0)[F.avg_pool2d(reached.float(), 4)[0] == 1]  # (n, 2)
+    assert len(cells) and torch.allclose(cells, torch.tensor([0.5, -1.0]), atol=1e-5)
+    strong = point_hint(pts * 10, L)  # a point the gate sees already keeps its colour as it is
+    assert torch.equal(strong[:, :, reached[0]], torch.tensor([5.0, -10.0])[None, :, None].expand(1, 2, int(reached.sum())))
 
 
 def _features(h, w, left, right):

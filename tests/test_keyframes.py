@@ -13,6 +13,7 @@ from vidcolor.cli import app
 from vidcolor.color import gray_to_lightness_lut, lab_planes_to_rgb
 from vidcolor.errors import VidcolorError
 from vidcolor.flow import Tracker
+from vidcolor.hints import SEEN
 from vidcolor.keyframes import (
     Keyframes,
     KeyframeSpec,
@@ -23,6 +24,7 @@ from vidcolor.keyframes import (
     moved_guess,
     painted_guide,
     parse_keyframe,
+    points_guide,
     points_said,
     project_keyframes,
 )
@@ -262,6 +264,16 @@ def test_points_colour_their_patch_exactly_and_steer_the_shot_both_ways_up_to_th
     reddish = [float((o[..., 0] > a_red / 2).mean()) for o in keyed]
     assert all(r > 0.1 for r in reddish[:10]) and max(float((o[..., 0] > a_red / 2).mean()) for o in plain) == 0
     assert all(np.array_equal(p, k) for p, k in zip(plain[10:], keyed[10:], strict=True))  # the next shot: untouched
+
+
+def test_a_gray_point_is_the_networks_hint_over_its_region():
+    # "#808080" is (a, b) = (0, 0), as the rest of a gray frame is: a point there once reached no network.
+    g = gray(5, 0)
+    guide = points_guide((Point(t=0.5, x=0.5, y=0.5, colour="#808080", size=0.05),), g, LUT)
+    seen = np.abs(guide.hint).sum(-1) > SEEN
+    assert seen.mean() > 0.05 and seen[g.shape[0] // 2, g.shape[1] // 2]  # its region, beyond its own patch
+    cells = cv2.resize(guide.hint, (g.shape[1] // 4, g.shape[0] // 4), interpolation=cv2.INTER_AREA)
+    assert np.abs(cells[cv2.resize(seen.astype(np.float32), cells.shape[1::-1], interpolation=cv2.INTER_AREA) == 1]).max() < 1e-4
 
 
 def blind(rgb: np.ndarray, trusted: bool = False) -> tuple[np.ndarray, np.ndarray]:

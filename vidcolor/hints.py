@@ -37,17 +37,31 @@ PRIOR = 0.1
 FOUND_CELLS = 4
 FOUND_FROM, FOUND_AT = 0.85, 0.95
 LIGHTNESS = 0.2  # the map also reads the lightness, as (L - 50) x this: the guess errs apart in shadow and light
+# The network's gate sees a hint only where |a| + |b| > SEEN (model.HintGate, int8's gate), so a gray input and
+# a gray hint are one input. A nearly neutral point's colour is drawn as a checkerboard of +-FAINT x (1, 1)
+# around it: every pixel then carries colour, and each 4x4 cell's mean, which the gate reads, is the point's.
+SEEN = 2.0
+FAINT = 2.5
 
 
-def point_hint(points: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
-    """points (B, 2, H, W) Lab units, 0 outside the points; L (B, 1, H, W) -> the network's hint (B, 2, H, W):
-    the points spread over cells of CELL px (spread_points), each cell in its points' mean colour."""
+def point_hint(points: torch.Tensor, L: torch.Tensor, on: torch.Tensor | None = None) -> torch.Tensor:
+    """points (B, 2, H, W) Lab units, 0 outside the points; L (B, 1, H, W); on (B, 1, H, W) bool, where the
+    points lie (None: where their colour is not 0, which a gray point's is) -> the network's hint
+    (B, 2, H, W), 0 where it has none: the points spread over cells of CELL px (spread_points), each cell in
+    its points' mean colour, a nearly neutral one drawn so that the network sees it (SEEN)."""
     h, w = L.shape[-2:]
     pad = (0, (-w) % CELL, 0, (-h) % CELL)
-    marked = F.avg_pool2d(F.pad((points.abs().sum(1, keepdim=True) > 0).float(), pad), CELL)
+    on = points.abs().sum(1, keepdim=True) > 0 if on is None else on
+    marked = F.avg_pool2d(F.pad(on.float(), pad), CELL)
     cells = F.avg_pool2d(F.pad(points.float(), pad), CELL) / marked.clamp_min(1e-6)
-    spread = spread_points(cells, F.avg_pool2d(F.pad(L.float(), pad, mode="replicate"), CELL))
-    return F.interpolate(spread, scale_factor=CELL, mode="nearest")[..., :h, :w]
+    spread, reached = _spread(cells, marked > 0, F.avg_pool2d(F.pad(L.float(), pad, mode="replicate"), CELL))
+    spread = F.interpolate(spread, scale_factor=CELL, mode="nearest")[..., :h, :w]
+    reached = F.interpolate(reached.float(), scale_factor=CELL, mode="nearest")[..., :h, :w] > 0
+    spread = torch.where(reached, spread, torch.zeros_like(spread))
+    faint = reached & (spread.abs().sum(1, keepdim=True) <= SEEN)
+    ys, xs = torch.arange(h)[:, None], torch.arange(w)[None]
+    checker = (((ys + xs) % 2) * 2 - 1).to(spread.dtype)  # (H, W): -1, +1, ...
+    return torch.where(faint, spread + FAINT * checker, spread)
 
 
 def spread_points(
@@ -55,9 +69,17 @@ def spread_points(
 ) -> torch.Tensor:
     """ab (B, 2, H, W) Lab units, 0 outside the points; L (B, 1, H, W) Lab lightness -> (B, 2, H, W): each
     pixel within reach x max(H, W) of a point (by path cost) in the colour of the nearest one, 0 beyond."""
-    seeds = ab.abs().sum(1, keepdim=True) > 0
+    spread, reached = _spread(ab, ab.abs().sum(1, keepdim=True) > 0, L, reach, edge, rounds)
+    return torch.where(reached, spread, torch.zeros_like(spread))
+
+
+def _spread(
+    ab: torch.Tensor, seeds: torch.Tensor, L: torch.Tensor, reach: float = REACH, edge: float = EDGE, rounds: int = ROUNDS
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """spread_points from the points at `seeds` (B, 1, H, W) bool, whatever their colour -> each pixel in the
+    colour of the nearest point, and whether that one is within reach (B, 1, H, W) bool."""
     if not seeds.any():
-        return ab.clone()
+        return ab.float().clone(), seeds.clone()
     dist = torch.where(seeds, 0.0, torch.inf).float()
     ab = ab.float()
     L = L.float()
@@ -65,7 +87,7 @@ def spread_points(
         for dim in (3, 2):
             for flip in (False, True):
                 dist, ab = _sweep(dist, ab, L, dim, flip, edge)
-    return torch.where(dist <= reach * max(L.shape[-2:]), ab, torch.zeros_like(ab))
+    return ab, dist <= reach * max(L.shape[-2:])
 
 
 def _sweep(dist: torch.Tensor, ab: torch.Tensor, L: torch.Tensor, dim: int, flip: bool, edge: float):

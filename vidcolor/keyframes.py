@@ -167,7 +167,8 @@ def points_guide(points: tuple[Point, ...], gray: np.ndarray, lut: np.ndarray) -
     patches = _patches(points, *gray.shape)
     ab = torch.from_numpy(patches.ab).permute(2, 0, 1)[None]
     L = torch.from_numpy(lut[gray].astype(np.float32))[None, None]
-    spread = point_hint(ab, L)[0].permute(1, 2, 0).numpy()
+    on = torch.from_numpy(patches.weight > 0)[None, None]  # a gray point's colour is 0 too
+    spread = point_hint(ab, L, on)[0].permute(1, 2, 0).numpy()
     return Guide(patches.ab, patches.weight, np.ascontiguousarray(spread, dtype=np.float32))
 
 
