@@ -7,6 +7,7 @@ Runs the benchmarks below one after another (pause anything else running: they t
 output verbatim, each under the command that reproduces it:
 - quality.py: held-out photos, with 5 and 20 points of the truth (`--quick`: 160 of them);
 - points.py: 10 points on one frame of each clip's longest shot, over that shot (`--quick`: the development clips);
+- gray_clicks.py: gray clicks where the network invented colour on the nearly neutral held-out photos;
 - across.py: points on one scene, on its later frames and on other scenes, with --points-across-shots (the same);
 - speed.py: end-to-end fps beside a plain transcode (`--quick`: 120 frames);
 - memory.py: peak memory of a whole run on each engine, beside a plain transcode's;
@@ -63,6 +64,7 @@ def main() -> None:
                 *(sorted(str(DEV_CLIPS / p.name) for p in (ROOT / DEV_CLIPS).glob("*.mp4")) if args.quick else []),
             ],
         ),
+        ("Gray clicks on nearly neutral photos", ["benchmarks/gray_clicks.py", *model]),
         (
             "Points across shots",
             [
