@@ -97,10 +97,17 @@ def test_click_a_point_give_it_a_colour_undo_and_find_it_after_a_reload(served):
         shown(2)
         assert hue_gap(pixels_at(page, x, y), "#2060d0") < 10  # the point took the hue
         assert editor.project.points[0].colour == "#2060d0"
-        page.evaluate("() => document.activeElement.blur()")  # out of the hex field: the page's keys again
-        page.keyboard.press("Control+z")
+        page.click("#gray")  # no colour: the selected point takes the network's colour off
         shown(3)
-        assert hue_gap(pixels_at(page, x, y), "#2060d0") > 60  # undone: back to the colour it was placed with
+        assert editor.project.points[0].colour == "#808080"
+        assert float(np.hypot(*pixels_at(page, x, y))) < 4
+        page.evaluate("() => document.activeElement.blur()")  # out of the field: the page's keys again
+        page.keyboard.press("Control+z")
+        shown(4)
+        assert hue_gap(pixels_at(page, x, y), "#2060d0") < 10  # undone: blue again
+        page.keyboard.press("Control+z")
+        shown(5)
+        assert hue_gap(pixels_at(page, x, y), "#2060d0") > 60  # and back to the colour it was placed with
         page.reload()
         shown(0)
         assert page.locator("#marks .mark").count() == 1  # the point was saved, and is found again

@@ -262,6 +262,7 @@ function setup() {
     if (state.selected >= 0) edit((p) => { p.points[state.selected].size = state.size; });
   });
   $("hex").addEventListener("change", () => useColour($("hex").value.trim()));
+  $("gray").addEventListener("click", () => useColour("#808080"));
   $("plane").addEventListener("click", (e) => {
     const box = e.target.getBoundingClientRect();
     const a = ((e.clientX - box.left) / box.width) * 200 - 100, b = 100 - ((e.clientY - box.top) / box.height) * 200;
