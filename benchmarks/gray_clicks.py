@@ -29,6 +29,7 @@ from vidcolor.project import Point
 from vidcolor.train.data import cached, center_crops, list_images, split_images
 from vidcolor.train.evaluate import NEUTRAL
 from vidcolor.train.fit import TrainConfig
+from vidcolor.train.metrics import psnr
 
 SIZE = 256  # px: quality.py's centre crops
 APART = 24  # px between clicks
@@ -59,10 +60,6 @@ def to_rgb(L: torch.Tensor, ab: np.ndarray) -> torch.Tensor:
     return join_lab(L, torch.from_numpy(ab).permute(2, 0, 1)[None]).clamp(0, 1)
 
 
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float(10 * torch.log10(1.0 / ((a - b) ** 2).mean().clamp_min(1e-10)))
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=None)
@@ -89,7 +86,7 @@ def main() -> None:
         outs = [auto] + [render(col, gray, where[:n]) for n in args.clicks]
         rows.append(
             [chroma(lab[i, 1:].permute(1, 2, 0).numpy())]
-            + [v for ab in outs for v in (chroma(ab), psnr(to_rgb(L, ab), images[i : i + 1]))]
+            + [v for ab in outs for v in (chroma(ab), float(psnr(to_rgb(L, ab), images[i : i + 1])[0]))]
         )
         if args.sheet:
             shown = [images[i : i + 1]] + [to_rgb(L, ab) for ab in outs]
