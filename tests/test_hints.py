@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from vidcolor.color import lab_planes_to_rgb
-from vidcolor.hints import SEEN, corrections, found, move_guess, point_hint, spread_points
-from vidcolor.model import ColorNet
+from vidcolor.hints import corrections, found, move_guess, point_hint, spread_points
+from vidcolor.model import HINT_CHROMA, ColorNet
 
 from .conftest import TINY
 
@@ -60,7 +60,7 @@ def test_a_gray_point_reaches_the_networks_gate_as_gray():
     hint = point_hint(pts, L, on)
     reached = hint.abs().sum(1) > 0
     assert reached.float().mean() > 0.5  # spread over its region, as a coloured point is
-    assert (hint.abs().sum(1)[reached] > SEEN).all()  # every pixel carries colour that the gate counts
+    assert (hint.abs().sum(1)[reached] > HINT_CHROMA).all()  # every pixel carries colour that the gate counts
     assert F.avg_pool2d(hint, 4).abs().max() < 1e-5  # and each cell it reads is the point's gray
     assert (point_hint(pts, L) == 0).all()  # told nothing of where the points lie, colour 0 is no point
 
@@ -76,10 +76,10 @@ def test_a_gray_point_reaches_the_networks_gate_as_gray():
 def test_a_faint_point_keeps_its_colour_in_the_cells_the_gate_reads():
     L = torch.full((1, 1, 32, 32), 70.0)
     pts = torch.zeros(1, 2, 32, 32)
-    pts[0, :, 14:17, 14:17] = torch.tensor([0.5, -1.0])[:, None, None]  # |a| + |b| under SEEN
+    pts[0, :, 14:17, 14:17] = torch.tensor([0.5, -1.0])[:, None, None]  # |a| + |b| under HINT_CHROMA
     hint = point_hint(pts, L)
     reached = hint.abs().sum(1) > 0
-    assert reached.float().mean() > 0.3 and (hint.abs().sum(1)[reached] > SEEN).all()
+    assert reached.float().mean() > 0.3 and (hint.abs().sum(1)[reached] > HINT_CHROMA).all()
     cells = F.avg_pool2d(hint, 4)[0].permute(1, 2, 0)[F.avg_pool2d(reached.float(), 4)[0] == 1]  # (n, 2)
     assert len(cells) and torch.allclose(cells, torch.tensor([0.5, -1.0]), atol=1e-5)
     strong = point_hint(pts * 10, L)  # a point the gate sees already keeps its colour as it is

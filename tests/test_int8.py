@@ -137,7 +137,7 @@ def test_int8_heads_numpy_gate_and_decoding_give_the_torch_ones_outputs(tiny_int
 def test_int8_heads_constants_are_the_torch_networks():
     from vidcolor import int8, model
 
-    for name in ("FILL_SIGMA", "REACH", "FILL_LIGHTNESS", "FILL_RADIUS", "FILL_STEP"):
+    for name in ("FILL_SIGMA", "REACH", "FILL_LIGHTNESS", "FILL_RADIUS", "FILL_STEP", "HINT_CHROMA"):
         assert getattr(int8, name) == getattr(model, name), name
     assert (int8.GAIN, int8.FAR, int8.MULTIPLE) == (model.HintGate.GAIN, model.HintGate.FAR, model.ColorNet.multiple)
 

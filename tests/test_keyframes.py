@@ -13,7 +13,6 @@ from vidcolor.cli import app
 from vidcolor.color import gray_to_lightness_lut, lab_planes_to_rgb
 from vidcolor.errors import VidcolorError
 from vidcolor.flow import Tracker
-from vidcolor.hints import SEEN
 from vidcolor.keyframes import (
     Keyframes,
     KeyframeSpec,
@@ -28,6 +27,7 @@ from vidcolor.keyframes import (
     points_said,
     project_keyframes,
 )
+from vidcolor.model import HINT_CHROMA
 from vidcolor.project import Point
 from vidcolor.project import parse as parse_project
 from vidcolor.stills import export_stills
@@ -270,7 +270,7 @@ def test_a_gray_point_is_the_networks_hint_over_its_region():
     # "#808080" is (a, b) = (0, 0), as the rest of a gray frame is: a point there once reached no network.
     g = gray(5, 0)
     guide = points_guide((Point(t=0.5, x=0.5, y=0.5, colour="#808080", size=0.05),), g, LUT)
-    seen = np.abs(guide.hint).sum(-1) > SEEN
+    seen = np.abs(guide.hint).sum(-1) > HINT_CHROMA
     assert seen.mean() > 0.05 and seen[g.shape[0] // 2, g.shape[1] // 2]  # its region, beyond its own patch
     cells = cv2.resize(guide.hint, (g.shape[1] // 4, g.shape[0] // 4), interpolation=cv2.INTER_AREA)
     assert np.abs(cells[cv2.resize(seen.astype(np.float32), cells.shape[1::-1], interpolation=cv2.INTER_AREA) == 1]).max() < 1e-4

@@ -24,6 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .model import HINT_CHROMA
+
 CELL = 4  # px: the points are spread over cells of the network's output stride (finer gained nothing)
 EDGE = 2.0  # a step across an edge of 10 Lab units of lightness costs as much as 20 px of flat ground
 REACH = 0.5  # how far a point's colour goes, as a share of the image's longer side (path cost, px units)
@@ -37,10 +39,9 @@ PRIOR = 0.1
 FOUND_CELLS = 4
 FOUND_FROM, FOUND_AT = 0.85, 0.95
 LIGHTNESS = 0.2  # the map also reads the lightness, as (L - 50) x this: the guess errs apart in shadow and light
-# The network's gate sees a hint only where |a| + |b| > SEEN (model.HintGate, int8's gate), so a gray input and
-# a gray hint are one input. A nearly neutral point's colour is drawn as a checkerboard of +-FAINT x (1, 1)
-# around it: every pixel then carries colour, and each 4x4 cell's mean, which the gate reads, is the point's.
-SEEN = 2.0
+# The network's gate sees a hint only where |a| + |b| > HINT_CHROMA, so a gray input and a gray hint are one
+# input. A nearly neutral point's colour is drawn as a checkerboard of +-FAINT x (1, 1) around it: every pixel
+# then carries colour, and each 4x4 cell's mean, which the gate reads, is the point's.
 FAINT = 2.5
 
 
@@ -48,7 +49,7 @@ def point_hint(points: torch.Tensor, L: torch.Tensor, on: torch.Tensor | None = 
     """points (B, 2, H, W) Lab units, 0 outside the points; L (B, 1, H, W); on (B, 1, H, W) bool, where the
     points lie (None: where their colour is not 0, which a gray point's is) -> the network's hint
     (B, 2, H, W), 0 where it has none: the points spread over cells of CELL px (spread_points), each cell in
-    its points' mean colour, a nearly neutral one drawn so that the network sees it (SEEN)."""
+    its points' mean colour, a nearly neutral one drawn so that the network sees it (HINT_CHROMA)."""
     h, w = L.shape[-2:]
     pad = (0, (-w) % CELL, 0, (-h) % CELL)
     on = points.abs().sum(1, keepdim=True) > 0 if on is None else on
@@ -58,7 +59,7 @@ def point_hint(points: torch.Tensor, L: torch.Tensor, on: torch.Tensor | None = 
     spread = F.interpolate(spread, scale_factor=CELL, mode="nearest")[..., :h, :w]
     reached = F.interpolate(reached.float(), scale_factor=CELL, mode="nearest")[..., :h, :w] > 0
     spread = torch.where(reached, spread, torch.zeros_like(spread))
-    faint = reached & (spread.abs().sum(1, keepdim=True) <= SEEN)
+    faint = reached & (spread.abs().sum(1, keepdim=True) <= HINT_CHROMA)
     ys, xs = torch.arange(h)[:, None], torch.arange(w)[None]
     checker = (((ys + xs) % 2) * 2 - 1).to(spread.dtype)  # (H, W): -1, +1, ...
     return torch.where(faint, spread + FAINT * checker, spread)

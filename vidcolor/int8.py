@@ -33,6 +33,7 @@ from .reference import Match
 # model.py's constants for the gate, the hole fill and the mixture (see there for why each is so).
 GAIN, FAR = 10.0, -50.0
 FILL_SIGMA, REACH, FILL_LIGHTNESS, FILL_RADIUS, FILL_STEP = 4.0, 0.05, 3.0, 12, 2
+HINT_CHROMA = 2.0  # model.HINT_CHROMA: where a pixel carries a hint
 MULTIPLE = 32  # ColorNet.multiple: input sides are padded to it
 
 
@@ -124,7 +125,7 @@ class Head:
         if not self.gated or not _carries_colour(rgb):
             return Scores(logits, False), reg, np.zeros_like(reg[:, :1])  # a gray input: both gates are 0
         lab = rgb_to_lab_np(rgb)
-        colored = _pool4((np.abs(lab[..., 1:]).sum(-1, keepdims=True) > 2.0).astype(np.float32))
+        colored = _pool4((np.abs(lab[..., 1:]).sum(-1, keepdims=True) > HINT_CHROMA).astype(np.float32))
         lab4 = _pool4(lab)
         hint, trust = (_first(t) for t in _spread(lab4[..., 1:], colored, lab4[..., :1]))
         x = np.concatenate((feats, _first(lab4[..., :1]) / 100.0, hint / 64.0, trust), 1).astype(np.float32)

@@ -156,7 +156,7 @@ class HintGate(nn.Module):
             # are 0, and the Lab and distances below would cost the forward pass about a fifth more.
             return logits, reg, torch.zeros_like(reg[:, :1], dtype=torch.float32)
         lab = rgb_to_lab(rgb)  # fp32 whatever autocast says: a hint's chroma may be a few Lab units
-        colored = F.avg_pool2d((lab[:, 1:].abs().sum(1, keepdim=True) > 2.0).float(), 4)  # (B, 1, h, w)
+        colored = F.avg_pool2d((lab[:, 1:].abs().sum(1, keepdim=True) > HINT_CHROMA).float(), 4)  # (B, 1, h, w)
         lab4 = F.avg_pool2d(lab, 4)  # (B, 3, h, w)
         hint, trust = spread(lab4[:, 1:], colored, lab4[:, :1])
         feats = torch.cat((x.float(), lab4[:, :1] / 100.0, hint / 64.0, trust), 1)
@@ -205,6 +205,8 @@ def _cells(t: torch.Tensor) -> torch.Tensor:
 # the colour around it weighs REACH of that Gaussian, else not at all, which beat trusting it by the weight
 # itself (docs/experiments.md).
 FILL_SIGMA = 4.0
+# A pixel of the input carries a hint where |a| + |b| exceeds this (Lab units): a gray hint is no hint.
+HINT_CHROMA = 2.0
 REACH = 0.05
 # The fill takes colour from cells of about the hole's own lightness (a joint bilateral filter, L-guided):
 # a hole on a white shirt takes the shirt's colour, not the lawn's beside it, and stays gray where no
